@@ -1,0 +1,153 @@
+r"""The klloss_v2 loss, two ways: the article's algorithm as published, and our corrected form.
+
+Symbols (see :mod:`klloss.glossary`): student logits :math:`s` (``input``), teacher logits
+:math:`z` (``logits_t`` for the margin, ``target`` for the soft target), labels :math:`y`,
+:math:`p=\mathrm{softmax}(z)`, :math:`q=\mathrm{softmax}(s)`, margin :math:`m_{ic}=z_{iy_i}-z_{ic}`,
+weight :math:`w_{ic}=m_{ic}/\beta+k` with offset :math:`k=8`, and
+
+.. math::
+    L = \frac{1}{N}\sum_i \sum_c w_{ic}\, p_{ic} (\log p_{ic} - \log q_{ic}).
+
+Walked through in ``notebooks/01-walkthrough.ipynb``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+
+ARTICLE_OFFSET = 8.0
+"""The constant :math:`k` the article adds to every weight."""
+
+
+def klloss_v2_published(logits_t, input, target, label, beta):
+    r"""The article's ``klloss_v2``, step for step, quirks included.
+
+    Arguments keep the article's names and order:
+
+    * ``logits_t`` -- teacher logits :math:`z`, shape (N, C), used only for the margin (detached);
+    * ``input`` -- student logits :math:`s`, shape (N, C);
+    * ``target`` -- teacher logits again, shape (N, C), turned into :math:`p` (NOT detached);
+    * ``label`` -- true classes :math:`y`, shape (N,);
+    * ``beta`` -- :math:`\beta`, divides the margin.
+
+    Kept on purpose, because this function exists to show exactly what the article computes:
+
+    * the margin is built in a Python loop, one sample at a time, after copying ``label`` to
+      the CPU (on a GPU that is one host synchronisation per sample);
+    * ``target`` is not detached, so gradient flows into whatever produced the teacher logits;
+    * nothing is checked: a label of -1 (or -100) silently indexes from the end of the row.
+
+    Use :func:`klloss_v2` for training. Walked through in ``notebooks/01-walkthrough.ipynb``;
+    its quirks are shown in ``notebooks/04-what-it-teaches.ipynb``.
+    """
+    # log q = log_softmax(s)
+    log_input = F.log_softmax(input, dim=1)
+    # log p = log_softmax(z)
+    log_target = F.log_softmax(target, dim=1)
+    # p = softmax(z); gradient still reaches `target`
+    target_prob = F.softmax(target, dim=1)
+    # per-class KL terms, p (log p - log q)
+    output = target_prob * (log_target - log_input)
+    # m_i = z_i[y_i] - z_i, one sample at a time, labels copied to the host
+    rows = [z_i[y_i] - z_i for y_i, z_i in zip(label.cpu(), logits_t.detach())]
+    margin = torch.cat(rows).reshape(-1, input.size(1))
+    # w = m / beta + 8
+    weight = margin / beta
+    weight = weight + ARTICLE_OFFSET
+    # L = (1/N) sum_{i,c} w p (log p - log q)
+    return (weight * output).sum() / input.shape[0]
+
+
+def margin(logits_t, label):
+    r"""Teacher margin to the label, :math:`m_{ic} = z_{iy_i} - z_{ic}`, shape (N, C).
+
+    Zero at the label; positive where the teacher ranks class c below the label.
+    Vectorized: one ``gather`` instead of the article's per-sample loop.
+    See ``notebooks/01-walkthrough.ipynb``.
+    """
+    # z_{i y_i}, shape (N, 1)
+    z_label = logits_t.gather(1, label.unsqueeze(1))
+    # m = z_y - z
+    return z_label - logits_t
+
+
+def weight(margin, beta, offset=ARTICLE_OFFSET):
+    r"""Per-class weight :math:`w = m / \beta + k`. See ``notebooks/03-beta-and-offset.ipynb``."""
+    return margin / beta + offset
+
+
+def _compute_dtype(x):
+    # half-precision logits are computed in float32, as autocast does for kl_div
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+
+
+def _per_sample(logits_t, input, target, label, beta, offset):
+    """Per-sample losses L_i (checked arguments), with gradient only into ``input``."""
+    dtype = _compute_dtype(input)
+    s = input.to(dtype)
+    z = target.detach().to(dtype)
+    z_margin = logits_t.detach().to(dtype)
+    # log q = log_softmax(s);  log p = log_softmax(z);  p = exp(log p)
+    log_q = F.log_softmax(s, dim=1)
+    log_p = F.log_softmax(z, dim=1)
+    p = log_p.exp()
+    # w = (z_y - z) / beta + k  -- a constant for autograd
+    w = weight(margin(z_margin, label), beta, offset)
+    # L_i = sum_c w_ic p_ic (log p_ic - log q_ic)
+    return (w * p * (log_p - log_q)).sum(dim=1)
+
+
+def klloss_v2(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET, reduction="batchmean"):
+    r"""Corrected, vectorized ``klloss_v2``: :math:`L=\frac1N\sum_{i,c} w_{ic}\,p_{ic}(\log p_{ic}-\log q_{ic})`.
+
+    Arguments (article's names and order):
+
+    * ``logits_t`` -- teacher logits :math:`z` for the margin, (N, C), float; detached;
+    * ``input`` -- student logits :math:`s`, (N, C), same dtype and device; the only
+      argument that receives gradient;
+    * ``target`` -- teacher logits for :math:`p=\mathrm{softmax}(z)`, (N, C); detached;
+    * ``label`` -- integer labels :math:`y`, (N,), each in [0, C), on the same device;
+    * ``beta`` -- :math:`\beta>0` (``inf`` allowed: then every weight equals ``offset``);
+    * ``offset`` -- :math:`k`, the article's 8.0;
+    * ``reduction`` -- ``"batchmean"`` (sum over everything / N, the article's choice),
+      ``"sum"``, or ``"none"`` (the N per-sample losses).
+
+    Same value as :func:`klloss_v2_published` and the same gradient w.r.t. ``input``, but no
+    Python loop over samples, no host copy, and no gradient into the teacher. float16 and
+    bfloat16 logits are computed in float32 and the result is float32. Bad arguments raise
+    ``TypeError`` or ``ValueError`` naming the argument.
+    See ``notebooks/01-walkthrough.ipynb``.
+    """
+    beta, offset, reduction = _checks.check_all(logits_t, input, target, label, beta, offset, reduction)
+    per_sample = _per_sample(logits_t, input, target, label, beta, offset)
+    if reduction == "none":
+        return per_sample
+    total = per_sample.sum()
+    if reduction == "sum":
+        return total
+    # batchmean: L = (1/N) sum_i L_i
+    return total / input.shape[0]
+
+
+class KLLossV2(nn.Module):
+    r"""``nn.Module`` around :func:`klloss_v2`; ``forward(logits_t, input, target, label)``.
+
+    ``beta``, ``offset`` and ``reduction`` are checked once, here. See
+    ``notebooks/01-walkthrough.ipynb``.
+    """
+
+    def __init__(self, beta, offset=ARTICLE_OFFSET, reduction="batchmean"):
+        super().__init__()
+        self.beta = _checks.check_beta(beta)
+        self.offset = _checks.check_offset(offset)
+        self.reduction = _checks.check_reduction(reduction)
+
+    def forward(self, logits_t, input, target, label):
+        return klloss_v2(
+            logits_t, input, target, label, self.beta, offset=self.offset, reduction=self.reduction
+        )
+
+    def extra_repr(self):
+        return f"beta={self.beta}, offset={self.offset}, reduction={self.reduction!r}"
