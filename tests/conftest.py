@@ -1,13 +1,8 @@
-"""Shared fixtures and hypothesis strategies for the klloss tests."""
-
-import math
+"""Shared fixtures and the hypothesis profile for the klloss tests."""
 
 import matplotlib
-import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 import klloss
 
@@ -22,54 +17,3 @@ settings.load_profile("klloss")
 @pytest.fixture
 def sample():
     return klloss.data.load_sample()
-
-
-@st.composite
-def batches(draw, max_n=6, max_c=8, max_abs=50.0):
-    """A random batch (logits_t, input, target, label, beta) as float64 NumPy arrays.
-
-    Logit scales run from tiny to |z| = 50; beta from 0.01 to 1e6, or inf. Some rows get a
-    teacher that beats the label by more than offset * beta, so weights turn negative.
-    """
-    n = draw(st.integers(1, max_n))
-    c = draw(st.integers(2, max_c))
-    scale = draw(st.sampled_from([1e-3, 1.0, 5.0, max_abs]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    teacher = np.clip(rng.normal(0.0, scale, size=(n, c)), -max_abs, max_abs)
-    student = np.clip(rng.normal(0.0, scale, size=(n, c)), -max_abs, max_abs)
-    label = rng.integers(0, c, size=n)
-    beta = draw(
-        st.one_of(
-            st.floats(0.01, 1e6),
-            st.just(math.inf),
-            st.sampled_from([0.01, 1.5, 1e6]),
-        )
-    )
-    if draw(st.booleans()):
-        # make the teacher wrong on row 0 by more than 8 * beta, where that stays in range
-        gap = 8.0 * beta + 1.0
-        if gap < max_abs:
-            wrong = (label[0] + 1) % c
-            teacher[0, wrong] = teacher[0, label[0]] + gap
-    same_teacher = draw(st.booleans())
-    target = teacher.copy() if same_teacher else np.clip(teacher + rng.normal(0, 0.5, (n, c)), -max_abs, max_abs)
-    return teacher, student, target, label, beta
-
-
-def as_tensors(batch, dtype=torch.float64, requires_grad=False):
-    logits_t, input, target, label, beta = batch
-    t = lambda x: torch.tensor(x, dtype=dtype)  # noqa: E731
-    s = t(input).requires_grad_(requires_grad)
-    return t(logits_t), s, t(target), torch.tensor(label, dtype=torch.long), beta
-
-
-def loss_scale(batch, offset=8.0):
-    """The scale rounding errors live on: sum_ic |w| p (|log p| + |log q|) / N (float64 oracle).
-
-    The loss is a sum of terms of both signs, each a difference log p - log q that may cancel,
-    so tolerances are relative to this, not to the (possibly tiny) total.
-    """
-    parts = klloss.oracle.intermediates(*batch, offset=offset)
-    size = np.abs(parts["weight"]) * parts["target_prob"] * (np.abs(parts["log_target"]) + np.abs(parts["log_input"]))
-    return float(size.sum() / size.shape[0])

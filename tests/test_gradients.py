@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import as_tensors, batches, loss_scale
+from helpers import as_tensors, batches, loss_scale
 from hypothesis import given, settings
 
 import klloss
