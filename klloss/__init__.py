@@ -3,7 +3,7 @@
 Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in :mod:`klloss.glossary`.
 """
 
-from . import data, glossary, oracle
+from . import data, errata, glossary, oracle, plotting
 from .loss import ARTICLE_OFFSET, KLLossV2, klloss_v2, klloss_v2_published, margin, weight
 from .trace import Trace, trace
 
@@ -12,11 +12,13 @@ __all__ = [
     "KLLossV2",
     "Trace",
     "data",
+    "errata",
     "glossary",
     "klloss_v2",
     "klloss_v2_published",
     "margin",
     "oracle",
+    "plotting",
     "trace",
     "weight",
 ]

@@ -292,3 +292,39 @@ def summary(frame=None):
         "loss correct": float(truth["loss"]),
         "factor off": float(printed["loss"].values / truth["loss"]),
     }
+
+
+def side_by_side(key, decimals=4):
+    """The printed tensor of step ``key`` (its text, exactly as printed) beside the correct one
+    (formatted to the same ``decimals``), as one DataFrame: columns printed / correct, then class."""
+    import pandas as pd
+
+    step = load_article_printed()[key]
+    text = np.array(step.text, dtype=object)
+    truth = np.asarray(correct_values()[key], dtype=float)
+    fmt = np.vectorize(lambda v: f"{v:.{decimals}f}", otypes=[object])
+    if text.ndim == 3:  # factor pairs, shown as "a * b"
+        join = np.vectorize(lambda a, b: f"{a} * {b}", otypes=[object])
+        text, truth = join(text[..., 0], text[..., 1]), join(fmt(truth[..., 0]), fmt(truth[..., 1]))
+    elif text.ndim == 0:
+        return pd.DataFrame({"printed": [str(text)], "correct": [fmt(truth)[()]]}, index=[key])
+    else:
+        truth = fmt(truth)
+    samples = [f"sample {i}" for i in range(len(text))]
+    classes = [f"class {j}" for j in range(text.shape[1])]
+    return pd.concat(
+        {"printed": pd.DataFrame(text, index=samples, columns=classes),
+         "correct": pd.DataFrame(truth, index=samples, columns=classes)},
+        axis=1,
+    )
+
+
+def source_line(function, needle):
+    """The first line of ``function``'s source that contains ``needle``, stripped: the notebooks
+    quote our own implementation's code to show what the algorithm really does."""
+    import inspect
+
+    for line in inspect.getsource(function).splitlines():
+        if needle in line:
+            return line.strip()
+    raise ValueError(f"needle {needle!r} not found in the source of {function.__name__}")

@@ -1,0 +1,42 @@
+"""Small plotting helpers the notebooks share: annotated heatmaps and saving to ``figures/``.
+
+matplotlib is imported lazily, so ``import klloss`` does not need it.
+"""
+
+from pathlib import Path
+
+FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
+
+
+def save(fig, name):
+    """Save ``fig`` as ``figures/<name>.png`` (no version or date metadata, so the file depends
+    only on what is drawn) and return the path, relative to the repository."""
+    FIGURES_DIR.mkdir(exist_ok=True)
+    path = FIGURES_DIR / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return path.relative_to(FIGURES_DIR.parent)
+
+
+def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0):
+    """Draw a samples x classes DataFrame as a heatmap with every value written in its cell.
+
+    With ``center`` set, the colour scale is symmetric around it (diverging colours).
+    """
+    import numpy as np
+
+    values = frame.to_numpy(dtype=float)
+    if center is None:
+        vmin, vmax = values.min(), values.max()
+    else:
+        span = max(abs(values.max() - center), abs(values.min() - center)) or 1.0
+        vmin, vmax = center - span, center + span
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], fontsize=8)
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in frame.index], fontsize=8)
+    ax.set_title(title, fontsize=10)
+    mid = (vmin + vmax) / 2
+    for (i, j), v in np.ndenumerate(values):
+        dark = abs(v - mid) > 0.35 * (vmax - vmin)
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
+    return image
