@@ -3,12 +3,13 @@
 Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in :mod:`klloss.glossary`.
 """
 
-from . import data, errata, glossary, oracle, plotting
+from . import analysis, data, errata, glossary, oracle, plotting
 from .loss import ARTICLE_OFFSET, KLLossV2, klloss_v2, klloss_v2_published, margin, weight
 from .trace import Trace, trace
 
 __all__ = [
     "ARTICLE_OFFSET",
+    "analysis",
     "KLLossV2",
     "Trace",
     "data",
