@@ -34,9 +34,9 @@ def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0):
     ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], fontsize=8)
     ax.set_yticks(range(values.shape[0]), [str(i) for i in frame.index], fontsize=8)
     ax.set_title(title, fontsize=10)
-    mid = (vmin + vmax) / 2
     for (i, j), v in np.ndenumerate(values):
-        dark = abs(v - mid) > 0.35 * (vmax - vmin)
+        red, green, blue, _ = image.cmap(image.norm(v))
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived brightness
         ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
-                color="white" if dark else "black")
+                color="black" if light else "white")
     return image
