@@ -8,7 +8,11 @@ READY := $(VENV)/.ready
 
 # Notebooks run with the environment pinned in tools/nbenv.py, both when refreshed
 # (tools/refresh.py) and when nbval re-runs them (notebooks/conftest.py).
-.PHONY: all setup test report refresh nb lab bench clean
+
+# MathJax for the offline site, pinned by tools/site/package-lock.json
+SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
+
+.PHONY: all setup browser test report refresh nb lab bench clean
 
 all: report
 
@@ -19,8 +23,19 @@ $(READY): pyproject.toml
 
 setup: $(READY)
 
+$(SITE_JS): tools/site/package-lock.json
+	npm ci --prefix tools/site --no-audit --no-fund
+	touch $@
+
+## browser: Debian's Chromium, for the test that opens the site as a reader would
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
 ## test: unit and property tests, then nbval on every notebook (all failures reported)
-test: $(READY)
+test: $(READY) $(SITE_JS) browser
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env -p no:cacheprovider
 
 ## refresh: re-execute every notebook in place from a clean kernel (deterministic)
@@ -31,9 +46,11 @@ refresh: $(READY)
 nb: $(READY)
 	$(PY) tools/refresh.py notebooks/$(NB)*.ipynb
 
-## report: execute every notebook, regenerate figures/, write the HTML site to build/site/
-report: $(READY)
+## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
+report: $(READY) $(SITE_JS)
 	$(PY) tools/refresh.py --out build/executed notebooks/*.ipynb
+	rm -rf build/site
+	$(PY) tools/build_site.py build/executed build/site
 
 ## lab: open JupyterLab on notebooks/ in the project's environment
 lab: $(READY)
