@@ -52,6 +52,10 @@ report: $(READY) $(SITE_JS)
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site
 
+## bench: forward + backward timings side by side; writes data/bench/ and figures/
+bench: $(READY)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
+
 ## lab: open JupyterLab on notebooks/ in the project's environment
 lab: $(READY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'

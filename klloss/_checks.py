@@ -91,7 +91,8 @@ def check_tensors(logits_t, input, target, label):
         raise ValueError(
             f"label must be on the same device as input ({input.device}), got {label.device}"
         )
-    low, high = int(label.min()), int(label.max())
+    bounds = torch.aminmax(label)  # one pass, one host copy
+    low, high = bounds.min.item(), bounds.max.item()
     if low < 0 or high >= c:
         raise ValueError(
             f"label values must lie in [0, C) = [0, {c}), got values from {low} to {high}"

@@ -83,8 +83,12 @@ def _compute_dtype(x):
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
-def _per_sample(logits_t, input, target, label, beta, offset):
-    """Per-sample losses L_i (checked arguments), with gradient only into ``input``."""
+def _per_sample_autograd(logits_t, input, target, label, beta, offset):
+    """Per-sample losses L_i written as plain tensor operations, differentiated by autograd.
+
+    The readable form of the loss; :class:`_PerSample` computes the same numbers faster and is
+    tested against it. Arguments already checked.
+    """
     dtype = _compute_dtype(input)
     s = input.to(dtype)
     z = target.detach().to(dtype)
@@ -97,6 +101,62 @@ def _per_sample(logits_t, input, target, label, beta, offset):
     w = weight(margin(z_margin, label), beta, offset)
     # L_i = sum_c w_ic p_ic (log p_ic - log q_ic)
     return (w * p * (log_p - log_q)).sum(dim=1)
+
+
+class _PerSample(torch.autograd.Function):
+    r"""Per-sample losses with the closed-form gradient (``notebooks/04-what-it-teaches.ipynb``):
+
+    .. math::
+        \frac{\partial L_i}{\partial s_{ij}} = q_{ij} W_i - w_{ij} p_{ij}, \qquad W_i = \sum_c w_{ic} p_{ic}.
+
+    Same numbers as :func:`_per_sample_autograd`, with fewer (N, C) temporaries: on the CPU each
+    fresh large tensor costs page faults, so the work is done in place where nothing else needs
+    the old values. ``benchmarks/bench_loss.py`` measures the gain.
+    """
+
+    @staticmethod
+    def forward(ctx, s, z, z_margin, label, beta, offset):
+        # log q = log_softmax(s);  p = softmax(z)
+        log_q = F.log_softmax(s, dim=1)
+        p = torch.softmax(z, dim=1)
+        # log p = (z - max z) - log sum_j e^(z_j - max z) = (z - max z) + log(max p): at the row's
+        # arg-max softmax is 1 / sum_j e^(z_j - max z), so no second pass of exponentials is needed
+        log_p = (z - z.amax(dim=1, keepdim=True)).add_(p.amax(dim=1, keepdim=True).log())
+        # w p = ((z_y - z) / beta + k) p, in the margin's buffer
+        wp = margin(z_margin, label).div_(beta).add_(offset).mul_(p)
+        del p
+        # L_i = sum_c w p (log p - log q), in log p's buffer
+        per_sample = log_p.sub_(log_q).mul_(wp).sum(dim=1)
+        # log sum_j e^(s_j) = max s - max log q, one number per row, so backward can rebuild q
+        lse_s = s.amax(dim=1, keepdim=True).sub_(log_q.amax(dim=1, keepdim=True))
+        # keep s, not q: s is alive anyway, and recomputing q from it in backward keeps the
+        # gradient itself differentiable (Hessian-vector products, gradient penalties)
+        ctx.save_for_backward(s, wp, lse_s)
+        return per_sample
+
+    @staticmethod
+    def backward(ctx, grad_per_sample):
+        s, wp, lse_s = ctx.saved_tensors
+        # W_i = sum_c w_ic p_ic
+        big_w = wp.sum(dim=1, keepdim=True)
+        g = grad_per_sample.unsqueeze(1)
+        if torch.is_grad_enabled():  # building a graph of the gradient: differentiable q, no in-place
+            return (torch.softmax(s, dim=1) * big_w - wp) * g, None, None, None, None, None
+        # q = softmax(s). Measured on the CPU (benchmarks/bench_loss.py): with few classes
+        # torch's row-wise softmax costs far more than one exponential pass from the saved
+        # log-sum-exp; with many classes the fused softmax kernel is the faster of the two
+        q = torch.softmax(s, dim=1) if s.shape[1] >= 64 else (s - lse_s).exp_()
+        # dL/ds = (q W - w p) g
+        return q.mul_(big_w).sub_(wp).mul_(g), None, None, None, None, None
+
+
+def _per_sample(logits_t, input, target, label, beta, offset):
+    """Per-sample losses L_i (checked arguments), with gradient only into ``input``."""
+    dtype = _compute_dtype(input)
+    s = input.to(dtype)
+    z = target.detach().to(dtype)
+    z_margin = logits_t.detach().to(dtype)
+    return _PerSample.apply(s, z, z_margin, label, beta, offset)
 
 
 def klloss_v2(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET, reduction="batchmean"):
