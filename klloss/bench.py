@@ -139,7 +139,8 @@ def environment(device="cpu"):
 
 
 def load_results(name="cpu"):
-    """Stored results ``data/bench/<name>.json``: {"environment": ..., "results": [...]}."""
+    """Stored results ``data/bench/<name>.json``: {"environment": ..., "results": [...]}.
+    Shown in ``notebooks/06-performance.ipynb``."""
     return json.loads((BENCH_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 

@@ -146,7 +146,8 @@ def _printed_arrays():
 
 
 def broken_invariants(key, values, halves, sample):
-    """Names of the invariants the printed tensor ``key`` breaks (printed numbers alone)."""
+    """Names of the invariants the printed tensor ``key`` breaks (printed numbers alone).
+    See ``notebooks/02-errata.ipynb``."""
     v, h = values, halves
     y, z, s, n = sample.label, sample.logits_t, sample.input, len(sample.label)
     checks = {
@@ -251,7 +252,8 @@ def repeats(values):
 def table():
     """One row per printed step: printed vs correct, and the invariants the printed numbers break.
 
-    Built from ``data/article_printed.json`` and the oracle, nothing typed in. Columns: step,
+    Built from ``data/article_printed.json`` and the oracle, nothing typed in (shown in
+    ``notebooks/02-errata.ipynb``). Columns: step,
     label (the article's), printed (count of numbers), right (count within the printed
     rounding), max_abs_error, broken (invariants), repeats (earlier steps printed identically).
     """
@@ -278,7 +280,8 @@ def table():
 
 
 def summary(frame=None):
-    """Totals over the errata table, and the printed and true final loss (a dict)."""
+    """Totals over the errata table, and the printed and true final loss (a dict).
+    See ``notebooks/02-errata.ipynb``."""
     frame = table() if frame is None else frame
     printed = load_article_printed()
     truth = correct_values()

@@ -177,7 +177,8 @@ def settings(alpha, temperature, betas):
 
 
 def run(data, teacher, seeds, betas, config=Config(), alphas=None):
-    """Train one student per (loss, alpha, seed); return a pandas DataFrame of test metrics."""
+    """Train one student per (loss, alpha, seed); return a pandas DataFrame of test metrics.
+    See ``notebooks/05-real-data.ipynb``."""
     import pandas as pd
 
     with torch.no_grad():

@@ -12,12 +12,15 @@ def test_readme_example_runs_as_shown():
     assert result.failed == 0
 
 
-def test_readme_glossary_is_the_package_glossary():
+def test_readme_generated_parts_are_current():
     import sys
 
     sys.path.insert(0, str(README.parent / "tools"))
-    import readme_glossary
+    import readme
 
     text = README.read_text(encoding="utf-8")
-    assert readme_glossary.PATTERN.search(text), "README lost its glossary markers"
-    assert readme_glossary.render(text) == text, "run `python tools/readme_glossary.py`"
+    assert readme.GLOSSARY.search(text) and readme.NOTEBOOKS.search(text), "README lost its markers"
+    assert readme.render(text) == text, "run `python tools/readme.py`"
+    stated = readme.times_in(text)
+    for name, _, _ in readme.notebook_rows():
+        assert stated.get(name, "not measured").endswith(" s"), f"no measured run time for {name}"

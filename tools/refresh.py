@@ -9,7 +9,9 @@ is run; all failures are reported, then the exit status is 1 if any failed.
 """
 
 import argparse
+import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbenv  # noqa: E402
 
+TIMES = Path(__file__).resolve().parents[1] / "build" / "notebook-times.json"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 TIMEOUT_S = 900
 
@@ -59,13 +62,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     nbenv.apply()
     failed = []
+    times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
     for name in args.notebooks:
         print(f"executing {name}", flush=True)
+        started = time.perf_counter()
         try:
             execute(name, args.out)
         except Exception:  # report every failing notebook before failing
             traceback.print_exc()
             failed.append(name)
+            continue
+        times[Path(name).name] = round(time.perf_counter() - started, 1)
+        print(f"  {times[Path(name).name]:.1f} s", flush=True)
+    # wall times, for the README's notebook list (tools/readme.py)
+    TIMES.parent.mkdir(exist_ok=True)
+    TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
     if failed:
         print("FAILED: " + ", ".join(failed), file=sys.stderr)
         return 1
