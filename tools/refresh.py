@@ -45,6 +45,9 @@ def execute(path, out_dir=None):
         timeout=TIMEOUT_S,
         kernel_name="python3",
         record_timing=False,
+        # one stdout output per cell however the kernel's buffer happened to flush (nbval
+        # compares coalesced streams too)
+        coalesce_streams=True,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
