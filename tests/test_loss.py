@@ -151,3 +151,24 @@ def test_trace_is_frozen(sample):
     tr = klloss.trace(**sample.tensors())
     with pytest.raises(Exception):
         tr.loss = torch.tensor(0.0)
+
+
+def test_oracle_is_independent_of_torch():
+    # the reference must not share code with what it checks: load oracle.py on its own
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    oracle = Path(klloss.oracle.__file__)
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('oracle', {str(oracle)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "value = module.klloss_v2([[2.5, 1.2]], [[2.0, 1.0]], [[2.5, 1.2]], [0], 1.5)\n"
+        "assert 'torch' not in sys.modules, 'oracle imported torch'\n"
+        "print(value)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == pytest.approx(
+        klloss.klloss_v2(torch.tensor([[2.5, 1.2]], dtype=torch.float64), torch.tensor([[2.0, 1.0]], dtype=torch.float64),
+                         torch.tensor([[2.5, 1.2]], dtype=torch.float64), torch.tensor([0]), 1.5).item(), rel=1e-12)
