@@ -15,6 +15,9 @@ settings.register_profile(
     deadline=None,
     # KLLOSS_EXAMPLES=5000 for a long search; the default keeps `make test` quick
     max_examples=int(os.environ.get("KLLOSS_EXAMPLES", "150")),
+    # CI draws the same examples every run, so a submission's result does not depend on luck;
+    # local runs keep exploring (and KLLOSS_EXAMPLES=5000 explores much further)
+    derandomize=os.environ.get("CI") == "true",
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("klloss")

@@ -59,3 +59,13 @@ def loss_scale(batch, offset=8.0):
     parts = klloss.oracle.intermediates(*batch, offset=offset)
     size = np.abs(parts["weight"]) * parts["target_prob"] * (1.0 + np.abs(parts["log_target"]) + np.abs(parts["log_input"]))
     return float(size.sum() / size.shape[0])
+
+
+def gradient_scale(batch):
+    """Per-row scale of rounding in d L / d s = (q W - w p) / N: the terms that cancel are of
+    size sum_j |w_j| p_j / N, each rounded relative to the logits' size. Shape (N, 1)."""
+    parts = klloss.oracle.intermediates(*batch)
+    n = parts["weight"].shape[0]
+    size = (np.abs(parts["weight"]) * parts["target_prob"]).sum(1, keepdims=True) / n
+    spread = 1 + np.abs(batch[1]).max() + np.abs(batch[2]).max()
+    return spread * (1 + size)
