@@ -18,16 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .loss import ARTICLE_OFFSET, _compute_dtype, margin, weight
+from .loss import ARTICLE_OFFSET, _prepared, margin, weight
 
 
 def _prepare(logits_t, input, target, label, beta, offset):
+    """Checked arguments as (s, m, w, log p, p, beta, offset); nothing here needs gradient."""
     beta, offset, _ = _checks.check_all(logits_t, input, target, label, beta, offset)
-    dtype = _compute_dtype(input)
-    z = target.detach().to(dtype)
-    w = weight(margin(logits_t.detach().to(dtype), label), beta, offset)
+    s, z, z_margin = (x.detach() for x in _prepared(logits_t, input, target))
+    m = margin(z_margin, label)
     log_p = F.log_softmax(z, dim=1)
-    return w, log_p, log_p.exp(), beta, offset
+    return s, m, weight(m, beta, offset), log_p, log_p.exp(), beta, offset
 
 
 def grad_student(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):
@@ -35,8 +35,8 @@ def grad_student(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET)
     :math:`\partial L / \partial s_{ij} = (q_{ij} W_i - w_{ij} p_{ij}) / N`,
     :math:`W_i = \sum_c w_{ic} p_{ic}`. Shape (N, C). See ``notebooks/04-what-it-teaches.ipynb``.
     """
-    w, _, p, _, _ = _prepare(logits_t, input, target, label, beta, offset)
-    q = F.softmax(input.detach().to(w.dtype), dim=1)
+    s, _, w, _, p, _, _ = _prepare(logits_t, input, target, label, beta, offset)
+    q = F.softmax(s, dim=1)
     # W_i = sum_c w_ic p_ic
     big_w = (w * p).sum(dim=1, keepdim=True)
     # (q W - w p) / N
@@ -50,7 +50,7 @@ def stationary_student(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     raises ``ValueError`` otherwise, because with a negative weight the loss has no minimum.
     See ``notebooks/04-what-it-teaches.ipynb``.
     """
-    w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
+    _, _, w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
     if (w < 0).any():
         raise ValueError(
             "weights must all be >= 0 for a minimiser to exist; "
@@ -83,9 +83,8 @@ def decompose(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):
     batch mean of :math:`\sum_c m_c p_c (\log p_c - \log q_c)`. As beta grows the loss tends
     to ``offset * kl``. See ``notebooks/03-beta-and-offset.ipynb``.
     """
-    w, log_p, p, beta, offset = _prepare(logits_t, input, target, label, beta, offset)
-    m = margin(logits_t.detach().to(w.dtype), label)
-    log_q = F.log_softmax(input.detach().to(w.dtype), dim=1)
+    s, m, _, log_p, p, beta, offset = _prepare(logits_t, input, target, label, beta, offset)
+    log_q = F.log_softmax(s, dim=1)
     terms = p * (log_p - log_q)
     n = input.shape[0]
     return Decomposition(
@@ -103,7 +102,7 @@ def min_loss(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     Raises ``ValueError`` if a weight is negative (then there is no lower bound).
     See ``notebooks/04-what-it-teaches.ipynb``.
     """
-    w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
+    _, _, w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
     if (w < 0).any():
         raise ValueError("weights must all be >= 0 for the loss to be bounded below")
     big_w = (w * p).sum(dim=1)
@@ -112,22 +111,32 @@ def min_loss(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     return per_sample.mean()
 
 
+@dataclasses.dataclass(frozen=True)
+class Descent:
+    """What :func:`descend` records: the loss before each step (steps + 1,), the final student
+    logits (N, C), and the student distribution q before each step (steps + 1, N, C)."""
+
+    losses: torch.Tensor
+    logits: torch.Tensor
+    trajectory: torch.Tensor
+
+
 def descend(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET, student=None, steps=200, lr=1.0):
-    """Gradient descent on free student logits (plain SGD, ``lr``), starting from ``student``
-    (default: zeros). Returns (losses (steps + 1,), final logits (N, C)). For the notebooks'
-    demonstrations; see ``notebooks/04-what-it-teaches.ipynb``.
+    """Plain gradient descent (SGD, ``lr``) of klloss_v2 on free student logits, starting from
+    ``student`` (default: zeros); returns a :class:`Descent`. For the demonstrations in
+    ``notebooks/04-what-it-teaches.ipynb``.
     """
     from .loss import klloss_v2
 
     s = (torch.zeros_like(target) if student is None else student.detach().clone()).requires_grad_(True)
     optimiser = torch.optim.SGD([s], lr=lr)
-    losses = []
-    for _ in range(steps + 1):
+    losses, trajectory = [], []
+    for step in range(steps + 1):
         loss = klloss_v2(logits_t, s, target, label, beta, offset=offset)
         losses.append(loss.item())
-        if len(losses) > steps:
-            break
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    return torch.tensor(losses, dtype=torch.float64), s.detach()
+        trajectory.append(F.softmax(s.detach(), dim=1))
+        if step < steps:
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return Descent(torch.tensor(losses, dtype=torch.float64), s.detach(), torch.stack(trajectory))

@@ -83,16 +83,20 @@ def _compute_dtype(x):
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
 
 
+def _prepared(logits_t, input, target):
+    """(s, z, z_margin) in the compute dtype, the two teacher tensors detached: the one place
+    that decides precision and where gradient may flow, for every corrected form."""
+    dtype = _compute_dtype(input)
+    return input.to(dtype), target.detach().to(dtype), logits_t.detach().to(dtype)
+
+
 def _per_sample_autograd(logits_t, input, target, label, beta, offset):
     """Per-sample losses L_i written as plain tensor operations, differentiated by autograd.
 
     The readable form of the loss; :class:`_PerSample` computes the same numbers faster and is
     tested against it. Arguments already checked.
     """
-    dtype = _compute_dtype(input)
-    s = input.to(dtype)
-    z = target.detach().to(dtype)
-    z_margin = logits_t.detach().to(dtype)
+    s, z, z_margin = _prepared(logits_t, input, target)
     # log q = log_softmax(s);  log p = log_softmax(z);  p = exp(log p)
     log_q = F.log_softmax(s, dim=1)
     log_p = F.log_softmax(z, dim=1)
@@ -152,10 +156,7 @@ class _PerSample(torch.autograd.Function):
 
 def _per_sample(logits_t, input, target, label, beta, offset):
     """Per-sample losses L_i (checked arguments), with gradient only into ``input``."""
-    dtype = _compute_dtype(input)
-    s = input.to(dtype)
-    z = target.detach().to(dtype)
-    z_margin = logits_t.detach().to(dtype)
+    s, z, z_margin = _prepared(logits_t, input, target)
     return _PerSample.apply(s, z, z_margin, label, beta, offset)
 
 

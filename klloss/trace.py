@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _checks
-from .loss import ARTICLE_OFFSET, _compute_dtype, margin, weight
+from .loss import ARTICLE_OFFSET, _prepared, margin, weight
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +66,7 @@ def trace(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):
     ``klloss_v2(..., reduction="batchmean")``. See ``notebooks/01-walkthrough.ipynb``.
     """
     beta, offset, _ = _checks.check_all(logits_t, input, target, label, beta, offset)
-    dtype = _compute_dtype(input)
-    s, z, z_margin = (x.detach().to(dtype) for x in (input, target, logits_t))
+    s, z, z_margin = _prepared(logits_t, input, target)
     # log q = log_softmax(s)
     log_input = F.log_softmax(s, dim=1)
     # log p = log_softmax(z)

@@ -74,24 +74,25 @@ def test_min_loss_is_negative_with_unequal_weights(sample):
     assert analysis.min_loss(t["logits_t"], t["target"], t["label"], math.inf).item() == pytest.approx(0, abs=1e-12)
 
 
-def test_negative_weights_have_no_minimum(sample):
-    t = sample.tensors(torch.float64)
+def test_negative_weights_have_no_minimum():
     wrong = torch.tensor([[0.0, 5.0, 0.0]], dtype=torch.float64)
     y = torch.tensor([0])
     with pytest.raises(ValueError, match="weights must all be >= 0"):
         analysis.min_loss(wrong, wrong, y, 0.5)
-    losses, _ = analysis.descend(wrong, wrong, y, 0.5, steps=300, lr=1.0)
+    losses = analysis.descend(wrong, wrong, y, 0.5, steps=300, lr=1.0).losses
     assert losses[-1] < losses[0] - 10  # falls and keeps falling
     assert losses[-1] < losses[len(losses) // 2] - 1
-    del t
 
 
 def test_descend_converges_to_the_stationary_student(sample):
     t = sample.tensors(torch.float64)
-    losses, s = analysis.descend(t["logits_t"], t["target"], t["label"], t["beta"], steps=2000, lr=0.5)
+    run = analysis.descend(t["logits_t"], t["target"], t["label"], t["beta"], steps=2000, lr=0.5)
     q_star = analysis.stationary_student(t["logits_t"], t["target"], t["label"], t["beta"])
-    torch.testing.assert_close(torch.softmax(s, 1), q_star, atol=1e-6, rtol=0)
-    assert np.all(np.diff(losses.numpy()) <= 1e-12)  # monotone on this convex problem
+    torch.testing.assert_close(torch.softmax(run.logits, 1), q_star, atol=1e-6, rtol=0)
+    assert np.all(np.diff(run.losses.numpy()) <= 1e-12)  # monotone on this convex problem
+    assert run.trajectory.shape == (2001, 2, 5)
+    torch.testing.assert_close(run.trajectory[0], torch.full((2, 5), 0.2, dtype=torch.float64))
+    torch.testing.assert_close(run.trajectory[-1], torch.softmax(run.logits, 1))
 
 
 def test_analysis_checks_its_arguments(sample):

@@ -6,6 +6,7 @@ formula (no raw ``$...$`` or ``\\frac`` left in the text). Screenshots of the in
 notebook go to ``build/screenshots/`` for a person to look at.
 """
 
+import html
 import re
 import shutil
 import sys
@@ -41,8 +42,8 @@ def test_site_has_every_notebook(site):
     index = (site / "index.html").read_text(encoding="utf-8")
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         title, summary = build_site.notebook_info(notebook)
-        assert f'href="{notebook.stem}.html"' in index
-        assert title.split(" ")[0] in index
+        assert f'<a href="{notebook.stem}.html">{html.escape(title)}</a>' in index
+        assert html.escape(summary, quote=False) in index
 
 
 def test_no_page_references_anything_outside_the_site(site):
