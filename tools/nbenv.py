@@ -2,6 +2,24 @@
 
 Float sums printed by torch differ between 1 and 2 threads, and warnings name the cell by
 IPYKERNEL_CELL_NAME, so these must be identical in both places.
+
+The same torch wheel also computes with different code on different x86-64 CPUs, and the last
+bits of a result change with it; a training run (notebook 05) amplifies a last-bit difference
+into a different test prediction. So the kernel is pinned to code paths that every x86-64 CPU
+runs alike, whatever the calling environment says:
+
+* ``ATEN_CPU_CAPABILITY=default``: ATen's vectorised kernels in their baseline build, not the
+  AVX2 or AVX-512 versions chosen by CPU detection;
+* ``MKL_CBWR=COMPATIBLE``: MKL's conditional numerical reproducibility mode, the same results on
+  every x86-64 CPU (matrix products in ``nn.Linear``);
+* ``ONEDNN_MAX_CPU_ISA=SSE41``: oneDNN capped to the instruction set every x86-64 CPU of the
+  last fifteen years has.
+
+These override the caller's settings: ``make test`` under ``ATEN_CPU_CAPABILITY=avx2`` still
+runs the notebooks on the pinned paths (tests/test_notebooks.py checks that a kernel reports
+them). A caller's ``MKL_ENABLE_INSTRUCTIONS`` is left alone on purpose: it simulates an older CPU,
+and ``MKL_CBWR=COMPATIBLE`` must give the same numbers under it (``.ci/run`` checks that).
+What the pins cost in run time is in the README's notebook table.
 """
 
 import os
@@ -10,6 +28,9 @@ ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
     "IPYKERNEL_CELL_NAME": "<notebook-cell>",
     "PYTHONHASHSEED": "0",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",

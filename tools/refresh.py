@@ -3,6 +3,12 @@
     python tools/refresh.py notebooks/*.ipynb            # refresh in place
     python tools/refresh.py --out build/x notebooks/*.ipynb  # write executed copies elsewhere
 
+Each notebook ``NN-name.ipynb`` is paired with the percent-format script ``NN-name.py`` beside it
+(jupytext, configured in ``jupytext.toml``). The script is the source: its cells are read,
+executed, and written to the ``.ipynb`` with their outputs; refreshing in place also rewrites
+the script in jupytext's canonical form, so the pair cannot drift. A notebook without a script
+gets one.
+
 nbclient with record_timing off, only the kernelspec and cell tags kept as metadata, written
 with nbformat: refreshing twice with no code change gives byte-identical files. Every notebook
 is run; all failures are reported, then the exit status is 1 if any failed.
@@ -15,6 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 
@@ -24,14 +31,48 @@ import nbenv  # noqa: E402
 TIMES = Path(__file__).resolve().parents[1] / "build" / "notebook-times.json"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 TIMEOUT_S = 900
+# the pairing format and filters, as in jupytext.toml (read here so that every caller agrees)
+JUPYTEXT = jupytext.config.load_jupytext_configuration_file(
+    str(Path(__file__).resolve().parents[1] / "jupytext.toml")
+)
+FORMAT = "py:percent"
+
+
+def twin(path):
+    """The percent-format script paired with notebook ``path``."""
+    return Path(path).with_suffix(".py")
+
+
+def script_text(nb):
+    """The paired script's text for notebook ``nb``, in jupytext's canonical form."""
+    return jupytext.writes(nb, fmt=FORMAT, config=JUPYTEXT)
+
+
+def source(path):
+    """The notebook to execute: the cells of the paired script, or the notebook if it has none."""
+    path = Path(path)
+    if twin(path).is_file():
+        return jupytext.read(twin(path), fmt=FORMAT, config=JUPYTEXT)
+    return nbformat.read(path, as_version=4)
+
+
+# cells tagged "solution" (worked solutions of exercises) open collapsed in JupyterLab, input and
+# output; the site folds them too (tools/build_site.py). The tag in the script is the only source.
+COLLAPSED_TAG = "solution"
 
 
 def normalise(nb):
     """Keep only what a reader needs and what does not change from run to run."""
     nb.metadata = nbformat.NotebookNode({"kernelspec": KERNELSPEC})
     for index, cell in enumerate(nb.cells):
-        tags = cell.metadata.get("tags", [])
-        cell.metadata = nbformat.NotebookNode({"tags": tags} if tags else {})
+        tags = list(cell.metadata.get("tags", []))
+        metadata = {"tags": tags} if tags else {}
+        if COLLAPSED_TAG in tags:
+            hidden = {"source_hidden": True}
+            if cell.cell_type == "code":
+                hidden["outputs_hidden"] = True
+            metadata["jupyter"] = hidden
+        cell.metadata = nbformat.NotebookNode(metadata)
         cell.id = f"cell-{index:02d}"
     return nb
 
@@ -39,7 +80,7 @@ def normalise(nb):
 def execute(path, out_dir=None):
     """Execute one notebook in its own folder; write it in place or into ``out_dir``."""
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = source(path)
     client = NotebookClient(
         nb,
         timeout=TIMEOUT_S,
@@ -55,6 +96,8 @@ def execute(path, out_dir=None):
     target = Path(out_dir) / path.name if out_dir else path
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
+    if out_dir is None:
+        twin(path).write_text(script_text(nb), encoding="utf-8")
     return target
 
 

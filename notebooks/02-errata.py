@@ -1,0 +1,230 @@
+# %% [markdown]
+# # 02 · Errata: what the article prints, what is true, and why the printed numbers cannot be right
+#
+# *Every number the article prints for its worked example, beside the correct value, with the invariants each printed tensor breaks, judged from the printed numbers alone.*
+#
+# The article runs its `klloss_v2` on the sample batch of notebook 01 and prints every intermediate tensor. We transcribed those numbers exactly as printed into `data/article_printed.json` (a test checks the transcription against the article's text, number for number). Here each printed tensor meets two kinds of evidence:
+#
+# 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
+# 2. **invariants** that any correct tensor must satisfy, checked on the printed numbers *alone*. A number printed with four decimals stands for anything within half a unit of its last digit ($\pm 5\times10^{-5}$), and a check fails only when no values within that rounding could pass it. So a failed check proves that *no input whatsoever* could have produced the printed tensor: the printing is wrong, not just the sample.
+#
+# The checks live in `klloss/errata.py` and are tested there on correct and broken tensors.
+
+# %%
+import inspect
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
+
+import klloss
+from klloss import errata
+
+torch.manual_seed(0)
+np.random.seed(0)
+pd.set_option("display.precision", 4)
+pd.set_option("display.max_colwidth", 120)
+
+sample = klloss.data.load_sample()
+printed = klloss.data.load_article_printed()
+truth = errata.correct_values(sample)
+P = {key: step.values for key, step in printed.items()}  # printed numbers as floats
+print("printed steps:", list(printed))
+
+# %% [markdown]
+# ## The echoed inputs are right
+#
+# Before computing anything, the article echoes its inputs. Those match the sample it defines (and the `target` it passes is the teacher's logits again).
+
+# %%
+for key in ("logits_t", "input", "target", "label"):
+    assert np.array_equal(P[key], getattr(sample, key)), key
+assert P["beta"] == sample.beta
+print("inputs as printed equal the sample:", True)
+
+# %% [markdown]
+# ## Step by step: printed beside correct
+#
+# ### log_input, the student's log-softmax $\log q$
+#
+# Printed: all positive. A log-probability is $\log q_c \le 0$, and each row must satisfy $\log\sum_c e^{\log q_c} = 0$.
+
+# %%
+display(errata.side_by_side("log_input"))
+lse = np.log(np.exp(P["log_input"]).sum(1))
+print("log-sum-exp of each printed row (must be 0):", lse.round(4).tolist())
+print("largest printed log-probability (must be <= 0):", P["log_input"].max())
+assert errata.log_softmax_positive(P["log_input"], errata.half_unit(printed["log_input"].text))
+assert errata.log_softmax_not_normalised(P["log_input"], errata.half_unit(printed["log_input"].text))
+
+# %% [markdown]
+# ### log_target, the teacher's log-softmax $\log p$
+#
+# The same two invariants fail. Its second row is, digit for digit, the *first row of the printed log_input*, a different tensor of a different network.
+
+# %%
+display(errata.side_by_side("log_target"))
+print("log-sum-exp of each printed row (must be 0):", np.log(np.exp(P["log_target"]).sum(1)).round(4).tolist())
+print("printed log_target row 1 == printed log_input row 0:", np.array_equal(P["log_target"][1], P["log_input"][0]))
+assert np.array_equal(P["log_target"][1], P["log_input"][0])
+
+# %% [markdown]
+# ### target, the teacher's softmax $p$
+#
+# Probabilities lie in $[0, 1]$, each row sums to 1, and $p = e^{\log p}$. The printed "probabilities" include one above 1, the rows sum to far more than 1, and they are not the exponential of the printed log-softmax. The whole tensor repeats the printed log_input.
+
+# %%
+display(errata.side_by_side("target_prob"))
+print("row sums of printed p (must be 1):", P["target_prob"].sum(1).round(4).tolist())
+print("largest printed p (must be <= 1):", P["target_prob"].max())
+print("exp(printed log p), row 0:", np.exp(P["log_target"][0]).round(4).tolist())
+print("printed p, row 0:         ", P["target_prob"][0].tolist())
+assert np.array_equal(P["target_prob"], P["log_input"])
+assert P["target_prob"].max() > 1
+
+# %% [markdown]
+# ### output, the per-class KL terms $p_c(\log p_c - \log q_c)$
+#
+# From the article's own printed factors, output would be $p \cdot (\log p - \log q)$. It is not: the printed output is, once more, the printed log_input.
+
+# %%
+display(errata.side_by_side("output"))
+from_factors = P["target_prob"] * (P["log_target"] - P["log_input"])
+print("printed p * (printed log p - printed log q), row 0:", from_factors[0].round(4).tolist())
+print("printed output, row 0:                             ", P["output"][0].tolist())
+assert np.array_equal(P["output"], P["log_input"])
+
+# %% [markdown]
+# ### matrix, the margin $m_c = z_y - z_c$
+#
+# At the label the margin is $z_y - z_y = 0$, yet the printed rows are not zero there (printed below). On the sample the teacher's top class *is* the label, so no margin may be negative; the printed rows have negatives. The margin is a plain difference of the echoed (exact) inputs, which the printed numbers do not match. And the two rows are identical although the samples' logits are not a shift of each other.
+
+# %%
+display(errata.side_by_side("margin"))
+at_label = P["margin"][np.arange(2), sample.label]
+print("printed margin at the label (must be 0):", at_label.tolist())
+print("teacher's top class:", sample.logits_t.argmax(1).tolist(), "labels:", sample.label.tolist())
+print("z_y - z from the printed inputs, row 0:", (P["logits_t"][0, 3] - P["logits_t"][0]).tolist())
+assert np.all(at_label != 0) and np.array_equal(P["margin"][0], P["margin"][1])
+
+# %% [markdown]
+# ### matrix after scaling and offset, the weight $w = m / \beta + 8$
+#
+# Whatever the margin, the weight must be the printed margin divided by $\beta$ plus 8. The printed margins are all small, so every weight should sit near 8 (the range is computed below); the printed weights do not. Where the printed margin is negative the printed weight repeats it unchanged: neither the division nor the offset was applied there.
+
+# %%
+display(errata.side_by_side("weight"))
+print("printed margin / beta + 8, row 0:", (P["margin"][0] / sample.beta + 8).round(4).tolist())
+print("printed weight, row 0:           ", P["weight"][0].tolist())
+implied = P["margin"] / sample.beta + 8
+print("weights implied by the printed margins range from", implied.min().round(4), "to", implied.max().round(4),
+      "; the printed weights from", P["weight"].min(), "to", P["weight"].max())
+negative = P["margin"] < 0
+assert np.array_equal(P["weight"][negative], P["margin"][negative])
+assert errata.weight_not_affine(P["weight"], errata.half_unit(printed["weight"].text),
+                                P["margin"], errata.half_unit(printed["margin"].text), sample.beta)
+
+# %% [markdown]
+# ### "final loss": printed as products $w \times$ output
+#
+# The article prints this step as unevaluated products. Their factors are consistent with its own printed weight and output (so they inherit all the errors above). The correct factors are beside them.
+
+# %%
+display(errata.side_by_side("weighted"))
+
+# %% [markdown]
+# ### "loss sum"
+#
+# A per-sample sum has one number per sample; the article prints a 2 × 5 matrix, with two identical rows. Read as the values of the products above, its entries do not equal those products either (and one even has the wrong sign). The correct per-class weighted terms are beside them; their row sums are the true per-sample losses.
+
+# %%
+display(errata.side_by_side("per_sample"))
+products = P["weighted"][..., 0] * P["weighted"][..., 1]
+print("printed a * b, row 0:     ", products[0].round(4).tolist())
+print("printed 'sum' row 0:      ", P["per_sample"][0].tolist())
+print("true per-sample losses:   ", truth["per_sample"].sum(1).round(4).tolist())
+
+# %% [markdown]
+# ### "loss mean"
+#
+# The batch mean equals the sum of the per-sample values over $N$. The printed mean is the first printed "sum" entry, not that; and the true loss is far smaller.
+
+# %%
+display(errata.side_by_side("loss"))
+print("sum of the printed 'sums' / N:", round(P["per_sample"].sum() / 2, 4), " printed mean:", float(P["loss"]))
+assert errata.mean_not_sum_over_n(P["loss"], 5e-5, P["per_sample"], errata.half_unit(printed["per_sample"].text), 2)
+
+# %% [markdown]
+# ## The whole account
+#
+# One row per printed step, built by `klloss.errata.table()` from the data file and the oracle: how many numbers the article prints, how many are right to the printed precision, the largest error, the invariants the printed numbers break on their own, and which earlier printed tensors they repeat.
+
+# %%
+table = errata.table()
+display(table.drop(columns=["label"]).assign(max_abs_error=table["max_abs_error"].round(4)))
+
+# %%
+summary = errata.summary(table)
+for name, value in summary.items():
+    print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
+assert summary["printed numbers"] == sum(step.count for step in printed.values())
+assert summary["right intermediates"] == 0
+
+# %% [markdown]
+# Every number the article prints after its inputs is wrong, and the final loss it reports is off by the factor printed above.
+#
+# ## Printed against correct, all at once
+#
+# Each panel puts one printed step's numbers (vertical) against the true values (horizontal). A correct printing would lie on the diagonal.
+
+# %%
+steps = [k for k, s in printed.items() if s.group == "steps"]
+fig, axes = plt.subplots(2, 5, figsize=(15, 6), constrained_layout=True)
+for ax, key in zip(axes.flat, steps):
+    x = np.ravel(np.asarray(truth[key], dtype=float))
+    y = np.ravel(P[key])
+    lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
+    pad = 0.05 * (hi - lo or 1)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linewidth=1, label="printed = correct")
+    ax.scatter(x, y, s=18, color="crimson", label="article")
+    ax.set_title(key + (" (both factors)" if key == "weighted" else ""), fontsize=10)
+    ax.set_xlabel("correct", fontsize=8)
+    ax.set_ylabel("printed", fontsize=8)
+    ax.tick_params(labelsize=7)
+for ax in axes.flat[len(steps):]:
+    ax.axis("off")
+axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center", fontsize=10)
+print("saved", klloss.plotting.save(fig, "02-printed-vs-correct"))
+plt.show()
+
+# %% [markdown]
+# ## Where the article's prose disagrees with its own code
+#
+# Each claim below is checked against the line of our step-for-step reimplementation (`klloss.klloss_v2_published`) that does the same thing as the article's code.
+#
+# 1. **"The function first prints its inputs."** The code prints nothing: no `print` anywhere in it. Everything shown in the run-through came from somewhere else.
+# 2. **`output` is called "the probability difference after softmax"** (softmax后的概率差异). It is the per-class KL term $p_c(\log p_c - \log q_c)$, not $p_c - q_c$.
+# 3. **The "final loss" is printed as a 2 × 5 matrix, the "loss sum" as another.** The code sums everything at once and returns a single number divided by the batch size.
+# 4. **The margin matrix is said to compare the teacher's logits with the true class**, and it does, but from `logits_t`, not from `target`, the tensor whose softmax is the soft target. The two are the same tensor in the example, so the printed run could not show the difference.
+
+# %%
+source = inspect.getsource(klloss.klloss_v2_published)
+code = source[source.index('"""', source.index('"""') + 3) + 3:]  # the body, after the docstring
+print("1. print( appears in the function body:", "print(" in code)
+assert "print(" not in code
+
+print("2.", errata.source_line(klloss.klloss_v2_published, "output = "))
+tr = klloss.trace(**sample.tensors(torch.float64))
+q = tr.log_input.exp()
+assert not torch.allclose(tr.output, tr.target_prob - q)
+assert torch.allclose(tr.output.sum(1), torch.nn.functional.kl_div(tr.log_input, tr.target_prob, reduction="none").sum(1))
+print("   output - (p - q), largest gap:", round((tr.output - (tr.target_prob - q)).abs().max().item(), 4))
+
+print("3.", errata.source_line(klloss.klloss_v2_published, "return"))
+result = klloss.klloss_v2_published(**sample.tensors())
+print("   the function returns shape", tuple(result.shape))
+assert result.dim() == 0
+
+print("4.", errata.source_line(klloss.klloss_v2_published, "rows = "))
