@@ -15,7 +15,7 @@ NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval
 # MathJax for the offline site, pinned by tools/site/package-lock.json
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
-.PHONY: all setup browser test report refresh nb lab bench clean
+.PHONY: all setup browser test report refresh nb times lab bench clean
 
 all: report
 
@@ -49,6 +49,11 @@ refresh: $(READY)
 ## nb NB=01: refresh one notebook, by number or name pattern
 nb: $(READY)
 	$(PY) tools/refresh.py notebooks/$(NB)*.ipynb
+
+## times: time every notebook pinned and with the CPU's own code paths, for the README's table
+times: $(READY)
+	$(PY) tools/time_notebooks.py
+	$(PY) tools/readme.py
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
 report: $(READY) $(SITE_JS)

@@ -21,6 +21,8 @@ def test_readme_generated_parts_are_current():
     text = README.read_text(encoding="utf-8")
     assert readme.GLOSSARY.search(text) and readme.NOTEBOOKS.search(text), "README lost its markers"
     assert readme.render(text) == text, "run `python tools/readme.py`"
-    stated = readme.times_in(text)
+    record = readme.measured_times()
+    assert record, "no data/notebook-times.json: run `make times`"
     for name, _, _ in readme.notebook_rows():
-        assert stated.get(name, "not measured").endswith(" s"), f"no measured run time for {name}"
+        for mode in ("pinned", "native"):
+            assert name in record["seconds"][mode], f"no {mode} run time for {name}: run `make times`"

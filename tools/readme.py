@@ -1,6 +1,6 @@
 """Keep README.md's generated parts current: the glossary (from klloss.glossary) and the
 notebook list (titles and summaries from the notebooks, run times as measured by
-tools/refresh.py in build/notebook-times.json).
+tools/time_notebooks.py in data/notebook-times.json).
 
     python tools/readme.py
 
@@ -18,10 +18,9 @@ sys.path.insert(0, str(ROOT))
 import klloss  # noqa: E402
 
 README = ROOT / "README.md"
-TIMES = ROOT / "build" / "notebook-times.json"
+TIMES = ROOT / "data" / "notebook-times.json"
 GLOSSARY = re.compile(r"(<!-- glossary:[^\n]*-->\n).*?(<!-- /glossary -->)", re.S)
 NOTEBOOKS = re.compile(r"(<!-- notebooks:[^\n]*-->\n).*?(<!-- /notebooks -->)", re.S)
-TIME_CELL = re.compile(r"^\| \[`([^`]+)`\].*\| ([^|]+) \|$", re.M)
 
 
 def notebook_rows():
@@ -32,35 +31,38 @@ def notebook_rows():
     return [(p.name, *notebook_info(p)) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
 
 
-def times_in(text):
-    """The run times the README states now, by notebook file name."""
-    block = NOTEBOOKS.search(text)
-    return dict(TIME_CELL.findall(block.group(0))) if block else {}
+def measured_times():
+    """The stored notebook timings (tools/time_notebooks.py), or None before the first run."""
+    return json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else None
 
 
-def notebook_table(times):
-    lines = ["| notebook | what it shows | run time, measured on 2 cores |", "|---|---|---|"]
+def notebook_table(record):
+    seconds = record["seconds"] if record else {"pinned": {}, "native": {}}
+
+    def cell(mode, name):
+        return f"{seconds[mode][name]:.0f} s" if name in seconds[mode] else "not measured"
+
+    where = f"{record['processor']} ({record['cores']} cores), {record['date']}" if record else "no machine yet"
+    lines = [
+        f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
+        "pinned (`tools/nbenv.py`), and with the CPU's own code paths, for comparison.",
+        "",
+        "| notebook | what it shows | run time, pinned | CPU's own paths |",
+        "|---|---|---|---|",
+    ]
     for name, title, summary in notebook_rows():
-        lines.append(f"| [`{name}`](notebooks/{name}) {title} | {summary} | {times.get(name, 'not measured')} |")
+        lines.append(
+            f"| [`{name}`](notebooks/{name}) {title} | {summary} | {cell('pinned', name)} | {cell('native', name)} |"
+        )
     return "\n".join(lines)
 
 
-def render(text, times=None):
-    """README text with both generated parts rewritten; ``times`` default to those it states."""
-    times = times_in(text) if times is None else times
+def render(text, record=None):
+    """README text with both generated parts rewritten from the stored timings."""
+    record = measured_times() if record is None else record
     text = GLOSSARY.sub(lambda m: m[1] + klloss.glossary.as_markdown() + "\n" + m[2], text)
-    return NOTEBOOKS.sub(lambda m: m[1] + notebook_table(times) + "\n" + m[2], text)
-
-
-def measured_times():
-    """Times recorded by the last refresh, formatted, merged over those the README states."""
-    text = README.read_text(encoding="utf-8")
-    times = times_in(text)
-    if TIMES.is_file():
-        for name, seconds in json.loads(TIMES.read_text(encoding="utf-8")).items():
-            times[name] = f"{seconds:.0f} s"
-    return times
+    return NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
 
 
 if __name__ == "__main__":
-    README.write_text(render(README.read_text(encoding="utf-8"), measured_times()), encoding="utf-8")
+    README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")

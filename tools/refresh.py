@@ -15,7 +15,6 @@ is run; all failures are reported, then the exit status is 1 if any failed.
 """
 
 import argparse
-import json
 import sys
 import time
 import traceback
@@ -28,7 +27,6 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbenv  # noqa: E402
 
-TIMES = Path(__file__).resolve().parents[1] / "build" / "notebook-times.json"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 TIMEOUT_S = 900
 # the pairing format and filters, as in jupytext.toml (read here so that every caller agrees)
@@ -108,7 +106,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     nbenv.apply()
     failed = []
-    times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
     for name in args.notebooks:
         print(f"executing {name}", flush=True)
         started = time.perf_counter()
@@ -118,11 +115,7 @@ def main(argv=None):
             traceback.print_exc()
             failed.append(name)
             continue
-        times[Path(name).name] = round(time.perf_counter() - started, 1)
-        print(f"  {times[Path(name).name]:.1f} s", flush=True)
-    # wall times, for the README's notebook list (tools/readme.py)
-    TIMES.parent.mkdir(exist_ok=True)
-    TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+        print(f"  {time.perf_counter() - started:.1f} s", flush=True)
     if failed:
         print("FAILED: " + ", ".join(failed), file=sys.stderr)
         return 1
