@@ -24,7 +24,7 @@
 #
 # (exercise 2 below finds it from the gradient; notebook 04 studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
 #
-# **The article's worked example.** The article prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `klloss.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
+# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `klloss.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
 
 # %% [markdown]
 # ## Names and symbols
