@@ -18,7 +18,7 @@
 #
 # $\beta$ only rescales the margins; unlike a temperature it leaves $p$ and $q$ as they are (step 5 checks it).
 #
-# **Why someone might want it.** The article gives no motivation; what follows is ours. The weight is smallest at the label and larger on every class the teacher ranks below it, the more the further below. One might expect a larger weight to make the student match the teacher more closely on those classes. It does not. When every weight is $\ge 0$, the loss is smallest when the student's distribution is
+# **Why someone might want it.** The article gives no motivation; what follows is ours. The weight is $k$ at the label, larger on every class the teacher ranks below the label (the further below, the larger), and smaller on any class the teacher ranks above it. One might expect a larger weight to make the student match the teacher more closely on those classes. It does not. When every weight is $\ge 0$, the loss is smallest when the student's distribution is
 #
 # $$q^*_c = \frac{w_c\, p_c}{W}, \qquad W = \sum_c w_c\, p_c, \qquad \text{so} \qquad \frac{q^*_c}{p_c} = \frac{w_c}{W}$$
 #
@@ -234,7 +234,7 @@ print("largest difference from the oracle: float32 < 1e-6 x the size of the term
 # %% [markdown]
 # ## What the article printed, counted
 #
-# `klloss.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the intermediates it computes is.
+# `klloss.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
 
 # %%
 errata_table = klloss.errata.table()
@@ -340,7 +340,7 @@ assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
 #
 # $$\frac{\partial L_i}{\partial s_j} = -\sum_c w_c\, p_c\, (\delta_{jc} - q_j) = q_j \sum_c w_c\, p_c - w_j\, p_j = q_j\, W - w_j\, p_j ,$$
 #
-# and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: the $q^*$ of the motivation. (The rows of the gradient sum to $W - W = 0$.)
+# and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: the $q^*$ of the motivation. (Each row of the gradient sums to $W - W = 0$.)
 
 # %% tags=["solution"]
 student = args64["input"].clone().requires_grad_(True)
@@ -351,6 +351,7 @@ gap = (student.grad - closed_form).abs().max().item()
 print("largest |autograd - closed form|:", "< 1e-12" if gap < 1e-12 else f"{gap:.1e}")
 assert gap < 1e-12
 assert torch.allclose(closed_form, klloss.analysis.grad_student(**args64), rtol=0, atol=1e-15)
+assert closed_form.sum(1).abs().max() < 1e-15  # each row sums to W - W = 0
 # at q = q* the gradient vanishes
 at_q_star = (q_star * W - w64 * p64).abs().max().item()
 print("largest |gradient| at q = q*:", "< 1e-12" if at_q_star < 1e-12 else f"{at_q_star:.1e}")
@@ -359,22 +360,22 @@ assert at_q_star < 1e-12
 # %% [markdown]
 # **Exercise 3 · add a temperature.** Put a temperature $T$ into both softmaxes and keep the weights as they are:
 #
-# $$L_T = \frac1N \sum_i \sum_c w_{ic}\, p^T_{ic} \left(\log p^T_{ic} - \log q^T_{ic}\right), \qquad p^T = \mathrm{softmax}(z / T),\; q^T = \mathrm{softmax}(s / T).$$
+# $$L_T = \frac1N \sum_i \sum_c w_{ic}\, p_{T,ic} \left(\log p_{T,ic} - \log q_{T,ic}\right), \qquad p_T = \mathrm{softmax}(z / T),\; q_T = \mathrm{softmax}(s / T).$$
 #
-# In code this is `klloss.klloss_v2(z, s / T, z / T, y, beta)`: the margin comes from `logits_t`, the soft target from `target`. Before computing anything, predict: (a) which intermediates of `klloss.trace` change with $T$; (b) how $L_T$ behaves as $T$ grows. Plain KD multiplies $\mathrm{KL}(p^T \| q^T)$ by $T^2$ because $T^2\,\mathrm{KL}$ tends to a finite limit as $T \to \infty$. Does $T^2 L_T$? Then check.
+# In code this is `klloss.klloss_v2(z, s / T, z / T, y, beta)`: the margin comes from `logits_t`, the soft target from `target`. Before computing anything, predict: (a) which intermediates of `klloss.trace` change with $T$; (b) how $L_T$ behaves as $T$ grows. Plain KD multiplies $\mathrm{KL}(p_T \| q_T)$ by $T^2$ to keep its size comparable across temperatures: $T^2\,\mathrm{KL}(p_T \| q_T)$ tends to a finite limit as $T \to \infty$. Does $T^2 L_T$? Then check.
 
 # %% [markdown] tags=["solution"]
 # **Solution 3.** (a) The margins and weights are computed from `logits_t`, so they do not change; $p$, $q$, the KL terms and the loss do.
 #
-# (b) Write $d = z - s$ and $\bar d$ for its mean over classes. For large $T$, $\log p^T_c - \log q^T_c = (d_c - \bar d)/T + O(1/T^2)$ and $p^T_c = 1/C + O(1/T)$, so
+# (b) Write $d = z - s$ and $\bar d$ for its mean over classes. For large $T$, $\log p_{T,c} - \log q_{T,c} = (d_c - \bar d)/T + O(1/T^2)$ and $p_{T,c} = 1/C + O(1/T)$, so
 #
 # $$L_T = \frac{1}{C\,T} \sum_c w_c\,(d_c - \bar d) + O(1/T^2).$$
 #
-# With equal weights the first term vanishes (because $\sum_c (d_c - \bar d) = 0$); that is plain KD, where $T^2\,\mathrm{KL} \to \frac{1}{2C}\sum_c (d_c - \bar d)^2$. With the margin weights it does not vanish: $w_c - \bar w = -(z_c - \bar z)/\beta$, so
+# With equal weights the first term vanishes (because $\sum_c (d_c - \bar d) = 0$); that is plain KD, where the next order gives $T^2\,\mathrm{KL}(p_T \| q_T) \to \frac{1}{2C}\sum_c (d_c - \bar d)^2$. With the margin weights, $w_c - \bar w = -(z_c - \bar z)/\beta$, and the first term is in general not zero:
 #
 # $$T\,L_T \to -\frac{1}{C\,\beta} \sum_c (z_c - \bar z)(d_c - \bar d) \quad \text{(averaged over the batch).}$$
 #
-# So $L_T$ decays like $1/T$, not $1/T^2$; $T^2 L_T$ grows without bound, with the sign of that limit, which can be negative. Hinton's $T^2$ factor does not carry over.
+# So, unless that limit is zero, $L_T$ decays like $1/T$, not $1/T^2$, and $T^2 L_T$ grows without bound in size, with the sign of the limit, which can be negative (it is on the sample). Hinton's $T^2$ factor does not carry over.
 
 # %% tags=["solution"]
 z64, s64, y64 = args64["logits_t"], args64["input"], args64["label"]
