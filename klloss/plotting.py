@@ -17,15 +17,22 @@ def save(fig, name):
     return path.relative_to(FIGURES_DIR.parent)
 
 
-def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0):
+def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0, vmin=None, vmax=None):
     """Draw a samples x classes DataFrame as a heatmap with every value written in its cell.
 
-    With ``center`` set, the colour scale is symmetric around it (diverging colours).
+    With ``center`` set, the colour scale is symmetric around it (diverging colours). Panels to
+    be compared pass one ``vmin``/``vmax`` (shared colour scale; the returned image feeds
+    ``fig.colorbar``); then ``center`` is ignored.
     """
     import numpy as np
 
     values = frame.to_numpy(dtype=float)
-    if center is None:
+    if (vmin is None) != (vmax is None):
+        raise ValueError("vmin and vmax: give both (a shared colour scale) or neither")
+    if vmin is not None:
+        if not vmin < vmax:
+            raise ValueError(f"vmin must be below vmax, got vmin={vmin}, vmax={vmax}")
+    elif center is None:
         vmin, vmax = values.min(), values.max()
     else:
         span = max(abs(values.max() - center), abs(values.min() - center)) or 1.0

@@ -3,22 +3,33 @@
 #
 # *Every intermediate tensor of the loss on the article's sample batch, each with the check that proves it right.*
 #
+# **You will learn:** what each line of `klloss_v2` computes, on the article's own two-sample batch, and the check each intermediate must pass; what the margin scale β does, and why it is not a temperature; which student the loss favours, and why that is not "agree more with the teacher".
+#
+# **You need first:** Python and basic PyTorch (tensors, `softmax`, autograd); logarithms and probability distributions. Every symbol and term used here is in the glossary below.
+
+# %% [markdown]
 # **What the loss is.** In knowledge distillation a small *student* network learns from a large *teacher* by matching the teacher's class probabilities, usually through the Kullback–Leibler divergence
 #
 # $$\mathrm{KL}(p \,\|\, q) = \sum_c p_c \,(\log p_c - \log q_c), \qquad p = \mathrm{softmax}(z),\; q = \mathrm{softmax}(s).$$
 #
-# `klloss_v2` changes one thing: each class's term gets its own weight. The weight grows with how far the teacher ranks that class *below* the true label $y$ (the teacher's *margin* $m_c = z_y - z_c$), scaled by a temperature $\beta$ and lifted by a constant offset $k = 8$:
+# `klloss_v2` changes one thing: each class's term gets its own weight. The weight grows with how far the teacher ranks that class *below* the true label $y$ (the teacher's *margin* $m_c = z_y - z_c$), divided by a *margin scale* $\beta$ and lifted by a constant offset $k = 8$:
 #
 # $$w_c = \frac{m_c}{\beta} + k, \qquad L = \frac{1}{N} \sum_{i=1}^{N} \sum_{c=1}^{C} w_{ic}\, p_{ic} \,(\log p_{ic} - \log q_{ic}).$$
 #
-# **Why someone would want it.** Classes the teacher confidently rejects get a larger weight, so the student is pushed harder to agree with the teacher *there*; classes the teacher finds nearly as likely as the label (small margin) are weighted less. With $\beta \to \infty$ every weight becomes $k$ and the loss is plain KL times $k$. Notebooks 03 and 04 examine what this actually does.
+# $\beta$ only rescales the margins; unlike a temperature it leaves $p$ and $q$ as they are (step 5 checks it).
 #
-# The article that publishes the loss prints every intermediate tensor of a worked example, and every printed number is wrong. This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
+# **Why someone might want it.** The article gives no motivation; what follows is ours. The weight is $k$ at the label, larger on every class the teacher ranks below the label (the further below, the larger), and smaller on any class the teacher ranks above it. One might expect a larger weight to make the student match the teacher more closely on those classes. It does not. When every weight is $\ge 0$, the loss is smallest when the student's distribution is
+#
+# $$q^*_c = \frac{w_c\, p_c}{W}, \qquad W = \sum_c w_c\, p_c, \qquad \text{so} \qquad \frac{q^*_c}{p_c} = \frac{w_c}{W}$$
+#
+# (exercise 2 below finds it from the gradient; notebook 04 studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
+#
+# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `klloss.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
 
 # %% [markdown]
 # ## Names and symbols
 #
-# One glossary, shared by the code (`klloss.glossary`), every notebook and the README.
+# One glossary, shared by the code (`klloss.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
 
 # %%
 import math
@@ -84,7 +95,7 @@ display(frames["log_input"])
 assert (tr.log_input <= 0).all()
 row_lse = torch.logsumexp(tr.log_input, dim=1)
 assert torch.allclose(row_lse, torch.zeros(N), atol=1e-6)
-print("largest |logsumexp| of a row:", f"{row_lse.abs().max().item():.1e}")
+print("largest |logsumexp| of a row: < 1e-6 (float32 round-off)")
 
 # %% [markdown]
 # ## Step 2 · log-softmax and softmax of the teacher, $\log p$ and $p$
@@ -142,6 +153,36 @@ assert torch.allclose(tr.weight, tr.margin / sample.beta + klloss.ARTICLE_OFFSET
 print("weight range:", round(tr.weight.min().item(), 4), "to", round(tr.weight.max().item(), 4))
 
 # %% [markdown]
+# **β is a margin scale, not a temperature.** β enters the loss only through the weights: it divides the margins, so a larger β pulls every weight towards $k$. The teacher's distribution $p = \mathrm{softmax}(z)$ (and the student's $q$) are the same for every β. A *temperature* $T$, as in plain KD (notebook 05), divides the logits *before* the softmax, $p_T = \mathrm{softmax}(z / T)$: a larger $T$ flattens $p$ itself, raising its entropy $-\sum_c p_c \log p_c$ towards $\log C$. The table runs the loss at three β and the softmax at three $T$.
+
+# %%
+betas, temperatures = [0.5, sample.beta, 10.0], [1.0, 2.0, 4.0]
+
+
+def entropy(probs):
+    # H(p) = -sum_c p_c log p_c, one value per sample
+    return -(probs * probs.log()).sum(1)
+
+
+rows_beta = {f"beta = {b:g}": klloss.trace(**{**args, "beta": b}) for b in betas}
+p_T = {f"T = {T:g}": F.softmax(args["target"] / T, dim=1) for T in temperatures}  # p_T = softmax(z / T)
+scale_vs_temperature = pd.DataFrame(
+    [{"largest p in the batch": t.target_prob.max().item(), "entropy of p, sample 0": entropy(t.target_prob)[0].item(),
+      "weights from": t.weight.min().item(), "weights to": t.weight.max().item()} for t in rows_beta.values()]
+    + [{"largest p in the batch": q.max().item(), "entropy of p, sample 0": entropy(q)[0].item()} for q in p_T.values()],
+    index=[*rows_beta, *p_T],
+).map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")  # "—": a temperature has no weights
+display(scale_vs_temperature)
+# p does not depend on beta (bit for bit); the weights do
+assert all(torch.equal(t.target_prob, tr.target_prob) and torch.equal(t.log_input, tr.log_input)
+           for t in rows_beta.values())
+assert not torch.equal(rows_beta["beta = 0.5"].weight, rows_beta["beta = 10"].weight)
+# a temperature changes p: its entropy rises with T, towards log C
+H = torch.stack([entropy(q) for q in p_T.values()])
+assert torch.all(H[1:] > H[:-1]) and torch.all(H < math.log(C))
+print("p identical for every beta:", True, "| entropy of p rises with T, below log C =", round(math.log(C), 4))
+
+# %% [markdown]
 # ## Step 6 · the weighted terms, $w_c\, p_c (\log p_c - \log q_c)$, and the per-sample losses
 #
 # $$L_i = \sum_c w_{ic}\, p_{ic} (\log p_{ic} - \log q_{ic}).$$
@@ -166,7 +207,7 @@ print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with
 # %% [markdown]
 # ## Three implementations, one number
 #
-# `klloss_v2_published` follows the article's code line by line (its loop, its host copy, its undetached `target`); `klloss_v2` is the vectorized, checked form; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
+# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2` is the vectorized, checked form; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
 
 # %%
 oracle_loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
@@ -188,23 +229,176 @@ term_size = tr.weighted.abs().sum().item() / N
 print(f"size of the terms: {term_size:.4f}, {term_size / tr.loss.item():.0f} times the loss itself")
 assert np.all(np.abs(agreement["float32"] - oracle_loss) <= 1e-6 * term_size)
 assert np.all(np.abs(agreement["float64"] - oracle_loss) <= 1e-14 * term_size)
-print("largest difference from the oracle, float32:",
-      f"{(agreement['float32'] - oracle_loss).abs().max():.1e},",
-      "float64:", f"{(agreement['float64'] - oracle_loss).abs().max():.1e}")
+print("largest difference from the oracle: float32 < 1e-6 x the size of the terms, float64 < 1e-14 x it")
+
+# %% [markdown]
+# ## What the article printed, counted
+#
+# `klloss.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
+
+# %%
+errata_table = klloss.errata.table()
+steps_of = {key: step.group for key, step in klloss.data.load_article_printed().items()}
+counted = (errata_table[["printed", "right"]]
+           .groupby(errata_table.index.map(steps_of)).sum()
+           .rename(index={"inputs": "echoed inputs", "steps": "computed intermediates and loss"}))
+counted.loc["all"] = counted.sum()
+display(counted)
+# every echoed input is right; no computed number is
+assert counted.loc["echoed inputs", "printed"] > 0
+assert counted.loc["echoed inputs", "right"] == counted.loc["echoed inputs", "printed"]
+assert counted.loc["computed intermediates and loss", "right"] == 0
+print(f"the article's loss: {float(klloss.data.load_article_printed()['loss'].values):.4f}, ours: {tr.loss.item():.4f}")
 
 # %% [markdown]
 # ## The weights and the terms they multiply, as pictures
 #
-# Left, the weights: the label's cell sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher. Right, their product, whose sum over both rows (divided by $N$) is the loss.
+# Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(14, 2.8), constrained_layout=True)
-klloss.plotting.heatmap(axes[0], frames["weight"], r"weight $w = m/\beta + k$", fmt="{:.2f}",
-                        cmap="viridis", center=None)
-klloss.plotting.heatmap(axes[1], frames["output"], r"KL terms $p(\log p - \log q)$", fmt="{:.4f}")
-klloss.plotting.heatmap(axes[2], frames["weighted"], r"weighted terms $w\,p(\log p - \log q)$", fmt="{:.4f}")
+q = tr.log_input.exp()
+# a KL term p (log p - log q) is negative exactly where q > p; the weights are > 0, so the weighted term too
+assert torch.equal(tr.output < 0, q > tr.target_prob) and torch.equal(tr.weighted < 0, tr.output < 0)
+
+terms_span = max(frames["output"].abs().max().max(), frames["weighted"].abs().max().max())
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.4), constrained_layout=True)
+weight_image = klloss.plotting.heatmap(axes[0], frames["weight"], r"weight $w = m/\beta + k$", fmt="{:.2f}",
+                                       cmap="viridis", center=None)
+klloss.plotting.heatmap(axes[1], frames["output"], r"KL terms $p(\log p - \log q)$", fmt="{:.4f}",
+                        vmin=-terms_span, vmax=terms_span)
+terms_image = klloss.plotting.heatmap(axes[2], frames["weighted"], r"weighted terms $w\,p(\log p - \log q)$",
+                                      fmt="{:.4f}", vmin=-terms_span, vmax=terms_span)
+fig.colorbar(weight_image, ax=axes[0], label="weight")
+fig.colorbar(terms_image, ax=axes[1:], label="term (one scale for both panels)")
 for ax in axes:
     for i, y in enumerate(sample.label):  # outline the label's cell
         ax.add_patch(plt.Rectangle((y - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
+fig.legend(
+    handles=[
+        plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor="black", linewidth=2,
+                      label="outline: the label's cell (margin 0, weight k)"),
+        plt.Rectangle((0, 0), 1, 1, color=plt.get_cmap("RdBu_r")(0.15),
+                      label="blue: negative term, the student gives the class more than the teacher ($q > p$)"),
+        plt.Rectangle((0, 0), 1, 1, color=plt.get_cmap("RdBu_r")(0.85),
+                      label="red: positive term ($q < p$)"),
+    ],
+    loc="outside lower center", ncols=3, fontsize=9, frameon=False,
+)
 print("saved", klloss.plotting.save(fig, "01-weights-and-terms"))
 plt.show()
+
+# %% [markdown]
+# ## What the weighting asks of the student
+#
+# The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `klloss.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
+
+# %%
+args64 = sample.tensors(torch.float64)
+q_star = klloss.analysis.stationary_student(args64["logits_t"], args64["target"], args64["label"], sample.beta)
+t64 = klloss.trace(**args64)
+p64, w64 = t64.target_prob, t64.weight
+W = (w64 * p64).sum(1, keepdim=True)  # W = sum_c w_c p_c
+assert (w64 >= 0).all()
+display(pd.concat({"teacher p": pd.DataFrame(p64.numpy(), index=samples, columns=classes),
+                   "optimum q*": pd.DataFrame(q_star.numpy(), index=samples, columns=classes),
+                   "w / W": pd.DataFrame((w64 / W).numpy(), index=samples, columns=classes)}).round(4))
+# q*_c / p_c = w_c / W; more mass than the teacher exactly where w_c > W; less on the label (the teacher is right)
+assert torch.allclose(q_star / p64, w64 / W, rtol=1e-12)
+assert torch.equal(q_star > p64, w64 > W)
+assert torch.all(q_star[rows, args64["label"]] < p64[rows, args64["label"]])
+i, c = divmod(int(w64.argmax()), C)  # the class with the largest weight in the batch
+print(f"largest weight: sample {i}, class {c}, w = {w64[i, c].item():.4f} > W = {W[i, 0].item():.4f}")
+print(f"  teacher p = {p64[i, c].item():.4f}, optimum q* = {q_star[i, c].item():.4f}: more than the teacher")
+assert q_star[i, c] > p64[i, c]
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves.
+#
+# **Exercise 1 · a weight by hand.** Sample 0's label is class 3. From the teacher logits in the table of inputs, compute by hand the margin and the weight of class 1 on sample 0 (β = `sample.beta`, k = 8). Then say whether the optimum $q^*$ puts more or less probability on that class than the teacher does, using only $w$ and $W$.
+
+# %% [markdown] tags=["solution"]
+# **Solution 1.** $m_{0,1} = z_{0,3} - z_{0,1}$ and $w_{0,1} = m_{0,1} / \beta + k$. Since $q^*_c / p_c = w_c / W$, the optimum puts more on class 1 than the teacher exactly when $w_{0,1} > W_0 = \sum_c w_{0,c}\, p_{0,c}$. The cell prints each number and checks it against the trace.
+
+# %% tags=["solution"]
+i, c, y0 = 0, 1, int(sample.label[0])
+z0 = sample.logits_t[0].astype(float)
+m_01 = z0[y0] - z0[c]  # m = z_y - z_c
+w_01 = m_01 / sample.beta + klloss.ARTICLE_OFFSET  # w = m / beta + k
+print(f"m = {z0[y0]:g} - {z0[c]:g} = {m_01:.4f};  w = {m_01:.4f} / {sample.beta:g} + {klloss.ARTICLE_OFFSET:g} = {w_01:.4f}")
+assert math.isclose(w_01, tr.weight[i, c].item(), rel_tol=1e-6)
+W_0 = (tr.weight[i] * tr.target_prob[i]).sum().item()  # W = sum_c w_c p_c
+print(f"W_0 = {W_0:.4f}: w {'>' if w_01 > W_0 else '<'} W, so q* puts {'more' if w_01 > W_0 else 'less'} on class {c}")
+assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
+
+# %% [markdown]
+# **Exercise 2 · the gradient in closed form.** Derive $\partial L_i / \partial s_j$ for one sample, using $\log q_c = s_c - \operatorname{lse}(s)$ and the Kronecker delta $\delta_{jc}$. Check your formula against autograd on the sample, and find the $q$ at which it vanishes.
+
+# %% [markdown] tags=["solution"]
+# **Solution 2.** Only $\log q$ depends on $s$, and $\partial \log q_c / \partial s_j = \delta_{jc} - q_j$. So
+#
+# $$\frac{\partial L_i}{\partial s_j} = -\sum_c w_c\, p_c\, (\delta_{jc} - q_j) = q_j \sum_c w_c\, p_c - w_j\, p_j = q_j\, W - w_j\, p_j ,$$
+#
+# and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: the $q^*$ of the motivation. (Each row of the gradient sums to $W - W = 0$.)
+
+# %% tags=["solution"]
+student = args64["input"].clone().requires_grad_(True)
+klloss.klloss_v2(**{**args64, "input": student}).backward()
+q64 = t64.log_input.exp()
+closed_form = (q64 * W - w64 * p64) / N  # dL/ds_j = (q_j W - w_j p_j) / N
+gap = (student.grad - closed_form).abs().max().item()
+print("largest |autograd - closed form|:", "< 1e-12" if gap < 1e-12 else f"{gap:.1e}")
+assert gap < 1e-12
+assert torch.allclose(closed_form, klloss.analysis.grad_student(**args64), rtol=0, atol=1e-15)
+assert closed_form.sum(1).abs().max() < 1e-15  # each row sums to W - W = 0
+# at q = q* the gradient vanishes
+at_q_star = (q_star * W - w64 * p64).abs().max().item()
+print("largest |gradient| at q = q*:", "< 1e-12" if at_q_star < 1e-12 else f"{at_q_star:.1e}")
+assert at_q_star < 1e-12
+
+# %% [markdown]
+# **Exercise 3 · add a temperature.** Put a temperature $T$ into both softmaxes and keep the weights as they are:
+#
+# $$L_T = \frac1N \sum_i \sum_c w_{ic}\, p_{T,ic} \left(\log p_{T,ic} - \log q_{T,ic}\right), \qquad p_T = \mathrm{softmax}(z / T),\; q_T = \mathrm{softmax}(s / T).$$
+#
+# In code this is `klloss.klloss_v2(z, s / T, z / T, y, beta)`: the margin comes from `logits_t`, the soft target from `target`. Before computing anything, predict: (a) which intermediates of `klloss.trace` change with $T$; (b) how $L_T$ behaves as $T$ grows. Plain KD multiplies $\mathrm{KL}(p_T \| q_T)$ by $T^2$ to keep its size comparable across temperatures: $T^2\,\mathrm{KL}(p_T \| q_T)$ tends to a finite limit as $T \to \infty$. Does $T^2 L_T$? Then check.
+
+# %% [markdown] tags=["solution"]
+# **Solution 3.** (a) The margins and weights are computed from `logits_t`, so they do not change; $p$, $q$, the KL terms and the loss do.
+#
+# (b) Write $d = z - s$ and $\bar d$ for its mean over classes. For large $T$, $\log p_{T,c} - \log q_{T,c} = (d_c - \bar d)/T + O(1/T^2)$ and $p_{T,c} = 1/C + O(1/T)$, so
+#
+# $$L_T = \frac{1}{C\,T} \sum_c w_c\,(d_c - \bar d) + O(1/T^2).$$
+#
+# With equal weights the first term vanishes (because $\sum_c (d_c - \bar d) = 0$); that is plain KD, where the next order gives $T^2\,\mathrm{KL}(p_T \| q_T) \to \frac{1}{2C}\sum_c (d_c - \bar d)^2$. With the margin weights, $w_c - \bar w = -(z_c - \bar z)/\beta$, and the first term is in general not zero:
+#
+# $$T\,L_T \to -\frac{1}{C\,\beta} \sum_c (z_c - \bar z)(d_c - \bar d) \quad \text{(averaged over the batch).}$$
+#
+# So, unless that limit is zero, $L_T$ decays like $1/T$, not $1/T^2$, and $T^2 L_T$ grows without bound in size, with the sign of the limit, which can be negative (it is on the sample). Hinton's $T^2$ factor does not carry over.
+
+# %% tags=["solution"]
+z64, s64, y64 = args64["logits_t"], args64["input"], args64["label"]
+# (a) weights and margins do not depend on T; p does
+hot = klloss.trace(z64, s64 / 4, z64 / 4, y64, sample.beta)
+assert torch.equal(hot.weight, t64.weight) and torch.equal(hot.margin, t64.margin)
+assert not torch.allclose(hot.target_prob, t64.target_prob)
+# (b) the predicted limits: -(1/(C beta)) sum_c (z_c - mean z)(d_c - mean d), and (1/(2C)) sum_c (d_c - mean d)^2
+d = z64 - s64
+d_c, z_c = d - d.mean(1, keepdim=True), z64 - z64.mean(1, keepdim=True)
+limit_L = (-(z_c * d_c).sum(1) / (C * sample.beta)).mean().item()
+limit_KD = ((d_c**2).sum(1) / (2 * C)).mean().item()
+temperature_axis = [1.0, 10.0, 100.0, 1000.0, 10000.0]
+rows_T = []
+for T in temperature_axis:
+    L_T = klloss.klloss_v2(z64, s64 / T, z64 / T, y64, sample.beta).item()
+    kl_T = F.kl_div(F.log_softmax(s64 / T, 1), F.log_softmax(z64 / T, 1), log_target=True,
+                    reduction="batchmean").item()  # KL(p_T || q_T), batch mean
+    rows_T.append({"T": T, "L_T": L_T, "T L_T": T * L_T, "T^2 L_T": T**2 * L_T, "T^2 KL": T**2 * kl_T})
+by_T = pd.DataFrame(rows_T).set_index("T")
+display(by_T.map("{:.4g}".format))
+print(f"predicted limits: T L_T -> {limit_L:.4f},  T^2 KL -> {limit_KD:.4f}")
+gaps = (by_T["T L_T"] - limit_L).abs().iloc[1:]
+assert limit_L < 0 and np.all(np.diff(gaps) < 0) and gaps.iloc[-1] < 1e-3 * abs(limit_L)
+assert abs(by_T["T^2 KL"].iloc[-1] - limit_KD) < 1e-3 * limit_KD
+assert np.all(np.diff(by_T["T^2 L_T"].iloc[1:]) < 0)  # T^2 L_T keeps falling: no finite limit

@@ -3,7 +3,12 @@
 #
 # *Every number the article prints for its worked example, beside the correct value, with the invariants each printed tensor breaks, judged from the printed numbers alone.*
 #
-# The article runs its `klloss_v2` on the sample batch of notebook 01 and prints every intermediate tensor. We transcribed those numbers exactly as printed into `data/article_printed.json` (a test checks the transcription against the article's text, number for number). Here each printed tensor meets two kinds of evidence:
+# **You will learn:** how to prove from printed numbers alone, allowing for their rounding, that a tensor cannot be a log-softmax, a softmax, a margin or a weight; that several printed tensors are copies of the printed log_input; where the article's prose disagrees with its own code.
+#
+# **You need first:** notebook 01 (the intermediates of the loss and the checks each must pass).
+
+# %% [markdown]
+# The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) runs its `klloss_v2` on the sample batch of notebook 01 and prints every intermediate tensor. We transcribed those numbers exactly as printed into `data/article_printed.json` (`tests/test_data.py` checks the transcription against the article's text, number for number, wherever a copy of that text is at hand). Here each printed tensor meets two kinds of evidence:
 #
 # 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
 # 2. **invariants** that any correct tensor must satisfy, checked on the printed numbers *alone*. A number printed with four decimals stands for anything within half a unit of its last digit ($\pm 5\times10^{-5}$), and a check fails only when no values within that rounding could pass it. So a failed check proves that *no input whatsoever* could have produced the printed tensor: the printing is wrong, not just the sample.
@@ -18,6 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 import klloss
 from klloss import errata
@@ -175,27 +182,78 @@ assert summary["right intermediates"] == 0
 # %% [markdown]
 # Every number the article prints after its inputs is wrong, and the final loss it reports is off by the factor printed above.
 #
-# ## Printed against correct, all at once
+# ## The printed tensors, all at once
 #
-# Each panel puts one printed step's numbers (vertical) against the true values (horizontal). A correct printing would lie on the diagonal.
+# The top row draws four printed tensors on one colour scale: the printed target_prob and output are the printed log_input again, and the second row of the printed log_target is the first row of the printed log_input. The matrix below it compares every printed row of every 2 × 5 step with every earlier one, digit for digit, and marks the identical pairs. The bottom panels put each printed step's numbers (vertical) against the true values (horizontal): a correct printing would lie on the diagonal.
 
 # %%
 steps = [k for k, s in printed.items() if s.group == "steps"]
-fig, axes = plt.subplots(2, 5, figsize=(15, 6), constrained_layout=True)
-for ax, key in zip(axes.flat, steps):
+copied = ["log_input", "log_target", "target_prob", "output"]
+grid_steps = [k for k, s in printed.items() if s.group == "steps" and np.shape(P[k]) == np.shape(P["log_input"])]
+row_names = [f"{k} row {r}" for k in grid_steps for r in range(2)]
+row_texts = [list(printed[k].text[r]) for k in grid_steps for r in range(2)]
+# identical[a, b]: printed row a equals printed row b digit for digit (b printed before a)
+identical = np.array([[b < a and row_texts[a] == row_texts[b] for b in range(len(row_texts))]
+                      for a in range(len(row_texts))])
+pairs = [(row_names[a], row_names[b]) for a, b in zip(*np.nonzero(identical))]
+print("printed rows identical to an earlier printed row:")
+for later, earlier in pairs:
+    print(f"  {later:>18} = {earlier}")
+# the copies of log_input that the sections above found, and no copy of any later step
+assert {("log_target row 1", "log_input row 0"), ("target_prob row 0", "log_input row 0"),
+        ("output row 1", "log_input row 1")} <= set(pairs)
+assert all(np.array_equal(P[k], P["log_input"]) for k in ("target_prob", "output"))
+
+fig = plt.figure(figsize=(15, 15), layout="constrained")
+top, middle, bottom = fig.subfigures(3, 1, height_ratios=[2.3, 5.2, 6.2])
+top.suptitle("the printed target_prob and output are the printed log_input; row 1 of the printed log_target is "
+             "row 0 of the printed log_input (one colour scale)", fontsize=12)
+axes_top = top.subplots(1, 4)
+low = min(P[k].min() for k in copied)
+high = max(P[k].max() for k in copied)
+for ax, key in zip(axes_top, copied):
+    frame = pd.DataFrame(P[key], index=[f"sample {i}" for i in range(2)], columns=[f"class {j}" for j in range(5)])
+    image = klloss.plotting.heatmap(ax, frame, f"printed {key}", fmt="{:.4f}", cmap="viridis", vmin=low, vmax=high)
+top.colorbar(image, ax=axes_top, label="printed value")
+
+middle.suptitle("which printed rows are digit-for-digit copies of an earlier printed row", fontsize=12)
+ax = middle.subplots()
+shown = np.where(np.tril(np.ones_like(identical), k=-1), identical.astype(float), np.nan)  # earlier rows only
+ax.imshow(shown, cmap=ListedColormap(["whitesmoke", "crimson"]), vmin=0, vmax=1)
+ax.set_xticks(range(len(row_names)), row_names, rotation=90, fontsize=8)
+ax.set_yticks(range(len(row_names)), row_names, fontsize=8)
+ax.set(xlabel="printed earlier", ylabel="printed later")
+for boundary in np.arange(1.5, len(row_names) - 1, 2):  # separate the steps
+    ax.axhline(boundary, color="grey", linewidth=0.5)
+    ax.axvline(boundary, color="grey", linewidth=0.5)
+ax.legend(handles=[Patch(color="crimson", label="identical, digit for digit"),
+                   Patch(color="whitesmoke", label="different")],
+          loc="upper right", fontsize=9)
+
+bottom.suptitle("printed against correct: a correct printing lies on the grey diagonal", fontsize=12)
+titles = {
+    "log_input": "log_input: log q", "log_target": "log_target: log p", "target_prob": "target_prob: p",
+    "output": "output: per-class KL terms", "margin": "margin m", "weight": "weight w",
+    "weighted": "'final loss': factors w and\np(log p - log q) of each product",
+    "per_sample": "'loss sum' (printed 2 x 5) vs\nper-class weighted terms w p (log p - log q)",
+    "loss": "'loss mean' vs the loss L",
+}
+for ax, key in zip(bottom.subplots(2, 5).flat, steps + [None]):
+    if key is None:
+        ax.axis("off")
+        ax.legend(*legend_handles, loc="center", fontsize=10)
+        continue
     x = np.ravel(np.asarray(truth[key], dtype=float))
     y = np.ravel(P[key])
     lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
     pad = 0.05 * (hi - lo or 1)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linewidth=1, label="printed = correct")
     ax.scatter(x, y, s=18, color="crimson", label="article")
-    ax.set_title(key + (" (both factors)" if key == "weighted" else ""), fontsize=10)
+    legend_handles = ax.get_legend_handles_labels()
+    ax.set_title(titles[key], fontsize=9)
     ax.set_xlabel("correct", fontsize=8)
     ax.set_ylabel("printed", fontsize=8)
     ax.tick_params(labelsize=7)
-for ax in axes.flat[len(steps):]:
-    ax.axis("off")
-axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center", fontsize=10)
 print("saved", klloss.plotting.save(fig, "02-printed-vs-correct"))
 plt.show()
 
