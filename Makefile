@@ -30,12 +30,18 @@ $(SITE_JS): tools/site/package-lock.json
 	npm ci --prefix tools/site --no-audit --no-fund
 	touch $@
 
-## browser: Debian's Chromium, for the test that opens the site as a reader would
+## browser: Debian's Chromium, for the test that opens the site as a reader would, and a CJK font
+## (fonts-noto-cjk) so that pages and screenshots show the article's Chinese words. Installs only
+## what is missing (as root, or through sudo).
+BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium"; \
+	@missing=$$(for p in $(BROWSER_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	  | grep -q 'install ok installed' || command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian: $$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
 
 ## test: unit and property tests, then nbval on every notebook (all failures reported)
 test: $(READY) $(SITE_JS) browser
@@ -60,10 +66,13 @@ report: $(READY) $(SITE_JS)
 bench: $(READY)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
 
-## lab: open JupyterLab on notebooks/ in the project's environment
+## lab: open JupyterLab on notebook 01 in the project's environment. The server runs from the
+## repository root, where jupytext.toml is (jupytext looks for it from a notebook's folder up to
+## the server root): jupytext, in the lab extra, then pairs each notebook with its script.
+## JupyterLab refuses to run as root (as in a container) unless told --allow-root.
 lab: $(READY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
-	$(PY) -m jupyter lab notebooks
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
 
 clean:
 	rm -rf build
