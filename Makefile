@@ -15,6 +15,10 @@ NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval
 # MathJax for the offline site, pinned by tools/site/package-lock.json
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
+# notebooks named by their paired scripts, so that a new notebook needs only its script:
+# $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
+notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
+
 .PHONY: all setup browser test report refresh nb lab bench clean
 
 all: report
@@ -50,15 +54,15 @@ test: $(READY) $(SITE_JS) browser
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
 refresh: $(READY)
-	$(PY) tools/refresh.py notebooks/*.ipynb
+	$(PY) tools/refresh.py $(call notebooks,)
 
 ## nb NB=01: refresh one notebook, by number or name pattern
 nb: $(READY)
-	$(PY) tools/refresh.py notebooks/$(NB)*.ipynb
+	$(PY) tools/refresh.py $(call notebooks,$(NB))
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
 report: $(READY) $(SITE_JS)
-	$(PY) tools/refresh.py --out build/executed notebooks/*.ipynb
+	$(PY) tools/refresh.py --out build/executed $(call notebooks,)
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site
 
