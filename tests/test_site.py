@@ -238,12 +238,17 @@ def test_page_renders_offline(browser, site, name):
         assert errors == 0, f"{name}: {errors} formulas failed to typeset"
         if name != "index.html":
             notebook = ROOT / "notebooks" / name.replace(".html", ".ipynb")
-            assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formula"
+            if any("$" in _source(c) for c in _cells(notebook) if c["cell_type"] == "markdown"):
+                assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formula"
             assert page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length") == 2
             # every figure the notebook made is on the page, and its drawing code is folded
             assert page.evaluate("document.images.length") == _image_outputs(notebook)
             for cell in page.evaluate(FIGURE_CELLS):
                 assert cell == {"code": False, "folded": True, "figures": True}, f"{name}: {cell}"
+            # every worked solution (tag "solution") is on the page, folded
+            solutions = sum("solution" in c["metadata"].get("tags", []) for c in _cells(notebook))
+            assert page.evaluate("document.querySelectorAll('details.klloss-solution .jp-Cell').length") == solutions
+            assert page.evaluate("document.querySelectorAll('details.klloss-solution[open]').length") == 0
         if name in ("index.html", "01-walkthrough.html", "00-cheat-sheet.html"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / name.replace(".html", ".png")), full_page=name != "01-walkthrough.html")
@@ -363,7 +368,7 @@ def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, s
         exercise = page.locator(".jp-Cell", has_text="Exercise 1.")
         region = exercise.bounding_box()
         SHOTS.mkdir(parents=True, exist_ok=True)
-        clip = {"x": 0, "y": region["y"] - 10, "width": 1280, "height": 200}
+        clip = {"x": 0, "y": region["y"] - 2, "width": 1280, "height": 180}
         page.screenshot(path=str(SHOTS / "exercise-folded.png"), clip=clip)
 
         # keyboard: Tab reaches the first solution's summary, Enter unfolds it
@@ -382,7 +387,7 @@ def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, s
         assert summary.inner_text() == "Hide solution"
         assert not page.get_by_text("Its worked solution").first.is_visible()  # the other one stays folded
         assert page.evaluate("document.querySelectorAll('mjx-container').length") >= 3
-        clip["height"] = solutions.first.bounding_box()["y"] + solutions.first.bounding_box()["height"] - clip["y"] + 10
+        clip["height"] = solutions.first.bounding_box()["y"] + solutions.first.bounding_box()["height"] - clip["y"] + 8
         page.screenshot(path=str(SHOTS / "exercise-unfolded.png"), clip=clip)
         # Space folds it again, and a figure's code unfolds the same way
         page.keyboard.press("Space")
