@@ -40,8 +40,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 RAW_TEX = re.compile(r"\$|\\(frac|beta|sum|log|mathrm|qquad|partial|underbrace)\b")
-# raw Markdown left in rendered text: a table row or rule, bold markers, a heading marker
-RAW_MARKDOWN = re.compile(r"^[ \t]*\|.*\|[ \t]*$|\|[ \t]*:?-{3,}|\*\*|^[ \t]*#{1,6}[ \t]", re.M)
+# raw Markdown left in rendered text: a table's delimiter row, bold markers, a heading marker, and
+# outside rendered table cells (where |x| may be an absolute value in a column name) a table row
+RAW_MARKDOWN = re.compile(r"\|[ \t]*:?-{3,}|\*\*|^[ \t]*#{1,6}[ \t]", re.M)
+RAW_TABLE_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.M)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 IMAGE_OUTPUTS = ("image/png", "image/jpeg", "image/gif")
 
@@ -196,7 +198,8 @@ PROSE_TEXT = """() => {
   for (const root of roots) {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      if (!node.parentElement.closest(skip)) texts.push(node.textContent);
+      if (!node.parentElement.closest(skip))
+        texts.push({text: node.textContent, cell: !!node.parentElement.closest('th, td')});
     }
   }
   return texts;
@@ -232,7 +235,11 @@ def test_page_renders_offline(browser, site, name):
         leftovers = RAW_TEX.findall(prose)
         assert not leftovers, f"{name}: raw TeX left in the text: {leftovers[:5]}"
         # every Markdown output and cell rendered: no table rows, ** or # markers left as text
-        raw = [t.strip()[:80] for t in page.evaluate(PROSE_TEXT) if RAW_MARKDOWN.search(t)]
+        raw = [
+            t["text"].strip()[:80]
+            for t in page.evaluate(PROSE_TEXT)
+            if RAW_MARKDOWN.search(t["text"]) or (not t["cell"] and RAW_TABLE_ROW.search(t["text"]))
+        ]
         assert not raw, f"{name}: raw Markdown left in the text: {raw[:3]}"
         errors = page.evaluate("document.querySelectorAll('mjx-merror').length")
         assert errors == 0, f"{name}: {errors} formulas failed to typeset"
