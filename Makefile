@@ -15,6 +15,10 @@ NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval
 # MathJax for the offline site, pinned by tools/site/package-lock.json
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
+# notebooks named by their paired scripts, so that a new notebook needs only its script:
+# $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
+notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
+
 .PHONY: all setup browser test report refresh nb times lab bench clean
 
 all: report
@@ -30,12 +34,18 @@ $(SITE_JS): tools/site/package-lock.json
 	npm ci --prefix tools/site --no-audit --no-fund
 	touch $@
 
-## browser: Debian's Chromium, for the test that opens the site as a reader would
+## browser: Debian's Chromium, for the test that opens the site as a reader would, and a CJK font
+## (fonts-noto-cjk) so that pages and screenshots show the article's Chinese words. Installs only
+## what is missing (as root, or through sudo).
+BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium"; \
+	@missing=$$(for p in $(BROWSER_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	  | grep -q 'install ok installed' || command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian: $$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
 
 ## test: unit and property tests, then nbval on every notebook (all failures reported)
 test: $(READY) $(SITE_JS) browser
@@ -44,11 +54,11 @@ test: $(READY) $(SITE_JS) browser
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
 refresh: $(READY)
-	$(PY) tools/refresh.py notebooks/*.ipynb
+	$(PY) tools/refresh.py $(call notebooks,)
 
 ## nb NB=01: refresh one notebook, by number or name pattern
 nb: $(READY)
-	$(PY) tools/refresh.py notebooks/$(NB)*.ipynb
+	$(PY) tools/refresh.py $(call notebooks,$(NB))
 
 ## times: time every notebook pinned and with the CPU's own code paths, for the README's table
 times: $(READY)
@@ -57,7 +67,7 @@ times: $(READY)
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
 report: $(READY) $(SITE_JS)
-	$(PY) tools/refresh.py --out build/executed notebooks/*.ipynb
+	$(PY) tools/refresh.py --out build/executed $(call notebooks,)
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site
 
@@ -65,10 +75,13 @@ report: $(READY) $(SITE_JS)
 bench: $(READY)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
 
-## lab: open JupyterLab on notebooks/ in the project's environment
+## lab: open JupyterLab on notebook 01 in the project's environment. The server runs from the
+## repository root, where jupytext.toml is (jupytext looks for it from a notebook's folder up to
+## the server root): jupytext, in the lab extra, then pairs each notebook with its script.
+## JupyterLab refuses to run as root (as in a container) unless told --allow-root.
 lab: $(READY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
-	$(PY) -m jupyter lab notebooks
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
 
 clean:
 	rm -rf build

@@ -1,23 +1,37 @@
 """The HTML site, as a reader sees it: built from the committed notebooks and opened in headless
 Chromium (Debian's) with the network cut off.
 
-Every page must load, request nothing outside the site folder, show every image and render every
-formula (no raw ``$...$`` or ``\\frac`` left in the text). Screenshots of the index and the first
-notebook go to ``build/screenshots/`` for a person to look at.
+Every page must load, request nothing outside the site folder, show every figure, render every
+formula (no raw ``$...$`` or ``\\frac`` left in the text) and every Markdown output (no raw table
+rows or ``**`` left in the text). Code that draws a figure, cells tagged ``hide-input`` and
+exercise solutions (tag ``solution``) are folded, and unfold from the keyboard. The index gives a
+reading path with computed reading times. Screenshots go to ``build/screenshots/`` for a person
+to look at.
 """
 
+import base64
 import html
+import json
+import math
 import re
 import shutil
+import struct
+import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import nbformat
 import pytest
+
+import klloss
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import build_site  # noqa: E402
 
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -26,6 +40,28 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 RAW_TEX = re.compile(r"\$|\\(frac|beta|sum|log|mathrm|qquad|partial|underbrace)\b")
+# raw Markdown left in rendered text: a table's delimiter row, bold markers, a heading marker, and
+# outside rendered table cells (where |x| may be an absolute value in a column name) a table row
+RAW_MARKDOWN = re.compile(r"\|[ \t]*:?-{3,}|\*\*|^[ \t]*#{1,6}[ \t]", re.M)
+RAW_TABLE_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.M)
+CJK = re.compile(r"[\u4e00-\u9fff]")
+IMAGE_OUTPUTS = ("image/png", "image/jpeg", "image/gif")
+
+
+def _cells(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell):
+    return "".join(cell["source"])
+
+
+def _image_outputs(path):
+    return sum(
+        any(kind in output.get("data", {}) for kind in IMAGE_OUTPUTS)
+        for cell in _cells(path)
+        for output in cell.get("outputs", [])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,24 +71,87 @@ def site(tmp_path_factory):
     return site_dir
 
 
-def test_site_has_every_notebook(site):
-    pages = sorted(p.name for p in site.glob("*.html"))
-    expected = sorted(f"{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")) + ["index.html"]
-    assert pages == sorted(expected)
+# ---- the Markdown renderer, on its own ----
+
+
+def test_markdown_outputs_render_tables_as_github_does():
+    # a row with more cells than the header (an unescaped | in a cell) keeps the table a table,
+    # extra cells dropped, as in JupyterLab; nbconvert's own renderer makes it a paragraph of pipes
+    text = "| a | b |\n|---|---|\n| `x` | **y** |\n| p || q | z |\n| r \\| s | $x_1 < y$ |"
+    rendered = build_site.markdown_to_html(text)
+    assert rendered.count("<tr>") == 4 and "<table>" in rendered
+    assert "<strong>y</strong>" in rendered and "<code>x</code>" in rendered
+    assert "<td>r | s</td>" in rendered  # an escaped pipe stays in its cell
+    assert "$x_1 &lt; y$" in rendered  # math left for MathJax, HTML-escaped, not emphasised
+    assert "|" not in re.sub(r"<td>r \| s</td>", "", rendered)
+
+
+# ---- what the build reads from a notebook ----
+
+
+def test_opening_lines_are_read_and_may_be_missing():
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(
+                "# 09 · T\n\n*summary*\n\n**You will learn:** the `gradient` of $L$.\n\n**You need first:** 01."
+            )
+        ]
+    )
+    assert build_site.opening(nb) == {"learn": "the `gradient` of $L$.", "need": "01."}
+    nb.cells[0].source = "# 09 · T\n\n*summary*\n\n**You will learn:**"
+    assert build_site.opening(nb) == {"learn": None, "need": None}
+    assert build_site.opening(nbformat.v4.new_notebook()) == {"learn": None, "need": None}
+
+
+def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):
+    path = tmp_path / "09-x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("no title")]), path)
+    with pytest.raises(ValueError, match="09-x.ipynb.*Title"):
+        build_site.notebook_info(path)
+
+
+def test_index_gives_the_reading_path_with_computed_reading_times(site):
     index = (site / "index.html").read_text(encoding="utf-8")
-    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
-        title, summary = build_site.notebook_info(notebook)
-        assert f'<a href="{notebook.stem}.html">{html.escape(title)}</a>' in index
-        assert html.escape(summary, quote=False) in index
+    core_block = index.split('<ol class="core">')[1].split("</ol>")[0]
+    optional_block = index.split('<ul class="optional">')[1].split("</ul>")[0]
+    core = [p for p in NOTEBOOKS if p.name[:2] in build_site.CORE]
+    optional = [p for p in NOTEBOOKS if p not in core]
+    assert [p.name[:2] for p in core] == list(build_site.CORE), "a core notebook is missing"
+    assert re.findall(r'href="([^"]+)"', core_block) == [f"{p.stem}.html" for p in core]
+    assert re.findall(r'href="([^"]+)"', optional_block) == [f"{p.stem}.html" for p in optional]
+    assert f"at {build_site.WORDS_PER_MINUTE} words per minute" in index
+    total = 0
+    for path in NOTEBOOKS:
+        cells = _cells(path)
+        title, summary = build_site.notebook_info(path)
+        assert f'<a href="{path.stem}.html">{html.escape(title)}</a>' in index
+        # reading time counted here independently: words of the Markdown and code cells
+        words = sum(len(re.findall(r"\S+", _source(c))) for c in cells if c["cell_type"] in ("markdown", "code"))
+        minutes = max(1, math.ceil(words / build_site.WORDS_PER_MINUTE))
+        item = re.search(rf'<li class="notebook" data-minutes="(\d+)"><a href="{path.stem}.html">.*?</li>', index)
+        assert item and int(item[1]) == minutes and f"{minutes} min" in item[0], path.name
+        total += minutes if path in core else 0
+        first = _source(cells[0])
+        for cls, marker in (("learn", "**You will learn:**"), ("need", "**You need first:**")):
+            assert (f'class="{cls}"' in item[0]) == (marker in first), f"{path.name}: {marker}"
+    assert f"about {total} min" in index
 
 
-def test_no_page_references_anything_outside_the_site(site):
+# ---- every page in Chromium ----
+
+
+def test_static_pages_reference_nothing_outside_the_site(site):
     # static check: no src/href to another host (comments in the inlined CSS are not loads)
     for page in site.glob("*.html"):
         text = page.read_text(encoding="utf-8")
         external = re.findall(r'(?:src|href)\s*=\s*["\'](?:https?:)?//[^"\']*', text)
         assert not external, f"{page.name}: {external[:3]}"
         assert "@import" not in text or "url(http" not in text
+
+
+def test_site_has_every_notebook(site):
+    pages = sorted(p.name for p in site.glob("*.html"))
+    assert pages == sorted([f"{p.stem}.html" for p in NOTEBOOKS] + ["index.html"])
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +190,29 @@ def _open(browser, site, name):
     return page, outside, failed
 
 
-PAGES = ["index.html"] + [f"{p.stem}.html" for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+# every text node of rendered prose and rendered outputs (folded ones too), not code or formulas
+PROSE_TEXT = """() => {
+  const roots = document.querySelectorAll('.jp-RenderedMarkdown, .jp-RenderedHTMLCommon, body > p, body li');
+  const skip = 'pre, code, mjx-container, script, style';
+  const texts = [];
+  for (const root of roots) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.parentElement.closest(skip))
+        texts.push({text: node.textContent, cell: !!node.parentElement.closest('th, td')});
+    }
+  }
+  return texts;
+}"""
+
+# code cells showing a figure outside a solution: is their code visible, are their figures visible?
+FIGURE_CELLS = """() => Array.from(document.querySelectorAll('.jp-CodeCell'))
+  .filter(c => c.querySelector('.jp-OutputArea img') && !c.closest('details.klloss-solution'))
+  .map(c => ({code: c.querySelector('.jp-InputArea').checkVisibility(),
+              folded: !!c.querySelector('details.klloss-code .jp-InputArea'),
+              figures: Array.from(c.querySelectorAll('.jp-OutputArea img')).every(i => i.checkVisibility())}))"""
+
+PAGES = ["index.html"] + [f"{p.stem}.html" for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -113,17 +234,174 @@ def test_page_renders_offline(browser, site, name):
         )
         leftovers = RAW_TEX.findall(prose)
         assert not leftovers, f"{name}: raw TeX left in the text: {leftovers[:5]}"
-        formulas = page.evaluate("document.querySelectorAll('mjx-container').length")
-        if name != "index.html":
-            assert formulas > 0, f"{name}: no rendered formula"
-            assert page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length") == 2
-            images = page.evaluate("document.images.length")
-            assert images > 0, f"{name}: no figure"
+        # every Markdown output and cell rendered: no table rows, ** or # markers left as text
+        raw = [
+            t["text"].strip()[:80]
+            for t in page.evaluate(PROSE_TEXT)
+            if RAW_MARKDOWN.search(t["text"]) or (not t["cell"] and RAW_TABLE_ROW.search(t["text"]))
+        ]
+        assert not raw, f"{name}: raw Markdown left in the text: {raw[:3]}"
         errors = page.evaluate("document.querySelectorAll('mjx-merror').length")
         assert errors == 0, f"{name}: {errors} formulas failed to typeset"
-        if name in ("index.html", "01-walkthrough.html"):
-            shots = ROOT / "build" / "screenshots"
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / name.replace(".html", ".png")), full_page=name == "index.html")
+        if name != "index.html":
+            notebook = ROOT / "notebooks" / name.replace(".html", ".ipynb")
+            if any("$" in _source(c) for c in _cells(notebook) if c["cell_type"] == "markdown"):
+                assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formula"
+            assert page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length") == 2
+            # every figure the notebook made is on the page, and its drawing code is folded
+            assert page.evaluate("document.images.length") == _image_outputs(notebook)
+            for cell in page.evaluate(FIGURE_CELLS):
+                assert cell == {"code": False, "folded": True, "figures": True}, f"{name}: {cell}"
+            # every worked solution (tag "solution") is on the page, folded
+            solutions = sum("solution" in c["metadata"].get("tags", []) for c in _cells(notebook))
+            assert page.evaluate("document.querySelectorAll('details.klloss-solution .jp-Cell').length") == solutions
+            assert page.evaluate("document.querySelectorAll('details.klloss-solution[open]').length") == 0
+        if name in ("index.html", "01-walkthrough.html", "00-cheat-sheet.html"):
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / name.replace(".html", ".png")), full_page=name != "01-walkthrough.html")
+    finally:
+        page.context.close()
+
+
+def test_glossary_is_a_table_on_the_site(browser, site):
+    page, _, _ = _open(browser, site, "01-walkthrough.html")
+    try:
+        table = page.locator(".jp-OutputArea-output[data-mime-type='text/markdown'] table").first
+        rows = table.evaluate(
+            "t => Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.innerText))"
+        )
+        assert len(rows) == len(klloss.glossary.GLOSSARY), "a glossary row is missing or split"
+        assert all(len(row) == 4 for row in rows)
+        assert [row[1] for row in rows] == [entry[1] for entry in klloss.glossary.GLOSSARY]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        table.screenshot(path=str(SHOTS / "01-glossary.png"))
+    finally:
+        page.context.close()
+
+
+def test_chinese_words_have_a_font(browser, site):
+    # the article's Chinese words (notebook 02) need a CJK font where Chromium runs (make browser)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in site.glob("*.html")}
+    pages = [name for name, text in texts.items() if CJK.search(text)]
+    if not pages:
+        pytest.skip("no page has Chinese text")
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True).stdout
+    assert fonts.strip(), "no CJK font installed: run `make browser` (it installs fonts-noto-cjk)"
+    page, _, _ = _open(browser, site, sorted(pages)[0])
+    try:
+        element = page.locator("p, li, td", has_text=CJK).first
+        element.scroll_into_view_if_needed()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        element.screenshot(path=str(SHOTS / "chinese-words.png"))
+    finally:
+        page.context.close()
+
+
+# ---- folding, on a small synthetic notebook ----
+
+
+def _png(width=120, height=60, rgb=(31, 119, 180)):
+    """A solid-colour PNG, as a figure output would carry it."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return base64.b64encode(png).decode()
+
+
+def _synthetic_notebook():
+    v4 = nbformat.v4
+    stream = v4.new_output("stream", name="stdout", text="rows sum to zero: True\n")
+    figure = v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"})
+    return v4.new_notebook(
+        cells=[
+            v4.new_markdown_cell("# 09 · Folding\n\n*A page with a figure, hidden code and an exercise.*"),
+            v4.new_code_cell("visible_code = 1", execution_count=1),
+            v4.new_code_cell("draw_the_figure()", execution_count=2, outputs=[figure]),
+            v4.new_code_cell("hidden_code = 2", execution_count=3, outputs=[stream], metadata={"tags": ["hide-input"]}),
+            v4.new_markdown_cell("**Exercise 1.** Show that each row of $\\partial L/\\partial s$ sums to zero."),
+            v4.new_markdown_cell(
+                "Summing $q_c W - w_c p_c$ over $c$ gives $W - W = 0$, because $q$ sums to one.",
+                metadata={"tags": ["solution"]},
+            ),
+            v4.new_code_cell("check_the_solution()", execution_count=4, outputs=[stream], metadata={"tags": ["solution"]}),
+            v4.new_markdown_cell("**Exercise 2.** The next exercise."),
+            v4.new_markdown_cell("Its worked solution.", metadata={"tags": ["solution"]}),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic_site(tmp_path_factory):
+    notebooks = tmp_path_factory.mktemp("synthetic")
+    nbformat.write(_synthetic_notebook(), notebooks / "09-folding.ipynb")
+    site_dir = tmp_path_factory.mktemp("synthetic-site")
+    build_site.build(notebooks, site_dir)
+    return site_dir
+
+
+def test_a_notebook_without_opening_lines_still_builds(synthetic_site):
+    index = (synthetic_site / "index.html").read_text(encoding="utf-8")
+    assert '<a href="09-folding.html">09 · Folding</a>' in index
+    assert 'class="learn"' not in index and 'class="need"' not in index
+
+
+def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, synthetic_site):
+    page, outside, failed = _open(browser, synthetic_site, "09-folding.html")
+    try:
+        assert not outside and not failed
+        visible = {needle: page.get_by_text(needle, exact=False).first.is_visible() for needle in (
+            "visible_code", "draw_the_figure", "hidden_code", "rows sum to zero", "Exercise 1.",
+            "because", "check_the_solution", "Its worked solution")}
+        assert visible == {
+            "visible_code": True,  # a plain code cell stays open
+            "draw_the_figure": False,  # a figure's code is folded ...
+            "hidden_code": False,  # ... and so is a cell tagged hide-input,
+            "rows sum to zero": True,  # whose output stays visible
+            "Exercise 1.": True,
+            "because": False,  # the solution, prose and code, is folded
+            "check_the_solution": False,
+            "Its worked solution": False,
+        }, visible
+        assert page.locator("img").first.is_visible()
+        solutions = page.locator("details.klloss-solution")
+        assert solutions.count() == 2, "consecutive solution cells fold together, one fold per exercise"
+        assert solutions.first.locator(".jp-Cell").count() == 2
+        assert page.locator("details.klloss-code").count() == 2
+        assert solutions.first.locator("summary").inner_text() == "Show solution"
+        exercise = page.locator(".jp-Cell", has_text="Exercise 1.")
+        region = exercise.bounding_box()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        clip = {"x": 0, "y": region["y"] - 2, "width": 1280, "height": 180}
+        page.screenshot(path=str(SHOTS / "exercise-folded.png"), clip=clip)
+
+        # keyboard: Tab reaches the first solution's summary, Enter unfolds it
+        summary = solutions.first.locator("summary")
+        summary.evaluate("s => s.setAttribute('data-probe', '1')")
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.getAttribute('data-probe') === '1'"):
+                break
+        else:
+            pytest.fail("Tab never reaches the solution's summary")
+        page.keyboard.press("Enter")
+        assert solutions.first.evaluate("d => d.open")
+        assert page.get_by_text("because").first.is_visible()
+        assert page.get_by_text("check_the_solution").first.is_visible()
+        assert summary.inner_text() == "Hide solution"
+        assert not page.get_by_text("Its worked solution").first.is_visible()  # the other one stays folded
+        assert page.evaluate("document.querySelectorAll('mjx-container').length") >= 3
+        clip["height"] = solutions.first.bounding_box()["y"] + solutions.first.bounding_box()["height"] - clip["y"] + 8
+        page.screenshot(path=str(SHOTS / "exercise-unfolded.png"), clip=clip)
+        # Space folds it again, and a figure's code unfolds the same way
+        page.keyboard.press("Space")
+        assert not solutions.first.evaluate("d => d.open")
+        code = page.locator("details.klloss-code").first
+        code.locator("summary").focus()
+        page.keyboard.press("Enter")
+        assert page.get_by_text("draw_the_figure").first.is_visible()
     finally:
         page.context.close()
