@@ -43,7 +43,6 @@ BETAS = tuple(float(f"{m}e{e}") for e in range(-2, 3) for m in _MANTISSAS) + (10
 """The β values the β slider steps through, smallest first."""
 OFFSETS = tuple(float(k) for k in range(17))
 """The offsets k the offset slider steps through: 0, 1, ..., 16."""
-ARTICLE_BETA = 1.5
 WRONG_LABEL = 1
 """The third row relabels sample 0 as this class: its teacher ranks classes 0, 3 and 4 above it."""
 
@@ -55,6 +54,8 @@ def _check_sample(sample):
         raise TypeError(f"sample must be a klloss.data.Sample, got {type(sample).__name__}")
     if sample.input.shape[1] <= WRONG_LABEL:
         raise ValueError(f"sample must have more than {WRONG_LABEL} classes, got {sample.input.shape[1]}")
+    if sample.beta not in BETAS:
+        raise ValueError(f"sample.beta must be one of the β slider's values (klloss.explorer.BETAS), got {sample.beta}")
     return sample
 
 
@@ -259,7 +260,7 @@ def spec(sample):
         "signals": [
             {"name": "betas", "value": list(BETAS)},
             # the slider positions; the page binds them to its two <input type="range"> elements
-            {"name": "beta_position", "value": BETAS.index(ARTICLE_BETA)},
+            {"name": "beta_position", "value": BETAS.index(sample.beta)},
             {"name": "offset_position", "value": ARTICLE_OFFSET},
             {"name": "beta", "update": "betas[toNumber(beta_position)]"},
             {"name": "offset", "update": "toNumber(offset_position)"},
@@ -345,8 +346,8 @@ def spec_json(sample):
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _format_beta(beta):
-    return f"{beta:g}"
+def _number(value):
+    return f"{value:g}"
 
 
 # Loads Vega once per page, privately: the UMD build is given its own `module`/`exports`, so it
@@ -418,22 +419,24 @@ def _ticks(values, labelled, marked, thumb_px=16):
             continue
         fraction = i / n
         left = f"calc({100 * fraction:.4g}% + {(0.5 - fraction) * thumb_px:.4g}px)"
-        text = f"▲ {_format_beta(value)} (article)" if value == marked else _format_beta(value)
+        text = f"▲ {_number(value)} (article)" if value == marked else _number(value)
         css = ' class="marked"' if value == marked else ""
         spans.append(f'<span{css} style="left: {left}">{_html.escape(text)}</span>')
-    return '<div class="klloss-explorer-ticks" aria-hidden="true">' + "".join(spans) + "</div>"
+    # spaces between the labels keep them apart where the styles are stripped (untrusted JupyterLab)
+    return '<div class="klloss-explorer-ticks" aria-hidden="true">' + " ".join(spans) + "</div>"
 
 
 def html(sample):
-    """The explorer as one self-contained HTML fragment (Vega inlined; about 0.5 MB).
+    """The explorer as one self-contained HTML fragment, Vega inlined (notebook 07 prints its size).
+    The sliders start at, and mark, the sample's β (one of :data:`BETAS`) and the article's offset.
 
     Display it in a notebook with ``IPython.display.HTML(klloss.explorer.html(sample))``.
     """
     sample = _check_sample(sample)
-    beta_index = BETAS.index(ARTICLE_BETA)
+    beta_index = BETAS.index(sample.beta)
     offset_index = OFFSETS.index(ARTICLE_OFFSET)
-    beta_label = f"β = {_format_beta(ARTICLE_BETA)}"
-    offset_label = f"k = {_format_beta(ARTICLE_OFFSET)}"
+    beta_label = f"β = {_number(sample.beta)}"
+    offset_label = f"k = {_number(ARTICLE_OFFSET)}"
     decades = [b for b in BETAS if math.log10(b).is_integer()]
     parts = [
         '<div class="klloss-explorer">',
@@ -448,7 +451,7 @@ def html(sample):
         f'<input type="range" id="explorer-beta" min="0" max="{len(BETAS) - 1}" step="1" value="{beta_index}" '
         f'list="explorer-beta-marks" aria-valuetext="{beta_label}">',
         f'<datalist id="explorer-beta-marks"><option value="{beta_index}"></option></datalist>',
-        _ticks(BETAS, decades, ARTICLE_BETA),
+        _ticks(BETAS, decades, sample.beta),
         "</div>",
         '<div class="klloss-explorer-control">',
         f'<label for="explorer-offset">offset <span class="klloss-explorer-offset-value">{offset_label}</span></label>',

@@ -7,6 +7,7 @@ compare what the page shows with :mod:`klloss.oracle`. Screenshots of two settin
 ``build/screenshots/`` for a person to look at.
 """
 
+import dataclasses
 import json
 import math
 import re
@@ -44,9 +45,9 @@ def test_settings_cover_what_the_issue_asks_for(sample):
 # --- the page's building blocks, no browser -------------------------------------------------
 
 
-def test_slider_values():
+def test_slider_values(sample):
     betas = np.array(explorer.BETAS)
-    assert betas[0] == 0.01 and betas[-1] == 1000.0 and explorer.ARTICLE_BETA in explorer.BETAS
+    assert betas[0] == 0.01 and betas[-1] == 1000.0 and sample.beta in explorer.BETAS
     steps = np.diff(np.log10(betas))
     assert (steps > 0).all() and steps.max() < 0.13  # a log scale: even steps in log beta
     assert explorer.OFFSETS == tuple(float(k) for k in range(17)) and klloss.ARTICLE_OFFSET in explorer.OFFSETS
@@ -98,6 +99,8 @@ def test_bad_sample_is_refused(sample):
                                    np.zeros(2, dtype=np.int64), sample.beta)
     with pytest.raises(ValueError, match="sample must have more than 1 classes"):
         explorer.spec(one_class)
+    with pytest.raises(ValueError, match="sample.beta must be one of the β slider's values"):
+        explorer.html(dataclasses.replace(sample, beta=1.7))
 
 
 def test_missing_or_wrong_vega_is_reported(tmp_path, monkeypatch):
@@ -215,7 +218,7 @@ def test_the_decomposition_line_matches_the_analysis(page, sample):
 
 
 def test_the_sliders_work_from_the_keyboard(page, sample):
-    start = explorer.BETAS.index(explorer.ARTICLE_BETA)
+    start = explorer.BETAS.index(sample.beta)
     page.focus("#explorer-beta")
     page.keyboard.press("ArrowLeft")
     _wait_for(page, explorer.BETAS[start - 1], klloss.ARTICLE_OFFSET)
