@@ -12,7 +12,8 @@ READY := $(VENV)/.ready
 # its own assertions, but printed digits are not compared (see the README).
 NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval,--nbval-lax)
 
-# MathJax for the offline site, pinned by tools/site/package-lock.json
+# MathJax for the offline site and Vega for the explorer (notebook 07), pinned by
+# tools/site/package-lock.json (npm ci installs both; this file stands for the install)
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
 # notebooks named by their paired scripts, so that a new notebook needs only its script:
@@ -53,15 +54,15 @@ test: $(READY) $(SITE_JS) browser
 
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
-refresh: $(READY)
+refresh: $(READY) $(SITE_JS)
 	$(PY) tools/refresh.py $(call notebooks,)
 
 ## nb NB=01: refresh one notebook, by number or name pattern
-nb: $(READY)
+nb: $(READY) $(SITE_JS)
 	$(PY) tools/refresh.py $(call notebooks,$(NB))
 
 ## times: time every notebook pinned and with the CPU's own code paths, for the README's table
-times: $(READY)
+times: $(READY) $(SITE_JS)
 	$(PY) tools/time_notebooks.py
 	$(PY) tools/readme.py
 

@@ -3,7 +3,7 @@
 Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in :mod:`klloss.glossary`.
 """
 
-from . import analysis, data, errata, glossary, oracle, plotting
+from . import analysis, data, errata, explorer, glossary, oracle, plotting
 from .loss import ARTICLE_OFFSET, KLLossV2, klloss_v2, klloss_v2_published, margin, weight
 from .trace import Trace, trace
 
@@ -14,6 +14,7 @@ __all__ = [
     "Trace",
     "data",
     "errata",
+    "explorer",
     "glossary",
     "klloss_v2",
     "klloss_v2_published",

@@ -1,0 +1,259 @@
+"""The explorer (``klloss.explorer``, notebook 07): the loss it computes in the browser is a third
+implementation, checked here against the float64 oracle.
+
+The browser tests open the explorer's page of the built site in headless Chromium (Debian's) with
+the network cut, as ``tests/test_site.py`` does (its fixtures are reused), move the sliders, and
+compare what the page shows with :mod:`klloss.oracle`. Screenshots of two settings go to
+``build/screenshots/`` for a person to look at.
+"""
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_site import _open, browser, site  # noqa: F401 -- the site test's fixtures, shared
+
+import klloss
+from klloss import explorer, oracle
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "07-explorer.html"
+SHOTS = ROOT / "build" / "screenshots"
+
+# (beta, k): the article's setting, a negative loss, k = 0, both ends of the beta slider, and a
+# setting just above the zero crossing at k = 8 where the loss is small
+SETTINGS = [(1.5, 8.0), (0.5, 8.0), (1.5, 0.0), (0.01, 16.0), (1000.0, 0.0), (1000.0, 16.0), (0.8, 8.0), (0.2, 3.0)]
+
+
+def _oracle_loss(sample, beta, offset):
+    return oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, beta, offset=offset)
+
+
+def test_settings_cover_what_the_issue_asks_for(sample):
+    losses = {setting: _oracle_loss(sample, *setting) for setting in SETTINGS}
+    assert (1.5, 8.0) in losses
+    assert any(loss < 0 for loss in losses.values())
+    assert any(k == 0 for _, k in SETTINGS)
+    assert all(beta in explorer.BETAS and k in explorer.OFFSETS for beta, k in SETTINGS)
+
+
+# --- the page's building blocks, no browser -------------------------------------------------
+
+
+def test_slider_values(sample):
+    betas = np.array(explorer.BETAS)
+    assert betas[0] == 0.01 and betas[-1] == 1000.0 and sample.beta in explorer.BETAS
+    steps = np.diff(np.log10(betas))
+    assert (steps > 0).all() and steps.max() < 0.13  # a log scale: even steps in log beta
+    assert explorer.OFFSETS == tuple(float(k) for k in range(17)) and klloss.ARTICLE_OFFSET in explorer.OFFSETS
+
+
+def test_the_fixed_colour_scales_hold_every_setting(sample):
+    domains = explorer.colour_domains(sample)
+    w_max = weighted_max = 0.0
+    for row in explorer.rows(sample):
+        for beta in explorer.BETAS:
+            for offset in explorer.OFFSETS:
+                it = explorer.row_intermediates(row, beta, offset)
+                w_max = max(w_max, np.abs(it["weight"]).max())
+                weighted_max = max(weighted_max, np.abs(it["weighted"]).max())
+    assert math.isclose(domains["w"], w_max) and math.isclose(domains["weighted"], weighted_max)
+
+
+def test_the_extra_row_has_a_teacher_that_ranks_wrong_classes_above_the_label(sample):
+    *batch, wrong = explorer.rows(sample)
+    assert [row["in_batch"] for row in batch] == [True] * len(sample.label)
+    assert not wrong["in_batch"] and wrong["label"] == explorer.WRONG_LABEL
+    assert np.argmax(wrong["logits_t"]) != wrong["label"]
+    m = wrong["logits_t"][wrong["label"]] - wrong["logits_t"]
+    # a weight turns negative somewhere on the sliders: m < -k beta for the smallest k beta
+    assert m.min() < -explorer.OFFSETS[0] * explorer.BETAS[0]
+
+
+def test_html_is_deterministic_self_contained_and_carries_the_contract_ids(sample):
+    text = explorer.html(sample)
+    assert text == explorer.html(sample)
+    for element_id in ("explorer-beta", "explorer-offset", "explorer-loss"):
+        assert text.count(f'id="{element_id}"') == 1
+    assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', text)
+    assert f"Vega {explorer.VEGA_VERSION}" in text
+    spec = json.loads(re.search(r'class="klloss-explorer-spec">(.*?)</script>', text, re.S).group(1))
+    assert spec == json.loads(json.dumps(explorer.spec(sample)))
+
+
+def test_spec_json_is_safe_inside_a_script_element(sample):
+    text = explorer.spec_json(sample)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == json.loads(json.dumps(explorer.spec(sample)))
+
+
+def test_bad_sample_is_refused(sample):
+    with pytest.raises(TypeError, match="sample must be a klloss.data.Sample"):
+        explorer.html({"input": sample.input})
+    one_class = klloss.data.Sample(sample.logits_t[:, :1], sample.input[:, :1], sample.target[:, :1],
+                                   np.zeros(2, dtype=np.int64), sample.beta)
+    with pytest.raises(ValueError, match="sample must have more than 1 classes"):
+        explorer.spec(one_class)
+    with pytest.raises(ValueError, match="sample.beta must be one of the β slider's values"):
+        explorer.html(dataclasses.replace(sample, beta=1.7))
+
+
+def test_missing_or_wrong_vega_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(explorer, "VEGA_JS", tmp_path / "vega.min.js")
+    with pytest.raises(FileNotFoundError, match="npm ci --prefix tools/site"):
+        explorer.vega_js()
+    package = tmp_path / "vega"
+    (package / "build").mkdir(parents=True)
+    (package / "build" / "vega.min.js").write_text("window.x = 1;", encoding="utf-8")
+    (package / "package.json").write_text(json.dumps({"version": "5.0.0"}), encoding="utf-8")
+    monkeypatch.setattr(explorer, "VEGA_PACKAGE", package)
+    monkeypatch.setattr(explorer, "VEGA_JS", package / "build" / "vega.min.js")
+    with pytest.raises(RuntimeError, match="vega 5.0.0, expected"):
+        explorer.vega_js()
+    (package / "package.json").write_text(json.dumps({"version": explorer.VEGA_VERSION}), encoding="utf-8")
+    (package / "build" / "vega.min.js").write_text("s = '</script>';", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="cannot be inlined"):
+        explorer.vega_js()
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+LOSS = re.compile(r"L = (-?\d+\.(\d+))")
+
+
+@pytest.fixture
+def page(browser, site):  # noqa: F811 -- fixtures from test_site
+    page, outside, failed = _open(browser, site, PAGE)
+    page.wait_for_selector(".klloss-explorer[data-ready]", timeout=30_000)
+    yield page
+    page.context.close()
+    assert not outside and not failed, (outside, failed)
+
+
+def _set(page, beta, offset):
+    """Move both sliders as an input event from the reader would, and wait for Vega's result."""
+    page.eval_on_selector(
+        "#explorer-beta", "(e, i) => { e.value = String(i); e.dispatchEvent(new Event('input')); }",
+        explorer.BETAS.index(beta),
+    )
+    page.eval_on_selector(
+        "#explorer-offset", "(e, k) => { e.value = String(k); e.dispatchEvent(new Event('input')); }", offset
+    )
+    _wait_for(page, beta, offset)
+
+
+def _wait_for(page, beta, offset):
+    page.wait_for_function(
+        "([b, k]) => { const r = document.getElementById('explorer-loss');"
+        " return +r.dataset.beta === b && +r.dataset.offset === k; }",
+        arg=[beta, offset],
+        timeout=10_000,
+    )
+
+
+def _shown_loss(page):
+    text = page.inner_text("#explorer-loss")
+    match = LOSS.search(text)
+    assert match, f"no decimal number in the readout {text!r}"
+    return float(match.group(1)), len(match.group(2)), text
+
+
+def test_the_page_computes_the_oracle_loss_at_every_setting(page, sample):
+    for beta, offset in SETTINGS:
+        _set(page, beta, offset)
+        expected = _oracle_loss(sample, beta, offset)
+        shown, decimals, text = _shown_loss(page)
+        # equal to the precision shown: within half a unit of the last digit (and 4 significant digits)
+        assert abs(shown - expected) <= 0.5 * 10.0**-decimals * (1 + 1e-9), (beta, offset, text, expected)
+        assert len(LOSS.search(text).group(1).replace("-", "").replace(".", "").lstrip("0")) == 4, text
+        # the sign is visible
+        assert ("negative" in text) == (expected < 0), text
+        assert page.evaluate("document.getElementById('explorer-loss').classList.contains('negative')") == (expected < 0)
+        # the beta in use is in the slider's aria-valuetext and on its visible label
+        assert page.get_attribute("#explorer-beta", "aria-valuetext") == f"β = {beta:g}"
+        assert page.inner_text(".klloss-explorer-beta-value") == f"β = {beta:g}"
+        assert page.get_attribute("#explorer-offset", "aria-valuetext") == f"k = {offset:g}"
+
+
+def test_every_intermediate_in_the_page_matches_the_oracle(page, sample):
+    rows = explorer.rows(sample)
+    for beta, offset in SETTINGS:
+        _set(page, beta, offset)
+        cells = page.evaluate("document.querySelector('.klloss-explorer').kllossView.data('cells')")
+        assert len(cells) == sum(len(row["input"]) for row in rows)
+        for r, row in enumerate(rows):
+            it = explorer.row_intermediates(row, beta, offset)
+            mine = sorted((c for c in cells if c["row"] == r), key=lambda c: c["cls"])
+            for key, field in [("log_input", "log_q"), ("log_target", "log_p"), ("target_prob", "p"),
+                               ("output", "kl_term"), ("margin", "m"), ("weight", "w"), ("weighted", "weighted")]:
+                np.testing.assert_allclose([c[field] for c in mine], it[key][0], rtol=1e-12, atol=1e-12,
+                                           err_msg=f"{field} at beta={beta}, k={offset}, row {r}")
+            assert math.isclose(mine[0]["L_i"], it["per_sample"][0], rel_tol=1e-12, abs_tol=1e-12)
+            # q* = w p / W where every weight is >= 0, and none where one is negative
+            w, p = it["weight"][0], it["target_prob"][0]
+            if (w >= 0).all():
+                np.testing.assert_allclose([c["q_star"] for c in mine], w * p / (w * p).sum(), rtol=1e-12, atol=1e-15)
+            else:
+                assert all(c["q_star"] is None for c in mine)
+
+
+def test_the_decomposition_line_matches_the_analysis(page, sample):
+    args = sample.tensors(torch.float64)
+    parts = klloss.analysis.decompose(**args)
+    for beta, offset in [(1.5, 8.0), (1.5, 0.0), (0.5, 3.0)]:
+        _set(page, beta, offset)
+        why = page.inner_text(".klloss-explorer-why")
+        kl, big_m = (float(x) for x in re.search(r"KL = (-?[\d.]+), M = (-?[\d.]+)", why).groups())
+        assert math.isclose(kl, parts.kl.item(), rel_tol=5e-4) and math.isclose(big_m, parts.margin_term.item(), rel_tol=5e-4)
+        if offset > 0:
+            zero = float(re.search(r"negative for β < ([\d.]+)", why).group(1))
+            assert math.isclose(zero, -parts.margin_term.item() / (offset * parts.kl.item()), rel_tol=5e-3), why
+        else:
+            assert "negative for every β at k = 0" in why
+
+
+def test_the_sliders_work_from_the_keyboard(page, sample):
+    start = explorer.BETAS.index(sample.beta)
+    page.focus("#explorer-beta")
+    page.keyboard.press("ArrowLeft")
+    _wait_for(page, explorer.BETAS[start - 1], klloss.ARTICLE_OFFSET)
+    page.keyboard.press("End")
+    _wait_for(page, explorer.BETAS[-1], klloss.ARTICLE_OFFSET)
+    page.focus("#explorer-offset")
+    page.keyboard.press("Home")
+    _wait_for(page, explorer.BETAS[-1], 0.0)
+    shown, _, _ = _shown_loss(page)
+    assert math.isclose(shown, _oracle_loss(sample, explorer.BETAS[-1], 0.0), rel_tol=1e-3)
+
+
+def test_screenshots_of_two_settings(page, sample):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    explorer_box = page.locator(".klloss-explorer")
+    for beta, offset in [(1.5, 8.0), (0.2, 1.0)]:
+        _set(page, beta, offset)
+        explorer_box.screenshot(path=str(SHOTS / f"explorer-beta{beta:g}-k{offset:g}.png"))
+        assert (SHOTS / f"explorer-beta{beta:g}-k{offset:g}.png").stat().st_size > 10_000
+
+
+def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    try:
+        page = context.new_page()
+        page.goto((site / PAGE).resolve().as_uri(), wait_until="load")
+        assert page.is_visible(".klloss-explorer-fallback")
+        assert "needs JavaScript" in page.inner_text("#explorer-loss")
+        # the next output down is the static figure
+        figure = page.evaluate(
+            "(() => { const cells = Array.from(document.querySelectorAll('.jp-Cell'));"
+            " const i = cells.findIndex(c => c.querySelector('.klloss-explorer'));"
+            " return cells.slice(i + 1).find(c => c.querySelector('.jp-OutputArea img')) ? 1 : 0; })()"
+        )
+        assert figure == 1
+    finally:
+        context.close()
