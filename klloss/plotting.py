@@ -17,15 +17,22 @@ def save(fig, name):
     return path.relative_to(FIGURES_DIR.parent)
 
 
-def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0):
-    """Draw a samples x classes DataFrame as a heatmap with every value written in its cell.
+def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0, vmin=None, vmax=None):
+    """Draw a samples x classes DataFrame as a heatmap with every value written in its cell;
+    returns the image (for ``fig.colorbar``).
 
-    With ``center`` set, the colour scale is symmetric around it (diverging colours).
+    With ``vmin`` and ``vmax`` given, the colour scale is exactly that range: pass the same pair to
+    every panel that is meant to be compared. Otherwise, with ``center`` set, the scale is
+    symmetric around it (diverging colours), and with ``center=None`` it spans this frame's values.
     """
     import numpy as np
 
     values = frame.to_numpy(dtype=float)
-    if center is None:
+    if vmin is not None and vmax is not None:
+        pass
+    elif vmin is not None or vmax is not None:
+        raise ValueError("vmin and vmax must be given together, or neither")
+    elif center is None:
         vmin, vmax = values.min(), values.max()
     else:
         span = max(abs(values.max() - center), abs(values.min() - center)) or 1.0
