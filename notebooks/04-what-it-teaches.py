@@ -386,7 +386,7 @@ print(f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
-# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$. Its β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). Its β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 # %%
 def dkd_parts(student_logits):
@@ -412,7 +412,7 @@ torch.testing.assert_close(klloss.klloss_v2(**{**args, "beta": math.inf}, reduct
 display(pd.DataFrame({"TCKD": tckd.numpy(), "NCKD": nckd.numpy(), "KL(p || q)": kl_per_sample.numpy()}, index=samples))
 x = z.clone().requires_grad_(True)
 tckd_p, nckd_p = dkd_parts(x)
-dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha = 1, beta_DKD = 8
+dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha_DKD = 1, beta_DKD = 8
 (dkd_grad,) = torch.autograd.grad(dkd_at_p, x)
 assert abs(dkd_at_p.item()) < 1e-12 and dkd_grad.abs().max() < 1e-12
 print("KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"

@@ -202,3 +202,20 @@ def test_identity_refuses_negative_weights():
     y = torch.tensor([0, 0])
     with pytest.raises(ValueError, match=r"weights must all be >= 0 for the identity.*-5\.333.*sample 1, class 1"):
         analysis.reweighted_kd(wrong, wrong, wrong, y, 1.5)
+
+
+@given(batch=batches(max_abs=20.0))
+def test_optimum_loses_label_confidence_exactly_when_the_label_logit_beats_the_teacher_mean(batch):
+    # q*_y / p_y = k / W and W = k + (z_y - sum_c p_c z_c) / beta: below 1 iff z_y > E_p[z]
+    logits_t, s, z, y, beta = as_tensors(batch)
+    if not _nonnegative(batch) or math.isinf(beta):
+        return
+    parts = klloss.oracle.intermediates(*batch)
+    p = parts["target_prob"]
+    rows = np.arange(len(y))
+    lead = batch[0][rows, batch[3]] - (p * batch[0]).sum(1)  # z_y - E_p[z], from logits_t
+    q_star = analysis.stationary_student(logits_t, z, y, beta).numpy()
+    ratio = q_star[rows, batch[3]] / p[rows, batch[3]]
+    np.testing.assert_allclose(ratio, 8.0 / (8.0 + (parts["margin"] * p).sum(1) / beta), rtol=1e-9)
+    clear = np.abs(lead) / beta > 1e-9  # away from the tie, where round-off decides
+    assert np.all((ratio[clear] < 1) == (lead[clear] > 0))
