@@ -77,7 +77,7 @@ assert at_teacher.abs().max() > 1e-3
 #
 # The middle sum is linear in $s$, hence convex whatever the signs of the $w_c$; lse is convex. So **the loss is convex in the student logits whenever $W \ge 0$** (a function is convex when its Hessian is positive semi-definite: no direction curves down). Its Hessian is $W(\operatorname{diag} q - q q^\top)$, and $\operatorname{diag} q - q q^\top$ is positive semi-definite and non-zero, so the loss is convex exactly when $W \ge 0$.
 #
-# Convex is not the same as bounded below. **$w \ge 0$ is what keeps the loss bounded below**: then $L \ge \sum_c w_c p_c \log p_c$, because every $-\log q_c \ge 0$. With one $w_c < 0$, sending $s_c \to -\infty$ (the other logits fixed) sends $-w_c p_c s_c$ to $-\infty$ while lse stays bounded. Below, a teacher that ranks class 1 above the label by $12.3 > k\beta = 12$: one negative weight, yet $W > 0$, so the loss is convex, and unbounded below.
+# Convex is not the same as bounded below. **$w \ge 0$ is what keeps the loss bounded below**: then $L \ge \sum_c w_c p_c \log p_c$, because every $-\log q_c \ge 0$. With one $w_c < 0$, sending $s_c \to -\infty$ (the other logits fixed) sends $-w_c p_c s_c$ to $-\infty$ while lse stays bounded. Below, a teacher that ranks class 1 above the label by 12.3 logits, more than $k\beta$ (printed): one negative weight, yet $W > 0$, so the loss is convex, and unbounded below.
 
 # %%
 convex_teacher = torch.tensor([[0.0, 12.3, 11.0, 11.0, 11.0, 11.0]], dtype=torch.float64)
@@ -85,6 +85,7 @@ label0 = torch.tensor([0])
 w_c = klloss.weight(klloss.margin(convex_teacher, label0), beta, k)  # w = m / beta + k
 p_c = torch.softmax(convex_teacher, 1)  # p = softmax(z)
 big_w_c = (w_c * p_c).sum().item()  # W = sum_c w_c p_c
+print(f"k beta = {k * beta:g}; class 1 leads the label by {convex_teacher[0, 1].item():g}")
 print("weights:", w_c.round(decimals=4).tolist(), f"  W = {big_w_c:.4f}")
 assert w_c.min() < 0 < big_w_c
 
@@ -357,7 +358,7 @@ for temperature in (2.0, 4.0):
 print("margins of z / T with beta = margins of z with T * beta (T = 2, 4)")
 
 # %% [markdown]
-# Why Hinton multiplies by $T^2$: the gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ is $(q_T - p_T)/T$ (per sample), and $q_T - p_T$ itself shrinks like $1/T$, so the gradient falls like $1/T^2$. Multiplied by $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes), (the gap to it falls like $1/T$), so the distillation term keeps its weight against a cross-entropy term as $T$ changes:
+# Why Hinton multiplies by $T^2$: the gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ is $(q_T - p_T)/T$ (per sample), and $q_T - p_T$ itself shrinks like $1/T$, so the gradient falls like $1/T^2$. Multiplied by $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes; the gap to it falls like $1/T$), so the distillation term keeps its weight against a cross-entropy term as $T$ changes:
 
 # %%
 limit = ((s - s.mean(1, keepdim=True)) - (z - z.mean(1, keepdim=True))) / (z.shape[1] * len(y))
@@ -386,7 +387,7 @@ print(f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
-# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). Its β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 # %%
 def dkd_parts(student_logits):
