@@ -9,6 +9,13 @@ For one sample, with :math:`W = \sum_c w_c p_c`,
     L = \sum_c w_c p_c \log p_c - \sum_c w_c p_c \log q_c,
     \qquad \frac{\partial L}{\partial s_j} = q_j W - w_j p_j .
 
+When every weight is >= 0, with :math:`q^* = w \odot p / W` (the minimiser),
+
+.. math::
+    L = W\,\mathrm{KL}(q^* \| q) + L_{\min}, \qquad L_{\min} = W \log W - \sum_c p_c w_c \log w_c \le 0:
+
+KD towards a re-weighted teacher, scaled by W, plus a constant (:func:`reweighted_kd`).
+
 Walked through in ``notebooks/03-beta-and-offset.ipynb`` and ``notebooks/04-what-it-teaches.ipynb``.
 """
 
@@ -43,22 +50,49 @@ def grad_student(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET)
     return (q * big_w - w * p) / input.shape[0]
 
 
+def _check_nonnegative(w, purpose):
+    """Raise ValueError unless every weight is >= 0, naming where the smallest one is."""
+    if (w < 0).any():
+        flat = int(w.argmin())
+        i, c = divmod(flat, w.shape[1])
+        raise ValueError(
+            f"weights must all be >= 0 {purpose}; the smallest is {w.min().item():.4g} "
+            f"(sample {i}, class {c}: logits_t ranks class {c} above the label by more than offset * beta)"
+        )
+
+
+def _big_w(w, p):
+    r""":math:`W_i = \sum_c w_{ic} p_{ic}`, shape (N, 1)."""
+    return (w * p).sum(dim=1, keepdim=True)
+
+
+def _q_star(w, p, big_w):
+    r""":math:`q^* = w \odot p / W`; where :math:`W = 0` (every weight 0, so every student is a
+    minimiser) it is set to p."""
+    positive = big_w > 0
+    # q* = w p / W
+    return torch.where(positive, w * p / torch.where(positive, big_w, 1.0), p)
+
+
+def _min_loss_per_sample(w, p):
+    r""":math:`L_{\min,i} = W_i \log W_i - \sum_c p_{ic} w_{ic} \log w_{ic}` with 0 log 0 = 0, shape (N,)."""
+    big_w = _big_w(w, p).squeeze(1)
+    # W log W - sum_c p_c xlogy(w_c, w_c)
+    return torch.xlogy(big_w, big_w) - (p * torch.xlogy(w, w)).sum(dim=1)
+
+
 def stationary_student(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     r"""The student distribution that minimises the loss, :math:`q^* = w \odot p / W`, (N, C).
 
-    Exists only when every weight is >= 0 (then the loss is convex in the student logits);
-    raises ``ValueError`` otherwise, because with a negative weight the loss has no minimum.
-    See ``notebooks/04-what-it-teaches.ipynb``.
+    Exists only when every weight is >= 0 (a row whose weights are all 0 is minimised by any
+    student; its row is p); raises ``ValueError`` otherwise, because with a
+    negative weight the loss has no minimum (it is still convex in the student logits as long
+    as :math:`W \ge 0`, but unbounded below). See ``notebooks/04-what-it-teaches.ipynb``.
     """
     _, _, w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
-    if (w < 0).any():
-        raise ValueError(
-            "weights must all be >= 0 for a minimiser to exist; "
-            f"the smallest is {w.min().item():.4g} (a class beats the label by more than offset * beta)"
-        )
+    _check_nonnegative(w, "for a minimiser to exist")
     # q* = w p / sum_c w_c p_c
-    wp = w * p
-    return wp / wp.sum(dim=1, keepdim=True)
+    return _q_star(w, p, _big_w(w, p))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +137,53 @@ def min_loss(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     See ``notebooks/04-what-it-teaches.ipynb``.
     """
     _, _, w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
-    if (w < 0).any():
-        raise ValueError("weights must all be >= 0 for the loss to be bounded below")
-    big_w = (w * p).sum(dim=1)
-    # W log W - sum_c p_c xlogy(w_c, w_c)
-    per_sample = torch.xlogy(big_w, big_w) - (p * torch.xlogy(w, w)).sum(dim=1)
-    return per_sample.mean()
+    _check_nonnegative(w, "for the loss to be bounded below")
+    return _min_loss_per_sample(w, p).mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReweightedKD:
+    r"""The parts of :math:`L_i = W_i\,\mathrm{KL}(q^*_i \| q_i) + L_{\min,i}`, per sample
+    (see :func:`reweighted_kd`): ``big_w`` :math:`W_i` (N,), ``q_star`` :math:`q^*` (N, C),
+    ``kl`` :math:`\mathrm{KL}(q^*_i \| q_i)` (N,), ``min_loss`` :math:`L_{\min,i}` (N,)."""
+
+    big_w: torch.Tensor
+    q_star: torch.Tensor
+    kl: torch.Tensor
+    min_loss: torch.Tensor
+
+    @property
+    def per_sample(self):
+        r"""Recombined: :math:`W_i\,\mathrm{KL}(q^*_i \| q_i) + L_{\min,i}`, shape (N,)."""
+        return self.big_w * self.kl + self.min_loss
+
+
+def reweighted_kd(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):
+    r"""klloss_v2 as KD towards a re-weighted teacher: for every sample,
+
+    .. math::
+        L_i = W_i\,\mathrm{KL}(q^*_i \| q_i) + L_{\min,i},\qquad
+        q^*_i = \frac{w_i \odot p_i}{W_i},\quad
+        L_{\min,i} = W_i \log W_i - \sum_c p_{ic} w_{ic} \log w_{ic}.
+
+    It holds when every weight is >= 0; a negative weight raises ``ValueError`` (then
+    :math:`q^*` is no distribution and the loss has no minimum). Terms with :math:`w_{ic} = 0`
+    count as :math:`0 \log 0 = 0` (then :math:`q^*_{ic} = 0`). A row whose weights are all 0
+    (offset 0 and a teacher with equal logits) has :math:`W_i = 0` and :math:`L_i = 0` for every
+    student; its ``q_star`` is then set to :math:`p_i` (any student minimises it).
+
+    Returns a :class:`ReweightedKD` of per-sample tensors; ``.per_sample`` equals
+    ``klloss_v2(..., reduction="none")``. See ``notebooks/04-what-it-teaches.ipynb``.
+    """
+    s, _, w, _, p, _, _ = _prepare(logits_t, input, target, label, beta, offset)
+    _check_nonnegative(w, "for the identity L = W KL(q* || q) + L_min")
+    big_w = _big_w(w, p)
+    # q* = w p / W  (p where W = 0: every student is a minimiser there)
+    q_star = _q_star(w, p, big_w)
+    log_q = F.log_softmax(s, dim=1)
+    # KL(q* || q) = sum_c q*_c (log q*_c - log q_c), with 0 log 0 = 0
+    kl = torch.where(q_star > 0, q_star * (q_star.log() - log_q), 0.0).sum(dim=1)
+    return ReweightedKD(big_w=big_w.squeeze(1), q_star=q_star, kl=kl, min_loss=_min_loss_per_sample(w, p))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -121,6 +121,27 @@ def count_ops(loss_fn, n, c):
     return Count.calls
 
 
+def op_counts(fn, *args, **kwargs):
+    """How many times ``fn(*args, **kwargs)`` dispatches each ATen operator, as a
+    ``collections.Counter`` keyed by name (``"aten.sub"``). Forward only, nothing timed.
+    ``notebooks/04-what-it-teaches.ipynb`` uses it to show what the published loop costs per sample.
+    """
+    import collections
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = collections.Counter()
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            counts[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn(*args, **kwargs)
+    return counts
+
+
 def environment(device="cpu"):
     """Where and with what a benchmark ran: stored with every result."""
     info = {

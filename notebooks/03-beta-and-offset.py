@@ -3,6 +3,10 @@
 #
 # *The weight $w_c = m_c/\beta + k$ as β and k vary: where it departs from plain KL, where it turns negative, and what the loss tends to at both ends.*
 #
+# **You will learn:** how the margin scale β and the offset k shape the weights; that β is not a temperature (it scales the margin; $p$ stays $\mathrm{softmax}(z)$); where weights turn negative; that the loss is exactly $k\,\mathrm{KL}(p\|q) + M/\beta$, a straight line in $1/\beta$ and in $k$, and what that means for its limits and its sign.
+#
+# **You need first:** notebook 01 (the loss, the margin $m$ and the weight $w$); KL divergence.
+#
 # Each class's KL term is multiplied by
 #
 # $$w_c = \frac{m_c}{\beta} + k, \qquad m_c = z_y - z_c,$$
@@ -35,20 +39,24 @@ print("betas:", [round(float(b), 3) for b in betas])
 # %% [markdown]
 # ## Weight against margin
 #
-# Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). Right: at the article's β for several offsets; the offset only slides the line up or down.
+# Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The right-hand axis reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$. Right: at the article's β for several offsets; the offset only slides the line up or down.
 
 # %%
 margins = np.linspace(-4, 4, 201)
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
 colours = plt.cm.viridis(np.linspace(0, 0.9, len(betas)))
 for beta, colour in zip(betas, colours):
     w = klloss.weight(torch.tensor(margins), float(beta), k).numpy()
     style = dict(linewidth=3, color="crimson") if beta == sample.beta else dict(color=colour)
-    left.plot(margins, w, label=f"β = {beta:.3g}", **style)
-left.axhline(0, color="black", linewidth=0.8)
+    left.plot(margins, w, label=f"β = {beta:.3g} (kβ = {k * beta:.3g})", **style)
+left.axhline(2 * k, color="grey", linewidth=0.8, linestyle="--", label="w = 2k: counts double, at m = kβ")
+left.axhline(k, color="black", linewidth=0.8, linestyle="--", label="w = k: the label's weight (plain KL × k)")
+left.axhline(0, color="black", linewidth=0.8, label="w = 0: reached at m = −kβ")
 left.axvline(0, color="grey", linewidth=0.8, linestyle=":")
 left.set(xlabel="margin m = z_y − z_c", ylabel="weight w", title=f"w = m/β + k, k = {k:g}", ylim=(-20, 40))
-left.legend(fontsize=8, ncol=2)
+relative = left.secondary_yaxis("right", functions=(lambda w: w / k, lambda r: r * k))
+relative.set_ylabel("relative weight w / k = 1 + m/(kβ)")
+left.legend(fontsize=7, ncol=2, loc="lower right")  # the empty corner: m > 0, w < 0
 for offset, colour in zip([0, 1, 4, 8, 16], plt.cm.plasma(np.linspace(0, 0.85, 5))):
     w = klloss.weight(torch.tensor(margins), sample.beta, offset).numpy()
     right.plot(margins, w, color=colour, linewidth=3 if offset == k else 1.5, label=f"k = {offset:g}")
@@ -60,48 +68,38 @@ print("saved", klloss.plotting.save(fig, "03-weight-vs-margin"))
 plt.show()
 
 # %%
-# the label's own class has m = 0, so its weight is k for every beta; slope is 1/beta
+# the label's own class has m = 0, so its weight is k for every beta; slope is 1/beta;
+# relative weight 1 + m/(k beta): 2 at m = k beta, 0 at m = -k beta
 for beta in betas:
-    w = klloss.weight(torch.tensor([0.0, 1.0], dtype=torch.float64), float(beta), k)
+    w = klloss.weight(torch.tensor([0.0, 1.0, k * beta, -k * beta], dtype=torch.float64), float(beta), k)
     assert w[0] == k and math.isclose(w[1] - w[0], 1 / beta)
-print("w(m=0) = k and dw/dm = 1/beta for every beta in the sweep")
-
-# %% [markdown]
-# ## How far from plain KL: the relative weight $w_c / k = 1 + m_c/(k\beta)$
-#
-# Plain KL gives every class the same weight. Dividing by $k$ shows the loss's departure from (k times) plain KL per class: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's class. The product $k\beta$ is the margin at which a class counts double; it is the one number that sets the scale.
-
-# %%
-fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-for beta, colour in zip(betas, colours):
-    rel = (klloss.weight(torch.tensor(margins), float(beta), k) / k).numpy()
-    ax.plot(margins, rel, color="crimson" if beta == sample.beta else colour,
-            linewidth=3 if beta == sample.beta else 1.5, label=f"β = {beta:.3g} (kβ = {k * beta:.3g})")
-ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
-ax.set(xlabel="margin m", ylabel="w / k", ylim=(-1, 4), title="relative weight 1 + m/(kβ); dashed: plain KL")
-ax.legend(fontsize=7)
-print("saved", klloss.plotting.save(fig, "03-relative-weight"))
-plt.show()
-double = klloss.weight(torch.tensor(k * sample.beta, dtype=torch.float64), sample.beta, k) / k
-assert math.isclose(double.item(), 2.0)
+    assert math.isclose(w[2] / k, 2.0) and abs(w[3]) < 1e-12
+print("w(m=0) = k, dw/dm = 1/beta, w/k = 2 at m = k*beta and w = 0 at m = -k*beta, for every beta in the sweep")
 print(f"at the article's beta a class counts double when its margin is k*beta = {k * sample.beta:g}")
 
 # %% [markdown]
 # ## The sample's weight matrix as β sweeps
 #
-# On the sample the teacher is right on both rows, so every margin is $\ge 0$ and every weight $\ge k$. As β grows the matrix flattens to $k$ everywhere.
+# On the sample the teacher is right on both rows, so every margin is $\ge 0$ and every weight $\ge k$. As β grows the matrix flattens to $k$ everywhere. All panels share one colour scale (the colour bar), so a flat panel looks flat. β changes the weights only: the teacher's $p = \mathrm{softmax}(z)$ is the same in every panel. That is why β is a margin scale and not a temperature, which would soften $p$ itself.
 
 # %%
 sweep = [0.1, 0.5, sample.beta, 5.0, 50.0]
-fig, axes = plt.subplots(1, len(sweep), figsize=(16, 2.6), constrained_layout=True)
-for ax, beta in zip(axes, sweep):
-    frame = klloss.trace(**{**args, "beta": beta}).to_frames()["weight"]
-    klloss.plotting.heatmap(ax, frame, f"β = {beta:g}", fmt="{:.1f}", cmap="viridis", center=None)
+frames = {beta: klloss.trace(**{**args, "beta": beta}).to_frames()["weight"] for beta in sweep}
+low = min(frame.to_numpy().min() for frame in frames.values())  # one colour scale for every panel
+high = max(frame.to_numpy().max() for frame in frames.values())
+fig, axes = plt.subplots(1, len(sweep), figsize=(17, 2.8), constrained_layout=True)
+for ax, (beta, frame) in zip(axes, frames.items()):
+    image = klloss.plotting.heatmap(ax, frame, f"β = {beta:g}", fmt="{:.1f}", cmap="viridis", vmin=low, vmax=high)
+fig.colorbar(image, ax=axes, label="weight w (one scale for all panels)", shrink=0.9)
+fig.suptitle(f"the sample's weights w = m/β + k (k = {k:g}) flatten to k as β grows", fontsize=11)
 print("saved", klloss.plotting.save(fig, "03-weight-matrix-sweep"))
 plt.show()
 spread = {beta: (klloss.trace(**{**args, "beta": beta}).weight - k).abs().max().item() for beta in sweep}
 print("largest |w - k| per beta:", {b: round(v, 3) for b, v in spread.items()})
 assert all(a > b for a, b in zip(spread.values(), list(spread.values())[1:]))  # shrinks like 1/beta
+p_sweep = [klloss.trace(**{**args, "beta": beta}).target_prob for beta in sweep]
+assert all(torch.equal(p_beta, p_sweep[0]) for p_beta in p_sweep)  # p = softmax(z) whatever beta
+print("p = softmax(z) is identical for every beta in the sweep")
 
 # %% [markdown]
 # ## Where weights turn negative
@@ -113,14 +111,15 @@ assert all(a > b for a, b in zip(spread.values(), list(spread.values())[1:]))  #
 # %%
 beta_grid = np.logspace(-2, 2, 200)
 fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
-ax.fill_between(beta_grid, -k * beta_grid, -1e3, color="crimson", alpha=0.25, label="w < 0 (m < −kβ)")
-ax.plot(beta_grid, -k * beta_grid, color="crimson", label="m = −kβ")
-for offset in (1.0, 4.0):
-    ax.plot(beta_grid, -offset * beta_grid, color="grey", linestyle="--", linewidth=1)
-    ax.annotate(f"k = {offset:g}", (30 / offset, -30), fontsize=8, color="grey", ha="left")
+ax.fill_between(beta_grid, -k * beta_grid, -1e3, color="crimson", alpha=0.25, label=f"shaded: w < 0 for k = {k:g} (m < −{k:g}β)")
+ax.plot(beta_grid, -k * beta_grid, color="crimson", label=f"m = −kβ, k = {k:g}")
+for offset, at in ((1.0, -35.0), (4.0, -20.0)):
+    ax.plot(beta_grid, -offset * beta_grid, color="grey", linestyle="--", linewidth=1,
+            label="m = −kβ for k = 1 and 4 (not shaded)" if offset == 1.0 else None)
+    ax.annotate(f"k = {offset:g}", (-at / offset * 1.15, at), fontsize=8, color="grey", ha="left")
 ax.axvline(sample.beta, color="black", linestyle=":", label=f"article's β = {sample.beta:g}")
 ax.set(xscale="log", xlabel="β", ylabel="margin m = z_y − z_c", ylim=(-40, 5),
-       title="negative weights: classes that beat the label by more than kβ")
+       title=f"negative weights (k = {k:g}): classes that beat the label by more than kβ")
 ax.legend(fontsize=8, loc="lower left")
 print("saved", klloss.plotting.save(fig, "03-negative-weight-region"))
 plt.show()
@@ -132,7 +131,7 @@ print("teacher logits", wrong_by.tolist(), "label 0 -> weights", w.round(decimal
 assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 
 # %% [markdown]
-# At the article's β the threshold $k\beta$ is printed above. A teacher's logits for a confident wrong answer can beat the label by far more than that on real data, so with small β negative weights are not a corner case: they appear exactly on the teacher's confident mistakes. Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
+# At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. (For the teacher of notebook 05, the fraction of negative weights on its training set prints as 0.0000 at every β tried there, down to β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
 #
 # ## The loss as a function of β and of the offset, and its limits
 #
@@ -162,30 +161,37 @@ table = pd.DataFrame(rows)
 display(table[table["offset"] == k].set_index("beta"))
 assert math.isclose(klloss.klloss_v2(**{**args, "beta": math.inf}).item(), k * parts.kl.item(), rel_tol=1e-12)
 
+# %% [markdown]
+# On axes where it is a straight line: against $1/\beta$ the loss is a line with intercept $k\,\mathrm{KL}$ (β = ∞) and slope $M$; against $k$ a line with slope KL.
+
 # %%
-beta_axis = np.logspace(-2, 3, 120)
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
-loss_beta = [klloss.klloss_v2(**{**args, "beta": float(b)}).item() for b in beta_axis]
-left.plot(beta_axis, loss_beta, color="crimson", linewidth=3, label="klloss_v2 on the sample")
-left.axhline(k * parts.kl.item(), color="black", linestyle="--", label="β → ∞: k·KL")
-left.plot(beta_axis, parts.margin_term.item() / beta_axis, color="grey", linestyle=":", label="β → 0: M/β")
+inverse_beta = np.linspace(0, 2, 41)  # 1/beta from 0 (beta = inf) to 2 (beta = 0.5)
+loss_inverse = np.array([klloss.klloss_v2(**{**args, "beta": math.inf if x == 0 else 1 / x}).item() for x in inverse_beta])
+slope, intercept = np.polyfit(inverse_beta, loss_inverse, 1)
 crossing = -parts.margin_term.item() / (k * parts.kl.item())  # L = k KL + M / beta = 0
-left.axvline(crossing, color="tab:blue", linewidth=1, linestyle="--", label=f"L = 0 at β = {crossing:.3f}")
-left.axvline(sample.beta, color="black", linewidth=0.8, linestyle=":")
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
+left.plot(inverse_beta, intercept + slope * inverse_beta, color="crimson", linewidth=2,
+          label=f"k·KL + M/β: intercept (β = ∞) k·KL = {k * parts.kl.item():.4f}, slope M = {parts.margin_term.item():.4f}")
+left.scatter(inverse_beta, loss_inverse, color="black", s=12, zorder=3, label="klloss_v2 on the sample")
 left.axhline(0, color="black", linewidth=0.8)
-left.set(xscale="log", yscale="symlog", xlabel="β", ylabel="loss (symmetric log scale)",
-         title=f"loss against β (k = {k:g})")
-left.set_yscale("symlog", linthresh=1e-2)
-left.legend(fontsize=8)
+left.axvline(1 / sample.beta, color="black", linewidth=0.8, linestyle=":", label=f"article's β = {sample.beta:g}")
+left.axvline(1 / crossing, color="tab:blue", linewidth=1, linestyle="--", label=f"L = 0 at β = {crossing:.3f}")
+left.set(xlabel="1/β", ylabel="loss", title=f"loss against 1/β (k = {k:g}): a straight line")
+left.legend(fontsize=8, loc="lower left")
 offsets = np.linspace(0, 16, 50)
 for beta, colour in zip([0.5, sample.beta, 5.0, math.inf], ["tab:blue", "crimson", "tab:green", "black"]):
     right.plot(offsets, [klloss.klloss_v2(**{**args, "beta": beta}, offset=float(o)).item() for o in offsets],
                color=colour, label=f"β = {beta:g}")
 right.axvline(k, color="black", linewidth=0.8, linestyle=":")
+right.axhline(0, color="black", linewidth=0.8)
 right.set(xlabel="offset k", ylabel="loss", title="loss against the offset: straight lines of slope KL")
 right.legend(fontsize=8)
 print("saved", klloss.plotting.save(fig, "03-loss-vs-beta-and-offset"))
 plt.show()
+# a straight line in 1/beta: the fit recovers k KL and M, and no point is off the line beyond round-off
+assert math.isclose(intercept, k * parts.kl.item(), rel_tol=1e-9) and math.isclose(slope, parts.margin_term.item(), rel_tol=1e-9)
+assert np.abs(loss_inverse - (intercept + slope * inverse_beta)).max() < 1e-12
+print(f"fit of L against 1/beta: intercept {intercept:.6f} = k KL, slope {slope:.6f} = M; every point within 1e-12 of the line")
 # on the sample M < 0: below the crossing the loss is negative, and it falls without bound as beta -> 0
 assert parts.margin_term.item() < 0
 assert klloss.klloss_v2(**{**args, "beta": crossing / 2}).item() < 0 < klloss.klloss_v2(**{**args, "beta": crossing * 2}).item()
@@ -194,7 +200,7 @@ print(f"M = {parts.margin_term.item():.4f} < 0: the loss on the sample is negati
 # %% [markdown]
 # ## What the offset buys, and what it costs
 #
-# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a non-negatively weighted KL, bounded below and convex in the student's logits (notebook 04).
+# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits (notebook 04), yet not a divergence, because its minimum is negative unless all weights are equal (notebook 04, §5).
 # - **It costs closeness to the margin idea.** The relative weight $1 + m/(k\beta)$ shows that the offset dilutes the margin term: the larger $k\beta$, the closer the loss is to $k\cdot$KL, with the margins barely mattering. At the article's values the largest relative boost on the sample is printed below.
 # - **It does not protect the teacher's mistakes.** On a misclassified sample, a class that beats the label by more than $k\beta$ still gets a negative weight.
 
@@ -205,3 +211,82 @@ zero_offset = klloss.trace(**args, offset=0.0).weight
 print("with k = 0, weight at the labels:", zero_offset[torch.arange(2), args["label"]].tolist())
 assert torch.all(zero_offset[torch.arange(2), args["label"]] == 0)
 assert torch.all(klloss.trace(**args).weight >= k)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each has a worked solution below it, folded: try first, then unfold.
+#
+# **Exercise 1 · When does the sample's loss turn negative?** Using only `klloss.klloss_v2` (no decomposition), find the β at which the loss on the sample is 0 by bisection, then check your answer against the formula $\beta = -M/(k\,\mathrm{KL})$.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** The loss is $k\,\mathrm{KL} + M/\beta$ with $M < 0$: increasing in β, negative for small β and positive for large β, so bisection on $\log\beta$ between 0.01 and 100 finds the one zero. Setting $k\,\mathrm{KL} + M/\beta = 0$ gives $\beta = -M/(k\,\mathrm{KL})$.
+
+# %% tags=["solution"]
+low, high = 0.01, 100.0
+assert klloss.klloss_v2(**{**args, "beta": low}).item() < 0 < klloss.klloss_v2(**{**args, "beta": high}).item()
+for _ in range(100):
+    middle = math.sqrt(low * high)  # bisect in log(beta)
+    if klloss.klloss_v2(**{**args, "beta": middle}).item() < 0:
+        low = middle
+    else:
+        high = middle
+formula = -parts.margin_term.item() / (k * parts.kl.item())
+assert math.isclose(middle, formula, rel_tol=1e-9)
+print(f"bisection: beta = {middle:.6f};  -M / (k KL) = {formula:.6f}")
+
+# %% [markdown]
+# **Exercise 2 · Keeping a wrong teacher's weights non-negative.** A teacher ranks a wrong class 20 logits above the label. At the article's $k = 8$, what is the smallest β that keeps every weight $\ge 0$ (so that the loss keeps a minimum)? At the article's β = 1.5, what is the smallest offset $k$? Check both with `klloss.weight` and `analysis.min_loss`.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** The wrong class has $m = -20$ and weight $k - 20/\beta$, which is $\ge 0$ when $k\beta \ge 20$: $\beta \ge 20/8 = 2.5$ at $k = 8$, and $k \ge 20/1.5 \approx 13.33$ at β = 1.5. Just below either bound the weight is negative and `min_loss` refuses, because the loss has no lower bound.
+
+# %% tags=["solution"]
+wrong = torch.tensor([[0.0, 20.0, 5.0]], dtype=torch.float64)  # label 0; class 1 leads by 20
+label = torch.tensor([0])
+for name, beta_bound, offset_bound in [("beta", 20 / k, k), ("k", sample.beta, 20 / sample.beta)]:
+    # at the bound the wrong class's weight is 0 (up to round-off)
+    assert abs(klloss.weight(klloss.margin(wrong, label), beta_bound, offset_bound)[0, 1]) < 1e-12
+    scale = {"beta": (1, 0), "k": (0, 1)}[name]  # which of (beta, k) to move
+    for factor in (1.01, 0.99):
+        beta_try = beta_bound * factor ** scale[0]
+        offset_try = offset_bound * factor ** scale[1]
+        try:
+            analysis.min_loss(wrong, wrong, label, beta_try, offset=offset_try)
+            has_minimum = True
+        except ValueError:
+            has_minimum = False
+        assert has_minimum == (factor > 1)
+    print(f"smallest {name}: {dict(beta=beta_bound, k=offset_bound)[name]:.4g}"
+          f" (with {'k' if name == 'beta' else 'beta'} = {dict(beta=offset_bound, k=beta_bound)[name]:g});"
+          " 1% more has a minimum, 1% less has none")
+
+# %% [markdown]
+# **Exercise 3 · Only kβ shapes the loss.** Show that $L(\beta, k) = k\,L(k\beta, 1)$: the offset scales the loss, and the product $k\beta$ alone decides its shape. Check it on the sample for $(\beta, k) = (1.5, 8), (3, 4), (12, 1), (0.75, 16)$.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** $w = m/\beta + k = k\,(1 + m/(k\beta))$, so $L(\beta, k) = k\sum_c (1 + m_c/(k\beta))\,p_c\log(p_c/q_c)/N = k\,L(k\beta, 1)$. All four settings have $k\beta = 12$, so $L/k$ is the same for all of them.
+
+# %% tags=["solution"]
+shape = {}
+for beta_try, offset_try in [(1.5, 8.0), (3.0, 4.0), (12.0, 1.0), (0.75, 16.0)]:
+    loss_try = klloss.klloss_v2(**{**args, "beta": beta_try}, offset=offset_try).item()
+    shape[(beta_try, offset_try)] = loss_try / offset_try
+    assert math.isclose(loss_try, offset_try * klloss.klloss_v2(**{**args, "beta": offset_try * beta_try}, offset=1.0).item(),
+                        rel_tol=1e-12)
+assert all(math.isclose(v, shape[(1.5, 8.0)], rel_tol=1e-12) for v in shape.values())
+print("L / k for (beta, k) with k*beta = 12:", {key: round(v, 6) for key, v in shape.items()})
+
+# %% [markdown]
+# **Exercise 4 · How large must β be for plain KL?** For which β is the loss on the sample within 1% of its β → ∞ limit $k\,\mathrm{KL}$? Check just above and just below your answer.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** $L - k\,\mathrm{KL} = M/\beta$, so $|L - k\,\mathrm{KL}| \le 0.01\,k\,\mathrm{KL}$ exactly when $\beta \ge 100\,|M|/(k\,\mathrm{KL})$: a hundred times the β at which the loss is 0 (exercise 1).
+
+# %% tags=["solution"]
+limit_value = k * parts.kl.item()
+beta_1pc = 100 * abs(parts.margin_term.item()) / limit_value
+for factor, inside in [(1.01, True), (0.99, False)]:
+    gap = abs(klloss.klloss_v2(**{**args, "beta": factor * beta_1pc}).item() - limit_value) / limit_value
+    assert (gap <= 0.01) == inside
+print(f"within 1% of k KL from beta = {beta_1pc:.2f} on")

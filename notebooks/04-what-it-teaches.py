@@ -1,9 +1,13 @@
 # %% [markdown]
 # # 04 · What the loss actually teaches a student
 #
-# *The gradient in closed form, the student the loss really pulls towards, when the loss goes negative or unbounded, and the published code's teacher-gradient and label quirks.*
+# *The gradient in closed form, the student the loss really pulls towards, one identity that explains both, when the loss is convex, negative or unbounded, its relation to KD, DKD and label smoothing, and the published code's teacher-gradient and label quirks.*
 #
-# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `klloss.analysis` (tested against autograd and numerical optimisation in `tests/test_analysis.py`).
+# **You will learn:** why `klloss_v2` does not pull the student towards the teacher's $p$ but towards $q^* = w \odot p / W$; the identity $L = W\,\mathrm{KL}(q^*\|q) + L_{\min}$ that explains the gradient, the optimum, the lost confidence and the negative values at once; when the loss is convex and when it is bounded below; how it relates to Hinton's KD, DKD and label smoothing; what the published loop costs per sample.
+#
+# **You need first:** notebook 01 (the loss and its symbols) and notebook 03 (the weight $w = m/\beta + k$, and where it turns negative); softmax, KL divergence, and the derivative of a log-softmax.
+#
+# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `klloss.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
 
 # %%
 import math
@@ -12,11 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from IPython.display import display
 from torch import nn
 
 import klloss
-from klloss import analysis
+from klloss import analysis, bench
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -26,11 +31,13 @@ sample = klloss.data.load_sample()
 args = sample.tensors(torch.float64)
 z, s, y, beta, k = args["target"], args["input"], args["label"], args["beta"], klloss.ARTICLE_OFFSET
 classes = [f"class {j}" for j in range(z.shape[1])]
+samples = [f"sample {i}" for i in range(len(y))]
+rows = torch.arange(len(y))
 
 # %% [markdown]
 # ## 1 · The gradient in closed form
 #
-# For one sample, $L = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$, and only the second sum depends on the student. With $\partial \log q_c / \partial s_j = \delta_{cj} - q_j$ and $W = \sum_c w_c p_c$:
+# For one sample, $L = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$, and only the second sum depends on the student. With $\partial \log q_c / \partial s_j = \delta_{cj} - q_j$ ($\delta_{cj}$ is 1 if $c = j$, else 0) and $W = \sum_c w_c p_c$:
 #
 # $$\frac{\partial L}{\partial s_j} = -\sum_c w_c p_c(\delta_{cj} - q_j) = q_j\,W - w_j\,p_j .$$
 #
@@ -62,13 +69,71 @@ print("largest |gradient| at q = p:", f"{at_teacher.abs().max().item():.4f}",
 assert at_teacher.abs().max() > 1e-3
 
 # %% [markdown]
-# ## 3 · Where it pulls instead: $q^* = w \odot p / W$
+# ## 3 · When it is convex, and where it pulls: $q^* = w \odot p / W$
 #
-# When every weight is $\ge 0$, $L = \text{const} - \sum_c w_c p_c s_c + W \log\sum_j e^{s_j}$ is a non-negative combination of linear functions and log-sum-exp, hence **convex** in the student logits. The gradient vanishes where $q_j W = w_j p_j$, that is at
+# Write $\log q_c = s_c - \operatorname{lse}(s)$, with the log-sum-exp $\operatorname{lse}(s) = \log\sum_j e^{s_j}$. For one sample
+#
+# $$L = \text{const} - \sum_c w_c p_c\, s_c + W \operatorname{lse}(s).$$
+#
+# The middle sum is linear in $s$, hence convex whatever the signs of the $w_c$; lse is convex. So **the loss is convex in the student logits whenever $W \ge 0$** (a function is convex when its Hessian is positive semi-definite: no direction curves down). Its Hessian is $W(\operatorname{diag} q - q q^\top)$, and $\operatorname{diag} q - q q^\top$ is positive semi-definite and non-zero, so the loss is convex exactly when $W \ge 0$.
+#
+# Convex is not the same as bounded below. **$w \ge 0$ is what keeps the loss bounded below**: then $L \ge \sum_c w_c p_c \log p_c$, because every $-\log q_c \ge 0$. With one $w_c < 0$, sending $s_c \to -\infty$ (the other logits fixed) sends $-w_c p_c s_c$ to $-\infty$ while lse stays bounded. Below, a teacher that ranks class 1 above the label by 12.3 logits, more than $k\beta$ (printed): one negative weight, yet $W > 0$, so the loss is convex, and unbounded below.
+
+# %%
+convex_teacher = torch.tensor([[0.0, 12.3, 11.0, 11.0, 11.0, 11.0]], dtype=torch.float64)
+label0 = torch.tensor([0])
+w_c = klloss.weight(klloss.margin(convex_teacher, label0), beta, k)  # w = m / beta + k
+p_c = torch.softmax(convex_teacher, 1)  # p = softmax(z)
+big_w_c = (w_c * p_c).sum().item()  # W = sum_c w_c p_c
+print(f"k beta = {k * beta:g}; class 1 leads the label by {convex_teacher[0, 1].item():g}")
+print("weights:", w_c.round(decimals=4).tolist(), f"  W = {big_w_c:.4f}")
+assert w_c.min() < 0 < big_w_c
+
+
+def hessian(teacher, label, student):
+    """d^2 L / ds^2 of the one-sample loss at `student` (C,), by autograd through klloss_v2."""
+    return torch.autograd.functional.hessian(
+        lambda x: klloss.klloss_v2(teacher, x.unsqueeze(0), teacher, label, beta), student)
+
+
+smallest = []
+for _ in range(20):
+    point = 5 * torch.randn(6, dtype=torch.float64)
+    h = hessian(convex_teacher, label0, point)
+    q_point = torch.softmax(point, 0)
+    # Hessian = W (diag q - q q^T)
+    torch.testing.assert_close(h, big_w_c * (torch.diag(q_point) - torch.outer(q_point, q_point)))
+    smallest.append(torch.linalg.eigvalsh(h).min().item())
+assert min(smallest) > -1e-12
+print("W > 0 with a negative weight: at 20 random students the Hessian is W (diag q - q q^T),"
+      " smallest eigenvalue > -1e-12 (0 along s + const: the shift that leaves q unchanged)")
+
+# ... and yet no lower bound: push the negative-weight class's logit down, the others fixed
+pushed = {}
+for t in (0, 10, 100, 1000):
+    student_t = torch.zeros(1, 6, dtype=torch.float64)
+    student_t[0, 1] = -t  # s_1 = -t
+    pushed[t] = klloss.klloss_v2(convex_teacher, student_t, convex_teacher, label0, beta).item()
+print("loss as s_1 = -t:", {t: round(v, 3) for t, v in pushed.items()})
+slope = (pushed[1000] - pushed[100]) / 900
+# dL/dt -> w_1 p_1 < 0 (lse no longer depends on s_1)
+assert math.isclose(slope, (w_c[0, 1] * p_c[0, 1]).item(), rel_tol=1e-9)
+print(f"it falls like w_1 p_1 t = {(w_c[0, 1] * p_c[0, 1]).item():.4f} t without limit")
+
+# W < 0 (a teacher wrong by far more than k beta): the Hessian has a negative eigenvalue, not convex
+wrong_teacher = torch.tensor([[0.0, k * beta + 3.0, 1.0]], dtype=torch.float64)
+w_wrong = klloss.weight(klloss.margin(wrong_teacher, label0), beta, k)
+big_w_wrong = (w_wrong * torch.softmax(wrong_teacher, 1)).sum().item()
+lowest = torch.linalg.eigvalsh(hessian(wrong_teacher, label0, torch.zeros(3, dtype=torch.float64))).min().item()
+print(f"teacher {wrong_teacher.tolist()}: W = {big_w_wrong:.4f} < 0, smallest Hessian eigenvalue {lowest:.4f}")
+assert big_w_wrong < 0 and lowest < -1e-3
+
+# %% [markdown]
+# When every weight is $\ge 0$, the gradient vanishes where $q_j W = w_j p_j$, that is at
 #
 # $$q^*_j = \frac{w_j\, p_j}{\sum_c w_c p_c},$$
 #
-# the teacher's distribution re-weighted by $w$. Gradient descent on free student logits, started from zero, converges to it:
+# the teacher's distribution re-weighted by $w$, and this stationary point of a convex function is its minimum. (With a negative weight, $q^*$ would have a negative entry: there is no stationary point, and `analysis.stationary_student` refuses.) Gradient descent on free student logits, started from zero, converges to it:
 
 # %%
 q_star = analysis.stationary_student(args["logits_t"], z, y, beta)
@@ -81,43 +146,102 @@ assert (q_final - q_star).abs().max() < 1e-12
 print(f"after {len(losses) - 1} steps: largest |q - q*| < 1e-12,"
       f" loss {losses[-1].item():.6f} vs the minimum {analysis.min_loss(args['logits_t'], z, y, beta).item():.6f}")
 
+# %% [markdown]
+# What the loss teaches is the ratio $q^*_c / p_c = w_c / W = (k + m_c/\beta)/W$: a straight line in the margin. Classes the teacher ranks far below the label (large $m_c$) get **more** mass than the teacher gives them; the label ($m = 0$) gets less.
+
 # %%
 # the student's distribution along the way, over the first 300 steps
 trajectory = run.trajectory[:301]  # (steps, N, C)
+margins = klloss.margin(z, y)  # m = z_y - z
 
-fig, axes = plt.subplots(2, 2, figsize=(13, 6.5), constrained_layout=True)
+fig = plt.figure(figsize=(13, 8), constrained_layout=True)
+grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.1])
 for i in range(len(y)):
-    ax = axes[0, i]
+    ax = fig.add_subplot(grid[0, i])
     for j in range(z.shape[1]):
-        line, = ax.plot(trajectory[:, i, j], label=classes[j] + (" (label)" if j == y[i] else ""))
-        ax.axhline(q_star[i, j], color=line.get_color(), linestyle="--", linewidth=0.8)
-        ax.axhline(p[i, j], color=line.get_color(), linestyle=":", linewidth=0.8)
-    ax.set(title=f"sample {i}: student q during descent (dashed q*, dotted p)", xlabel="step (symmetric log scale)",
+        line, = ax.plot(trajectory[:, i, j], linewidth=2, label=classes[j] + (" (label)" if j == y[i] else ""))
+        ax.axhline(q_star[i, j], color=line.get_color(), linestyle="--", linewidth=1)
+    ax.plot([], [], color="black", linestyle="--", linewidth=1, label="q* (where descent ends)")
+    ax.set(title=f"sample {i}: student q during gradient descent", xlabel="step (symmetric log scale)",
            ylabel="q", xscale="symlog", xlim=(0, len(trajectory) - 1))
     ax.legend(fontsize=7)
-    ax = axes[1, i]
-    width = 0.38
-    pos = np.arange(z.shape[1])
-    ax.bar(pos - width / 2, p[i], width, label="teacher p", color="grey")
-    ax.bar(pos + width / 2, q_star[i], width, label="optimum q* = w p / W", color="crimson")
-    ax.set_xticks(pos, [c + ("\n(label)" if j == y[i] else "") for j, c in enumerate(classes)], fontsize=8)
-    ax.set(title=f"sample {i}: what the loss teaches", ylabel="probability")
-    ax.legend(fontsize=8)
+ax = fig.add_subplot(grid[1, :])
+m_axis = np.linspace(0, margins.max().item() * 1.05, 50)
+for i, colour in zip(range(len(y)), ["tab:blue", "tab:orange"]):
+    ax.plot(m_axis, (k + m_axis / beta) / big_w[i].item(), color=colour, linewidth=1.5,
+            label=f"sample {i}: w/W = (k + m/β)/W, W = {big_w[i].item():.3f}")
+    ratio = (q_star[i] / p[i]).numpy()
+    ax.scatter(margins[i].numpy(), ratio, color=colour, s=45, zorder=3)
+    for j in range(z.shape[1]):
+        ax.annotate(f"class {j}" + (" (label)" if j == y[i] else ""), (margins[i, j].item(), ratio[j]),
+                    textcoords="offset points", xytext=(5, -12 if i else 5), fontsize=8, color=colour)
+ax.axhline(1, color="black", linestyle=":", linewidth=1, label="q* = p (what plain KD teaches)")
+ax.text(m_axis[-1], 1.005, "above: q* gives the class more than the teacher does", ha="right", va="bottom", fontsize=9)
+ax.text(m_axis[-1], 0.995, "below: less than the teacher", ha="right", va="top", fontsize=9)
+ax.margins(y=0.1)
+ax.set(xlabel="teacher margin m_c = z_y − z_c", ylabel="q*_c / p_c",
+       title="what the loss teaches: q*_c / p_c = w_c / W, a line in the margin (dots: the sample's classes)")
+ax.legend(fontsize=8, loc="upper left")
 print("saved", klloss.plotting.save(fig, "04-student-descent"))
 plt.show()
+torch.testing.assert_close(q_star / p, w / big_w)  # q*_c / p_c = w_c / W
+assert ((q_star > p) == (w > big_w)).all()  # more mass than the teacher exactly where w_c > W
 
 # %% [markdown]
 # ## 4 · Consequence: less confidence on the label than the teacher
 #
-# Where the teacher is right, every margin is $\ge 0$, so every weight is $\ge w_y = k$ and $W \ge k$. Then $q^*_y = k\,p_y/W \le p_y$: **the optimal student puts less mass on the true label than the teacher does**, strictly unless the teacher puts all its mass on the label. On the sample:
+# Since $w_y = k$, $q^*_y / p_y = k / W$, and $W = k + \frac1\beta\sum_c p_c m_c$ with $\sum_c p_c m_c = z_y - \sum_c p_c z_c$. So $q^*_y < p_y$ exactly when the label's logit is above the teacher's average logit $\sum_c p_c z_c$, and **$q^*_y = p_y$ exactly when $z_y = \sum_c p_c z_c$** (or $\beta = \infty$).
+#
+# Where the teacher is right, every margin is $\ge 0$, and since a softmax gives every class $p_c > 0$, $\sum_c p_c m_c = 0$ needs every margin to be 0: a teacher whose logits are all equal (then $q^* = p$, uniform). **Any teacher that ranks the label first and some class strictly below it gives $q^*_y < p_y$: the optimal student puts less mass on the true label than the teacher does.** On the sample:
 
 # %%
-rows = torch.arange(len(y))
 confidence = pd.DataFrame({"teacher p_y": p[rows, y].numpy(), "optimum q*_y": q_star[rows, y].numpy()},
-                          index=[f"sample {i}" for i in range(len(y))])
+                          index=samples)
 confidence["q*_y / p_y"] = confidence["optimum q*_y"] / confidence["teacher p_y"]
+confidence["k / W"] = (k / big_w[:, 0]).numpy()
 display(confidence)
 assert (q_star[rows, y] < p[rows, y]).all()
+np.testing.assert_allclose(confidence["q*_y / p_y"], confidence["k / W"], rtol=1e-12)
+
+
+# %% [markdown]
+# The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and 2000 random teachers with all weights $\ge 0$, where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
+
+# %%
+def label_ratio(teacher, label):
+    """q*_y / p_y for each row of `teacher`."""
+    rows_t = torch.arange(len(label))
+    q_opt = analysis.stationary_student(teacher, teacher, label, beta)
+    return q_opt[rows_t, label] / torch.softmax(teacher, 1)[rows_t, label]
+
+
+first = torch.tensor([0])
+flat = torch.zeros(1, 4, dtype=torch.float64)
+assert (label_ratio(flat, first) - 1).abs().max() < 1e-12
+hair = torch.tensor([[0.0, -1e-3, -1e-3, -1e-3]], dtype=torch.float64)
+assert label_ratio(hair, first).item() < 1
+# a wrong teacher: logits (a, 1, 0, -1) with label 0; find a with a = sum_c p_c z_c by bisection
+low, high = -10.0, 1.0
+for _ in range(100):
+    a = (low + high) / 2
+    logits_a = torch.tensor([[a, 1.0, 0.0, -1.0]], dtype=torch.float64)
+    gap = a - (torch.softmax(logits_a, 1) * logits_a).sum().item()  # z_y - sum_c p_c z_c
+    low, high = (a, high) if gap < 0 else (low, a)
+q_opt = analysis.stationary_student(logits_a, logits_a, first, beta)
+assert abs(label_ratio(logits_a, first).item() - 1) < 1e-12 and (q_opt - torch.softmax(logits_a, 1)).abs().max() > 1e-3
+print(f"equal logits: q*_y / p_y = 1 (to 1e-12);  label ahead by 1e-3: q*_y / p_y = {label_ratio(hair, first).item():.6f} < 1")
+print(f"wrong teacher (a, 1, 0, -1) with a = {a:.4f} = its average logit: q*_y / p_y = 1 (to 1e-12),"
+      " yet q* differs from p on the other classes")
+
+random_teachers = 3 * torch.randn(2000, 6, dtype=torch.float64)
+random_labels = torch.randint(0, 6, (2000,))
+keep = (klloss.weight(klloss.margin(random_teachers, random_labels), beta, k) >= 0).all(1)
+random_teachers, random_labels = random_teachers[keep], random_labels[keep]
+above_mean = random_teachers[torch.arange(len(random_labels)), random_labels] - (
+    torch.softmax(random_teachers, 1) * random_teachers).sum(1)  # z_y - sum_c p_c z_c
+ratio_random = label_ratio(random_teachers, random_labels)
+assert ((ratio_random < 1) == (above_mean > 0)).all()
+print(f"{int(keep.sum())} random teachers with all w >= 0: q*_y < p_y exactly when z_y > sum_c p_c z_c")
 
 # %% [markdown]
 # How much depends on β: with small β the margins dominate the weights and the optimum moves far from the teacher; as β → ∞ all weights equal $k$ and $q^* \to p$.
@@ -144,11 +268,11 @@ print("q*_y / p_y at the smallest and largest beta:", ratios[0].round(4).tolist(
 # %% [markdown]
 # ## 5 · The loss can be negative, and with a negative weight it has no lower bound
 #
-# **All weights positive.** At $q^*$ the loss reaches its minimum
+# **All weights $\ge 0$.** At $q^*$ the loss reaches its minimum
 #
-# $$L_{\min} = \sum_c w_c p_c \log p_c - \sum_c w_c p_c \log\frac{w_c p_c}{W} = W\log W - \sum_c p_c\, w_c \log w_c ,$$
+# $$L_{\min} = \sum_c w_c p_c \log p_c - \sum_c w_c p_c \log\frac{w_c p_c}{W} = W\log W - \sum_c p_c\, w_c \log w_c .$$
 #
-# and since $x \log x$ is convex, Jensen's inequality gives $\sum_c p_c w_c\log w_c \ge W\log W$: the minimum is $\le 0$, and $< 0$ whenever a row's weights are not all equal. A "distance" that goes below zero: the loss value is not a measure of how far the student is from the teacher.
+# Jensen's inequality says that for a convex $f$ and weights $p_c \ge 0$ summing to 1, $\sum_c p_c f(x_c) \ge f(\sum_c p_c x_c)$, with equality only if the $x_c$ with $p_c > 0$ are all equal (for a strictly convex $f$). With $f(x) = x\log x$ and $x_c = w_c$ it gives $\sum_c p_c w_c\log w_c \ge W\log W$: the minimum is $\le 0$, and $< 0$ whenever a row's weights are not all equal. A "distance" that goes below zero: the loss value is not a measure of how far the student is from the teacher.
 
 # %%
 bound = analysis.min_loss(args["logits_t"], z, y, beta)
@@ -158,18 +282,16 @@ assert at_q_star.item() < 0 and math.isclose(at_q_star.item(), bound.item(), rel
 assert (w >= 0).all()
 
 # %% [markdown]
-# **A negative weight.** Take one sample whose teacher ranks class 1 above the label by more than $k\beta$ (notebook 03). Its weight is negative, and pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending:
+# **A negative weight.** Take the teacher of §3 that ranks class 1 above the label by $k\beta + 3$ (notebook 03). Its weight on class 1 is negative, and pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending:
 
 # %%
-teacher = torch.tensor([[0.0, k * beta + 3.0, 1.0]], dtype=torch.float64)
-label = torch.tensor([0])
-print("weights:", klloss.weight(klloss.margin(teacher, label), beta, k).round(decimals=4).tolist())
-losses_neg = analysis.descend(teacher, teacher, label, beta, steps=2000, lr=1.0).losses
+print("weights:", w_wrong.round(decimals=4).tolist())
+losses_neg = analysis.descend(wrong_teacher, wrong_teacher, label0, beta, steps=2000, lr=1.0).losses
 for step in (0, 10, 100, 1000, 2000):
     print(f"step {step:>4}: loss {losses_neg[step].item():9.3f}")
 assert np.all(np.diff(losses_neg.numpy()) < 0) and losses_neg[-1] < losses_neg[0] - 10
 try:
-    analysis.min_loss(teacher, teacher, label, beta)
+    analysis.min_loss(wrong_teacher, wrong_teacher, label0, beta)
 except ValueError as error:
     print("min_loss:", error)
 
@@ -180,7 +302,147 @@ print("saved", klloss.plotting.save(fig, "04-unbounded-loss"))
 plt.show()
 
 # %% [markdown]
-# ## 6 · The published form sends gradient into the teacher
+# ## 6 · One identity ties it together: KD towards $q^*$
+#
+# When every weight is $\ge 0$, add and subtract $\sum_c w_c p_c \log q^*_c$ in $L = \sum_c w_c p_c \log p_c - \sum_c w_c p_c \log q_c$. Since $w_c p_c = W q^*_c$:
+#
+# $$L = \underbrace{W \sum_c q^*_c \log\frac{q^*_c}{q_c}}_{W\,\mathrm{KL}(q^*\|q)} \;+\; \underbrace{\sum_c w_c p_c \log\frac{p_c}{q^*_c}}_{=\,W\log W - \sum_c p_c w_c \log w_c\,=\,L_{\min}} .$$
+#
+# **klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W$, plus a constant $L_{\min} \le 0$.** Everything above follows:
+# - §1: the gradient of $\mathrm{KL}(q^*\|q)$ in $s$ is $q - q^*$, so $\partial L/\partial s = W(q - q^*)$;
+# - §2: at $q = p$ the loss is 0 (every term $\log(p_c/p_c)$ vanishes), which is $W\,\mathrm{KL}(q^*\|p)$ above the minimum: $p$ is not the minimiser unless $q^* = p$;
+# - §3: $W \ge 0$ times a convex function of $s$ is convex; the minimum is where $\mathrm{KL}(q^*\|q) = 0$, $q = q^*$;
+# - §4: $q^*_y / p_y = w_y/W = k/W$;
+# - §5: the minimum is $L_{\min}$, and the loss measures the student's distance to $q^*$ (not to $p$) only after subtracting $L_{\min}$ and dividing by $W$.
+#
+# `analysis.reweighted_kd` computes the parts; on the sample both sides agree per sample:
+
+# %%
+parts = analysis.reweighted_kd(**args)
+per_sample = klloss.klloss_v2(**args, reduction="none")  # L_i
+torch.testing.assert_close(parts.per_sample, per_sample, rtol=1e-12, atol=1e-15)
+for i in range(len(y)):
+    print(f"sample {i}: L_i = {per_sample[i].item():.6f};  W_i KL(q*_i || q_i) + L_min,i = "
+          f"{parts.big_w[i].item():.4f} * {parts.kl[i].item():.6f} + ({parts.min_loss[i].item():.6f})"
+          f" = {parts.per_sample[i].item():.6f}")
+
+# section 1: dL/ds = W (q - q*) / N
+q = torch.softmax(s, 1)
+torch.testing.assert_close(analysis.grad_student(**args), parts.big_w[:, None] * (q - parts.q_star) / len(y))
+# section 2: at q = p the loss is 0, and W KL(q* || p) = -L_min
+at_p = analysis.reweighted_kd(**{**args, "input": z})
+assert at_p.per_sample.abs().max() < 1e-12
+torch.testing.assert_close(at_p.big_w * at_p.kl, -at_p.min_loss)
+print("at q = p: loss < 1e-12 in size, and W KL(q* || p) = -L_min =", (-at_p.min_loss).numpy().round(6).tolist())
+# sections 3 and 4: the minimiser is q*, and q*_y / p_y = k / W
+torch.testing.assert_close(parts.q_star, q_star)
+torch.testing.assert_close(parts.q_star[rows, y] / p[rows, y], k / parts.big_w)
+# section 5: the constant is the minimum
+assert math.isclose(parts.min_loss.mean().item(), bound.item(), rel_tol=1e-12)
+
+# %% [markdown]
+# ## 7 · Relation to well-known losses
+#
+# **Hinton's KD with a temperature $T$** (Hinton, Vinyals and Dean, 2015) is $T^2\,\mathrm{KL}(\mathrm{softmax}(z/T)\,\|\,\mathrm{softmax}(s/T))$. `klloss_v2` has no temperature: $p = \mathrm{softmax}(z)$ whatever β. Its β → ∞ limit is $k$ times KD at $T = 1$. Feeding it logits divided by $T$ would divide the margins by $T$ as well, which changes the weights exactly as $\beta \to T\beta$ does, and softens $p$ besides: β scales the margin, it is not a temperature.
+
+# %%
+# KL(p || q), batch mean, by torch
+kd = F.kl_div(F.log_softmax(s, 1), F.log_softmax(z, 1), reduction="batchmean", log_target=True)
+at_infinity = klloss.klloss_v2(**{**args, "beta": math.inf})
+assert math.isclose(at_infinity.item(), k * kd.item(), rel_tol=1e-12)
+print(f"beta = inf: klloss_v2 = {at_infinity.item():.6f} = k * F.kl_div = {k:g} * {kd.item():.6f}")
+for temperature in (2.0, 4.0):
+    # w(z / T, beta) = m / (T beta) + k = w(z, T beta)
+    torch.testing.assert_close(klloss.weight(klloss.margin(z / temperature, y), beta, k),
+                               klloss.weight(klloss.margin(z, y), temperature * beta, k))
+print("margins of z / T with beta = margins of z with T * beta (T = 2, 4)")
+
+# %% [markdown]
+# Why Hinton multiplies by $T^2$: the gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ is $(q_T - p_T)/T$ (per sample), and $q_T - p_T$ itself shrinks like $1/T$, so the gradient falls like $1/T^2$. Multiplied by $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes; the gap to it falls like $1/T$), so the distillation term keeps its weight against a cross-entropy term as $T$ changes:
+
+# %%
+limit = ((s - s.mean(1, keepdim=True)) - (z - z.mean(1, keepdim=True))) / (z.shape[1] * len(y))
+temperature_rows = []
+for temperature in (1, 2, 4, 8, 16, 32, 64):
+    x = s.clone().requires_grad_(True)
+    kd_t = F.kl_div(F.log_softmax(x / temperature, 1), F.log_softmax(z / temperature, 1),
+                    reduction="batchmean", log_target=True)  # KL(p_T || q_T)
+    (grad_t,) = torch.autograd.grad(kd_t, x)
+    temperature_rows.append({"T": temperature, "|grad KL_T|": grad_t.norm().item(),
+                             "|grad T² KL_T|": temperature**2 * grad_t.norm().item(),
+                             "|T² grad - limit| / |limit|": ((temperature**2 * grad_t - limit).norm() / limit.norm()).item()})
+temperature_table = pd.DataFrame(temperature_rows).set_index("T")
+display(temperature_table)
+plain, scaled = temperature_table["|grad KL_T|"], temperature_table["|grad T² KL_T|"]
+assert plain.max() / plain.min() > 1000 and scaled.max() / scaled.min() < 1.1  # T^2 keeps the size
+assert abs(plain.iloc[-2] / plain.iloc[-1] - 4) < 0.02  # doubling T divides the gradient by 4: 1 / T^2
+gap = temperature_table["|T² grad - limit| / |limit|"]
+assert np.all(np.diff(gap) < 0) and gap.iloc[-1] < 0.02  # T^2 grad -> the limit (the gap falls like 1/T)
+print(f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0f}-fold,"
+      f" the T²-scaled one stays within {100 * (scaled.max() / scaled.min() - 1):.0f}%")
+
+
+# %% [markdown]
+# **DKD** (decoupled KD, Zhao et al. 2022) splits KD into a target-class part and a non-target part,
+#
+# $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
+#
+# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+
+# %%
+def dkd_parts(student_logits):
+    """(TCKD, NCKD) per sample for the sample's teacher z and labels y."""
+    q_s = torch.softmax(student_logits, 1)
+    target = F.one_hot(y, z.shape[1]).bool()
+    p_y, q_y = p[rows, y], q_s[rows, y]
+    # TCKD = KL((p_y, 1 - p_y) || (q_y, 1 - q_y))
+    tckd = p_y * (p_y / q_y).log() + (1 - p_y) * ((1 - p_y) / (1 - q_y)).log()
+    # NCKD = KL(p_rest || q_rest), p_rest_c = p_c / (1 - p_y) for c != y
+    p_rest = p.masked_fill(target, 0) / (1 - p_y)[:, None]
+    q_rest = q_s.masked_fill(target, 0) / (1 - q_y)[:, None]
+    # (the label's column holds 0 * log 1 = 0, so that no log 0 reaches the gradient)
+    nckd = (p_rest * (p_rest.masked_fill(target, 1).log() - q_rest.masked_fill(target, 1).log())).sum(1)
+    return tckd, nckd
+
+
+tckd, nckd = dkd_parts(s)
+kl_per_sample = (p * (p.log() - torch.log_softmax(s, 1))).sum(1)  # KL(p || q) per sample
+torch.testing.assert_close(tckd + (1 - p[rows, y]) * nckd, kl_per_sample)
+torch.testing.assert_close(klloss.klloss_v2(**{**args, "beta": math.inf}, reduction="none"),
+                           k * tckd + k * (1 - p[rows, y]) * nckd)
+display(pd.DataFrame({"TCKD": tckd.numpy(), "NCKD": nckd.numpy(), "KL(p || q)": kl_per_sample.numpy()}, index=samples))
+x = z.clone().requires_grad_(True)
+tckd_p, nckd_p = dkd_parts(x)
+dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha_DKD = 1, beta_DKD = 8
+(dkd_grad,) = torch.autograd.grad(dkd_at_p, x)
+assert abs(dkd_at_p.item()) < 1e-12 and dkd_grad.abs().max() < 1e-12
+print("KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
+      f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}")
+
+# %% [markdown]
+# **Label smoothing** trains against $(1 - \varepsilon)\,\mathrm{onehot}(y) + \varepsilon\,u$, a mix of the hard label and the uniform distribution $u$. The target of `klloss_v2`, $q^*$, is a mix of the same shape, with the teacher in place of the hard label: write $\mu = \sum_c p_c m_c$ (so $W = k + \mu/\beta$); when the teacher ranks the label first ($m_c \ge 0$, $\mu > 0$),
+#
+# $$q^* = (1 - \varepsilon)\,p + \varepsilon\, r, \qquad r_c = \frac{m_c\,p_c}{\mu}, \qquad \varepsilon = \frac{\mu}{k\beta + \mu}.$$
+#
+# $r$ is a distribution with no mass on the label, and the most on classes that the teacher ranks far below the label yet still gives some probability. So $q^*$ is a **teacher-dependent smoothing**: the amount ε depends on the sample (it grows with $\mu = z_y - \sum_c p_c z_c$, the label's lead over the teacher's average logit, and falls to 0 as $k\beta \to \infty$), and the mass goes to the classes $r$ picks rather than evenly to all.
+
+# %%
+mu = (p * margins).sum(1, keepdim=True)  # mu = sum_c p_c m_c = z_y - sum_c p_c z_c
+r = p * margins / mu  # r_c = m_c p_c / mu
+epsilon = mu / (k * beta + mu)  # epsilon = mu / (k beta + mu)
+torch.testing.assert_close((1 - epsilon) * p + epsilon * r, q_star)  # q* = (1 - eps) p + eps r
+torch.testing.assert_close(r.sum(1), torch.ones(len(y), dtype=torch.float64))
+assert (r[rows, y] == 0).all() and (r >= 0).all()
+smoothed_label = (1 - epsilon) * F.one_hot(y, z.shape[1]) + epsilon / z.shape[1]  # label smoothing, same eps
+for i in range(len(y)):
+    print(f"sample {i} (label {y[i].item()}): epsilon = {epsilon[i, 0].item():.4f}")
+    display(pd.DataFrame({"teacher p": p[i], "r": r[i], "q* = (1-ε) p + ε r": q_star[i],
+                          "label smoothing (1-ε) onehot + ε/C": smoothed_label[i]}, index=classes).T)
+epsilons = [(mu / (k * b + mu)).squeeze(1) for b in (beta, 10 * beta, 100 * beta)]
+assert all((e1 > e2).all() for e1, e2 in zip(epsilons, epsilons[1:]))  # epsilon falls as beta grows
+
+# %% [markdown]
+# ## 8 · The published form sends gradient into the teacher
 #
 # The article detaches `logits_t` but not `target`, and takes $p$ from `target`. When the teacher's logits come from a network that is itself trainable (or simply still has `requires_grad`), the loss trains the teacher too. A small trainable teacher shows it; `klloss_v2` detaches both.
 
@@ -205,13 +467,30 @@ for name, loss_fn in [("published", klloss.klloss_v2_published), ("klloss_v2", k
     assert student_net.weight.grad is not None
 
 # %% [markdown]
-# ## 7 · Labels: one host copy per sample, and ignore indices that do not fail
+# ## 9 · Labels: a Python loop over samples, and ignore indices that do not fail
 #
-# The published loop copies `label` to the CPU and indexes each teacher row with it. Python-style negative indexing means a label of −1 silently reads the **last** class. The common ignore index −100 reads class $C - 100$ when there are more than 100 classes (for example ImageNet's 1000), and fails with an index error only when $C < 100$, so the claim that −100 "silently selects another class" holds for large $C$ only. `klloss_v2` rejects both with a clear message.
+# The published form copies `label` to the host once (`label.cpu()`: on a GPU, one synchronisation per batch). Then, per sample, it runs one Python iteration that reads that sample's label from host memory (no synchronisation: the value is already on the host), indexes the teacher's row with it (a view: no copy, no kernel) and subtracts (one kernel); finally it concatenates the N rows (one `cat`). Counting the operators dispatched by the forward at two batch sizes shows exactly that (`_local_scalar_dense` reads a one-element CPU tensor into Python; `benchmarks/check_published_syncs.py` counts the synchronisations on a GPU):
+
+# %%
+counts = {}
+for n in (8, 64):
+    teacher_n, student_n, label_n = bench.make_inputs(n, 10)
+    counts[n] = bench.op_counts(klloss.klloss_v2_published, teacher_n, student_n, teacher_n, label_n, beta)
+operators = sorted(set(counts[8]) | set(counts[64]))
+op_table = pd.DataFrame({"N = 8": [counts[8][o] for o in operators], "N = 64": [counts[64][o] for o in operators]},
+                        index=pd.Index(operators, name="operator"))
+op_table["per extra sample"] = (op_table["N = 64"] - op_table["N = 8"]) / (64 - 8)
+display(op_table)
+per_sample_ops = op_table.loc[op_table["per extra sample"] > 0, "per extra sample"].to_dict()
+assert per_sample_ops == {"aten._local_scalar_dense": 1, "aten.select": 1, "aten.sub": 1}
+assert counts[8]["aten.cat"] == counts[64]["aten.cat"] == 1
+
+# %% [markdown]
+# Python-style negative indexing means a label of −1 silently reads the **last** class. The common ignore index −100 reads class $C - 100$ whenever $C \ge 100$ (class 0 at $C = 100$, class 900 for ImageNet's 1000 classes), and raises an index error when $C < 100$. `klloss_v2` rejects both with a clear message.
 
 # %%
 torch.manual_seed(0)
-for n_classes in (5, 1000):
+for n_classes in (5, 100, 1000):
     logits = torch.randn(2, n_classes, dtype=torch.float64)
     student_logits = torch.randn(2, n_classes, dtype=torch.float64)
     for bad in (-1, -100):
@@ -223,6 +502,7 @@ for n_classes in (5, 1000):
             assert torch.equal(value, reference)
             outcome = f"silently used class {same_as} (loss {value.item():.4f})"
         except IndexError as error:
+            assert n_classes < -bad
             outcome = f"IndexError: {error}"
         try:
             klloss.klloss_v2(logits, student_logits, logits, labels, beta)
@@ -230,3 +510,75 @@ for n_classes in (5, 1000):
         except ValueError as error:
             corrected = f"ValueError: {error}"
         print(f"C = {n_classes:>4}, label {bad:>4}: published {outcome}\n{'':22}klloss_v2 {corrected}")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each has a worked solution below it, folded: try first, then unfold.
+#
+# **Exercise 1 · The gradient into the teacher.** The published form lets gradient reach `target` (§8). With the weights held fixed (they come from the detached `logits_t`), derive $\partial L/\partial z_j$ for one sample through $p = \mathrm{softmax}(z)$, and check it against autograd on the sample.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** $L = \sum_c w_c p_c(\log p_c - \log q_c)$ and $\partial p_c/\partial z_j = p_c(\delta_{cj} - p_j)$. With $d_c = \partial L/\partial p_c = w_c(\log p_c - \log q_c + 1)$,
+#
+# $$\frac{\partial L}{\partial z_j} = \sum_c d_c\, p_c(\delta_{cj} - p_j) = p_j\Big(d_j - \sum_c p_c d_c\Big).$$
+#
+# It sums to 0 over $j$ (softmax ignores a shift of $z$), and it is not 0 at $q = p$: there $d_c = w_c$ and $\partial L/\partial z_j = p_j (w_j - W)$, the opposite of the student's gradient of §2.
+
+# %% tags=["solution"]
+teacher_logits = z.clone().requires_grad_(True)
+loss_z = klloss.klloss_v2_published(args["logits_t"], s, teacher_logits, y, beta)
+(auto_z,) = torch.autograd.grad(loss_z, teacher_logits)
+log_q = torch.log_softmax(s, 1)
+d = w * (p.log() - log_q + 1)  # d_c = w_c (log p_c - log q_c + 1)
+closed_z = p * (d - (p * d).sum(1, keepdim=True)) / len(y)  # p_j (d_j - sum_c p_c d_c) / N
+torch.testing.assert_close(closed_z, auto_z, rtol=1e-12, atol=1e-15)
+assert closed_z.sum(1).abs().max() < 1e-15
+print("dL/dz_j = p_j (d_j - sum_c p_c d_c) / N matches autograd (1e-12); rows sum to 0")
+
+# %% [markdown]
+# **Exercise 2 · Derive $q^*$.** Minimise $L(q) = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$ over distributions $q$ (all $w_c \ge 0$), with a Lagrange multiplier for $\sum_c q_c = 1$. Then check on the sample that no student among 2000 random ones near $q^*$ does better.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the minimum because $-\log$ is convex (or, by the identity of §6, because $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$).
+
+# %% tags=["solution"]
+# students near q*: log q* plus small random logits
+random_students = q_star.log() + 0.05 * torch.randn(2000, *s.shape, dtype=torch.float64)
+random_losses = torch.stack([klloss.klloss_v2(**{**args, "input": student_r}) for student_r in random_students])
+best = klloss.klloss_v2(**{**args, "input": q_star.log()})
+assert (random_losses > best).all()
+print(f"loss at q* = {best.item():.6f}; best of 2000 students near q* = {random_losses.min().item():.6f}")
+
+# %% [markdown]
+# **Exercise 3 · Prove $L_{\min} \le 0$**, with equality exactly when all weights of the row are equal. Check it on 1000 random teachers with all weights $\ge 0$, and on a row whose weights are all equal.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** $f(x) = x\log x$ is strictly convex on $x \ge 0$. Jensen's inequality with the probabilities $p_c > 0$: $\sum_c p_c f(w_c) \ge f(\sum_c p_c w_c) = W\log W$, so $L_{\min} = W\log W - \sum_c p_c w_c\log w_c \le 0$, with equality iff all $w_c$ are equal. A second proof from §6: the loss is 0 at $q = p$, so $L_{\min} = -W\,\mathrm{KL}(q^*\|p) \le 0$.
+
+# %% tags=["solution"]
+teachers = 3 * torch.randn(1000, 5, dtype=torch.float64)
+teacher_labels = torch.randint(0, 5, (1000,))
+nonnegative = (klloss.weight(klloss.margin(teachers, teacher_labels), beta, k) >= 0).all(1)
+teachers, teacher_labels = teachers[nonnegative], teacher_labels[nonnegative]
+l_min = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, beta).min_loss
+assert (l_min < 0).all()
+equal = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, math.inf).min_loss  # every w = k
+assert equal.abs().max() < 1e-12
+print(f"{len(l_min)} random teachers: largest L_min = {l_min.max().item():.2e} < 0; with equal weights |L_min| < 1e-12")
+
+# %% [markdown]
+# **Exercise 4 · How much confidence is lost, at most?** On a sample the teacher classifies correctly, show that
+# $$\frac{k}{k + \max_c m_c/\beta} \;\le\; \frac{q^*_y}{p_y} \;\le\; 1,$$
+# and check both bounds on the sample and across β.
+
+# %% [markdown] tags=["solution"]
+# **Solution.** $q^*_y/p_y = k/W$ (§4) and $W = \sum_c p_c w_c$ is an average of the weights, so $k = \min_c w_c \le W \le \max_c w_c = k + \max_c m_c/\beta$ (all $m_c \ge 0$, and the label's $m_y = 0$). Dividing $k$ by these bounds gives the result.
+
+# %% tags=["solution"]
+for b in (0.1, beta, 10.0, 100.0):
+    ratio_b = analysis.stationary_student(args["logits_t"], z, y, b)[rows, y] / p[rows, y]
+    lower = k / (k + margins.max(1).values / b)  # k / (k + max_c m_c / beta)
+    assert (lower <= ratio_b).all() and (ratio_b <= 1).all()
+    print(f"beta = {b:>5g}: lower bound {lower.numpy().round(4).tolist()} <= q*_y / p_y = "
+          f"{ratio_b.numpy().round(4).tolist()} <= 1")

@@ -35,3 +35,11 @@ def test_vmin_without_vmax_is_refused(ax):
 def test_an_empty_scale_is_refused(ax):
     with pytest.raises(ValueError, match="vmin must be below vmax"):
         plotting.heatmap(ax, FRAME, "t", vmin=1.0, vmax=1.0)
+
+
+def test_a_flat_frame_looks_flat_on_a_shared_scale(ax):
+    frame = pd.DataFrame([[8.0, 8.1], [8.05, 8.0]])
+    image = plotting.heatmap(ax, frame, "flat", vmin=8.0, vmax=38.0, center=None)
+    assert image.get_clim() == (8.0, 38.0)
+    # without a shared scale the same frame spans its own range, which hides how flat it is
+    assert plotting.heatmap(ax, frame, "flat", center=None).get_clim() == (8.0, 8.1)
