@@ -15,7 +15,7 @@ NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval
 # MathJax for the offline site, pinned by tools/site/package-lock.json
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
-.PHONY: all setup browser test report refresh nb lab bench clean
+.PHONY: all setup browser test report refresh nb lab bench experiments clean
 
 all: report
 
@@ -59,6 +59,12 @@ report: $(READY) $(SITE_JS)
 ## bench: forward + backward timings side by side; writes data/bench/ and figures/
 bench: $(READY)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
+
+## experiments: train every student notebook 05 reads (all seeds, the teachers trained on flipped
+## labels) in the notebooks' pinned environment; writes data/experiments/digits.json with its
+## provenance. Minutes, not seconds: the notebook itself only re-runs a few of them.
+experiments: $(READY)
+	$(PY) tools/experiments.py
 
 ## lab: open JupyterLab on notebooks/ in the project's environment
 lab: $(READY)
