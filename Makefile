@@ -20,7 +20,7 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all setup browser test report refresh nb times lab bench clean
+.PHONY: all setup browser test report refresh nb times lab bench experiments clean
 
 all: report
 
@@ -75,6 +75,12 @@ report: $(READY) $(SITE_JS)
 ## bench: forward + backward timings side by side; writes data/bench/ and figures/
 bench: $(READY)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
+
+## experiments: train every student notebook 05 reads (all seeds, the teachers trained on flipped
+## labels) in the notebooks' pinned environment; writes data/experiments/digits.json with its
+## provenance. Minutes, not seconds: the notebook itself only re-runs a few of them.
+experiments: $(READY)
+	$(PY) tools/experiments.py
 
 ## lab: open JupyterLab on notebook 01 in the project's environment. The server runs from the
 ## repository root, where jupytext.toml is (jupytext looks for it from a notebook's folder up to

@@ -1,0 +1,47 @@
+"""Run notebook 05's full experiment and store it with its provenance (``make experiments``).
+
+    python tools/experiments.py              # the full plan: several minutes on one core
+    python tools/experiments.py --subset     # the small subset tests/test_experiments.py re-runs
+
+Applies the pinned environment of tools/nbenv.py (one thread, CPU-independent code paths) BEFORE
+torch is imported, so the stored numbers are those any x86-64 CPU computes under the same pins,
+and writes data/experiments/digits.json (or, with --out, another file; with --subset, prints the
+JSON instead). What is trained is klloss.experiments.Plan with klloss.experiments.Config.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+import nbenv  # noqa: E402
+
+nbenv.apply()
+
+from klloss import experiments as ex  # noqa: E402  (imports torch: after the pins)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", action="store_true", help="run klloss.experiments.SUBSET, print JSON to stdout")
+    parser.add_argument("--out", default=str(ex.STORED))
+    args = parser.parse_args(argv)
+    config, plan = ex.Config(), ex.SUBSET if args.subset else ex.Plan()
+    started = time.perf_counter()
+    record = ex.run_plan(plan, config)
+    record = {"provenance": ex.provenance(config, plan, time.perf_counter() - started), **record}
+    text = ex.to_json(record)
+    if args.subset:
+        sys.stdout.write(text)
+        return
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} in {record['provenance']['wall_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
