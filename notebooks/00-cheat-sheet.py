@@ -89,6 +89,9 @@ l_min = big_w[:, 0] * np.log(big_w[:, 0]) - (p * w * np.log(w)).sum(axis=1)  # W
 right_side = big_w[:, 0] * kl_to_optimum + l_min
 assert np.abs(per_sample - right_side).max() < 1e-12
 assert np.all(l_min <= 0) and abs(l_min.mean() - analysis.min_loss(**teacher).item()) < 1e-12
+# the library's decomposition (klloss.analysis.reweighted_kd) agrees with this one, built from the oracle
+parts = analysis.reweighted_kd(**args)
+assert np.abs(parts.min_loss.numpy() - l_min).max() < 1e-12 and np.abs(parts.kl.numpy() - kl_to_optimum).max() < 1e-12
 for i in range(n):
     print(f"sample {i}: L_i = {per_sample[i]:.6f} = W_i KL(q*||q) + L_min,i = {right_side[i]:.6f}, L_min,i = {l_min[i]:.6f}")
 
