@@ -11,6 +11,8 @@ weight :math:`w_{ic}=m_{ic}/\beta+k` with offset :math:`k=8`, and
 Walked through in ``notebooks/01-walkthrough.ipynb``.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -93,7 +95,7 @@ def _prepared(logits_t, input, target):
 def _per_sample_autograd(logits_t, input, target, label, beta, offset):
     """Per-sample losses L_i written as plain tensor operations, differentiated by autograd.
 
-    The readable form of the loss; :class:`_PerSample` computes the same numbers faster and is
+    The readable form of the loss; :class:`_KLLossV2Function` computes the same numbers faster and is
     tested against it. Arguments already checked.
     """
     s, z, z_margin = _prepared(logits_t, input, target)
@@ -107,108 +109,284 @@ def _per_sample_autograd(logits_t, input, target, label, beta, offset):
     return (w * p * (log_p - log_q)).sum(dim=1)
 
 
-class _PerSample(torch.autograd.Function):
-    r"""Per-sample losses with the closed-form gradient (``notebooks/04-what-it-teaches.ipynb``):
+SMALL_C = 64
+"""Below this many classes the forward computes both softmaxes with a handful of whole-tensor
+operations on the stacked teacher and student logits; from it up, with ATen's row-wise softmax
+kernel. ATen's kernel pays a fixed cost per row, which dominates for short rows
+(``benchmarks/bench_loss.py`` measures both regimes)."""
+
+
+def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
+    r"""The loss and, when ``need_grad``, the gradient :math:`G` and :math:`W`, all times :math:`\sigma`.
+
+    Rows (N, C), already checked; ``z_margin`` None when it is ``z`` itself (``torch.compile``
+    refuses the same tensor twice); ``ignored``: (N,) bool mask or None. ``scale``: None for the
+    per-row losses :math:`L_i`; else the output is :math:`\sigma\sum_i L_i`, where a number
+    ``scale`` is :math:`\sigma` itself (1 for a sum, 1/N for batchmean) and a 0-d integer tensor
+    ``scale`` is :math:`1/\sigma`, the number of rows kept, divided by at the end (and in backward). A number is folded into the weights, so that
+    :math:`G = \sigma (qW - wp)` and :math:`\sigma W` come at no extra cost.
+
+    Two ways to the two softmaxes, chosen by C (see :data:`SMALL_C`). With few classes, the
+    log-probabilities themselves, :math:`\log p_c - \log q_c`. With many, ATen's softmax kernel
+    and the identity
+
+    .. math::
+        \log p_c - \log q_c = (z_c - s_c) - D, \qquad D = \log\textstyle\sum_j e^{z_j} - \log\sum_j e^{s_j},
+
+    so that :math:`L_i = \sum_c w_c p_c (z_c - s_c) - W D`: no (N, C) logarithm is taken. Every
+    large temporary after the softmaxes is reused in place.
+    """
+    fold = scale if isinstance(scale, float) else 1.0
+    if z_margin is None:
+        z_margin = z
+    # y: labels to gather; ignored rows read class 0, and their results are zeroed below
+    y = label if ignored is None else label.masked_fill(ignored, 0)
+    if s.shape[-1] < SMALL_C:
+        # x = (z, s) stacked;  x~ = x - max_c x
+        x = torch.stack((z, s))
+        x = x.sub_(x.amax(-1, keepdim=True))
+        # log softmax(x) = x~ - log sum_c e^(x~), in x's buffer: (log p, log q)
+        x = x.sub_(x.exp().sum(-1, keepdim=True).log_())
+        # (p, q) = exp(log p, log q)
+        pq = x.exp()
+        p, q = pq[0], pq[1]
+        # d = log p - log q, in log p's buffer;  D = 0
+        d = x[0].sub_(x[1])
+        big_d = None
+    else:
+        # q = softmax(s);  p = softmax(z)
+        q = torch.softmax(s, -1)
+        p = torch.softmax(z, -1)
+        # log sum_j e^{x_j} = max x - log max softmax(x): softmax peaks where x does
+        # D = (max z - max s) + log(max q / max p)
+        big_d = z.amax(-1, keepdim=True).sub_(s.amax(-1, keepdim=True))
+        big_d += q.amax(-1, keepdim=True).div_(p.amax(-1, keepdim=True)).log_()
+        d = None
+    # sigma w p = sigma ((z_y - z) / beta + k) p
+    if beta == math.inf:
+        wp = p * (offset * fold)
+    else:
+        # c = sigma (z_y / beta + k), one number per row
+        c = z_margin.gather(-1, y.unsqueeze(-1)).mul_(fold / beta).add_(offset * fold)
+        # sigma w = c - sigma z / beta;  sigma w p
+        wp = torch.sub(c, z_margin, alpha=fold / beta).mul_(p)
+    # sigma W = sum_c sigma w_c p_c
+    big_w = wp.sum(-1, keepdim=True)
+    if d is None:
+        # d = z - s, in p's buffer (p is not needed any more)
+        d = torch.sub(z, s, out=p)
+    # sigma L_i = sum_c sigma w p d  (- sigma W D)
+    per_sample = d.mul_(wp).sum(-1, keepdim=True)
+    if big_d is not None:
+        per_sample = per_sample.sub_(big_w * big_d)
+    rows = None if ignored is None else ignored.unsqueeze(-1)
+    if rows is not None:
+        per_sample.masked_fill_(rows, 0.0)
+    if scale is None:
+        out = per_sample.squeeze(-1)
+    elif isinstance(scale, float):
+        # sigma sum_i L_i
+        out = per_sample.sum()
+    else:
+        out = per_sample.sum().div_(scale)
+    if not need_grad:
+        return out, s.new_empty(0), s.new_empty(0)
+    # sigma G = sigma (q W - w p), in q's buffer; backward only multiplies by the upstream gradient
+    grad = q.mul_(big_w).sub_(wp)
+    if rows is not None:
+        grad.masked_fill_(rows, 0.0)
+    return out, grad, big_w
+
+
+class _KLLossV2Function(torch.autograd.Function):
+    r"""klloss_v2 on (N, C) rows with the closed-form gradient (``notebooks/04-what-it-teaches.ipynb``):
 
     .. math::
         \frac{\partial L_i}{\partial s_{ij}} = q_{ij} W_i - w_{ij} p_{ij}, \qquad W_i = \sum_c w_{ic} p_{ic}.
 
-    Same numbers as :func:`_per_sample_autograd`, with fewer (N, C) temporaries: on the CPU each
-    fresh large tensor costs page faults, so the work is done in place where nothing else needs
-    the old values. ``benchmarks/bench_loss.py`` measures the gain.
+    ``forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)`` returns
+    ``(out, G, W)`` (see :func:`_forward`): ``out`` is the per-sample losses when ``scale`` is
+    None, else their sum times ``scale`` (a number), or divided by it (a 0-d tensor, the count
+    of rows kept). The gradient :math:`G` is
+    computed in the forward, where the softmaxes are at hand, and saved; backward only multiplies
+    it by the upstream gradient. ``G`` and ``W`` are outputs only so that ``setup_context`` can
+    save them (``torch.func`` needs that form).
+
+    Same numbers as :func:`_per_sample_autograd`, tested against it; ``vmap`` folds the vmapped
+    dimension into the rows, and double backward recomputes :math:`q` differentiably.
     """
 
     @staticmethod
-    def forward(ctx, s, z, z_margin, label, beta, offset):
-        # log q = log_softmax(s);  p = softmax(z)
-        log_q = F.log_softmax(s, dim=1)
-        p = torch.softmax(z, dim=1)
-        # log p = (z - max z) - log sum_j e^(z_j - max z) = (z - max z) + log(max p): at the row's
-        # arg-max softmax is 1 / sum_j e^(z_j - max z), so no second pass of exponentials is needed
-        log_p = (z - z.amax(dim=1, keepdim=True)).add_(p.amax(dim=1, keepdim=True).log())
-        # w p = ((z_y - z) / beta + k) p, in the margin's buffer
-        wp = margin(z_margin, label).div_(beta).add_(offset).mul_(p)
-        del p
-        # L_i = sum_c w p (log p - log q), in log p's buffer
-        per_sample = log_p.sub_(log_q).mul_(wp).sum(dim=1)
-        # log sum_j e^(s_j) = max s - max log q, one number per row, so backward can rebuild q
-        lse_s = s.amax(dim=1, keepdim=True).sub_(log_q.amax(dim=1, keepdim=True))
-        # keep s, not q: s is alive anyway, and recomputing q from it in backward keeps the
-        # gradient itself differentiable (Hessian-vector products, gradient penalties)
-        ctx.save_for_backward(s, wp, lse_s)
-        return per_sample
+    def forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
+        return _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
 
     @staticmethod
-    def backward(ctx, grad_per_sample):
-        s, wp, lse_s = ctx.saved_tensors
-        # W_i = sum_c w_ic p_ic
-        big_w = wp.sum(dim=1, keepdim=True)
-        g = grad_per_sample.unsqueeze(1)
-        if torch.is_grad_enabled():  # building a graph of the gradient: differentiable q, no in-place
-            return (torch.softmax(s, dim=1) * big_w - wp) * g, None, None, None, None, None
-        # q = softmax(s). Measured on the CPU (benchmarks/bench_loss.py): with few classes
-        # torch's row-wise softmax costs far more than one exponential pass from the saved
-        # log-sum-exp; with many classes the fused softmax kernel is the faster of the two
-        q = torch.softmax(s, dim=1) if s.shape[1] >= 64 else (s - lse_s).exp_()
-        # dL/ds = (q W - w p) g
-        return q.mul_(big_w).sub_(wp).mul_(g), None, None, None, None, None
+    def setup_context(ctx, inputs, output):
+        s, _, _, _, ignored, _, _, scale, _ = inputs
+        _, grad, big_w = output
+        ctx.mark_non_differentiable(grad, big_w)
+        # no zero tensors for the gradients of G and W, which nothing differentiates
+        ctx.set_materialize_grads(False)
+        ctx.per_row = scale is None
+        ctx.scale = scale if isinstance(scale, torch.Tensor) else None
+        ctx.save_for_backward(s, grad, big_w, ignored)
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_g, _grad_w):
+        if grad_out is None:  # nothing upstream depends on the loss
+            return (None,) * 9
+        s, grad, big_w, ignored = ctx.saved_tensors
+        # upstream gradient: g_i per row, or one g for the sum (over the rows kept, if counted)
+        factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out
+        if ctx.scale is not None:
+            factor = factor / ctx.scale
+        if torch.is_grad_enabled():
+            # building a graph of the gradient (double backward, torch.func): q differentiable in s
+            if ignored is not None:
+                big_w = big_w.masked_fill(ignored.unsqueeze(-1), 0.0)
+            q = torch.softmax(s, -1)
+            # w p = q W - G, recovered from what was saved; a constant
+            wp = q.detach() * big_w - grad
+            return (q * big_w - wp) * factor, None, None, None, None, None, None, None, None
+        # dL/ds = G g
+        return grad * factor, None, None, None, None, None, None, None, None
+
+    @staticmethod
+    def vmap(info, in_dims, s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
+        # the loss is row-wise: fold the vmapped dimension into the rows, then unfold
+        def rows(x, dim):
+            if x is None:
+                return None
+            x = x.expand(info.batch_size, *x.shape) if dim is None else x.movedim(dim, 0)
+            return x.reshape(-1, *x.shape[2:])
+
+        if isinstance(scale, torch.Tensor):
+            scale = scale if in_dims[7] is None else scale.movedim(in_dims[7], 0)
+        tensors = [rows(x, d) for x, d in zip((s, z, z_margin, label, ignored), in_dims[:5])]
+        per_sample, grad, big_w = _KLLossV2Function.apply(*tensors, beta, offset, None, need_grad)
+        batch, n = info.batch_size, per_sample.shape[0] // info.batch_size
+        per_sample = per_sample.reshape(batch, n)
+        if need_grad:
+            grad, big_w = grad.reshape(batch, n, -1), big_w.reshape(batch, n, 1)
+            if isinstance(scale, float):  # as in _forward: a float scale is folded into G and W
+                grad, big_w = grad * scale, big_w * scale
+        else:
+            grad, big_w = grad.expand(batch, 0), big_w.expand(batch, 0)
+        if scale is None:
+            out = per_sample
+        else:
+            out = per_sample.sum(-1) * scale if isinstance(scale, float) else per_sample.sum(-1) / scale
+        return (out, grad, big_w), (0, 0, 0)
 
 
-def _per_sample(logits_t, input, target, label, beta, offset):
-    """Per-sample losses L_i (checked arguments), with gradient only into ``input``."""
-    s, z, z_margin = _prepared(logits_t, input, target)
-    return _PerSample.apply(s, z, z_margin, label, beta, offset)
+def _apply(*args):
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return _KLLossV2Function.apply(*args)
+    # plain eager mode: the C++ apply, without the Python wrapper's argument binding (inspect),
+    # which costs more than the whole loss at small sizes
+    return super(torch.autograd.Function, _KLLossV2Function).apply(*args)
 
 
-def klloss_v2(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET, reduction="batchmean"):
-    r"""Corrected, vectorized ``klloss_v2``: :math:`L=\frac1N\sum_{i,c} w_{ic}\,p_{ic}(\log p_{ic}-\log q_{ic})`.
+def klloss_v2(
+    logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET, reduction="batchmean", ignore_index=-100
+):
+    r"""Corrected, vectorized ``klloss_v2``: :math:`L=\frac1{N'}\sum_{i,c} w_{ic}\,p_{ic}(\log p_{ic}-\log q_{ic})`.
 
     Arguments (article's names and order):
 
-    * ``logits_t`` -- teacher logits :math:`z` for the margin, (N, C), float; detached;
-    * ``input`` -- student logits :math:`s`, (N, C), same dtype and device; the only
+    * ``logits_t`` -- teacher logits :math:`z` for the margin, (..., C), float; detached;
+    * ``input`` -- student logits :math:`s`, (..., C), same shape, dtype and device; the only
       argument that receives gradient;
-    * ``target`` -- teacher logits for :math:`p=\mathrm{softmax}(z)`, (N, C); detached;
-    * ``label`` -- integer labels :math:`y`, (N,), each in [0, C), on the same device;
-    * ``beta`` -- :math:`\beta>0` (``inf`` allowed: then every weight equals ``offset``);
+    * ``target`` -- teacher logits for :math:`p=\mathrm{softmax}(z)`, (..., C); detached;
+    * ``label`` -- integer labels :math:`y`, shape ``input.shape[:-1]``, each in [0, C) or equal
+      to ``ignore_index``;
+    * ``beta`` -- :math:`\beta>0` (``inf`` allowed: then every weight equals ``offset``); a
+      Python number (a tensor is read with ``.item()``, which waits for a GPU);
     * ``offset`` -- :math:`k`, the article's 8.0;
-    * ``reduction`` -- ``"batchmean"`` (sum over everything / N, the article's choice),
-      ``"sum"``, or ``"none"`` (the N per-sample losses).
+    * ``reduction`` -- ``"batchmean"`` (sum over everything / N', the article's choice),
+      ``"sum"``, or ``"none"`` (the per-row losses, shape ``input.shape[:-1]``);
+    * ``ignore_index`` -- rows whose label equals it contribute 0 to the loss and get a zero
+      gradient, as in ``F.cross_entropy`` (default -100); ``None`` ignores nothing.
+
+    **Rows.** Any leading shape: (B, T, V) logits with (B, T) labels, as a language model gives,
+    are the same as the flattened (B T, V) call. N' is the number of rows not ignored (at least
+    1, so a batch with every row ignored gives 0, not NaN). Note that ``F.kl_div``'s
+    ``"batchmean"`` divides by ``input.size(0)`` (B) instead; ours is the mean over rows, as
+    ``F.cross_entropy``'s mean over tokens. Under DDP each process divides by its own N'; see
+    ``notebooks/06-performance.ipynb`` for the global mean.
+
+    **Label checks, and no waiting for the GPU.** On the CPU, in eager mode, labels are read on
+    the host (no cost there): one outside [0, C) that is not ``ignore_index`` raises
+    ``ValueError`` naming ``label``. On a GPU nothing is read back, so neither forward nor
+    backward synchronises with the host: a bad label fails the device-side bounds check of the
+    gather that reads the margin, as ``F.cross_entropy`` does (a CUDA "device-side assert",
+    reported at the next synchronising call; run on the CPU for the clear message). Under
+    ``torch.compile`` the host check is skipped too (``torch.compiler.is_compiling()``), so
+    ``fullgraph=True`` compiles; the compiled gather checks its indices. With ``beta=inf`` the
+    margin is not gathered, so labels are then checked on the CPU only.
 
     Same value as :func:`klloss_v2_published` and the same gradient w.r.t. ``input``, but no
     Python loop over samples, no host copy, and no gradient into the teacher. float16 and
-    bfloat16 logits are computed in float32 and the result is float32. Bad arguments raise
-    ``TypeError`` or ``ValueError`` naming the argument.
-    See ``notebooks/01-walkthrough.ipynb``.
+    bfloat16 logits are computed in float32 and the result is float32. Works with
+    ``torch.compile(fullgraph=True)``, ``torch.func.grad``, ``vmap`` and ``jacrev``, and double
+    backward. Bad arguments raise ``TypeError`` or ``ValueError`` naming the argument.
+    See ``notebooks/01-walkthrough.ipynb`` and, for training, ``notebooks/06-performance.ipynb``.
     """
-    beta, offset, reduction = _checks.check_all(logits_t, input, target, label, beta, offset, reduction)
-    per_sample = _per_sample(logits_t, input, target, label, beta, offset)
+    n, c = _checks.check_loss_tensors(logits_t, input, target, label)
+    beta = _checks.check_beta(beta)
+    offset = _checks.check_offset(offset)
+    reduction = _checks.check_reduction(reduction)
+    ignore_index = _checks.check_ignore_index(ignore_index)
+    return _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index, n, c)
+
+
+def _rows(x, n, c, dtype):
+    """x as (N, C) rows in the compute dtype; a view when nothing changes."""
+    if x.dim() != 2:
+        x = x.reshape(n, c)
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index, n, c):
+    """klloss_v2 on checked arguments."""
+    if label.dim() != 1:
+        label = label.reshape(n)
+    ignored = _checks.label_mask(label, c, ignore_index)
     if reduction == "none":
-        return per_sample
-    total = per_sample.sum()
-    if reduction == "sum":
-        return total
-    # batchmean: L = (1/N) sum_i L_i
-    return total / input.shape[0]
+        scale = None
+    elif reduction == "sum" or ignored is None:
+        scale = 1.0 if reduction == "sum" else 1.0 / n
+    else:
+        # batchmean over the rows not ignored: divide by max(N', 1), counted on the device
+        scale = (n - ignored.sum()).clamp_(min=1)
+    dtype = _compute_dtype(input)
+    s, z = _rows(input, n, c, dtype), _rows(target, n, c, dtype)
+    z_margin = None if logits_t is target else _rows(logits_t, n, c, dtype)
+    need_grad = s.requires_grad and torch.is_grad_enabled()
+    out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)[0]
+    return out.reshape(input.shape[:-1]) if scale is None else out
 
 
 class KLLossV2(nn.Module):
     r"""``nn.Module`` around :func:`klloss_v2`; ``forward(logits_t, input, target, label)``.
 
-    ``beta``, ``offset`` and ``reduction`` are checked once, here. See
+    ``beta``, ``offset``, ``reduction`` and ``ignore_index`` are checked once, here. See
     ``notebooks/01-walkthrough.ipynb``.
     """
 
-    def __init__(self, beta, offset=ARTICLE_OFFSET, reduction="batchmean"):
+    def __init__(self, beta, offset=ARTICLE_OFFSET, reduction="batchmean", ignore_index=-100):
         super().__init__()
         self.beta = _checks.check_beta(beta)
         self.offset = _checks.check_offset(offset)
         self.reduction = _checks.check_reduction(reduction)
+        self.ignore_index = _checks.check_ignore_index(ignore_index)
 
     def forward(self, logits_t, input, target, label):
-        return klloss_v2(
-            logits_t, input, target, label, self.beta, offset=self.offset, reduction=self.reduction
-        )
+        n, c = _checks.check_loss_tensors(logits_t, input, target, label)
+        return _loss(logits_t, input, target, label, self.beta, self.offset, self.reduction, self.ignore_index, n, c)
 
     def extra_repr(self):
-        return f"beta={self.beta}, offset={self.offset}, reduction={self.reduction!r}"
+        return (
+            f"beta={self.beta}, offset={self.offset}, reduction={self.reduction!r}, "
+            f"ignore_index={self.ignore_index}"
+        )
