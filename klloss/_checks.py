@@ -42,6 +42,8 @@ def check_beta(beta):
 
 def check_offset(offset):
     """Return ``offset`` as a Python float; it must be a finite real number."""
+    if type(offset) is float and math.isfinite(offset):  # the common case, first and cheap
+        return offset
     if isinstance(offset, bool) or not isinstance(offset, numbers.Real):
         raise TypeError(f"offset must be a real number, got {type(offset).__name__}")
     offset = float(offset)
@@ -60,8 +62,8 @@ def check_reduction(reduction):
 
 def check_ignore_index(ignore_index):
     """Return ``ignore_index`` as a Python int, or None (no label is ignored)."""
-    if ignore_index is None:
-        return None
+    if ignore_index is None or type(ignore_index) is int:
+        return ignore_index
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an integer or None, got {type(ignore_index).__name__}")
     return int(ignore_index)
@@ -134,11 +136,29 @@ def check_all(logits_t, input, target, label, beta, offset, reduction="batchmean
     return check_beta(beta), check_offset(offset), check_reduction(reduction)
 
 
+_FLOATS = frozenset({torch.float64, torch.float32, torch.float16, torch.bfloat16})
+_INTEGERS = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8})
+
+
 def check_loss_tensors(logits_t, input, target, label):
     """Checks for the training loss: logits (..., C) and labels (...), no label values read.
 
     Returns (N, C), N the number of rows (the product of the leading dimensions).
     """
+    # the usual, valid call in a few comparisons (a loss is called once per step, and at small
+    # sizes these checks cost as much as an operator); anything else goes on to name the fault
+    tensor = torch.Tensor
+    if isinstance(input, tensor) and isinstance(target, tensor) and isinstance(logits_t, tensor) and isinstance(label, tensor):
+        shape, dtype, device = input.shape, input.dtype, input.device
+        if (
+            dtype in _FLOATS and target.dtype == dtype and logits_t.dtype == dtype and label.dtype in _INTEGERS
+            and target.shape == shape and logits_t.shape == shape and label.shape == shape[:-1] and len(shape)
+            and target.device == device and logits_t.device == device and label.device == device
+        ):
+            c = shape[-1]
+            n = input.numel() // c if c else 0
+            if n:
+                return n, c
     n, c = _check_teachers(logits_t, input, target, "(..., C)")
     _check_label_tensor(label, input, input.shape[:-1], "input.shape[:-1]")
     return n, c

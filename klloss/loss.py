@@ -109,22 +109,22 @@ def _per_sample_autograd(logits_t, input, target, label, beta, offset):
     return (w * p * (log_p - log_q)).sum(dim=1)
 
 
-SMALL_C = 64
+SMALL_C = 32
 """Below this many classes the forward computes both softmaxes with a handful of whole-tensor
 operations on the stacked teacher and student logits; from it up, with ATen's row-wise softmax
-kernel. ATen's kernel pays a fixed cost per row, which dominates for short rows
-(``benchmarks/bench_loss.py`` measures both regimes)."""
+kernel, which pays a fixed cost per row that dominates short rows. A speed choice only, made by
+timing both ways on one CPU: both give the same numbers (``tests/test_gradients.py``)."""
 
 
 def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
-    r"""The loss and, when ``need_grad``, the gradient :math:`G` and :math:`W`, all times :math:`\sigma`.
+    r"""The loss and, when ``need_grad``, the gradient :math:`G` and :math:`-W`, all times :math:`\sigma`.
 
     Rows (N, C), already checked; ``z_margin`` None when it is ``z`` itself (``torch.compile``
     refuses the same tensor twice); ``ignored``: (N,) bool mask or None. ``scale``: None for the
     per-row losses :math:`L_i`; else the output is :math:`\sigma\sum_i L_i`, where a number
     ``scale`` is :math:`\sigma` itself (1 for a sum, 1/N for batchmean) and a 0-d integer tensor
     ``scale`` is :math:`1/\sigma`, the number of rows kept, divided by at the end (and in backward). A number is folded into the weights, so that
-    :math:`G = \sigma (qW - wp)` and :math:`\sigma W` come at no extra cost.
+    :math:`G = \sigma (qW - wp)` and :math:`-\sigma W` come at no extra cost.
 
     Two ways to the two softmaxes, chosen by C (see :data:`SMALL_C`). With few classes, the
     log-probabilities themselves, :math:`\log p_c - \log q_c`. With many, ATen's softmax kernel
@@ -145,13 +145,15 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         # x = (z, s) stacked;  x~ = x - max_c x
         x = torch.stack((z, s))
         x = x.sub_(x.amax(-1, keepdim=True))
-        # log softmax(x) = x~ - log sum_c e^(x~), in x's buffer: (log p, log q)
-        x = x.sub_(x.exp().sum(-1, keepdim=True).log_())
-        # (p, q) = exp(log p, log q)
+        # (p, q) = e^(x~) / S, S = sum_c e^(x~)
         pq = x.exp()
+        sums = pq.sum(-1, keepdim=True)
+        pq = pq.div_(sums)
         p, q = pq[0], pq[1]
-        # d = log p - log q, in log p's buffer;  D = 0
-        d = x[0].sub_(x[1])
+        # (log p, log q) = x~ - log S, in x's buffer
+        x = x.sub_(sums.log_())
+        # d = log q - log p (the sign is that of the negated weights below), in log q's buffer;  D = 0
+        d = x[1].sub_(x[0])
         big_d = None
     else:
         # q = softmax(s);  p = softmax(z)
@@ -162,40 +164,73 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         big_d = z.amax(-1, keepdim=True).sub_(s.amax(-1, keepdim=True))
         big_d += q.amax(-1, keepdim=True).div_(p.amax(-1, keepdim=True)).log_()
         d = None
-    # sigma w p = sigma ((z_y - z) / beta + k) p
+    # The weighted teacher is kept negated, -sigma w p, so that the gradient needs one in-place op.
     if beta == math.inf:
-        wp = p * (offset * fold)
+        # -sigma w p = -sigma k p
+        neg_wp = p * (-offset * fold)
     else:
-        # c = sigma (z_y / beta + k), one number per row
-        c = z_margin.gather(-1, y.unsqueeze(-1)).mul_(fold / beta).add_(offset * fold)
-        # sigma w = c - sigma z / beta;  sigma w p
-        wp = torch.sub(c, z_margin, alpha=fold / beta).mul_(p)
-    # sigma W = sum_c sigma w_c p_c
-    big_w = wp.sum(-1, keepdim=True)
+        # -c = -sigma (k + z_y / beta), one number per row
+        z_label = z_margin.gather(-1, y.unsqueeze(-1))
+        neg_c = torch.full_like(z_label, -offset * fold).sub_(z_label, alpha=fold / beta)
+        # -sigma w = sigma z / beta - c;  -sigma w p
+        neg_wp = torch.add(neg_c, z_margin, alpha=fold / beta).mul_(p)
+    # -sigma W = sum_c -sigma w_c p_c
+    neg_w = neg_wp.sum(-1, keepdim=True)
     if d is None:
-        # d = z - s, in p's buffer (p is not needed any more)
-        d = torch.sub(z, s, out=p)
-    # sigma L_i = sum_c sigma w p d  (- sigma W D)
-    per_sample = d.mul_(wp).sum(-1, keepdim=True)
-    if big_d is not None:
-        per_sample = per_sample.sub_(big_w * big_d)
+        # d = s - z, in p's buffer (p is not needed any more)
+        d = torch.sub(s, z, out=p)
     rows = None if ignored is None else ignored.unsqueeze(-1)
-    if rows is not None:
-        per_sample.masked_fill_(rows, 0.0)
-    if scale is None:
-        out = per_sample.squeeze(-1)
-    elif isinstance(scale, float):
-        # sigma sum_i L_i
-        out = per_sample.sum()
+    if scale is not None and rows is None:
+        # sigma sum_i L_i = sum_ic (-sigma w p) d  (+ sum_i (-sigma W_i) D_i): one dot product each
+        out = torch.dot(neg_wp.view(-1), d.view(-1))
+        if big_d is not None:
+            out = out.add_(torch.dot(neg_w.view(-1), big_d.view(-1)))
     else:
-        out = per_sample.sum().div_(scale)
+        # sigma L_i = sum_c (-sigma w p) d  (+ (-sigma W) D)
+        per_sample = d.mul_(neg_wp).sum(-1, keepdim=True)
+        if big_d is not None:
+            per_sample = per_sample.addcmul_(neg_w, big_d)
+        if rows is not None:
+            per_sample.masked_fill_(rows, 0.0)
+        if scale is None:
+            out = per_sample.squeeze(-1)
+        elif isinstance(scale, float):
+            # sigma sum_i L_i
+            out = per_sample.sum()
+        else:
+            out = per_sample.sum().div_(scale)
     if not need_grad:
         return out, s.new_empty(0), s.new_empty(0)
-    # sigma G = sigma (q W - w p), in q's buffer; backward only multiplies by the upstream gradient
-    grad = q.mul_(big_w).sub_(wp)
+    # sigma G = sigma (q W - w p) = (-sigma w p) - q (-sigma W), in the weighted teacher's buffer;
+    # backward only multiplies it by the upstream gradient
+    grad = neg_wp.addcmul_(q, neg_w, value=-1)
     if rows is not None:
         grad.masked_fill_(rows, 0.0)
-    return out, grad, big_w
+    return out, grad, neg_w
+
+
+def _backward(ctx, grad_out):
+    """Gradient w.r.t. ``s`` from what the forward saved: ``(s, G, -W, ignored)`` and the reduction."""
+    s, grad, neg_w, ignored = ctx.saved_tensors
+    # upstream gradient: g_i per row, or one g for the sum (over the rows kept, if counted)
+    factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out
+    if ctx.count is not None:
+        factor = factor / ctx.count
+    if torch.is_grad_enabled():
+        # building a graph of the gradient (double backward, torch.func): q differentiable in s
+        big_w = -neg_w if ignored is None else (-neg_w).masked_fill_(ignored.unsqueeze(-1), 0.0)
+        q = torch.softmax(s, -1)
+        # w p = q W - G, recovered from what was saved; a constant
+        wp = q.detach() * big_w - grad
+        return (q * big_w - wp) * factor
+    # dL/ds = G g
+    return grad * factor
+
+
+def _remember(ctx, s, scale, ignored, grad, neg_w):
+    ctx.per_row = scale is None
+    ctx.count = scale if isinstance(scale, torch.Tensor) else None
+    ctx.save_for_backward(s, grad, neg_w, ignored)
 
 
 class _KLLossV2Function(torch.autograd.Function):
@@ -205,12 +240,13 @@ class _KLLossV2Function(torch.autograd.Function):
         \frac{\partial L_i}{\partial s_{ij}} = q_{ij} W_i - w_{ij} p_{ij}, \qquad W_i = \sum_c w_{ic} p_{ic}.
 
     ``forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)`` returns
-    ``(out, G, W)`` (see :func:`_forward`): ``out`` is the per-sample losses when ``scale`` is
+    ``(out, G, -W)`` (see :func:`_forward`): ``out`` is the per-sample losses when ``scale`` is
     None, else their sum times ``scale`` (a number), or divided by it (a 0-d tensor, the count
-    of rows kept). The gradient :math:`G` is
-    computed in the forward, where the softmaxes are at hand, and saved; backward only multiplies
-    it by the upstream gradient. ``G`` and ``W`` are outputs only so that ``setup_context`` can
-    save them (``torch.func`` needs that form).
+    of rows kept). The gradient :math:`G` is computed in the forward, where the softmaxes are at
+    hand, and saved; backward only multiplies it by the upstream gradient. ``G`` and ``-W`` are
+    outputs only so that ``setup_context`` can save them: this is the form ``torch.func`` and
+    ``torch.compile`` need. Plain eager calls take :class:`_KLLossV2Eager`, the same computation
+    with one output, which costs less per call.
 
     Same numbers as :func:`_per_sample_autograd`, tested against it; ``vmap`` folds the vmapped
     dimension into the rows, and double backward recomputes :math:`q` differentiably.
@@ -223,33 +259,17 @@ class _KLLossV2Function(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         s, _, _, _, ignored, _, _, scale, _ = inputs
-        _, grad, big_w = output
-        ctx.mark_non_differentiable(grad, big_w)
+        _, grad, neg_w = output
+        ctx.mark_non_differentiable(grad, neg_w)
         # no zero tensors for the gradients of G and W, which nothing differentiates
         ctx.set_materialize_grads(False)
-        ctx.per_row = scale is None
-        ctx.scale = scale if isinstance(scale, torch.Tensor) else None
-        ctx.save_for_backward(s, grad, big_w, ignored)
+        _remember(ctx, s, scale, ignored, grad, neg_w)
 
     @staticmethod
     def backward(ctx, grad_out, _grad_g, _grad_w):
         if grad_out is None:  # nothing upstream depends on the loss
             return (None,) * 9
-        s, grad, big_w, ignored = ctx.saved_tensors
-        # upstream gradient: g_i per row, or one g for the sum (over the rows kept, if counted)
-        factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out
-        if ctx.scale is not None:
-            factor = factor / ctx.scale
-        if torch.is_grad_enabled():
-            # building a graph of the gradient (double backward, torch.func): q differentiable in s
-            if ignored is not None:
-                big_w = big_w.masked_fill(ignored.unsqueeze(-1), 0.0)
-            q = torch.softmax(s, -1)
-            # w p = q W - G, recovered from what was saved; a constant
-            wp = q.detach() * big_w - grad
-            return (q * big_w - wp) * factor, None, None, None, None, None, None, None, None
-        # dL/ds = G g
-        return grad * factor, None, None, None, None, None, None, None, None
+        return _backward(ctx, grad_out), None, None, None, None, None, None, None, None
 
     @staticmethod
     def vmap(info, in_dims, s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
@@ -263,28 +283,45 @@ class _KLLossV2Function(torch.autograd.Function):
         if isinstance(scale, torch.Tensor):
             scale = scale if in_dims[7] is None else scale.movedim(in_dims[7], 0)
         tensors = [rows(x, d) for x, d in zip((s, z, z_margin, label, ignored), in_dims[:5])]
-        per_sample, grad, big_w = _KLLossV2Function.apply(*tensors, beta, offset, None, need_grad)
+        per_sample, grad, neg_w = _KLLossV2Function.apply(*tensors, beta, offset, None, need_grad)
         batch, n = info.batch_size, per_sample.shape[0] // info.batch_size
         per_sample = per_sample.reshape(batch, n)
         if need_grad:
-            grad, big_w = grad.reshape(batch, n, -1), big_w.reshape(batch, n, 1)
+            grad, neg_w = grad.reshape(batch, n, -1), neg_w.reshape(batch, n, 1)
             if isinstance(scale, float):  # as in _forward: a float scale is folded into G and W
-                grad, big_w = grad * scale, big_w * scale
+                grad, neg_w = grad * scale, neg_w * scale
         else:
-            grad, big_w = grad.expand(batch, 0), big_w.expand(batch, 0)
+            grad, neg_w = grad.expand(batch, 0), neg_w.expand(batch, 0)
         if scale is None:
             out = per_sample
         else:
             out = per_sample.sum(-1) * scale if isinstance(scale, float) else per_sample.sum(-1) / scale
-        return (out, grad, big_w), (0, 0, 0)
+        return (out, grad, neg_w), (0, 0, 0)
+
+
+class _KLLossV2Eager(torch.autograd.Function):
+    """:class:`_KLLossV2Function` for plain eager calls: one output, the context set in forward."""
+
+    @staticmethod
+    def forward(ctx, s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
+        out, grad, neg_w = _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
+        _remember(ctx, s, scale, ignored, grad, neg_w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return _backward(ctx, grad_out), None, None, None, None, None, None, None, None
+
+
+_EAGER_APPLY = super(torch.autograd.Function, _KLLossV2Eager).apply
 
 
 def _apply(*args):
     if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
-        return _KLLossV2Function.apply(*args)
-    # plain eager mode: the C++ apply, without the Python wrapper's argument binding (inspect),
-    # which costs more than the whole loss at small sizes
-    return super(torch.autograd.Function, _KLLossV2Function).apply(*args)
+        return _KLLossV2Function.apply(*args)[0]
+    # plain eager mode: the C++ apply, without the Python wrapper around it (which binds
+    # arguments with inspect and unwraps torch.func tensors there are none of here)
+    return _EAGER_APPLY(*args)
 
 
 def klloss_v2(
@@ -341,10 +378,12 @@ def klloss_v2(
 
 
 def _rows(x, n, c, dtype):
-    """x as (N, C) rows in the compute dtype; a view when nothing changes."""
+    """x as contiguous (N, C) rows in the compute dtype; x itself, or a view, when nothing changes."""
     if x.dim() != 2:
         x = x.reshape(n, c)
-    return x if x.dtype == dtype else x.to(dtype)
+    if x.dtype != dtype:
+        x = x.to(dtype)
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index, n, c):
@@ -363,7 +402,7 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
     s, z = _rows(input, n, c, dtype), _rows(target, n, c, dtype)
     z_margin = None if logits_t is target else _rows(logits_t, n, c, dtype)
     need_grad = s.requires_grad and torch.is_grad_enabled()
-    out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)[0]
+    out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
     return out.reshape(input.shape[:-1]) if scale is None else out
 
 

@@ -5,22 +5,9 @@ import pytest
 import torch
 
 import klloss
+from helpers import COMPILE_WARNINGS
 
-# Two warnings that torch 2.13 raises inside torch.compile itself, which `filterwarnings = error`
-# would turn into failures of torch's own code; "default" lets them through (pytest lists them)
-# and filters nothing else:
-# - Dynamo builds a placeholder for every autograd.Function context by instantiating
-#   torch.autograd.Function inside `warnings.catch_warnings(record=True)`, meaning to swallow the
-#   DeprecationWarning it raises; upstream removes that instantiation in
-#   https://github.com/pytorch/pytorch/pull/186421 (issue #128439);
-# - Inductor's CPU passes import torch.utils.mkldnn, which still decorates with the deprecated
-#   torch.jit.script_method at import time.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "default:<class 'torch.autograd.function.Function'> should not be instantiated:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings("default:`torch.jit.script_method` is deprecated:DeprecationWarning"),
-]
+pytestmark = COMPILE_WARNINGS
 
 
 def _lm_batch(vocabulary):
