@@ -52,9 +52,15 @@ report: $(READY) $(SITE_JS)
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site
 
-## bench: forward + backward timings side by side; writes data/bench/ and figures/
+## bench: forward + backward timings side by side, 1 thread, on this CPU as it is and capped at
+## AVX2; writes data/bench/cpu-<model>-<capability>.json and figures/bench-<same>.png for each
+BENCH_CAPABILITIES ?= native avx2
 bench: $(READY)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
+	@for cap in $(BENCH_CAPABILITIES); do \
+	  echo "== ATEN_CPU_CAPABILITY=$$cap"; \
+	  if [ "$$cap" = native ]; then unset ATEN_CPU_CAPABILITY; else export ATEN_CPU_CAPABILITY=$$cap; fi; \
+	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py || exit 1; \
+	done
 
 ## lab: open JupyterLab on notebooks/ in the project's environment
 lab: $(READY)

@@ -164,7 +164,7 @@ def check_loss_tensors(logits_t, input, target, label):
     return n, c
 
 
-def _host_checked(label):
+def host_checked(label):
     """Whether label values are read on the host: only for CPU tensors in plain eager mode.
 
     On CUDA that read would wait for the device; under ``torch.compile`` it would break the graph;
@@ -182,11 +182,11 @@ def label_mask(label, c, ignore_index):
     """Check label values where that is free; return the mask of ignored rows, or None.
 
     ``None`` means no row is ignored: either ``ignore_index`` is None, or the labels were read on
-    the host (:func:`_host_checked`) and none equals it. On the host, a label outside [0, C) that
+    the host (:func:`host_checked`) and none equals it. On the host, a label outside [0, C) that
     is not ``ignore_index`` raises ``ValueError``. Elsewhere the mask is always returned and
     nothing waits for the device.
     """
-    if not _host_checked(label):
+    if not host_checked(label):
         return None if ignore_index is None else label == ignore_index
     bounds = torch.aminmax(label)  # one pass; on the CPU the host copy waits for nothing
     low, high = bounds.min.item(), bounds.max.item()

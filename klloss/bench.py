@@ -76,11 +76,14 @@ def first_call_seconds(loss_fn, n, c, device="cpu"):
     return time.perf_counter() - start
 
 
-def time_variants(n, c, device="cpu", rounds=9, min_time=0.04, variants=VARIANTS):
-    """Median seconds of one forward + backward for each variant, on the same inputs.
+def time_variants(n, c, device="cpu", rounds=30, block_time=0.005, variants=VARIANTS):
+    """Seconds of one forward + backward for each variant, on the same inputs, as
+    ``({"fastest": ..., "median": ...})`` over the rounds.
 
-    The variants are measured in interleaved rounds (A B C D, A B C D, ...), so a slow spell of a
-    shared machine hits them all alike and the ratios stay meaningful.
+    The variants are measured in interleaved rounds (A B C D, A B C D, ...), each a block that
+    repeats the step for about ``block_time``, so that a slow spell of a shared machine hits them
+    all alike. Other work on the machine only ever adds time, so the fastest block of each
+    variant is its least disturbed measurement: the ratios are taken between those.
     """
     import statistics
 
@@ -96,13 +99,19 @@ def time_variants(n, c, device="cpu", rounds=9, min_time=0.04, variants=VARIANTS
         )
         for name, loss_fn in variants.items()
     }
-    # each measurement repeats the step often enough to last about min_time
-    numbers = {name: max(1, int(min_time / max(timer.timeit(2).mean, 1e-7))) for name, timer in timers.items()}
+    # warm up, then repeat the step often enough for a block to last about block_time
+    numbers = {}
+    for name, timer in timers.items():
+        timer.timeit(3)
+        numbers[name] = max(1, int(block_time / max(min(timer.timeit(1).mean for _ in range(3)), 1e-7)))
     samples = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
             samples[name].append(timer.timeit(numbers[name]).mean)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        "fastest": {name: min(values) for name, values in samples.items()},
+        "median": {name: statistics.median(values) for name, values in samples.items()},
+    }
 
 
 def saved_bytes(loss_fn, n, c):

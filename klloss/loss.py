@@ -109,11 +109,11 @@ def _per_sample_autograd(logits_t, input, target, label, beta, offset):
     return (w * p * (log_p - log_q)).sum(dim=1)
 
 
-SMALL_C = 32
-"""Below this many classes the forward computes both softmaxes with a handful of whole-tensor
-operations on the stacked teacher and student logits; from it up, with ATen's row-wise softmax
-kernel, which pays a fixed cost per row that dominates short rows. A speed choice only, made by
-timing both ways on one CPU: both give the same numbers (``tests/test_gradients.py``)."""
+SMALL_C = 128
+"""On a CPU, below this many classes the forward starts from ATen's log-softmax kernel (as it
+always does on a GPU); from it up, from ATen's softmax kernel, whose outputs avoid the
+(N, C) exponentials and logarithms the other way needs, which dominate long rows. A speed choice
+only, made by timing both ways on one CPU; both give the same numbers (``tests/test_gradients.py``)."""
 
 
 def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
@@ -123,12 +123,13 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
     refuses the same tensor twice); ``ignored``: (N,) bool mask or None. ``scale``: None for the
     per-row losses :math:`L_i`; else the output is :math:`\sigma\sum_i L_i`, where a number
     ``scale`` is :math:`\sigma` itself (1 for a sum, 1/N for batchmean) and a 0-d integer tensor
-    ``scale`` is :math:`1/\sigma`, the number of rows kept, divided by at the end (and in backward). A number is folded into the weights, so that
-    :math:`G = \sigma (qW - wp)` and :math:`-\sigma W` come at no extra cost.
+    ``scale`` is :math:`1/\sigma`, the number of rows kept, divided by at the end (and in
+    backward). A number is folded into the weights, so that :math:`G = \sigma (qW - wp)` and
+    :math:`-\sigma W` come at no extra cost.
 
-    Two ways to the two softmaxes, chosen by C (see :data:`SMALL_C`). With few classes, the
-    log-probabilities themselves, :math:`\log p_c - \log q_c`. With many, ATen's softmax kernel
-    and the identity
+    Two ways to the two softmaxes (see :data:`SMALL_C`). On a GPU, or with few classes, the
+    log-probabilities themselves, :math:`\log p_c - \log q_c`, and the gradient from ATen's
+    log-softmax backward kernel. On a CPU with many classes, ATen's softmax kernel and the identity
 
     .. math::
         \log p_c - \log q_c = (z_c - s_c) - D, \qquad D = \log\textstyle\sum_j e^{z_j} - \log\sum_j e^{s_j},
@@ -141,19 +142,14 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         z_margin = z
     # y: labels to gather; ignored rows read class 0, and their results are zeroed below
     y = label if ignored is None else label.masked_fill(ignored, 0)
-    if s.shape[-1] < SMALL_C:
-        # x = (z, s) stacked;  x~ = x - max_c x
-        x = torch.stack((z, s))
-        x = x.sub_(x.amax(-1, keepdim=True))
-        # (p, q) = e^(x~) / S, S = sum_c e^(x~)
-        pq = x.exp()
-        sums = pq.sum(-1, keepdim=True)
-        pq = pq.div_(sums)
-        p, q = pq[0], pq[1]
-        # (log p, log q) = x~ - log S, in x's buffer
-        x = x.sub_(sums.log_())
-        # d = log q - log p (the sign is that of the negated weights below), in log q's buffer;  D = 0
-        d = x[1].sub_(x[0])
+    # z_y, first: the gather checks every label against [0, C) (see _loss), before any work
+    z_label = None if beta == math.inf else z_margin.gather(-1, y.unsqueeze(-1))
+    by_log_softmax = s.shape[-1] < SMALL_C or not s.is_cpu
+    if by_log_softmax:
+        # log p = log_softmax(z);  log q = log_softmax(s);  p = e^(log p);  D = 0
+        log_p = torch.log_softmax(z, -1)
+        log_q = torch.log_softmax(s, -1)
+        p = log_p.exp()
         big_d = None
     else:
         # q = softmax(s);  p = softmax(z)
@@ -163,22 +159,24 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         # D = (max z - max s) + log(max q / max p)
         big_d = z.amax(-1, keepdim=True).sub_(s.amax(-1, keepdim=True))
         big_d += q.amax(-1, keepdim=True).div_(p.amax(-1, keepdim=True)).log_()
-        d = None
-    # The weighted teacher is kept negated, -sigma w p, so that the gradient needs one in-place op.
+    # The weighted teacher is kept negated, -sigma w p: the gradient is then one fused operation.
     if beta == math.inf:
         # -sigma w p = -sigma k p
         neg_wp = p * (-offset * fold)
     else:
         # -c = -sigma (k + z_y / beta), one number per row
-        z_label = z_margin.gather(-1, y.unsqueeze(-1))
         neg_c = torch.full_like(z_label, -offset * fold).sub_(z_label, alpha=fold / beta)
         # -sigma w = sigma z / beta - c;  -sigma w p
         neg_wp = torch.add(neg_c, z_margin, alpha=fold / beta).mul_(p)
     # -sigma W = sum_c -sigma w_c p_c
     neg_w = neg_wp.sum(-1, keepdim=True)
-    if d is None:
-        # d = s - z, in p's buffer (p is not needed any more)
-        d = torch.sub(s, z, out=p)
+    grad = None
+    if need_grad and by_log_softmax:
+        # sigma G = sigma (q W - w p) = (-sigma w p) - e^(log q) sum_c (-sigma w p): exactly what
+        # the log-softmax backward kernel computes from its output log q and a gradient -sigma w p
+        grad = torch._log_softmax_backward_data(neg_wp, log_q, -1, log_q.dtype)
+    # d = log q - log p + D (signs to match the negated weights), in a buffer no longer needed
+    d = log_q.sub_(log_p) if by_log_softmax else torch.sub(s, z, out=p)
     rows = None if ignored is None else ignored.unsqueeze(-1)
     if scale is not None and rows is None:
         # sigma sum_i L_i = sum_ic (-sigma w p) d  (+ sum_i (-sigma W_i) D_i): one dot product each
@@ -201,11 +199,12 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
             out = per_sample.sum().div_(scale)
     if not need_grad:
         return out, s.new_empty(0), s.new_empty(0)
-    # sigma G = sigma (q W - w p) = (-sigma w p) - q (-sigma W), in the weighted teacher's buffer;
-    # backward only multiplies it by the upstream gradient
-    grad = neg_wp.addcmul_(q, neg_w, value=-1)
+    if grad is None:
+        # sigma G = sigma (q W - w p) = (-sigma w p) - q (-sigma W), in the weighted teacher's buffer
+        grad = neg_wp.addcmul_(q, neg_w, value=-1)
     if rows is not None:
         grad.masked_fill_(rows, 0.0)
+    # backward only multiplies G by the upstream gradient
     return out, grad, neg_w
 
 
@@ -387,10 +386,38 @@ def _rows(x, n, c, dtype):
 
 
 def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index, n, c):
-    """klloss_v2 on checked arguments."""
+    """klloss_v2 on checked arguments.
+
+    Label values: on the CPU in plain eager mode (:func:`klloss._checks.host_checked`) the
+    gather that reads :math:`z_y` refuses any label outside [0, C), before any other work; only
+    then are the labels read on the host, to find rows to ignore or to name the bad value. So a
+    batch without padding costs no label check at all. Elsewhere the mask of ignored rows is
+    always built, on the device.
+    """
     if label.dim() != 1:
         label = label.reshape(n)
-    ignored = _checks.label_mask(label, c, ignore_index)
+    if label.dtype != torch.int64:
+        label = label.long()  # gather's index type
+    dtype = _compute_dtype(input)
+    s, z = _rows(input, n, c, dtype), _rows(target, n, c, dtype)
+    z_margin = None if logits_t is target else _rows(logits_t, n, c, dtype)
+    need_grad = s.requires_grad and torch.is_grad_enabled()
+    if (
+        _checks.host_checked(label)
+        and beta != math.inf
+        and (ignore_index is None or not 0 <= ignore_index < c)
+    ):
+        scale = None if reduction == "none" else 1.0 if reduction == "sum" else 1.0 / n
+        try:
+            out = _apply(s, z, z_margin, label, None, beta, offset, scale, need_grad)
+            return out.reshape(input.shape[:-1]) if scale is None else out
+        except RuntimeError:
+            # some label is outside [0, C): padding to ignore, or a ValueError naming it
+            ignored = _checks.label_mask(label, c, ignore_index)
+            if ignored is None:  # the labels are fine; the failure was something else
+                raise
+    else:
+        ignored = _checks.label_mask(label, c, ignore_index)
     if reduction == "none":
         scale = None
     elif reduction == "sum" or ignored is None:
@@ -398,10 +425,6 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
     else:
         # batchmean over the rows not ignored: divide by max(N', 1), counted on the device
         scale = (n - ignored.sum()).clamp_(min=1)
-    dtype = _compute_dtype(input)
-    s, z = _rows(input, n, c, dtype), _rows(target, n, c, dtype)
-    z_margin = None if logits_t is target else _rows(logits_t, n, c, dtype)
-    need_grad = s.requires_grad and torch.is_grad_enabled()
     out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
     return out.reshape(input.shape[:-1]) if scale is None else out
 
