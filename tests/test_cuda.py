@@ -25,7 +25,7 @@ def _batch(shape, classes, dtype=torch.float32, seed=0):
 
 
 CASES = [
-    # (leading shape, classes, dtype, reduction): both ways to the softmaxes, 2-d and (B, T, V)
+    # (leading shape, classes, dtype, reduction): few and many classes, 2-d and (B, T, V)
     ((64,), 10, torch.float32, "batchmean"),
     ((4, 16), 1000, torch.float32, "batchmean"),
     ((4, 16), 10, torch.bfloat16, "sum"),
