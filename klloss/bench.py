@@ -29,6 +29,11 @@ def plain_kd(logits_t, input, target, label, beta):
     return F.kl_div(F.log_softmax(input, 1), F.log_softmax(target, 1), reduction="batchmean", log_target=True)
 
 
+def without_ignore_index(logits_t, input, target, label, beta):
+    """klloss_v2 told that no label is padding (``ignore_index=None``): no masking at all."""
+    return klloss_v2(logits_t, input, target, label, beta, ignore_index=None)
+
+
 def compiled(loss_fn):
     """``torch.compile(loss_fn, fullgraph=True)`` for fixed shapes: the documented compiled path."""
     return torch.compile(loss_fn, fullgraph=True, dynamic=False)
@@ -168,13 +173,19 @@ def _cpu_info():
 
 
 def code_version():
-    """The klloss commit measured (``git describe``), ``-dirty`` when the tree had changes."""
+    """The klloss commit measured, ``+changes`` when the code measured (``klloss/``,
+    ``benchmarks/``) differed from it; ``unknown`` outside a git checkout."""
     root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, timeout=10)
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "klloss", "benchmarks")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return (commit + ("+changes" if changed else "")) or "unknown"
 
 
 def environment(device="cpu"):
@@ -234,26 +245,38 @@ def ratio_table(results, reference="plain KD"):
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.names = ["N", "C"]
-    return table
+    return table.sort_index(level=["C", "N"])
 
 
 def plot_ratios(results, title):
-    """Forward + backward time of each variant over eager plain KD's, per size, on a log scale with
-    the line of parity; returns the figure."""
+    """Forward + backward time of each variant over eager plain KD's, per size: bars from the line
+    of parity (above it: slower than plain KD), log scale, with each target's bound; returns the
+    figure."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     table = ratio_table(results)
-    variants = [v for v in ("klloss_v2", "klloss_v2 compiled", "autograd form", "plain KD compiled", "published") if v in table]
+    order = ("klloss_v2", "klloss_v2, ignore_index=None", "klloss_v2 compiled", "autograd form", "plain KD compiled", "published")
+    variants = [v for v in order if v in table]
     fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
     x = np.arange(len(table))
     width = 0.8 / len(variants)
     for i, variant in enumerate(variants):
-        ax.bar(x + (i - (len(variants) - 1) / 2) * width, table[variant], width, label=variant)
+        ratios = table[variant].to_numpy()
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, ratios - 1, width, bottom=1, label=variant)
     ax.axhline(1.0, color="black", linewidth=1, label="eager plain KD")
-    ax.set(yscale="log", xticks=x, xticklabels=[f"{n} x {c}" for n, c in table.index],
+    sizes = list(table.index)
+    first = True
+    for target in results.get("targets", []):
+        if (target["N"], target["C"]) in sizes and target.get("variant") in variants:
+            # the bound, across the bar it applies to
+            at = sizes.index((target["N"], target["C"])) + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
+            ax.plot([at - width * 0.7, at + width * 0.7], [target["bound"]] * 2, color="red", linewidth=2,
+                    label="target: at most" if first else None)
+            first = False
+    ax.set(yscale="log", xticks=x, xticklabels=[f"{n} x {c}" for n, c in sizes],
            xlabel="batch size N x classes C", ylabel="time / eager plain KD's")
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncols=3)
+    ax.legend(fontsize=8, ncols=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.suptitle(title, fontsize=10)
     return fig
