@@ -12,7 +12,7 @@ READY := $(VENV)/.ready
 # MathJax for the offline site, pinned by tools/site/package-lock.json
 SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 
-.PHONY: all setup browser test report refresh nb lab bench clean
+.PHONY: all setup browser cxx test report refresh nb lab bench clean
 
 all: report
 
@@ -35,19 +35,26 @@ browser:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 ## test: unit and property tests, then nbval on every notebook (all failures reported)
-test: $(READY) $(SITE_JS) browser
+## cxx: a C++ compiler, which torch.compile needs on the CPU (tests/test_compile.py, notebook 06)
+cxx:
+	@command -v g++ >/dev/null || { \
+	  echo "installing Debian's g++"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q g++; }
+
+test: $(READY) $(SITE_JS) browser cxx
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env -p no:cacheprovider
 
 ## refresh: re-execute every notebook in place from a clean kernel (deterministic)
-refresh: $(READY)
+refresh: $(READY) cxx
 	$(PY) tools/refresh.py notebooks/*.ipynb
 
 ## nb NB=01: refresh one notebook, by number or name pattern
-nb: $(READY)
+nb: $(READY) cxx
 	$(PY) tools/refresh.py notebooks/$(NB)*.ipynb
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
-report: $(READY) $(SITE_JS)
+report: $(READY) $(SITE_JS) cxx
 	$(PY) tools/refresh.py --out build/executed notebooks/*.ipynb
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site

@@ -44,8 +44,8 @@ TARGETS = [
 
 
 def _title(env):
-    where = env.get("gpu") or f"{env['cpu_model']} ({env['cpu_capability']}), {env['torch_threads']} thread(s)"
-    return f"forward + backward on {where}, torch {env['torch']}, klloss {env['klloss']}, {env['date']}"
+    where = env.get("gpu") or f"{env.get('cpu_model', env.get('processor'))} ({env.get('cpu_capability', '?')}), {env['torch_threads']} thread(s)"
+    return f"forward + backward on {where}, torch {env['torch']}, klloss {env.get('klloss', 'not recorded')}, {env['date']}"
 
 
 def _verdicts(results, device):

@@ -424,7 +424,7 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
         scale = 1.0 if reduction == "sum" else 1.0 / n
     else:
         # batchmean over the rows not ignored: divide by max(N', 1), counted on the device
-        scale = (n - ignored.sum()).clamp_(min=1)
+        scale = (n - ignored.sum()).clamp(min=1)
     out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
     return out.reshape(input.shape[:-1]) if scale is None else out
 
