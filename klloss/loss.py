@@ -351,15 +351,18 @@ def klloss_v2(
     ``F.cross_entropy``'s mean over tokens. Under DDP each process divides by its own N'; see
     ``notebooks/06-performance.ipynb`` for the global mean.
 
-    **Label checks, and no waiting for the GPU.** On the CPU, in eager mode, labels are read on
-    the host (no cost there): one outside [0, C) that is not ``ignore_index`` raises
-    ``ValueError`` naming ``label``. On a GPU nothing is read back, so neither forward nor
-    backward synchronises with the host: a bad label fails the device-side bounds check of the
-    gather that reads the margin, as ``F.cross_entropy`` does (a CUDA "device-side assert",
-    reported at the next synchronising call; run on the CPU for the clear message). Under
-    ``torch.compile`` the host check is skipped too (``torch.compiler.is_compiling()``), so
-    ``fullgraph=True`` compiles; the compiled gather checks its indices. With ``beta=inf`` the
-    margin is not gathered, so labels are then checked on the CPU only.
+    **Label checks, and no waiting for the GPU.** The gather that reads :math:`z_y` checks its
+    indices anyway, so that is the check. On the CPU, in eager mode, it runs before any other
+    work, and only when it refuses a label are the labels read on the host: to mask the rows equal
+    to ``ignore_index``, or to raise ``ValueError`` naming ``label`` for one outside [0, C) that is
+    not ``ignore_index``. On a GPU nothing is read back: the rows to ignore are masked on the
+    device, so neither forward nor backward synchronises with the host, and a bad label fails the
+    gather's device-side bounds check, as in ``F.cross_entropy`` (a CUDA "device-side assert",
+    reported at the next synchronising call; run on the CPU for the clear message).
+    ``ignore_index=None`` skips the masking there. Under ``torch.compile`` the host reads are
+    skipped too (``torch.compiler.is_compiling()``), so ``fullgraph=True`` compiles; the compiled
+    gather checks its indices. With ``beta=inf`` the margin is not gathered, so labels are then
+    checked on the CPU only (on the host).
 
     Same value as :func:`klloss_v2_published` and the same gradient w.r.t. ``input``, but no
     Python loop over samples, no host copy, and no gradient into the teacher. float16 and
