@@ -20,7 +20,7 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all setup browser test report refresh nb times lab bench experiments clean
+.PHONY: all setup browser cxx test report refresh nb times lab bench experiments clean
 
 all: report
 
@@ -48,33 +48,46 @@ browser:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
+## cxx: a C++ compiler, which torch.compile needs on the CPU (tests/test_compile.py, notebook 06)
+cxx:
+	@command -v g++ >/dev/null || { \
+	  echo "installing Debian's g++"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q g++; }
+
 ## test: unit and property tests, then nbval on every notebook (all failures reported)
-test: $(READY) $(SITE_JS) browser
+test: $(READY) $(SITE_JS) browser cxx
 	$(PY) -m pytest tests notebooks $(NBVAL) --nbval-current-env -p no:cacheprovider
 
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
-refresh: $(READY) $(SITE_JS)
+refresh: $(READY) $(SITE_JS) cxx
 	$(PY) tools/refresh.py $(call notebooks,)
 
 ## nb NB=01: refresh one notebook, by number or name pattern
-nb: $(READY) $(SITE_JS)
+nb: $(READY) $(SITE_JS) cxx
 	$(PY) tools/refresh.py $(call notebooks,$(NB))
 
 ## times: time every notebook pinned and with the CPU's own code paths, for the README's table
-times: $(READY) $(SITE_JS)
+times: $(READY) $(SITE_JS) cxx
 	$(PY) tools/time_notebooks.py
 	$(PY) tools/readme.py
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
-report: $(READY) $(SITE_JS)
+report: $(READY) $(SITE_JS) cxx
 	$(PY) tools/refresh.py --out build/executed $(call notebooks,)
 	rm -rf build/site
 	$(PY) tools/build_site.py build/executed build/site
 
-## bench: forward + backward timings side by side; writes data/bench/ and figures/
+## bench: forward + backward timings side by side, 1 thread, on this CPU as it is and capped at
+## AVX2; writes data/bench/cpu-<model>-<capability>.json and figures/bench-<same>.png for each
+BENCH_CAPABILITIES ?= native avx2
 bench: $(READY)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py
+	@for cap in $(BENCH_CAPABILITIES); do \
+	  echo "== ATEN_CPU_CAPABILITY=$$cap"; \
+	  if [ "$$cap" = native ]; then unset ATEN_CPU_CAPABILITY; else export ATEN_CPU_CAPABILITY=$$cap; fi; \
+	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py || exit 1; \
+	done
 
 ## experiments: train every student notebook 05 reads (all seeds, the teachers trained on flipped
 ## labels) in the notebooks' pinned environment; writes data/experiments/digits.json with its

@@ -1,14 +1,17 @@
 """Benchmark helpers: time forward + backward of the published loop, ``klloss_v2`` and plain KD
-side by side, count what the published loop does per sample, and plot stored results.
+side by side, count what each dispatches, and plot stored results.
 
 Timings are measured by ``benchmarks/bench_loss.py`` (``make bench``) and stored in
-``data/bench/``; ``notebooks/06-performance.ipynb`` reads them. No test times anything.
+``data/bench/``, one file per machine configuration (:func:`machine_name`) with its provenance
+(:func:`environment`); ``notebooks/06-performance.ipynb`` reads them. No test times anything.
 """
 
 import datetime
 import json
 import os
 import platform
+import re
+import subprocess
 from pathlib import Path
 
 import torch
@@ -24,6 +27,16 @@ BETA = 1.5
 def plain_kd(logits_t, input, target, label, beta):
     """Plain KD, the loss klloss_v2 generalises: KL(softmax(target) || softmax(input)), batch mean."""
     return F.kl_div(F.log_softmax(input, 1), F.log_softmax(target, 1), reduction="batchmean", log_target=True)
+
+
+def without_ignore_index(logits_t, input, target, label, beta):
+    """klloss_v2 told that no label is padding (``ignore_index=None``): no masking at all."""
+    return klloss_v2(logits_t, input, target, label, beta, ignore_index=None)
+
+
+def compiled(loss_fn):
+    """``torch.compile(loss_fn, fullgraph=True)`` for fixed shapes: the documented compiled path."""
+    return torch.compile(loss_fn, fullgraph=True, dynamic=False)
 
 
 def autograd_form(logits_t, input, target, label, beta):
@@ -56,11 +69,26 @@ def forward_backward(loss_fn, teacher, student, label):
     loss_fn(teacher, student, teacher, label, BETA).backward()
 
 
-def time_variants(n, c, device="cpu", rounds=9, min_time=0.04, variants=VARIANTS):
-    """Median seconds of one forward + backward for each variant, on the same inputs.
+def first_call_seconds(loss_fn, n, c, device="cpu"):
+    """Wall time of the first forward + backward: for a compiled function, what compiling costs."""
+    import time
 
-    The variants are measured in interleaved rounds (A B C D, A B C D, ...), so a slow spell of a
-    shared machine hits them all alike and the ratios stay meaningful.
+    teacher, student, label = make_inputs(n, c, device)
+    start = time.perf_counter()
+    forward_backward(loss_fn, teacher, student, label)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def time_variants(n, c, device="cpu", rounds=30, block_time=0.005, variants=VARIANTS):
+    """Seconds of one forward + backward for each variant, on the same inputs, as
+    ``({"fastest": ..., "median": ...})`` over the rounds.
+
+    The variants are measured in interleaved rounds (A B C D, A B C D, ...), each a block that
+    repeats the step for about ``block_time``, so that a slow spell of a shared machine hits them
+    all alike. Other work on the machine only ever adds time, so the fastest block of each
+    variant is its least disturbed measurement: the ratios are taken between those.
     """
     import statistics
 
@@ -76,13 +104,19 @@ def time_variants(n, c, device="cpu", rounds=9, min_time=0.04, variants=VARIANTS
         )
         for name, loss_fn in variants.items()
     }
-    # each measurement repeats the step often enough to last about min_time
-    numbers = {name: max(1, int(min_time / max(timer.timeit(2).mean, 1e-7))) for name, timer in timers.items()}
+    # warm up, then repeat the step often enough for a block to last about block_time
+    numbers = {}
+    for name, timer in timers.items():
+        timer.timeit(3)
+        numbers[name] = max(1, int(block_time / max(min(timer.timeit(1).mean for _ in range(3)), 1e-7)))
     samples = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
             samples[name].append(timer.timeit(numbers[name]).mean)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        "fastest": {name: min(values) for name, values in samples.items()},
+        "median": {name: statistics.median(values) for name, values in samples.items()},
+    }
 
 
 def saved_bytes(loss_fn, n, c):
@@ -104,21 +138,68 @@ def saved_bytes(loss_fn, n, c):
     return sum(storages.values())
 
 
-def count_ops(loss_fn, n, c):
-    """How many ATen operators one forward + backward dispatches (deterministic, unlike time)."""
+def count_ops(loss_fn, n, c, device="cpu"):
+    """What one forward + backward dispatches, by kind (deterministic, unlike a time):
+
+    * ``"compute"``: operators that read or write tensor data; on a GPU, each is a kernel launch;
+    * ``"view"``: views (indexing a row, reshaping), which only make a new tensor header;
+    * ``"host read"``: a number copied into Python (``.item()``, iterating over a tensor); on a
+      GPU, when the tensor lives there, the host waits for the device.
+
+    ``device="meta"`` runs the code path a GPU runs, without one: shapes only, no data.
+    """
+    import collections
+
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Count(TorchDispatchMode):
-        calls = 0
+    counts = collections.Counter({"compute": 0, "view": 0, "host read": 0})
 
+    class Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.calls += 1
+            if func.is_view:
+                counts["view"] += 1
+            elif func is torch.ops.aten._local_scalar_dense.default:
+                counts["host read"] += 1
+            else:
+                counts["compute"] += 1
             return func(*args, **(kwargs or {}))
 
-    teacher, student, label = make_inputs(n, c)
+    teacher, student, label = make_inputs(n, c, device)
     with Count():
         forward_backward(loss_fn, teacher, student, label)
-    return Count.calls
+    return dict(counts)
+
+
+def _cpu_info():
+    """Model name, family/model/stepping and the vector-instruction flags, from /proc/cpuinfo."""
+    info = {"cpu_model": platform.processor() or platform.machine()}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return info
+    fields = dict(re.findall(r"^(model name|cpu family|model|stepping|flags)\s*:\s*(.*)$", text, re.M))
+    if "model name" in fields:
+        info["cpu_model"] = fields["model name"].strip()
+    info["cpu_family_model_stepping"] = "/".join(fields.get(k, "?").strip() for k in ("cpu family", "model", "stepping"))
+    vector = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
+    info["cpu_vector_flags"] = [f for f in vector if f in fields.get("flags", "").split()]
+    return info
+
+
+def code_version():
+    """The klloss commit measured, ``+changes`` when the code measured (``klloss/``,
+    ``benchmarks/``) differed from it; ``unknown`` outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "klloss", "benchmarks")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("+changes" if changed else "")) or "unknown"
 
 
 def op_counts(fn, *args, **kwargs):
@@ -146,42 +227,97 @@ def environment(device="cpu"):
     """Where and with what a benchmark ran: stored with every result."""
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "klloss": code_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        **_cpu_info(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY", "(not set)"),
         "device": device,
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        info["cuda"] = torch.version.cuda
     return info
 
 
-def load_results(name="cpu"):
-    """Stored results ``data/bench/<name>.json``: {"environment": ..., "results": [...]}.
+def _slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def machine_name(env):
+    """File name (without .json) for a machine configuration: ``cpu-<model>-<capability>`` or
+    ``cuda-<gpu>``, so that results from different machines sit side by side."""
+    if env["device"].startswith("cuda"):
+        return f"cuda-{_slug(env['gpu'])}"
+    model = _slug(env["cpu_model"]).removesuffix("-processor")
+    return f"cpu-{model}-{_slug(env['cpu_capability'])}"
+
+
+def stored_names():
+    """Names of every stored result in ``data/bench/``, CPUs first."""
+    return sorted((p.stem for p in BENCH_DIR.glob("*.json")), key=lambda name: (not name.startswith("cpu"), name))
+
+
+def load_results(name):
+    """Stored results ``data/bench/<name>.json``: {"environment": ..., "results": [...], ...}.
     Shown in ``notebooks/06-performance.ipynb``."""
     return json.loads((BENCH_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def plot_scaling(results, title):
-    """Forward + backward time against batch size, one panel per class count, one line per
-    variant; returns the figure."""
-    import matplotlib.pyplot as plt
+def ratio_table(results, reference="plain KD"):
+    """Time of every variant divided by ``reference``'s, measured side by side: a pandas table,
+    one row per size (N, C), one column per variant."""
+    import pandas as pd
 
-    rows = results["results"]
-    classes = sorted({r["C"] for r in rows})
-    fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 4), constrained_layout=True, sharey=True)
-    styles = {"published": "o-", "klloss_v2": "s-", "autograd form": "^--", "plain KD": "d-"}
-    for ax, c in zip(axes, classes):
-        for variant, style in styles.items():
-            points = sorted((r["N"], r["seconds"][variant]) for r in rows if r["C"] == c and variant in r["seconds"])
-            if points:
-                ax.plot(*zip(*points), style, label=variant)
-        ax.set(xscale="log", yscale="log", xlabel="batch size N", title=f"C = {c}")
-        ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("forward + backward, median seconds")
-    axes[0].legend(fontsize=8)
+    rows = {
+        (r["N"], r["C"]): {k: v / r["seconds"][reference] for k, v in r["seconds"].items() if k != reference}
+        for r in results["results"]
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["N", "C"]
+    return table.sort_index(level=["C", "N"])
+
+
+COLOURS = {"klloss_v2": "C0", "klloss_v2, ignore_index=None": "C9", "klloss_v2 compiled": "C2", "autograd form": "C1",
+           "plain KD compiled": "C4", "published": "C5"}
+"""One colour per variant in every figure; red is kept for the targets."""
+
+
+def plot_ratios(results, title):
+    """Forward + backward time of each variant over eager plain KD's, per size: bars from the line
+    of parity (above it: slower than plain KD), log scale, with each target's bound; returns the
+    figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    table = ratio_table(results)
+    order = ("klloss_v2", "klloss_v2, ignore_index=None", "klloss_v2 compiled", "autograd form", "plain KD compiled", "published")
+    variants = [v for v in order if v in table]
+    fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
+    x = np.arange(len(table))
+    width = 0.8 / len(variants)
+    for i, variant in enumerate(variants):
+        ratios = table[variant].to_numpy()
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, ratios - 1, width, bottom=1, label=variant,
+               color=COLOURS[variant])
+    ax.axhline(1.0, color="black", linewidth=1, label="eager plain KD")
+    sizes = list(table.index)
+    first = True
+    for target in results.get("targets", []):
+        if (target["N"], target["C"]) in sizes and target.get("variant") in variants:
+            # the bound, across the bar it applies to
+            at = sizes.index((target["N"], target["C"])) + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
+            ax.plot([at - width * 0.7, at + width * 0.7], [target["bound"]] * 2, color="red", linewidth=2,
+                    label="target: at most" if first else None)
+            first = False
+    ax.set(yscale="log", xticks=x, xticklabels=[f"{n}\n{c}" for n, c in sizes],
+           xlabel="batch size N (above) and classes C (below)", ylabel="time / eager plain KD's")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncols=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, fontsize=10)
     return fig

@@ -8,13 +8,15 @@ from pathlib import Path
 FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
 
 
-def save(fig, name):
+def save(fig, name, directory=None):
     """Save ``fig`` as ``figures/<name>.png`` (no version or date metadata, so the file depends
-    only on what is drawn) and return the path, relative to the repository."""
-    FIGURES_DIR.mkdir(exist_ok=True)
-    path = FIGURES_DIR / f"{name}.png"
+    only on what is drawn) and return the path, relative to the repository (or in ``directory``,
+    when given, and return that path)."""
+    folder = FIGURES_DIR if directory is None else Path(directory)
+    folder.mkdir(exist_ok=True, parents=True)
+    path = folder / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return path.relative_to(FIGURES_DIR.parent)
+    return path.relative_to(FIGURES_DIR.parent) if directory is None else path
 
 
 def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0, vmin=None, vmax=None):

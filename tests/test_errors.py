@@ -1,5 +1,10 @@
 """Every bad argument gets a TypeError or ValueError that names it; the published form is
-deliberately unchecked."""
+deliberately unchecked.
+
+The training loss (``klloss_v2``, ``KLLossV2``) takes logits of any leading shape and an
+``ignore_index``; the teaching function ``trace`` keeps the strict (N, C) form. Where their
+messages differ, a case gives both: {"loss": ..., "strict": ...}.
+"""
 
 import math
 
@@ -27,8 +32,12 @@ BAD_CALLS = [
     ("integer input", with_(input=torch.ones(2, 5, dtype=torch.long)), TypeError, "input must have a floating-point dtype"),
     ("integer target", with_(target=torch.ones(2, 5, dtype=torch.int32)), TypeError, "target must have a floating-point dtype"),
     ("bool logits_t", with_(logits_t=torch.ones(2, 5, dtype=torch.bool)), TypeError, "logits_t must have a floating-point dtype"),
-    ("1-d input", with_(input=torch.ones(5)), ValueError, "input must have shape (N, C)"),
-    ("3-d target", with_(target=torch.ones(2, 5, 1)), ValueError, "target must have shape (N, C)"),
+    ("0-d input", with_(input=torch.tensor(1.0)), ValueError,
+     {"loss": "input must have shape (..., C), got a 0-d tensor", "strict": "input must have shape (N, C)"}),
+    ("1-d input", with_(input=torch.ones(5)), ValueError,
+     {"loss": "target must have the same shape as input (5,)", "strict": "input must have shape (N, C)"}),
+    ("3-d target", with_(target=torch.ones(2, 5, 1)), ValueError,
+     {"loss": "target must have the same shape as input", "strict": "target must have shape (N, C)"}),
     ("target shape", with_(target=torch.ones(2, 4)), ValueError, "target must have the same shape as input"),
     ("logits_t shape", with_(logits_t=torch.ones(3, 5)), ValueError, "logits_t must have the same shape as input"),
     ("target dtype", with_(target=torch.ones(2, 5, dtype=torch.float64)), TypeError, "target must have the same dtype"),
@@ -41,12 +50,18 @@ BAD_CALLS = [
     ("label list", with_(label=[3, 2]), TypeError, "label must be a torch.Tensor"),
     ("float label", with_(label=torch.tensor([3.0, 2.0])), TypeError, "label must have an integer dtype"),
     ("bool label", with_(label=torch.tensor([True, False])), TypeError, "label must have an integer dtype"),
-    ("label shape", with_(label=torch.tensor([[3], [2]])), ValueError, "label must have shape (N,) = (2,)"),
-    ("label length", with_(label=torch.tensor([3])), ValueError, "label must have shape (N,) = (2,)"),
+    ("label shape", with_(label=torch.tensor([[3], [2]])), ValueError,
+     {"loss": "label must have shape input.shape[:-1] = (2,), got (2, 1)", "strict": "label must have shape (N,) = (2,)"}),
+    ("label length", with_(label=torch.tensor([3])), ValueError,
+     {"loss": "label must have shape input.shape[:-1] = (2,)", "strict": "label must have shape (N,) = (2,)"}),
     ("label device", with_(label=torch.tensor([3, 2], device="meta")), ValueError, "label must be on the same device"),
-    ("label -1", with_(label=torch.tensor([-1, 2])), ValueError, "label values must lie in [0, C) = [0, 5)"),
-    ("label -100", with_(label=torch.tensor([3, -100])), ValueError, "label values must lie in [0, C)"),
+    ("label -1", with_(label=torch.tensor([-1, 2])), ValueError,
+     {"loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got -1",
+      "strict": "label values must lie in [0, C) = [0, 5)"}),
     ("label == C", with_(label=torch.tensor([3, 5])), ValueError, "label values must lie in [0, C)"),
+    ("label 7 beside -100", with_(label=torch.tensor([7, -100])), ValueError,
+     {"loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got 7",
+      "strict": "label values must lie in [0, C) = [0, 5), got values from -100 to 7"}),
     ("beta 0", with_(beta=0), ValueError, "beta must be > 0"),
     ("beta negative", with_(beta=-1.5), ValueError, "beta must be > 0"),
     ("beta -inf", with_(beta=-math.inf), ValueError, "beta must be > 0"),
@@ -73,7 +88,33 @@ def test_bad_arguments_are_named(entry, arguments, error, words):
         else:
             beta = arguments.pop("beta")
             klloss.KLLossV2(beta)(**arguments)
+    if isinstance(words, dict):
+        words = words["strict" if entry == "trace" else "loss"]
     assert words in str(info.value)
+
+
+def test_minus_100_is_ignored_by_the_loss_and_refused_by_trace():
+    arguments = with_(label=torch.tensor([3, -100]))
+    assert torch.isfinite(klloss.klloss_v2(**arguments))
+    with pytest.raises(ValueError, match=r"label values must lie in \[0, C\) = \[0, 5\)"):
+        klloss.trace(**arguments)
+
+
+def test_without_ignore_index_minus_100_is_refused():
+    with pytest.raises(ValueError, match=r"label values must lie in \[0, C\) = \[0, 5\), got -100$"):
+        klloss.klloss_v2(**with_(label=torch.tensor([3, -100])), ignore_index=None)
+
+
+@pytest.mark.parametrize(
+    "ignore_index, words",
+    [(1.0, "ignore_index must be an integer or None, got float"), (True, "ignore_index must be an integer or None, got bool"),
+     ("-100", "ignore_index must be an integer or None, got str"), (torch.tensor(-100), "ignore_index must be an integer or None, got Tensor")],
+)
+def test_bad_ignore_index(ignore_index, words):
+    with pytest.raises(TypeError, match=words):
+        klloss.klloss_v2(**good(), ignore_index=ignore_index)
+    with pytest.raises(TypeError, match=words):
+        klloss.KLLossV2(1.5, ignore_index=ignore_index)
 
 
 @pytest.mark.parametrize(

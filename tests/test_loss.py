@@ -127,7 +127,7 @@ def test_half_precision_is_computed_in_float32(sample, dtype):
 def test_module_matches_function_and_repr(sample):
     t = sample.tensors(torch.float64)
     module = klloss.KLLossV2(beta=2.0, offset=4.0, reduction="none")
-    assert repr(module) == "KLLossV2(beta=2.0, offset=4.0, reduction='none')"
+    assert repr(module) == "KLLossV2(beta=2.0, offset=4.0, reduction='none', ignore_index=-100)"
     got = module(t["logits_t"], t["input"], t["target"], t["label"])
     expected = klloss.klloss_v2(**{**t, "beta": 2.0}, offset=4.0, reduction="none")
     assert torch.equal(got, expected)

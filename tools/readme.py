@@ -1,10 +1,10 @@
-"""Keep README.md's generated parts current: the glossary (from klloss.glossary) and the
+"""Keep README.md's generated parts current: the glossary (from klloss.glossary), the
 notebook list (titles and summaries from the notebooks, run times as measured by
-tools/time_notebooks.py in data/notebook-times.json).
+tools/time_notebooks.py in data/notebook-times.json) and the stored benchmark results (data/bench/).
 
     python tools/readme.py
 
-tests/test_readme.py checks that both parts are current.
+tests/test_readme.py checks that every part is current.
 """
 
 import json
@@ -21,6 +21,13 @@ README = ROOT / "README.md"
 TIMES = ROOT / "data" / "notebook-times.json"
 GLOSSARY = re.compile(r"(<!-- glossary:[^\n]*-->\n).*?(<!-- /glossary -->)", re.S)
 NOTEBOOKS = re.compile(r"(<!-- notebooks:[^\n]*-->\n).*?(<!-- /notebooks -->)", re.S)
+BENCH = re.compile(r"(<!-- bench:[^\n]*-->\n).*?(<!-- /bench -->)", re.S)
+# (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
+BENCH_COLUMNS = [
+    ("klloss_v2 / plain KD, 64 x 10", "klloss_v2", 64, 10),
+    ("klloss_v2 / plain KD, 1024 x 1000", "klloss_v2", 1024, 1000),
+    ("compiled klloss_v2 / plain KD, 1024 x 1000", "klloss_v2 compiled", 1024, 1000),
+]
 
 
 def notebook_rows():
@@ -57,11 +64,33 @@ def notebook_table(record):
     return "\n".join(lines)
 
 
+def bench_table():
+    """One row per stored benchmark file: where it ran, and its ratios at the target sizes."""
+    from klloss import bench
+
+    header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in bench.stored_names():
+        record = bench.load_results(name)
+        env = record["environment"]
+        machine = env.get("gpu") or f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+        table = bench.ratio_table(record)
+        cells = []
+        for _, variant, n, c in BENCH_COLUMNS:
+            value = table[variant].get((n, c)) if variant in table else None
+            cells.append("not measured" if value is None or value != value else f"{value:.2f}")
+        row = [f"`{name}.json`", f"{machine}, {env['torch_threads']} thread(s)", env["torch"],
+               env.get("klloss", "not recorded (older code)"), env["date"]] + cells
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def render(text, record=None):
     """README text with both generated parts rewritten from the stored timings."""
     record = measured_times() if record is None else record
     text = GLOSSARY.sub(lambda m: m[1] + klloss.glossary.as_markdown() + "\n" + m[2], text)
-    return NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
+    text = NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
+    return BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
 
 
 if __name__ == "__main__":

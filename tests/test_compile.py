@@ -1,0 +1,61 @@
+"""torch.compile(fullgraph=True) of code that calls klloss_v2 or KLLossV2 compiles, on the CPU, and
+gives the eager values and gradients. Each test compiles once (seconds each), so there are few."""
+
+import pytest
+import torch
+
+import klloss
+from helpers import COMPILE_WARNINGS
+
+pytestmark = COMPILE_WARNINGS
+
+
+def _lm_batch(vocabulary):
+    # a language model's (batch, sequence, vocabulary) logits, with padding at the end of one row
+    gen = torch.Generator().manual_seed(vocabulary)
+    teacher = 3 * torch.randn(2, 5, vocabulary, generator=gen)
+    student = torch.randn(2, 5, vocabulary, generator=gen)
+    label = torch.randint(0, vocabulary, (2, 5), generator=gen)
+    label[1, 3:] = -100
+    return teacher, student, label
+
+
+def _eager_and_compiled(fn, teacher, student, label):
+    results = []
+    for f in (fn, torch.compile(fn, fullgraph=True)):
+        s = student.clone().requires_grad_(True)
+        loss = f(teacher, s, label)
+        loss.backward()
+        results.append((loss.detach(), s.grad))
+    return results
+
+
+def test_compiled_function_matches_eager_and_still_checks_labels():
+    teacher, student, label = _lm_batch(11)  # few classes: the log-softmax path of the forward
+
+    def loss_fn(t, s, y):
+        return klloss.klloss_v2(t, s, t, y, 1.5)
+
+    (loss, grad), (compiled_loss, compiled_grad) = _eager_and_compiled(loss_fn, teacher, student, label)
+    torch.testing.assert_close(compiled_loss, loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled_grad, grad, rtol=1e-5, atol=1e-7)
+    assert torch.all(compiled_grad[1, 3:] == 0)  # padded positions get no gradient
+    # compiled code skips the host check; its gather checks the index instead
+    compiled = torch.compile(loss_fn, fullgraph=True)
+    bad = label.clone()
+    bad[0, 0] = 11
+    with pytest.raises(RuntimeError, match="index out of bounds"):
+        compiled(teacher, student, bad)
+
+
+def test_compiled_module_matches_eager():
+    teacher, student, label = _lm_batch(200)  # many classes: the softmax-kernel path
+    criterion = klloss.KLLossV2(beta=0.7, reduction="sum")
+    margin_teacher = teacher + 0.1
+
+    def loss_fn(t, s, y):
+        return criterion(margin_teacher, s, t, y)
+
+    (loss, grad), (compiled_loss, compiled_grad) = _eager_and_compiled(loss_fn, teacher, student, label)
+    torch.testing.assert_close(compiled_loss, loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compiled_grad, grad, rtol=1e-5, atol=1e-7)

@@ -1,0 +1,107 @@
+"""On a CUDA device: no host synchronisation in forward or backward, the CPU's values, and bad
+labels stopped on the device. Skipped where there is no CUDA (``tools/device_check.sh`` runs them
+on a GPU machine)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import klloss
+from helpers import COMPILE_WARNINGS
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+def _batch(shape, classes, dtype=torch.float32, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    teacher = 3 * torch.randn(*shape, classes, generator=gen, dtype=torch.float64)
+    student = torch.randn(*shape, classes, generator=gen, dtype=torch.float64)
+    label = torch.randint(0, classes, shape, generator=gen)
+    label.view(-1)[::3] = -100  # every third row is padding
+    return teacher.to(dtype), student.to(dtype), label
+
+
+CASES = [
+    # (leading shape, classes, dtype, reduction): few and many classes, 2-d and (B, T, V)
+    ((64,), 10, torch.float32, "batchmean"),
+    ((4, 16), 1000, torch.float32, "batchmean"),
+    ((4, 16), 10, torch.bfloat16, "sum"),
+    ((256,), 100, torch.float32, "none"),
+]
+
+
+@pytest.mark.parametrize("shape, classes, dtype, reduction", CASES)
+@pytest.mark.parametrize("ignore_index", [-100, None])
+def test_forward_and_backward_never_wait_for_the_device(shape, classes, dtype, reduction, ignore_index):
+    teacher, student, label = _batch(shape, classes, dtype)
+    if ignore_index is None:
+        label = label.clamp(min=0)
+    teacher, label = teacher.cuda(), label.cuda()
+    student = student.cuda().requires_grad_(True)
+    criterion = klloss.KLLossV2(1.5, reduction=reduction, ignore_index=ignore_index)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host synchronisation raises
+    try:
+        loss = criterion(teacher, student, teacher, label)
+        loss.sum().backward()
+        functional = klloss.klloss_v2(teacher, student.detach(), teacher, label, 1.5, reduction=reduction,
+                                      ignore_index=ignore_index)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert loss.device.type == "cuda" and student.grad.device.type == "cuda"
+    torch.testing.assert_close(functional, loss.detach())
+
+
+@pytest.mark.parametrize("shape, classes, dtype, reduction", CASES)
+def test_cuda_matches_cpu(shape, classes, dtype, reduction):
+    teacher, student, label = _batch(shape, classes, dtype)
+    results = []
+    for device in ("cpu", "cuda"):
+        s = student.to(device).requires_grad_(True)
+        loss = klloss.klloss_v2(teacher.to(device), s, teacher.to(device), label.to(device), 1.5, reduction=reduction)
+        loss.sum().backward()
+        results.append((loss.detach().cpu(), s.grad.cpu()))
+    (cpu_loss, cpu_grad), (cuda_loss, cuda_grad) = results
+    tol = 1e-2 if dtype == torch.bfloat16 else 1e-5
+    torch.testing.assert_close(cuda_loss, cpu_loss, rtol=tol, atol=tol)
+    torch.testing.assert_close(cuda_grad.float(), cpu_grad.float(), rtol=tol, atol=tol * cpu_grad.float().abs().max().item())
+    assert torch.all(cuda_grad[label == -100] == 0)
+
+
+def test_bad_label_is_stopped_on_the_device():
+    # a device-side assert leaves the CUDA context unusable, so this runs in its own process
+    code = textwrap.dedent(
+        """
+        import torch, klloss
+        z = torch.randn(4, 10, device="cuda")
+        label = torch.tensor([1, 2, 10, -100], device="cuda")  # 10 is out of [0, 10)
+        loss = klloss.klloss_v2(z, z.clone().requires_grad_(True), z, label, 1.5)
+        torch.cuda.synchronize()
+        print("no error")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result.stdout
+    assert "device-side assert" in result.stderr or "out of bounds" in result.stderr, result.stderr[-2000:]
+
+
+@COMPILE_WARNINGS[0]
+@COMPILE_WARNINGS[1]
+def test_compiled_on_cuda_matches_eager():
+    teacher, student, label = _batch((4, 16), 1000)
+    teacher, label = teacher.cuda(), label.cuda()
+
+    def loss_fn(s):
+        return klloss.klloss_v2(teacher, s, teacher, label, 1.5)
+
+    results = []
+    for fn in (loss_fn, torch.compile(loss_fn, fullgraph=True)):
+        s = student.cuda().requires_grad_(True)
+        loss = fn(s)
+        loss.backward()
+        results.append((loss.detach(), s.grad))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-7)
