@@ -486,7 +486,7 @@ assert per_sample_ops == {"aten._local_scalar_dense": 1, "aten.select": 1, "aten
 assert counts[8]["aten.cat"] == counts[64]["aten.cat"] == 1
 
 # %% [markdown]
-# Python-style negative indexing means a label of −1 silently reads the **last** class. The common ignore index −100 reads class $C - 100$ whenever $C \ge 100$ (class 0 at $C = 100$, class 900 for ImageNet's 1000 classes), and raises an index error when $C < 100$. `klloss_v2` rejects both with a clear message.
+# Python-style negative indexing means a label of −1 silently reads the **last** class. The common ignore index −100 reads class $C - 100$ whenever $C \ge 100$ (class 0 at $C = 100$, class 900 for ImageNet's 1000 classes), and raises an index error when $C < 100$. `klloss_v2` refuses −1 with a clear message, and reads −100 as training code means it: with `ignore_index=-100` (its default, as in `F.cross_entropy`) that row adds nothing to the loss and does not count in the batch mean; with `ignore_index=None` it refuses −100 as well.
 
 # %%
 torch.manual_seed(0)
@@ -505,11 +505,20 @@ for n_classes in (5, 100, 1000):
             assert n_classes < -bad
             outcome = f"IndexError: {error}"
         try:
-            klloss.klloss_v2(logits, student_logits, logits, labels, beta)
-            corrected = "accepted"
+            ours = klloss.klloss_v2(logits, student_logits, logits, labels, beta)
+            # an ignored row: the loss is the kept row's alone
+            kept = klloss.klloss_v2(logits[1:], student_logits[1:], logits[1:], labels[1:], beta)
+            assert bad == -100 and torch.allclose(ours, kept, rtol=1e-12, atol=0)
+            corrected = "ignored that row (ignore_index=-100): the loss is the other row's alone"
         except ValueError as error:
+            assert bad == -1
             corrected = f"ValueError: {error}"
         print(f"C = {n_classes:>4}, label {bad:>4}: published {outcome}\n{'':22}klloss_v2 {corrected}")
+try:
+    klloss.klloss_v2(logits, student_logits, logits, torch.tensor([-100, 0]), beta, ignore_index=None)
+    raise AssertionError("-100 accepted with ignore_index=None")
+except ValueError as error:
+    print(f"with ignore_index=None, label -100: ValueError: {error}")
 
 # %% [markdown]
 # ## Exercises
