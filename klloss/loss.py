@@ -117,15 +117,13 @@ only, made by timing both ways on one CPU; both give the same numbers (``tests/t
 
 
 def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
-    r"""The loss and, when ``need_grad``, the gradient :math:`G` and :math:`-W`, all times :math:`\sigma`.
+    r"""The loss and, when ``need_grad``, the gradient :math:`G = qW - wp` and :math:`-W`.
 
     Rows (N, C), already checked; ``z_margin`` None when it is ``z`` itself (``torch.compile``
     refuses the same tensor twice); ``ignored``: (N,) bool mask or None. ``scale``: None for the
-    per-row losses :math:`L_i`; else the output is :math:`\sigma\sum_i L_i`, where a number
-    ``scale`` is :math:`\sigma` itself (1 for a sum, 1/N for batchmean) and a 0-d integer tensor
-    ``scale`` is :math:`1/\sigma`, the number of rows kept, divided by at the end (and in
-    backward). A number is folded into the weights, so that :math:`G = \sigma (qW - wp)` and
-    :math:`-\sigma W` come at no extra cost.
+    per-row losses :math:`L_i`, 1.0 for their sum :math:`\sum_i L_i` (a batch mean divides the
+    sum outside, see :func:`klloss_v2`: a float other than 0 or 1 passed in here would reach
+    ``torch.compile`` as a symbolic number, which some torch versions mishandle).
 
     Two ways to the two softmaxes (see :data:`SMALL_C`). On a GPU, or with few classes, the
     log-probabilities themselves, :math:`\log p_c - \log q_c`, and the gradient from ATen's
@@ -137,7 +135,6 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
     so that :math:`L_i = \sum_c w_c p_c (z_c - s_c) - W D`: no (N, C) logarithm is taken. Every
     large temporary after the softmaxes is reused in place.
     """
-    fold = scale if isinstance(scale, float) else 1.0
     if z_margin is None:
         z_margin = z
     # y: labels to gather; ignored rows read class 0, and their results are zeroed below
@@ -159,48 +156,43 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         # D = (max z - max s) + log(max q / max p)
         big_d = z.amax(-1, keepdim=True).sub_(s.amax(-1, keepdim=True))
         big_d += q.amax(-1, keepdim=True).div_(p.amax(-1, keepdim=True)).log_()
-    # The weighted teacher is kept negated, -sigma w p: the gradient is then one fused operation.
+    # The weighted teacher is kept negated, -w p: the gradient is then one fused operation.
     if beta == math.inf:
-        # -sigma w p = -sigma k p
-        neg_wp = p * (-offset * fold)
+        # -w p = -k p
+        neg_wp = p * (-offset)
     else:
-        # -c = -sigma (k + z_y / beta), one number per row
-        neg_c = torch.full_like(z_label, -offset * fold).sub_(z_label, alpha=fold / beta)
-        # -sigma w = sigma z / beta - c;  -sigma w p
-        neg_wp = torch.add(neg_c, z_margin, alpha=fold / beta).mul_(p)
-    # -sigma W = sum_c -sigma w_c p_c
+        # -c = -(k + z_y / beta), one number per row
+        neg_c = torch.full_like(z_label, -offset).sub_(z_label, alpha=1.0 / beta)
+        # -w = z / beta - c;  -w p
+        neg_wp = torch.add(neg_c, z_margin, alpha=1.0 / beta).mul_(p)
+    # -W = sum_c -w_c p_c
     neg_w = neg_wp.sum(-1, keepdim=True)
     grad = None
     if need_grad and by_log_softmax:
-        # sigma G = sigma (q W - w p) = (-sigma w p) - e^(log q) sum_c (-sigma w p): exactly what
-        # the log-softmax backward kernel computes from its output log q and a gradient -sigma w p
+        # G = q W - w p = (-w p) - e^(log q) sum_c (-w p): exactly what the log-softmax backward
+        # kernel computes from its output log q and a gradient -w p
         grad = torch._log_softmax_backward_data(neg_wp, log_q, -1, log_q.dtype)
     # d = log q - log p + D (signs to match the negated weights), in a buffer no longer needed
     d = log_q.sub_(log_p) if by_log_softmax else torch.sub(s, z, out=p)
     rows = None if ignored is None else ignored.unsqueeze(-1)
     if scale is not None and rows is None:
-        # sigma sum_i L_i = sum_ic (-sigma w p) d  (+ sum_i (-sigma W_i) D_i): one dot product each
+        # sum_i L_i = sum_ic (-w p) d  (+ sum_i (-W_i) D_i): one dot product each
         out = torch.dot(neg_wp.view(-1), d.view(-1))
         if big_d is not None:
             out = out.add_(torch.dot(neg_w.view(-1), big_d.view(-1)))
     else:
-        # sigma L_i = sum_c (-sigma w p) d  (+ (-sigma W) D)
+        # L_i = sum_c (-w p) d  (+ (-W) D)
         per_sample = d.mul_(neg_wp).sum(-1, keepdim=True)
         if big_d is not None:
             per_sample = per_sample.addcmul_(neg_w, big_d)
         if rows is not None:
             per_sample.masked_fill_(rows, 0.0)
-        if scale is None:
-            out = per_sample.squeeze(-1)
-        elif isinstance(scale, float):
-            # sigma sum_i L_i
-            out = per_sample.sum()
-        else:
-            out = per_sample.sum().div_(scale)
+        # L_i, or sum_i L_i
+        out = per_sample.squeeze(-1) if scale is None else per_sample.sum()
     if not need_grad:
         return out, s.new_empty(0), s.new_empty(0)
     if grad is None:
-        # sigma G = sigma (q W - w p) = (-sigma w p) - q (-sigma W), in the weighted teacher's buffer
+        # G = q W - w p = (-w p) - q (-W), in the weighted teacher's buffer
         grad = neg_wp.addcmul_(q, neg_w, value=-1)
     if rows is not None:
         grad.masked_fill_(rows, 0.0)
@@ -211,10 +203,8 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
 def _backward(ctx, grad_out):
     """Gradient w.r.t. ``s`` from what the forward saved: ``(s, G, -W, ignored)`` and the reduction."""
     s, grad, neg_w, ignored = ctx.saved_tensors
-    # upstream gradient: g_i per row, or one g for the sum (over the rows kept, if counted)
+    # upstream gradient: g_i per row, or one g for the sum
     factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out
-    if ctx.count is not None:
-        factor = factor / ctx.count
     if torch.is_grad_enabled():
         # building a graph of the gradient (double backward, torch.func): q differentiable in s
         big_w = -neg_w if ignored is None else (-neg_w).masked_fill_(ignored.unsqueeze(-1), 0.0)
@@ -228,7 +218,6 @@ def _backward(ctx, grad_out):
 
 def _remember(ctx, s, scale, ignored, grad, neg_w):
     ctx.per_row = scale is None
-    ctx.count = scale if isinstance(scale, torch.Tensor) else None
     ctx.save_for_backward(s, grad, neg_w, ignored)
 
 
@@ -240,8 +229,7 @@ class _KLLossV2Function(torch.autograd.Function):
 
     ``forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)`` returns
     ``(out, G, -W)`` (see :func:`_forward`): ``out`` is the per-sample losses when ``scale`` is
-    None, else their sum times ``scale`` (a number), or divided by it (a 0-d tensor, the count
-    of rows kept). The gradient :math:`G` is computed in the forward, where the softmaxes are at
+    None, else their sum. The gradient :math:`G` is computed in the forward, where the softmaxes are at
     hand, and saved; backward only multiplies it by the upstream gradient. ``G`` and ``-W`` are
     outputs only so that ``setup_context`` can save them: this is the form ``torch.func`` and
     ``torch.compile`` need. Plain eager calls take :class:`_KLLossV2Eager`, the same computation
@@ -279,22 +267,15 @@ class _KLLossV2Function(torch.autograd.Function):
             x = x.expand(info.batch_size, *x.shape) if dim is None else x.movedim(dim, 0)
             return x.reshape(-1, *x.shape[2:])
 
-        if isinstance(scale, torch.Tensor):
-            scale = scale if in_dims[7] is None else scale.movedim(in_dims[7], 0)
         tensors = [rows(x, d) for x, d in zip((s, z, z_margin, label, ignored), in_dims[:5])]
         per_sample, grad, neg_w = _KLLossV2Function.apply(*tensors, beta, offset, None, need_grad)
         batch, n = info.batch_size, per_sample.shape[0] // info.batch_size
         per_sample = per_sample.reshape(batch, n)
         if need_grad:
             grad, neg_w = grad.reshape(batch, n, -1), neg_w.reshape(batch, n, 1)
-            if isinstance(scale, float):  # as in _forward: a float scale is folded into G and W
-                grad, neg_w = grad * scale, neg_w * scale
         else:
             grad, neg_w = grad.expand(batch, 0), neg_w.expand(batch, 0)
-        if scale is None:
-            out = per_sample
-        else:
-            out = per_sample.sum(-1) * scale if isinstance(scale, float) else per_sample.sum(-1) / scale
+        out = per_sample if scale is None else per_sample.sum(-1)
         return (out, grad, neg_w), (0, 0, 0)
 
 
@@ -410,10 +391,13 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
         and beta != math.inf
         and (ignore_index is None or not 0 <= ignore_index < c)
     ):
-        scale = None if reduction == "none" else 1.0 if reduction == "sum" else 1.0 / n
+        scale = None if reduction == "none" else 1.0
         try:
             out = _apply(s, z, z_margin, label, None, beta, offset, scale, need_grad)
-            return out.reshape(input.shape[:-1]) if scale is None else out
+            if reduction == "none":
+                return out.reshape(input.shape[:-1])
+            # batchmean: L = (1/N) sum_i L_i
+            return out / n if reduction == "batchmean" else out
         except RuntimeError:
             # some label is outside [0, C): padding to ignore, or a ValueError naming it
             ignored = _checks.label_mask(label, c, ignore_index)
@@ -421,15 +405,14 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
                 raise
     else:
         ignored = _checks.label_mask(label, c, ignore_index)
-    if reduction == "none":
-        scale = None
-    elif reduction == "sum" or ignored is None:
-        scale = 1.0 if reduction == "sum" else 1.0 / n
-    else:
-        # batchmean over the rows not ignored: divide by max(N', 1), counted on the device
-        scale = (n - ignored.sum()).clamp(min=1)
+    scale = None if reduction == "none" else 1.0
     out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
-    return out.reshape(input.shape[:-1]) if scale is None else out
+    if reduction == "none":
+        return out.reshape(input.shape[:-1])
+    if reduction == "sum":
+        return out
+    # batchmean: L = (1/N') sum_i L_i over the N' rows not ignored (at least 1), counted on the device
+    return out / n if ignored is None else out / (n - ignored.sum()).clamp(min=1)
 
 
 class KLLossV2(nn.Module):
