@@ -252,7 +252,7 @@ def repeats(values):
 def table():
     """One row per printed step: printed vs correct, and the invariants the printed numbers break.
 
-    Built from ``data/article_printed.json`` and the oracle, nothing typed in (shown in
+    Built from ``klloss/article_data/article_printed.json`` and the oracle, nothing typed in (shown in
     ``notebooks/02-errata.ipynb``). Columns: step,
     label (the article's), printed (count of numbers), right (count within the printed
     rounding), max_abs_error, broken (invariants), repeats (earlier steps printed identically).
