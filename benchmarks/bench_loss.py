@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -40,17 +38,26 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per size")
     parser.add_argument("--out", default=str(bench.BENCH_DIR))
-    parser.add_argument("--plot-only", metavar="NAME", help="redraw figures/bench-scaling-NAME.png from data/bench/NAME.json")
+    parser.add_argument(
+        "--plot-only", metavar="NAME", help="redraw figures/bench-scaling-NAME.png from data/bench/NAME.json"
+    )
     args = parser.parse_args(argv)
     if args.plot_only:
         record = bench.load_results(args.plot_only)
-        print("wrote", plotting.save(bench.plot_scaling(record, _title(record["environment"])), f"bench-scaling-{args.plot_only}"))
+        print(
+            "wrote",
+            plotting.save(
+                bench.plot_scaling(record, _title(record["environment"])), f"bench-scaling-{args.plot_only}"
+            ),
+        )
         return
 
     env = bench.environment(args.device)
     print("environment:", json.dumps(env))
     results = []
-    header = f"{'N':>5} {'C':>5} " + " ".join(f"{v:>14}" for v in bench.VARIANTS) + "  published/ours  ours/KD"
+    header = (
+        f"{'N':>5} {'C':>5} " + " ".join(f"{v:>14}" for v in bench.VARIANTS) + "  published/ours  ours/KD"
+    )
     print(header)
     for c in CLASSES:
         for n in BATCHES:
@@ -61,24 +68,32 @@ def main(argv=None):
                 "autograd form / klloss_v2": seconds["autograd form"] / seconds["klloss_v2"],
             }
             results.append({"N": n, "C": c, "seconds": seconds, "ratios": ratios})
-            print(f"{n:>5} {c:>5} " + " ".join(f"{seconds[v] * 1e3:>11.3f} ms" for v in bench.VARIANTS)
-                  + f"  {ratios['published / klloss_v2']:>14.1f} {ratios['klloss_v2 / plain KD']:>8.2f}",
-                  flush=True)
+            print(
+                f"{n:>5} {c:>5} "
+                + " ".join(f"{seconds[v] * 1e3:>11.3f} ms" for v in bench.VARIANTS)
+                + f"  {ratios['published / klloss_v2']:>14.1f} {ratios['klloss_v2 / plain KD']:>8.2f}",
+                flush=True,
+            )
 
     memory = {}
     if args.device == "cpu":
         for variant, loss_fn in bench.VARIANTS.items():
             memory[variant] = bench.saved_bytes(loss_fn, 1024, 1000)
-        print("bytes kept for backward at N = 1024, C = 1000:",
-              ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in memory.items()))
+        print(
+            "bytes kept for backward at N = 1024, C = 1000:",
+            ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in memory.items()),
+        )
 
     verdicts = []
     for what, n, c, top, bottom, bound, sense in TARGETS:
         row = next(r for r in results if r["N"] == n and r["C"] == c)
         ratio = row["seconds"][top] / row["seconds"][bottom]
         met = ratio <= bound if sense == "at most" else ratio >= bound
-        verdicts.append({"target": what, "N": n, "C": c, "ratio": ratio, "bound": bound, "sense": sense, "met": met})
-        print(f"target {what} at N = {n}, C = {c}: {ratio:.2f} ({sense} {bound}) -> {'met' if met else 'MISSED'}")
+        verdicts.append(
+            {"target": what, "N": n, "C": c, "ratio": ratio, "bound": bound, "sense": sense, "met": met}
+        )
+        verdict = "met" if met else "MISSED"
+        print(f"target {what} at N = {n}, C = {c}: {ratio:.2f} ({sense} {bound}) -> {verdict}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,7 @@ def check_beta(beta):
     """Return ``beta`` as a Python float; it must be a real number > 0 (``inf`` allowed)."""
     if isinstance(beta, torch.Tensor):
         if beta.numel() != 1:
-            raise ValueError(
-                f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}"
-            )
+            raise ValueError(f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}")
         if beta.dtype == torch.bool or beta.is_complex():
             raise TypeError(f"beta must be a real number, got a tensor of dtype {beta.dtype}")
         beta = beta.item()
@@ -66,15 +64,12 @@ def check_tensors(logits_t, input, target, label):
         _check_logits(name, x)
         if x.shape != input.shape:
             raise ValueError(
-                f"{name} must have the same shape as input {tuple(input.shape)}, "
-                f"got {tuple(x.shape)}"
+                f"{name} must have the same shape as input {tuple(input.shape)}, got {tuple(x.shape)}"
             )
         if x.dtype != input.dtype:
             raise TypeError(f"{name} must have the same dtype as input ({input.dtype}), got {x.dtype}")
         if x.device != input.device:
-            raise ValueError(
-                f"{name} must be on the same device as input ({input.device}), got {x.device}"
-            )
+            raise ValueError(f"{name} must be on the same device as input ({input.device}), got {x.device}")
     n, c = input.shape
     if n == 0:
         raise ValueError(f"input must hold at least one sample, got shape {tuple(input.shape)}")
@@ -88,15 +83,11 @@ def check_tensors(logits_t, input, target, label):
     if label.shape != (n,):
         raise ValueError(f"label must have shape (N,) = ({n},), got {tuple(label.shape)}")
     if label.device != input.device:
-        raise ValueError(
-            f"label must be on the same device as input ({input.device}), got {label.device}"
-        )
+        raise ValueError(f"label must be on the same device as input ({input.device}), got {label.device}")
     bounds = torch.aminmax(label)  # one pass, one host copy
     low, high = bounds.min.item(), bounds.max.item()
     if low < 0 or high >= c:
-        raise ValueError(
-            f"label values must lie in [0, C) = [0, {c}), got values from {low} to {high}"
-        )
+        raise ValueError(f"label values must lie in [0, C) = [0, {c}), got values from {low} to {high}")
     return n, c
 
 

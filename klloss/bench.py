@@ -70,14 +70,21 @@ def time_variants(n, c, device="cpu", rounds=9, min_time=0.04, variants=VARIANTS
     timers = {
         name: benchmark.Timer(
             stmt="step(loss_fn, teacher, student, label)",
-            globals={"step": forward_backward, "loss_fn": loss_fn, "teacher": teacher,
-                     "student": student, "label": label},
+            globals={
+                "step": forward_backward,
+                "loss_fn": loss_fn,
+                "teacher": teacher,
+                "student": student,
+                "label": label,
+            },
             num_threads=torch.get_num_threads(),
         )
         for name, loss_fn in variants.items()
     }
     # each measurement repeats the step often enough to last about min_time
-    numbers = {name: max(1, int(min_time / max(timer.timeit(2).mean, 1e-7))) for name, timer in timers.items()}
+    numbers = {
+        name: max(1, int(min_time / max(timer.timeit(2).mean, 1e-7))) for name, timer in timers.items()
+    }
     samples = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
@@ -151,13 +158,17 @@ def plot_scaling(results, title):
 
     rows = results["results"]
     classes = sorted({r["C"] for r in rows})
-    fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 4), constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(classes), figsize=(5 * len(classes), 4), constrained_layout=True, sharey=True
+    )
     styles = {"published": "o-", "klloss_v2": "s-", "autograd form": "^--", "plain KD": "d-"}
-    for ax, c in zip(axes, classes):
+    for ax, c in zip(axes, classes, strict=True):
         for variant, style in styles.items():
-            points = sorted((r["N"], r["seconds"][variant]) for r in rows if r["C"] == c and variant in r["seconds"])
+            points = sorted(
+                (r["N"], r["seconds"][variant]) for r in rows if r["C"] == c and variant in r["seconds"]
+            )
             if points:
-                ax.plot(*zip(*points), style, label=variant)
+                ax.plot(*zip(*points, strict=True), style, label=variant)
         ax.set(xscale="log", yscale="log", xlabel="batch size N", title=f"C = {c}")
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("forward + backward, median seconds")

@@ -9,8 +9,13 @@ GLOSSARY = (
     ("C", "C", "", "number of classes"),
     ("s", "input", "(N, C)", "student logits (the article calls them `input`)"),
     ("z", "logits_t", "(N, C)", "teacher logits used for the margin (the article's `logits_t`)"),
-    ("z", "target", "(N, C)", "teacher logits turned into the soft target (the article's `target`; "
-     "the same tensor as `logits_t` in every use we know of)"),
+    (
+        "z",
+        "target",
+        "(N, C)",
+        "teacher logits turned into the soft target (the article's `target`; "
+        "the same tensor as `logits_t` in every use we know of)",
+    ),
     ("y", "label", "(N,)", "true class of each sample, an integer in [0, C)"),
     ("q", "exp(log_input)", "(N, C)", "student distribution, q = softmax(s)"),
     ("log q", "log_input", "(N, C)", "log-softmax of the student logits"),

@@ -38,7 +38,9 @@ def batches(draw, max_n=6, max_c=8, max_abs=50.0):
             wrong = (label[0] + 1) % c
             teacher[0, wrong] = teacher[0, label[0]] + gap
     same_teacher = draw(st.booleans())
-    target = teacher.copy() if same_teacher else np.clip(teacher + rng.normal(0, 0.5, (n, c)), -max_abs, max_abs)
+    target = (
+        teacher.copy() if same_teacher else np.clip(teacher + rng.normal(0, 0.5, (n, c)), -max_abs, max_abs)
+    )
     return teacher, student, target, label, beta
 
 
@@ -50,5 +52,9 @@ def loss_scale(batch, offset=8.0):
     nearly 0, so tolerances are relative to this, not to the (possibly tiny) total.
     """
     parts = klloss.oracle.intermediates(*batch, offset=offset)
-    size = np.abs(parts["weight"]) * parts["target_prob"] * (1.0 + np.abs(parts["log_target"]) + np.abs(parts["log_input"]))
+    size = (
+        np.abs(parts["weight"])
+        * parts["target_prob"]
+        * (1.0 + np.abs(parts["log_target"]) + np.abs(parts["log_input"]))
+    )
     return float(size.sum() / size.shape[0])

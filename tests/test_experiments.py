@@ -24,11 +24,13 @@ def teacher(data):
 
 
 def test_split_is_stratified_and_standardised(data):
-    assert len(data.y_train) + len(data.y_test) == 1797 and data.classes == 10
+    assert len(data.y_train) + len(data.y_test) == 1797
+    assert data.classes == 10
     train_share = torch.bincount(data.y_train) / len(data.y_train)
     test_share = torch.bincount(data.y_test) / len(data.y_test)
     assert torch.allclose(train_share, test_share, atol=0.01)
-    assert data.x_train.mean().abs() < 1e-5 and torch.isfinite(data.x_test).all()
+    assert data.x_train.mean().abs() < 1e-5
+    assert torch.isfinite(data.x_test).all()
     assert data.x_test.abs().max() <= 16  # a nearly blank pixel does not blow up
 
 
@@ -49,7 +51,10 @@ def test_same_seed_same_numbers_other_seed_other_numbers(data, teacher):
 
 def test_klloss_term_at_infinite_beta_is_kd_at_temperature_one():
     gen = torch.Generator().manual_seed(0)
-    s, z = torch.randn(32, 10, generator=gen, dtype=torch.float64), torch.randn(32, 10, generator=gen, dtype=torch.float64)
+    s, z = (
+        torch.randn(32, 10, generator=gen, dtype=torch.float64),
+        torch.randn(32, 10, generator=gen, dtype=torch.float64),
+    )
     y = torch.randint(0, 10, (32,), generator=gen)
     ours = ex.klloss_kd(0.7, math.inf)(s, z, y)
     kd = ex.plain_kd(0.7, 1.0)(s, z, y)

@@ -94,7 +94,9 @@ def test_infinite_beta_leaves_offset_times_kl(batch, offset):
     logits_t, s, z, y, _ = batch
     kl = oracle.kl(z, s)
     got = oracle.klloss_v2(logits_t, s, z, y, math.inf, offset=offset)
-    assert abs(got - offset * kl) <= 1e-12 * loss_scale((logits_t, s, z, y, 1.0), offset=1.0) * (1 + abs(offset))
+    assert abs(got - offset * kl) <= 1e-12 * loss_scale((logits_t, s, z, y, 1.0), offset=1.0) * (
+        1 + abs(offset)
+    )
 
 
 @given(batch=batches(), offset=st.floats(-10.0, 10.0))

@@ -8,10 +8,10 @@ conda route) pins what pyproject.toml names, at the lock's versions.
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -30,7 +30,11 @@ import oracle  # noqa: E402
 
 def lock_pins(python_version):
     """{name: version} that constraints.txt pins on Python ``python_version`` ("3.11")."""
-    env = {**default_environment(), "python_version": python_version, "python_full_version": f"{python_version}.0"}
+    env = {
+        **default_environment(),
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+    }
     pins = {}
     for line in LOCK.splitlines():
         if not line or line.startswith("#"):
@@ -62,7 +66,9 @@ def test_library_dependencies_are_lower_bounds():
 
 def test_requires_python_admits_3_10_to_3_13():
     spec = SpecifierSet(PROJECT["requires-python"])
-    assert [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13") if spec.contains(f"{v}.0")] == list(oracle.PYTHONS)
+    assert [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13") if spec.contains(f"{v}.0")] == list(
+        oracle.PYTHONS
+    )
     classifiers = {c.rsplit(" :: ", 1)[1] for c in PROJECT["classifiers"] if re.search(r":: 3\.\d+$", c)}
     assert classifiers == set(oracle.PYTHONS)
 

@@ -19,7 +19,8 @@ def test_readme_generated_parts_are_current():
     import readme
 
     text = README.read_text(encoding="utf-8")
-    assert readme.GLOSSARY.search(text) and readme.NOTEBOOKS.search(text), "README lost its markers"
+    assert readme.GLOSSARY.search(text), "README lost its glossary markers"
+    assert readme.NOTEBOOKS.search(text), "README lost its notebook markers"
     assert readme.render(text) == text, "run `python tools/readme.py`"
     stated = readme.times_in(text)
     for name, _, _ in readme.notebook_rows():

@@ -37,7 +37,7 @@ def site(tmp_path_factory):
 
 def test_site_has_every_notebook(site):
     pages = sorted(p.name for p in site.glob("*.html"))
-    expected = sorted(f"{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")) + ["index.html"]
+    expected = [*sorted(f"{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb")), "index.html"]
     assert pages == sorted(expected)
     index = (site / "index.html").read_text(encoding="utf-8")
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
@@ -75,7 +75,7 @@ def _open(browser, site, name):
 
     def route(route):
         url = route.request.url
-        if url.startswith(site_url + "/") or url.startswith("data:"):
+        if url.startswith((site_url + "/", "data:")):
             route.continue_()
         else:
             outside.append(url)
@@ -116,7 +116,10 @@ def test_page_renders_offline(browser, site, name):
         formulas = page.evaluate("document.querySelectorAll('mjx-container').length")
         if name != "index.html":
             assert formulas > 0, f"{name}: no rendered formula"
-            assert page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length") == 2
+            assert (
+                page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length")
+                == 2
+            )
             images = page.evaluate("document.images.length")
             assert images > 0, f"{name}: no figure"
         errors = page.evaluate("document.querySelectorAll('mjx-merror').length")

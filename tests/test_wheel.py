@@ -72,11 +72,15 @@ def installed(wheel, tmp_path_factory):
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     python = venv / "bin" / "python"
     install = [python, *PIP, "install", "--quiet", "-c", LOCK, wheel]
-    plan = subprocess.run([*install, "--dry-run", "--report", "-"], capture_output=True, text=True, check=True)
+    plan = subprocess.run(
+        [*install, "--dry-run", "--report", "-"], capture_output=True, text=True, check=True
+    )
     names = [item["metadata"]["name"] for item in json.loads(plan.stdout)["install"]]
     cuda = [name for name in names if name.startswith("nvidia")]
     if cuda:
-        pytest.skip(f"torch resolves to a CUDA build here ({len(cuda)} nvidia-* wheels of GBs); install torch's CPU build")
+        pytest.skip(
+            f"torch resolves to a CUDA build here ({len(cuda)} nvidia-* wheels, GBs); install its CPU build"
+        )
     subprocess.run(install, check=True)
     return python
 

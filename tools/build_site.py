@@ -72,8 +72,10 @@ def build(notebook_dir, site_dir):
         f'<span class="summary">{html.escape(p["summary"], quote=False)}</span></li>'
         for p in pages
     )
-    index = (SITE_SOURCES / "index.html").read_text(encoding="utf-8").format(
-        title=html.escape(PROJECT_TITLE), about=project_paragraph(), items=items
+    index = (
+        (SITE_SOURCES / "index.html")
+        .read_text(encoding="utf-8")
+        .format(title=html.escape(PROJECT_TITLE), about=project_paragraph(), items=items)
     )
     (site / "index.html").write_text(index, encoding="utf-8")
     return site / "index.html"

@@ -26,15 +26,15 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections import defaultdict
 from pathlib import Path
 
+import tomllib
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle  # noqa: E402
+import oracle
 
 ROOT = oracle.ROOT
 LOCK = oracle.LOCK
@@ -103,7 +103,7 @@ def main():
     torch = TORCH.search(current)
     if not torch:
         sys.exit(f"{LOCK} must pin torch (a line torch==VERSION): the lock never chooses it")
-    setup_python = "%d.%d" % sys.version_info[:2]
+    setup_python = "{}.{}".format(*sys.version_info[:2])
     stated = SETUP_PYTHON.search(current)
     if stated and stated[1] != setup_python:
         sys.exit(f"{LOCK} is written for Python {stated[1]}; run this with that Python, not {setup_python}")

@@ -12,14 +12,14 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle  # noqa: E402
+import oracle
 
 ROOT = oracle.ROOT
 FLOORED = ("numpy", "pandas")
@@ -37,7 +37,8 @@ def floors():
         name = canonicalize_name(req.name)
         if name in FLOORED:
             (spec,) = req.specifier
-            assert spec.operator == ">=" and spec.version.count(".") == 1, f"{req}: want name>=X.Y"
+            assert spec.operator == ">=", f"{req}: want a lower bound, name>=X.Y"
+            assert spec.version.count(".") == 1, f"{req}: want a bound on a minor release, name>=X.Y"
             found[name] = f"{name}~={spec.version}.0"
     return [found[name] for name in FLOORED]
 
@@ -60,7 +61,10 @@ def main():
             [f"torch=={torch}", *floors(), *TEST_REQUIREMENTS],
             constraints,
         )
-    report = "import sys, numpy, pandas, torch; print(sys.version.split()[0], numpy.__version__, pandas.__version__, torch.__version__)"
+    report = (
+        "import sys, numpy, pandas, torch\n"
+        "print(sys.version.split()[0], numpy.__version__, pandas.__version__, torch.__version__)"
+    )
     found = subprocess.run([python, "-c", report], capture_output=True, text=True, check=True).stdout.split()
     print("oldest: Python {} with numpy {}, pandas {}, torch {}".format(*found), flush=True)
     ignore = [f"--ignore=tests/{name}" for name in LEFT_OUT]

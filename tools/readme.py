@@ -41,7 +41,9 @@ def times_in(text):
 def notebook_table(times):
     lines = ["| notebook | what it shows | run time, measured on 2 cores |", "|---|---|---|"]
     for name, title, summary in notebook_rows():
-        lines.append(f"| [`{name}`](notebooks/{name}) {title} | {summary} | {times.get(name, 'not measured')} |")
+        lines.append(
+            f"| [`{name}`](notebooks/{name}) {title} | {summary} | {times.get(name, 'not measured')} |"
+        )
     return "\n".join(lines)
 
 
