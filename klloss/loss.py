@@ -51,7 +51,7 @@ def klloss_v2_published(logits_t, input, target, label, beta):
     # per-class KL terms, p (log p - log q)
     output = target_prob * (log_target - log_input)
     # m_i = z_i[y_i] - z_i, one sample at a time, labels copied to the host
-    rows = [z_i[y_i] - z_i for y_i, z_i in zip(label.cpu(), logits_t.detach(), strict=False)]
+    rows = [z_i[y_i] - z_i for y_i, z_i in zip(label.cpu(), logits_t.detach())]
     margin = torch.cat(rows).reshape(-1, input.size(1))
     # w = m / beta + 8
     weight = margin / beta

@@ -15,7 +15,7 @@ def article_klloss_v2(logits_t, input, target, label, beta):
     p = F.softmax(target, dim=1)
     terms = p * (log_p - log_q)
     pieces = []
-    for y_i, z_i in zip(label.cpu(), logits_t.detach(), strict=False):  # as the article zips
+    for y_i, z_i in zip(label.cpu(), logits_t.detach()):
         pieces.append(z_i[y_i] - z_i)
     m = torch.cat(pieces).reshape(-1, input.size(1))
     m = m / beta

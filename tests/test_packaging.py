@@ -25,6 +25,7 @@ LOCK = (ROOT / "constraints.txt").read_text(encoding="utf-8")
 SETUP_PYTHON = re.search(r"^# setup-python: (\S+)$", LOCK, re.M)[1]
 
 sys.path.insert(0, str(ROOT / "tools"))
+import lock  # noqa: E402
 import oracle  # noqa: E402
 
 
@@ -79,6 +80,12 @@ def test_lock_pins_every_requirement_inside_its_range():
         name = canonicalize_name(req.name)
         assert name in pins, f"constraints.txt does not pin {name}: run make lock"
         assert req.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]}, outside {req}"
+
+
+def test_lock_is_as_make_lock_writes_it():
+    # the pins read back, per Python, and written again give the file: nothing was edited by hand
+    pins = {python: lock_pins(python) for python in oracle.PYTHONS}
+    assert lock.render(pins, SETUP_PYTHON) == LOCK, "edit pyproject.toml and run make lock"
 
 
 @pytest.mark.parametrize("python", oracle.PYTHONS)
