@@ -5,6 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
+PIP := $(PY) -m pip --disable-pip-version-check
+
+# The one lock: the exact version of every package any target installs (tools/lock.py writes it).
+# torch is always named at its pinned version, so pip never picks a build from the range in
+# pyproject.toml (on Linux, PyPI's default torch is a CUDA build of several GB).
+LOCK := constraints.txt
+TORCH := $(shell sed -n 's/^torch==\([^ ;]*\)$$/\1/p' $(LOCK))
+LOCK_PYTHON := $(shell sed -n 's/^\# setup-python: //p' $(LOCK))
+
+# What `make lint` checks; notebooks/*.py holds the notebooks' paired scripts (and conftest.py).
+LINTED := klloss tests tools benchmarks $(wildcard notebooks/*.py)
 
 # Notebooks run with the environment pinned in tools/nbenv.py, both when refreshed
 # (tools/refresh.py) and when nbval re-runs them (notebooks/conftest.py). Their stored outputs
@@ -20,13 +31,14 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all setup browser cxx test report refresh nb times lab bench experiments clean
+.PHONY: all setup browser cxx test lint test-oracle test-oldest lock report refresh nb times lab bench experiments clean
 
 all: report
 
-$(READY): pyproject.toml
+$(READY): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; v == "$(LOCK_PYTHON)" or sys.exit(f"$(LOCK) pins Python $(LOCK_PYTHON)'"'"'s packages; $(PYTHON) is {v}: make PYTHON=python$(LOCK_PYTHON)")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,test]'
+	$(PIP) install --quiet -c $(LOCK) 'torch==$(TORCH)' -e '.[notebooks,test]'
 	touch $@
 
 setup: $(READY)
@@ -55,9 +67,36 @@ cxx:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q g++; }
 
-## test: unit and property tests, then nbval on every notebook (all failures reported)
+## test: lint, the oracle on every Python, the library on its oldest dependencies, then the unit,
+## property, wheel and browser tests and nbval on every notebook; every part runs, all failures reported
 test: $(READY) $(SITE_JS) browser cxx
-	$(PY) -m pytest tests notebooks $(NBVAL) --nbval-current-env -p no:cacheprovider
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(MAKE) --no-print-directory test-oracle || status=1; \
+	$(MAKE) --no-print-directory test-oldest || status=1; \
+	$(PY) -m pytest tests notebooks $(NBVAL) --nbval-current-env -p no:cacheprovider || status=1; \
+	exit $$status
+
+## lint: ruff's checks and its formatter, over the package, tests, tools, benchmarks and paired scripts
+lint: $(READY)
+	@status=0; \
+	$(PY) -m ruff check $(LINTED) || status=1; \
+	$(PY) -m ruff format --check $(LINTED) || status=1; \
+	exit $$status
+
+## test-oracle: the oracle's tests with NumPy alone (no torch) on Python 3.10 to 3.13
+ORACLE_PYTHONS ?= 3.10 3.11 3.12 3.13
+test-oracle:
+	$(PYTHON) tools/oracle.py $(ORACLE_PYTHONS)
+
+## test-oldest: the library's tests on the oldest numpy and pandas that pyproject.toml allows
+test-oldest: $(READY)
+	$(PY) tools/oldest.py
+
+## lock: rewrite constraints.txt from fresh environments: pins what pyproject.toml added and keeps
+## the rest; `make lock UPGRADE=1` takes the newest version of everything but torch
+lock: $(READY)
+	$(PY) tools/lock.py $(if $(UPGRADE),--upgrade)
 
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
@@ -100,7 +139,7 @@ experiments: $(READY)
 ## the server root): jupytext, in the lab extra, then pairs each notebook with its script.
 ## JupyterLab refuses to run as root (as in a container) unless told --allow-root.
 lab: $(READY)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab]'
+	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
 	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
 
 clean:

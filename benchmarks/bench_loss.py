@@ -5,7 +5,8 @@ compiled, side by side in one run.
     ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_loss.py   # the same CPU, capped at AVX2
     python benchmarks/bench_loss.py --device cuda   # on a GPU, where there is one
 
-Prints the fastest of interleaved rounds and the ratios, checks the targets, and writes data/bench/<machine>.json (machine,
+Prints the fastest of interleaved rounds and the ratios, checks the targets, and writes
+data/bench/<machine>.json (machine,
 versions, date and the klloss commit; one file per machine configuration, see
 klloss.bench.machine_name) and figures/bench-<machine>.png. Ratios measured side by side, not
 absolute times, are what carry from one machine to another; even they are this machine's.
@@ -27,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 _CACHE = tempfile.mkdtemp(prefix="klloss-bench-inductor-")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = _CACHE
 
-import torch  # noqa: E402
 
 from klloss import bench, plotting  # noqa: E402
 
@@ -38,14 +38,27 @@ TARGETS = [
     # (what, N, C or None for every size, numerator, denominator, bound, devices)
     ("eager klloss_v2 / eager plain KD", 1024, 1000, "klloss_v2", "plain KD", 1.0, ("cpu",)),
     ("eager klloss_v2 / eager plain KD", 64, 10, "klloss_v2", "plain KD", 1.3, ("cpu",)),
-    ("compiled klloss_v2 / eager plain KD", 1024, 1000, "klloss_v2 compiled", "plain KD", 0.7, ("cpu", "cuda")),
+    (
+        "compiled klloss_v2 / eager plain KD",
+        1024,
+        1000,
+        "klloss_v2 compiled",
+        "plain KD",
+        0.7,
+        ("cpu", "cuda"),
+    ),
     ("eager klloss_v2 / eager plain KD", None, None, "klloss_v2", "plain KD", 1.0, ("cuda",)),
 ]
 
 
 def _title(env):
-    where = env.get("gpu") or f"{env.get('cpu_model', env.get('processor'))} ({env.get('cpu_capability', '?')}), {env['torch_threads']} thread(s)"
-    return f"forward + backward on {where}, torch {env['torch']}, klloss {env.get('klloss', 'not recorded')}, {env['date']}"
+    where = (
+        env.get("gpu")
+        or f"{env.get('cpu_model', env.get('processor'))} ({env.get('cpu_capability', '?')}), "
+        f"{env['torch_threads']} thread(s)"
+    )
+    klloss = env.get("klloss", "not recorded")
+    return f"forward + backward on {where}, torch {env['torch']}, klloss {klloss}, {env['date']}"
 
 
 def _verdicts(results, device):
@@ -56,8 +69,17 @@ def _verdicts(results, device):
         rows = [r for r in results if (n is None or (r["N"], r["C"]) == (n, c)) and top in r["seconds"]]
         for row in rows:
             ratio = row["seconds"][top] / row["seconds"][bottom]
-            verdicts.append({"target": what, "variant": top, "N": row["N"], "C": row["C"], "ratio": ratio,
-                             "bound": bound, "met": ratio <= bound})
+            verdicts.append(
+                {
+                    "target": what,
+                    "variant": top,
+                    "N": row["N"],
+                    "C": row["C"],
+                    "ratio": ratio,
+                    "bound": bound,
+                    "met": ratio <= bound,
+                }
+            )
     return verdicts
 
 
@@ -68,7 +90,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(bench.BENCH_DIR), help="folder for <machine>.json")
     parser.add_argument("--figures", default=None, help="folder for the figure (default: figures/)")
     parser.add_argument("--no-compile", action="store_true", help="eager variants only")
-    parser.add_argument("--plot-only", metavar="NAME", help="redraw figures/bench-NAME.png from data/bench/NAME.json")
+    parser.add_argument(
+        "--plot-only", metavar="NAME", help="redraw figures/bench-NAME.png from data/bench/NAME.json"
+    )
     args = parser.parse_args(argv)
     if args.plot_only:
         record = bench.load_results(args.plot_only)
@@ -81,8 +105,14 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print("environment:", json.dumps(env))
-    record = {"environment": env, "rounds": args.rounds, "results": [], "compile_seconds": {},
-              "saved_bytes_1024x1000": {}, "targets": []}
+    record = {
+        "environment": env,
+        "rounds": args.rounds,
+        "results": [],
+        "compile_seconds": {},
+        "saved_bytes_1024x1000": {},
+        "targets": [],
+    }
 
     def write():
         # after every size, so that a run cut short still leaves what it measured
@@ -96,7 +126,9 @@ def main(argv=None):
     if not args.no_compile:
         # the first compilation in a process also starts the compiler up: time that apart, on a
         # function of its own, so that each loss's first call shows its own compilation
-        startup = bench.first_call_seconds(bench.compiled(lambda t, s, z, y, beta: (s * t).sum()), 8, 8, args.device)
+        startup = bench.first_call_seconds(
+            bench.compiled(lambda t, s, z, y, beta: (s * t).sum()), 8, 8, args.device
+        )
         record["compile_seconds"]["compiler start-up"] = startup
         print(f"compiler start-up (a first, trivial compilation): {startup:.1f} s", flush=True)
     for n, c in SIZES:
@@ -111,20 +143,29 @@ def main(argv=None):
         seconds = timed["fastest"]
         reference = seconds["plain KD"]
         record["results"].append({"N": n, "C": c, "seconds": seconds, "median_seconds": timed["median"]})
-        print(f"N = {n:>5}, C = {c:>5}: plain KD {reference * 1e3:8.3f} ms; / plain KD: "
-              + ", ".join(f"{k} {v / reference:.2f}" for k, v in seconds.items() if k != "plain KD"), flush=True)
+        print(
+            f"N = {n:>5}, C = {c:>5}: plain KD {reference * 1e3:8.3f} ms; / plain KD: "
+            + ", ".join(f"{k} {v / reference:.2f}" for k, v in seconds.items() if k != "plain KD"),
+            flush=True,
+        )
         write()
 
     if args.device == "cpu":
         memory = {variant: bench.saved_bytes(fn, 1024, 1000) for variant, fn in bench.VARIANTS.items()}
         record["saved_bytes_1024x1000"] = memory
-        print("bytes kept for backward at N = 1024, C = 1000:", ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in memory.items()))
+        print(
+            "bytes kept for backward at N = 1024, C = 1000:",
+            ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in memory.items()),
+        )
     write()
     for v in record["targets"]:
-        print(f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
-              + ("met" if v["met"] else "MISSED"))
+        print(
+            f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
+            + ("met" if v["met"] else "MISSED")
+        )
     fig = bench.plot_ratios(record, _title(env))
     print("wrote", out / f"{name}.json", "and", plotting.save(fig, f"bench-{name}", args.figures))
+
 
 if __name__ == "__main__":
     try:

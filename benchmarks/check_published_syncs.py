@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from klloss import bench, klloss_v2_published  # noqa: E402
+from klloss import bench, klloss_v2_published
 
 
 def syncs(n, c=10, device="cuda"):

@@ -24,9 +24,7 @@ def check_beta(beta):
         return beta
     if isinstance(beta, torch.Tensor):
         if beta.numel() != 1:
-            raise ValueError(
-                f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}"
-            )
+            raise ValueError(f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}")
         if beta.dtype == torch.bool or beta.is_complex():
             raise TypeError(f"beta must be a real number, got a tensor of dtype {beta.dtype}")
         beta = beta.item()
@@ -86,15 +84,12 @@ def _check_teachers(logits_t, input, target, shape_words):
         _check_logits(name, x, shape_words)
         if x.shape != input.shape:
             raise ValueError(
-                f"{name} must have the same shape as input {tuple(input.shape)}, "
-                f"got {tuple(x.shape)}"
+                f"{name} must have the same shape as input {tuple(input.shape)}, got {tuple(x.shape)}"
             )
         if x.dtype != input.dtype:
             raise TypeError(f"{name} must have the same dtype as input ({input.dtype}), got {x.dtype}")
         if x.device != input.device:
-            raise ValueError(
-                f"{name} must be on the same device as input ({input.device}), got {x.device}"
-            )
+            raise ValueError(f"{name} must be on the same device as input ({input.device}), got {x.device}")
     c = input.shape[-1]
     n = input.numel() // c if c else math.prod(input.shape[:-1])
     if n == 0:
@@ -112,9 +107,7 @@ def _check_label_tensor(label, input, expected, words):
     if label.shape != expected:
         raise ValueError(f"label must have shape {words} = {tuple(expected)}, got {tuple(label.shape)}")
     if label.device != input.device:
-        raise ValueError(
-            f"label must be on the same device as input ({input.device}), got {label.device}"
-        )
+        raise ValueError(f"label must be on the same device as input ({input.device}), got {label.device}")
 
 
 def check_tensors(logits_t, input, target, label):
@@ -124,9 +117,7 @@ def check_tensors(logits_t, input, target, label):
     bounds = torch.aminmax(label)  # one pass, one host copy
     low, high = bounds.min.item(), bounds.max.item()
     if low < 0 or high >= c:
-        raise ValueError(
-            f"label values must lie in [0, C) = [0, {c}), got values from {low} to {high}"
-        )
+        raise ValueError(f"label values must lie in [0, C) = [0, {c}), got values from {low} to {high}")
     return n, c
 
 
@@ -148,12 +139,25 @@ def check_loss_tensors(logits_t, input, target, label):
     # the usual, valid call in a few comparisons (a loss is called once per step, and at small
     # sizes these checks cost as much as an operator); anything else goes on to name the fault
     tensor = torch.Tensor
-    if isinstance(input, tensor) and isinstance(target, tensor) and isinstance(logits_t, tensor) and isinstance(label, tensor):
+    if (
+        isinstance(input, tensor)
+        and isinstance(target, tensor)
+        and isinstance(logits_t, tensor)
+        and isinstance(label, tensor)
+    ):
         shape, dtype, device = input.shape, input.dtype, input.device
         if (
-            dtype in _FLOATS and target.dtype == dtype and logits_t.dtype == dtype and label.dtype in _INTEGERS
-            and target.shape == shape and logits_t.shape == shape and label.shape == shape[:-1] and len(shape)
-            and target.device == device and logits_t.device == device and label.device == device
+            dtype in _FLOATS
+            and target.dtype == dtype
+            and logits_t.dtype == dtype
+            and label.dtype in _INTEGERS
+            and target.shape == shape
+            and logits_t.shape == shape
+            and label.shape == shape[:-1]
+            and len(shape)
+            and target.device == device
+            and logits_t.device == device
+            and label.device == device
         ):
             c = shape[-1]
             n = input.numel() // c if c else 0
@@ -199,6 +203,8 @@ def label_mask(label, c, ignore_index):
     if bad.any():
         values = torch.unique(label[bad]).tolist()
         shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-        allowed = f"[0, C) = [0, {c})" + ("" if ignore_index is None else f" or equal ignore_index = {ignore_index}")
+        allowed = f"[0, C) = [0, {c})" + (
+            "" if ignore_index is None else f" or equal ignore_index = {ignore_index}"
+        )
         raise ValueError(f"label values must lie in {allowed}, got {shown}")
     return ignored

@@ -98,8 +98,13 @@ def time_variants(n, c, device="cpu", rounds=30, block_time=0.005, variants=VARI
     timers = {
         name: benchmark.Timer(
             stmt="step(loss_fn, teacher, student, label)",
-            globals={"step": forward_backward, "loss_fn": loss_fn, "teacher": teacher,
-                     "student": student, "label": label},
+            globals={
+                "step": forward_backward,
+                "loss_fn": loss_fn,
+                "teacher": teacher,
+                "student": student,
+                "label": label,
+            },
             num_threads=torch.get_num_threads(),
         )
         for name, loss_fn in variants.items()
@@ -180,7 +185,9 @@ def _cpu_info():
     fields = dict(re.findall(r"^(model name|cpu family|model|stepping|flags)\s*:\s*(.*)$", text, re.M))
     if "model name" in fields:
         info["cpu_model"] = fields["model name"].strip()
-    info["cpu_family_model_stepping"] = "/".join(fields.get(k, "?").strip() for k in ("cpu family", "model", "stepping"))
+    info["cpu_family_model_stepping"] = "/".join(
+        fields.get(k, "?").strip() for k in ("cpu family", "model", "stepping")
+    )
     vector = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
     info["cpu_vector_flags"] = [f for f in vector if f in fields.get("flags", "").split()]
     return info
@@ -192,7 +199,9 @@ def code_version():
     root = Path(__file__).resolve().parent.parent
 
     def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
@@ -260,7 +269,9 @@ def machine_name(env):
 
 def stored_names():
     """Names of every stored result in ``data/bench/``, CPUs first."""
-    return sorted((p.stem for p in BENCH_DIR.glob("*.json")), key=lambda name: (not name.startswith("cpu"), name))
+    return sorted(
+        (p.stem for p in BENCH_DIR.glob("*.json")), key=lambda name: (not name.startswith("cpu"), name)
+    )
 
 
 def load_results(name):
@@ -283,8 +294,14 @@ def ratio_table(results, reference="plain KD"):
     return table.sort_index(level=["C", "N"])
 
 
-COLOURS = {"klloss_v2": "C0", "klloss_v2, ignore_index=None": "C9", "klloss_v2 compiled": "C2", "autograd form": "C1",
-           "plain KD compiled": "C4", "published": "C5"}
+COLOURS = {
+    "klloss_v2": "C0",
+    "klloss_v2, ignore_index=None": "C9",
+    "klloss_v2 compiled": "C2",
+    "autograd form": "C1",
+    "plain KD compiled": "C4",
+    "published": "C5",
+}
 """One colour per variant in every figure; red is kept for the targets."""
 
 
@@ -296,27 +313,53 @@ def plot_ratios(results, title):
     import numpy as np
 
     table = ratio_table(results)
-    order = ("klloss_v2", "klloss_v2, ignore_index=None", "klloss_v2 compiled", "autograd form", "plain KD compiled", "published")
+    order = (
+        "klloss_v2",
+        "klloss_v2, ignore_index=None",
+        "klloss_v2 compiled",
+        "autograd form",
+        "plain KD compiled",
+        "published",
+    )
     variants = [v for v in order if v in table]
     fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
     x = np.arange(len(table))
     width = 0.8 / len(variants)
     for i, variant in enumerate(variants):
         ratios = table[variant].to_numpy()
-        ax.bar(x + (i - (len(variants) - 1) / 2) * width, ratios - 1, width, bottom=1, label=variant,
-               color=COLOURS[variant])
+        ax.bar(
+            x + (i - (len(variants) - 1) / 2) * width,
+            ratios - 1,
+            width,
+            bottom=1,
+            label=variant,
+            color=COLOURS[variant],
+        )
     ax.axhline(1.0, color="black", linewidth=1, label="eager plain KD")
     sizes = list(table.index)
     first = True
     for target in results.get("targets", []):
         if (target["N"], target["C"]) in sizes and target.get("variant") in variants:
             # the bound, across the bar it applies to
-            at = sizes.index((target["N"], target["C"])) + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
-            ax.plot([at - width * 0.7, at + width * 0.7], [target["bound"]] * 2, color="red", linewidth=2,
-                    label="target: at most" if first else None)
+            at = (
+                sizes.index((target["N"], target["C"]))
+                + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
+            )
+            ax.plot(
+                [at - width * 0.7, at + width * 0.7],
+                [target["bound"]] * 2,
+                color="red",
+                linewidth=2,
+                label="target: at most" if first else None,
+            )
             first = False
-    ax.set(yscale="log", xticks=x, xticklabels=[f"{n}\n{c}" for n, c in sizes],
-           xlabel="batch size N (above) and classes C (below)", ylabel="time / eager plain KD's")
+    ax.set(
+        yscale="log",
+        xticks=x,
+        xticklabels=[f"{n}\n{c}" for n, c in sizes],
+        xlabel="batch size N (above) and classes C (below)",
+        ylabel="time / eager plain KD's",
+    )
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=8, ncols=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, fontsize=10)

@@ -1,25 +1,25 @@
-"""Loaders for ``data/sample.json`` (the article's inputs) and ``data/article_printed.json``
-(every number the article prints, as printed). ``data/README.md`` describes both files.
+"""Loaders for ``sample.json`` (the article's inputs) and ``article_printed.json`` (every
+number the article prints, as printed). Both ship inside the package, in
+``klloss/article_data/`` (its ``README.md`` describes them), and are read with
+:mod:`importlib.resources`, so they load from an installed wheel as from a clone. NumPy alone
+reads them; torch is needed only for :meth:`Sample.tensors`.
 
 Used by every notebook, first in ``notebooks/01-walkthrough.ipynb``.
 """
 
 import dataclasses
 import json
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+PACKAGE_DATA = "article_data"
+"""The folder inside the package that holds the article's data files."""
 
 
 def _read_json(name):
-    path = DATA_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: klloss reads its data from the repository's data/ folder, "
-            "so install it from a clone with `pip install -e .`"
-        )
+    # files() is the package as a Traversable: a folder in a clone, or inside a wheel or zip
+    path = resources.files(__package__).joinpath(PACKAGE_DATA).joinpath(name)
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -51,7 +51,7 @@ class Sample:
 
 
 def load_sample():
-    """The article's sample inputs from ``data/sample.json``."""
+    """The article's sample inputs, from ``klloss/article_data/sample.json``."""
     raw = _read_json("sample.json")
     return Sample(
         logits_t=np.array(raw["logits_t"], dtype=np.float64),

@@ -22,6 +22,7 @@ def half_unit(text):
 
     ``"0.7415"`` -> 5e-5, ``"3.0"`` -> 0.05, ``"3"`` -> 0.5.
     """
+
     def one(t):
         decimals = len(t.split(".")[1]) if "." in t else 0
         return 0.5 * 10.0 ** (-decimals)
@@ -154,50 +155,71 @@ def broken_invariants(key, values, halves, sample):
         "log_input": {
             "log-softmax <= 0": lambda: log_softmax_positive(v["log_input"], h["log_input"]),
             "rows log-sum-exp to 0": lambda: log_softmax_not_normalised(v["log_input"], h["log_input"]),
-            "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["log_input"], s),
+            "different inputs, different rows": lambda: identical_rows_for_different_inputs(
+                v["log_input"], s
+            ),
         },
         "log_target": {
             "log-softmax <= 0": lambda: log_softmax_positive(v["log_target"], h["log_target"]),
             "rows log-sum-exp to 0": lambda: log_softmax_not_normalised(v["log_target"], h["log_target"]),
-            "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["log_target"], z),
+            "different inputs, different rows": lambda: identical_rows_for_different_inputs(
+                v["log_target"], z
+            ),
         },
         "target_prob": {
             "probabilities in [0, 1]": lambda: probability_out_of_range(v["target_prob"], h["target_prob"]),
             "rows sum to 1": lambda: probability_not_normalised(v["target_prob"], h["target_prob"]),
             "p = exp(log p)": lambda: softmax_not_exp_of_log_softmax(
-                v["target_prob"], h["target_prob"], v["log_target"], h["log_target"]),
-            "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["target_prob"], z),
+                v["target_prob"], h["target_prob"], v["log_target"], h["log_target"]
+            ),
+            "different inputs, different rows": lambda: identical_rows_for_different_inputs(
+                v["target_prob"], z
+            ),
         },
         "output": {
             "output = p (log p - log q)": lambda: output_not_product(
-                v["output"], h["output"], v["target_prob"], h["target_prob"],
-                v["log_target"], h["log_target"], v["log_input"], h["log_input"]),
+                v["output"],
+                h["output"],
+                v["target_prob"],
+                h["target_prob"],
+                v["log_target"],
+                h["log_target"],
+                v["log_input"],
+                h["log_input"],
+            ),
         },
         "margin": {
             "m = 0 at the label": lambda: margin_nonzero_at_label(v["margin"], h["margin"], y),
             "m >= 0 where the teacher is right": lambda: margin_negative_where_teacher_right(
-                v["margin"], h["margin"], y, z),
+                v["margin"], h["margin"], y, z
+            ),
             "m = z_y - z": lambda: margin_not_difference(v["margin"], h["margin"], y, z),
             "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["margin"], z),
         },
         "weight": {
             "w = m / beta + 8": lambda: weight_not_affine(
-                v["weight"], h["weight"], v["margin"], h["margin"], sample.beta),
+                v["weight"], h["weight"], v["margin"], h["margin"], sample.beta
+            ),
             "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["weight"], z),
         },
         "weighted": {
             "factors are the printed w and output": lambda: factors_not_printed(
-                v["weighted"], h["weighted"], v["weight"], h["weight"], v["output"], h["output"]),
+                v["weighted"], h["weighted"], v["weight"], h["weight"], v["output"], h["output"]
+            ),
         },
         "per_sample": {
             "one number per sample": lambda: per_sample_not_one_per_sample(v["per_sample"], n),
             "entries = printed a * b": lambda: product_not_equal_factors(
-                v["per_sample"], h["per_sample"], v["weighted"], h["weighted"]),
-            "different inputs, different rows": lambda: identical_rows_for_different_inputs(v["per_sample"], s),
+                v["per_sample"], h["per_sample"], v["weighted"], h["weighted"]
+            ),
+            "different inputs, different rows": lambda: identical_rows_for_different_inputs(
+                v["per_sample"], s
+            ),
         },
         "loss": {
             "loss = sum / N": lambda: mean_not_sum_over_n(
-                v["loss"], h["loss"], v["per_sample"], h["per_sample"], n),
+                v["loss"], h["loss"], v["per_sample"], h["per_sample"], n
+            ),
         },
     }
     return [name for name, broken in checks.get(key, {}).items() if broken()]
@@ -215,7 +237,9 @@ def correct_values(sample=None):
     sample = sample or load_sample()
     parts = oracle.intermediates(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
     truth = {k: getattr(sample, k) for k in ("logits_t", "input", "target", "label", "beta")}
-    truth.update({k: parts[k] for k in ("log_input", "log_target", "target_prob", "output", "margin", "weight")})
+    truth.update(
+        {k: parts[k] for k in ("log_input", "log_target", "target_prob", "output", "margin", "weight")}
+    )
     truth["weighted"] = np.stack([parts["weight"], parts["output"]], axis=-1)
     truth["per_sample"] = parts["weighted"]
     truth["loss"] = parts["loss"]
@@ -242,7 +266,8 @@ def repeats(values):
             elif here.ndim == 2 and there.ndim == 2 and there.shape[1:] == here.shape[1:]:
                 notes += [
                     f"{other}[{a}] as row {b}"
-                    for b in range(len(here)) for a in range(len(there))
+                    for b in range(len(here))
+                    for a in range(len(there))
                     if np.array_equal(here[b], there[a])
                 ]
         found[key] = notes
@@ -252,7 +277,7 @@ def repeats(values):
 def table():
     """One row per printed step: printed vs correct, and the invariants the printed numbers break.
 
-    Built from ``data/article_printed.json`` and the oracle, nothing typed in (shown in
+    Built from ``klloss/article_data/article_printed.json`` and the oracle, nothing typed in (shown in
     ``notebooks/02-errata.ipynb``). Columns: step,
     label (the article's), printed (count of numbers), right (count within the printed
     rounding), max_abs_error, broken (invariants), repeats (earlier steps printed identically).
@@ -266,16 +291,18 @@ def table():
     rows = []
     for key, step in printed.items():
         error = np.abs(values[key] - np.asarray(truth[key], dtype=float))
-        rows.append({
-            "step": key,
-            "label": step.label,
-            "compared with": COMPARED_WITH.get(key, "same step"),
-            "printed": step.count,
-            "right": int(np.sum(error <= halves[key] + SLACK)),
-            "max_abs_error": float(error.max()),
-            "broken": ", ".join(broken_invariants(key, values, halves, sample)),
-            "repeats": ", ".join(repeated.get(key, [])),
-        })
+        rows.append(
+            {
+                "step": key,
+                "label": step.label,
+                "compared with": COMPARED_WITH.get(key, "same step"),
+                "printed": step.count,
+                "right": int(np.sum(error <= halves[key] + SLACK)),
+                "max_abs_error": float(error.max()),
+                "broken": ", ".join(broken_invariants(key, values, halves, sample)),
+                "repeats": ", ".join(repeated.get(key, [])),
+            }
+        )
     return pd.DataFrame(rows).set_index("step")
 
 
@@ -316,8 +343,10 @@ def side_by_side(key, decimals=4):
     samples = [f"sample {i}" for i in range(len(text))]
     classes = [f"class {j}" for j in range(text.shape[1])]
     return pd.concat(
-        {"printed": pd.DataFrame(text, index=samples, columns=classes),
-         "correct": pd.DataFrame(truth, index=samples, columns=classes)},
+        {
+            "printed": pd.DataFrame(text, index=samples, columns=classes),
+            "correct": pd.DataFrame(truth, index=samples, columns=classes),
+        },
         axis=1,
     )
 

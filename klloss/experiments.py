@@ -27,6 +27,7 @@ reads it. Paired statistics over seeds: :func:`paired_test`. Walked through in
 
 import dataclasses
 import datetime
+import itertools
 import json
 import math
 import os
@@ -154,10 +155,18 @@ def klloss_kd_soft(alpha, beta, temperature, offset=ARTICLE_OFFSET):
 
     def loss(student_logits, teacher_logits, labels):
         # klloss_v2(z, s/T, z/T, y, beta): margin from z, p^T = softmax(z/T), q^T = softmax(s/T)
-        distill = klloss_v2(teacher_logits, student_logits / temperature, teacher_logits / temperature,
-                            labels, beta, offset=offset)
+        distill = klloss_v2(
+            teacher_logits,
+            student_logits / temperature,
+            teacher_logits / temperature,
+            labels,
+            beta,
+            offset=offset,
+        )
         # (1 - alpha) CE + alpha T^2 D / k
-        return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * temperature**2 * distill / offset
+        return (1 - alpha) * F.cross_entropy(
+            student_logits, labels
+        ) + alpha * temperature**2 * distill / offset
 
     return loss
 
@@ -174,7 +183,7 @@ def train(model, loss_fn, data, teacher_logits, config, seed, history=None):
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for start in range(0, n, config.batch_size):
-            batch = order[start:start + config.batch_size]
+            batch = order[start : start + config.batch_size]
             loss = loss_fn(model(data.x_train[batch]), teacher_logits[batch], data.y_train[batch])
             optimiser.zero_grad()
             loss.backward()
@@ -230,10 +239,12 @@ def expected_calibration_error(probs, labels, bins=15):
     correct = (prediction == labels).double()
     edges = torch.linspace(0, 1, bins + 1, dtype=confidence.dtype)
     ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in itertools.pairwise(edges):
         inside = (confidence > low) & (confidence <= high)
         if inside.any():
-            ece += inside.double().mean().item() * abs(confidence[inside].double().mean().item() - correct[inside].mean().item())
+            ece += inside.double().mean().item() * abs(
+                confidence[inside].double().mean().item() - correct[inside].mean().item()
+            )
     return ece
 
 
@@ -263,7 +274,10 @@ def settings(alpha, temperature, betas, soft_betas=()):
         table[f"klloss_v2, beta = {beta:g}"] = (klloss_kd(alpha, beta), "klloss_v2", beta, 1.0)
     for beta in soft_betas:
         table[soft_name(temperature, beta)] = (
-            klloss_kd_soft(alpha, beta, temperature), "klloss_v2 softened (ours)", beta, temperature
+            klloss_kd_soft(alpha, beta, temperature),
+            "klloss_v2 softened (ours)",
+            beta,
+            temperature,
         )
     return table
 
@@ -291,7 +305,9 @@ def run(data, teacher, seeds, betas, config=Config(), alphas=None, soft_betas=()
         teacher_logits = teacher(data.x_train)
     rows = []
     for alpha in alphas:
-        for name, (loss_fn, kind, beta, temperature) in settings(alpha, config.temperature, betas, soft_betas).items():
+        for name, (loss_fn, kind, beta, temperature) in settings(
+            alpha, config.temperature, betas, soft_betas
+        ).items():
             if (name == "CE only" and alpha != alphas[0]) or (names is not None and name not in names):
                 continue
             for seed in seeds:
@@ -303,14 +319,27 @@ def run(data, teacher, seeds, betas, config=Config(), alphas=None, soft_betas=()
                 with torch.no_grad():
                     s = student(data.x_train)
                 extra = {
-                    "train_p_true": s.softmax(1)[torch.arange(len(data.y_train)), data.y_train].double().mean().item(),
+                    "train_p_true": s.softmax(1)[torch.arange(len(data.y_train)), data.y_train]
+                    .double()
+                    .mean()
+                    .item(),
                     "max_logit": s.abs().max().item(),
                     "final_loss": losses[-1],
                 }
                 if history:
                     extra["history"] = losses
-                rows.append({"loss": name, "kind": kind, "beta": beta, "temperature": temperature,
-                             "alpha": alpha, "seed": seed, **metrics, **extra})
+                rows.append(
+                    {
+                        "loss": name,
+                        "kind": kind,
+                        "beta": beta,
+                        "temperature": temperature,
+                        "alpha": alpha,
+                        "seed": seed,
+                        **metrics,
+                        **extra,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -355,7 +384,9 @@ def mixed_optimum(teacher_logits, labels, beta, alpha, offset=ARTICLE_OFFSET):
     z = teacher_logits.double()
     w = weight(margin(z, labels), beta, offset)
     if (w < 0).any():
-        raise ValueError(f"weights must all be >= 0 for a minimiser to exist; the smallest is {w.min().item():.4g}")
+        raise ValueError(
+            f"weights must all be >= 0 for a minimiser to exist; the smallest is {w.min().item():.4g}"
+        )
     # t = (1 - alpha) e_y + (alpha / k) w p
     target = alpha / offset * w * z.softmax(1)
     target[torch.arange(len(labels)), labels] += 1 - alpha
@@ -394,7 +425,9 @@ def paired_differences(results, metric, loss, baseline):
     return difference
 
 
-def paired_test(differences, *, margin=MARGIN, tolerance=TOLERANCE, confidence=0.95, resamples=10_000, seed=0):
+def paired_test(
+    differences, *, margin=MARGIN, tolerance=TOLERANCE, confidence=0.95, resamples=10_000, seed=0
+):
     """Summary of paired differences d_1..d_n (one per seed): is the mean difference settled?
 
     Returns a dict with ``n``, ``mean``; ``ci_low``, ``ci_high``: a percentile bootstrap
@@ -444,9 +477,16 @@ def paired_test(differences, *, margin=MARGIN, tolerance=TOLERANCE, confidence=0
     else:
         verdict = "not settled"
     return {
-        "n": n, "mean": mean, "ci_low": low, "ci_high": high, "t": t, "p": p,
-        "above": int((d > tolerance).sum()), "below": int((d < -tolerance).sum()),
-        "within_margin": bool(-margin < low and high < margin), "verdict": verdict,
+        "n": n,
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "t": t,
+        "p": p,
+        "above": int((d > tolerance).sum()),
+        "below": int((d < -tolerance).sum()),
+        "within_margin": bool(-margin < low and high < margin),
+        "verdict": verdict,
     }
 
 
@@ -459,7 +499,9 @@ def compare(results, metric, pairs, **options):
     for loss, baseline in pairs:
         difference = paired_differences(results, metric, loss, baseline)
         for alpha, d in difference.groupby(level="alpha"):
-            rows.append({"alpha": alpha, "loss": loss, "baseline": baseline, **paired_test(d.to_numpy(), **options)})
+            rows.append(
+                {"alpha": alpha, "loss": loss, "baseline": baseline, **paired_test(d.to_numpy(), **options)}
+            )
     return pd.DataFrame(rows).set_index(["alpha", "loss", "baseline"])
 
 
@@ -506,10 +548,13 @@ def run_plan(plan=Plan(), config=Config()):
       fraction of training rows with a negative weight at each beta) and one row per student,
       with its loss history.
     """
+
     def rows(frame):
         # None, not NaN, where a column does not apply: JSON has no NaN
-        return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in frame.to_dict("records")]
+        return [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")
+        ]
 
     data = load_digits_split(config)
     teacher = train_teacher(data, config, plan.teacher_seed)
@@ -521,9 +566,13 @@ def run_plan(plan=Plan(), config=Config()):
     for fraction in plan.noise:
         wrong, flipped = train_wrong_teacher(data, fraction, config, plan.teacher_seed, plan.flip_seed)
         runs = run(data, wrong, plan.noise_seeds, plan.betas, config, plan.alphas, history=True)
-        out["wrong_teacher"].append({
-            "fraction": fraction, "teacher": _teacher_summary(wrong, data, flipped, plan.betas), "runs": rows(runs),
-        })
+        out["wrong_teacher"].append(
+            {
+                "fraction": fraction,
+                "teacher": _teacher_summary(wrong, data, flipped, plan.betas),
+                "runs": rows(runs),
+            }
+        )
     return out
 
 
@@ -593,4 +642,4 @@ def frame(rows):
 def seeds_everything(seed):
     """Seed torch and NumPy (the notebook calls this once, visibly)."""
     torch.manual_seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (seeds NumPy's global generator on purpose)

@@ -39,7 +39,7 @@ VEGA_JS = VEGA_PACKAGE / "build" / "vega.min.js"
 # β on a log scale, 0.01 ... 1000: ten steps per decade, the article's 1.5 among them. Written as
 # decimal strings, so each β is the double nearest to the number printed beside the slider.
 _MANTISSAS = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
-BETAS = tuple(float(f"{m}e{e}") for e in range(-2, 3) for m in _MANTISSAS) + (1000.0,)
+BETAS = (*tuple(float(f"{m}e{e}") for e in range(-2, 3) for m in _MANTISSAS), 1000.0)
 """The β values the β slider steps through, smallest first."""
 OFFSETS = tuple(float(k) for k in range(17))
 """The offsets k the offset slider steps through: 0, 1, ..., 16."""
@@ -55,7 +55,9 @@ def _check_sample(sample):
     if sample.input.shape[1] <= WRONG_LABEL:
         raise ValueError(f"sample must have more than {WRONG_LABEL} classes, got {sample.input.shape[1]}")
     if sample.beta not in BETAS:
-        raise ValueError(f"sample.beta must be one of the β slider's values (klloss.explorer.BETAS), got {sample.beta}")
+        raise ValueError(
+            f"sample.beta must be one of the β slider's values (klloss.explorer.BETAS), got {sample.beta}"
+        )
     return sample
 
 
@@ -66,17 +68,34 @@ def rows(sample):
     sample = _check_sample(sample)
     out = []
     for i, y in enumerate(sample.label):
-        out.append({"name": f"sample {i} · y = {int(y)}", "logits_t": sample.logits_t[i], "input": sample.input[i],
-                    "target": sample.target[i], "label": int(y), "in_batch": True})
-    out.append({"name": f"sample 0 relabelled · y = {WRONG_LABEL}", "logits_t": sample.logits_t[0],
-                "input": sample.input[0], "target": sample.target[0], "label": WRONG_LABEL, "in_batch": False})
+        out.append(
+            {
+                "name": f"sample {i} · y = {int(y)}",
+                "logits_t": sample.logits_t[i],
+                "input": sample.input[i],
+                "target": sample.target[i],
+                "label": int(y),
+                "in_batch": True,
+            }
+        )
+    out.append(
+        {
+            "name": f"sample 0 relabelled · y = {WRONG_LABEL}",
+            "logits_t": sample.logits_t[0],
+            "input": sample.input[0],
+            "target": sample.target[0],
+            "label": WRONG_LABEL,
+            "in_batch": False,
+        }
+    )
     return out
 
 
 def row_intermediates(row, beta, offset):
     """The oracle's intermediates (float64) for one row of :func:`rows` at ``(beta, offset)``."""
-    return oracle.intermediates(row["logits_t"][None], row["input"][None], row["target"][None],
-                                np.array([row["label"]]), beta, offset)
+    return oracle.intermediates(
+        row["logits_t"][None], row["input"][None], row["target"][None], np.array([row["label"]]), beta, offset
+    )
 
 
 def colour_domains(sample):
@@ -105,10 +124,18 @@ def _data_values(sample):
     values = []
     for r, row in enumerate(rows(sample)):
         for c in range(len(row["input"])):
-            values.append({
-                "row": r, "row_name": row["name"], "y": row["label"], "cls": c, "in_batch": row["in_batch"],
-                "s": float(row["input"][c]), "z": float(row["target"][c]), "zt": float(row["logits_t"][c]),
-            })
+            values.append(
+                {
+                    "row": r,
+                    "row_name": row["name"],
+                    "y": row["label"],
+                    "cls": c,
+                    "in_batch": row["in_batch"],
+                    "s": float(row["input"][c]),
+                    "z": float(row["target"][c]),
+                    "zt": float(row["logits_t"][c]),
+                }
+            )
     return values
 
 
@@ -120,13 +147,23 @@ _LOSS_TRANSFORMS = [
     # z_{y}: the teacher's (margin) logit at the label, carried to every class of the row
     {"type": "formula", "as": "zt_at_label", "expr": "datum.cls === datum.y ? datum.zt : 0"},
     # max_c s_c, max_c z_c (for a stable log-softmax) and z_y
-    {"type": "joinaggregate", "groupby": ["row"], "fields": ["s", "z", "zt_at_label"],
-     "ops": ["max", "max", "sum"], "as": ["s_max", "z_max", "zt_y"]},
+    {
+        "type": "joinaggregate",
+        "groupby": ["row"],
+        "fields": ["s", "z", "zt_at_label"],
+        "ops": ["max", "max", "sum"],
+        "as": ["s_max", "z_max", "zt_y"],
+    },
     # exp(s_c - max s), exp(z_c - max z)
     {"type": "formula", "as": "exp_s", "expr": "exp(datum.s - datum.s_max)"},
     {"type": "formula", "as": "exp_z", "expr": "exp(datum.z - datum.z_max)"},
-    {"type": "joinaggregate", "groupby": ["row"], "fields": ["exp_s", "exp_z"], "ops": ["sum", "sum"],
-     "as": ["sum_exp_s", "sum_exp_z"]},
+    {
+        "type": "joinaggregate",
+        "groupby": ["row"],
+        "fields": ["exp_s", "exp_z"],
+        "ops": ["sum", "sum"],
+        "as": ["sum_exp_s", "sum_exp_z"],
+    },
     # log q_c = s_c - max s - log sum_j exp(s_j - max s); log p likewise from z
     {"type": "formula", "as": "log_q", "expr": "datum.s - datum.s_max - log(datum.sum_exp_s)"},
     {"type": "formula", "as": "log_p", "expr": "datum.z - datum.z_max - log(datum.sum_exp_z)"},
@@ -145,10 +182,19 @@ _LOSS_TRANSFORMS = [
     # m_c p_c (log p_c - log q_c), for the margin part M of L = k KL + M / beta
     {"type": "formula", "as": "m_kl_term", "expr": "datum.m * datum.kl_term"},
     # per row: W, L_i = sum_c w_c p_c (log p_c - log q_c), and the smallest weight
-    {"type": "joinaggregate", "groupby": ["row"], "fields": ["wp", "weighted", "w"], "ops": ["sum", "sum", "min"],
-     "as": ["W", "L_i", "w_min"]},
+    {
+        "type": "joinaggregate",
+        "groupby": ["row"],
+        "fields": ["wp", "weighted", "w"],
+        "ops": ["sum", "sum", "min"],
+        "as": ["W", "L_i", "w_min"],
+    },
     # q*_c = w_c p_c / W, the student that minimises the loss; none if a weight is negative
-    {"type": "formula", "as": "q_star", "expr": "datum.w_min >= 0 && datum.W > 0 ? datum.wp / datum.W : null"},
+    {
+        "type": "formula",
+        "as": "q_star",
+        "expr": "datum.w_min >= 0 && datum.W > 0 ? datum.wp / datum.W : null",
+    },
 ]
 
 
@@ -165,84 +211,190 @@ def spec(sample):
 
     def heatmap(name, x, field, colour, fmt, title, extra_marks=(), legend_offset=14):
         return {
-            "type": "group", "name": name,
-            "encode": {"enter": {"x": {"value": x}, "y": {"value": top},
-                                 "width": {"value": heat_w}, "height": {"value": heat_h}}},
+            "type": "group",
+            "name": name,
+            "encode": {
+                "enter": {
+                    "x": {"value": x},
+                    "y": {"value": top},
+                    "width": {"value": heat_w},
+                    "height": {"value": heat_h},
+                }
+            },
             "title": {"text": title, "anchor": "start", "fontSize": 13, "offset": 24},
             "axes": [
-                {"orient": "left", "scale": "row", "domain": False, "ticks": False, "labelFontSize": 11,
-                 "labels": name == "weights_panel"},
-                {"orient": "top", "scale": "cls", "domain": False, "ticks": False, "labelFontSize": 11,
-                 "encode": {"labels": {"update": {"text": {"signal": "'c = ' + datum.value"}}}}},
+                {
+                    "orient": "left",
+                    "scale": "row",
+                    "domain": False,
+                    "ticks": False,
+                    "labelFontSize": 11,
+                    "labels": name == "weights_panel",
+                },
+                {
+                    "orient": "top",
+                    "scale": "cls",
+                    "domain": False,
+                    "ticks": False,
+                    "labelFontSize": 11,
+                    "encode": {"labels": {"update": {"text": {"signal": "'c = ' + datum.value"}}}},
+                },
             ],
-            "legends": [{"fill": colour, "type": "gradient", "direction": "vertical", "gradientLength": heat_h,
-                         "labelFontSize": 10, "offset": legend_offset,
-                         "values": _nice_ticks(domains[field], 0.1 if field == "weighted" else 10.0),
-                         "labelOverlap": False,
-                         "encode": {"labels": {"update": {"text": {"signal": "format(datum.value, '~g')"}}}}}],
+            "legends": [
+                {
+                    "fill": colour,
+                    "type": "gradient",
+                    "direction": "vertical",
+                    "gradientLength": heat_h,
+                    "labelFontSize": 10,
+                    "offset": legend_offset,
+                    "values": _nice_ticks(domains[field], 0.1 if field == "weighted" else 10.0),
+                    "labelOverlap": False,
+                    "encode": {"labels": {"update": {"text": {"signal": "format(datum.value, '~g')"}}}},
+                }
+            ],
             "marks": [
-                {"type": "rect", "from": {"data": "cells"},
-                 "encode": {"update": {
-                     "x": {"scale": "cls", "field": "cls"}, "width": {"scale": "cls", "band": 1},
-                     "y": {"scale": "row", "field": "row_name"}, "height": {"scale": "row", "band": 1},
-                     "fill": {"scale": colour, "field": field},
-                     # the label's own class (m = 0, so w = k) outlined
-                     "stroke": {"signal": "datum.cls === datum.y ? '#111827' : 'white'"},
-                     "strokeWidth": {"signal": "datum.cls === datum.y ? 2 : 1"},
-                     "zindex": {"signal": "datum.cls === datum.y ? 1 : 0"}}}},
-                {"type": "text", "from": {"data": "cells"},
-                 "encode": {"update": {
-                     "x": {"scale": "cls", "field": "cls", "band": 0.5},
-                     "y": {"scale": "row", "field": "row_name", "band": 0.5},
-                     "align": {"value": "center"}, "baseline": {"value": "middle"}, "fontSize": {"value": 11},
-                     "text": {"signal": f"format(datum.{field}, '{fmt}')"},
-                     "fill": {"signal": f"luminance(scale('{colour}', datum.{field})) < 0.35 ? 'white' : 'black'"}}}},
+                {
+                    "type": "rect",
+                    "from": {"data": "cells"},
+                    "encode": {
+                        "update": {
+                            "x": {"scale": "cls", "field": "cls"},
+                            "width": {"scale": "cls", "band": 1},
+                            "y": {"scale": "row", "field": "row_name"},
+                            "height": {"scale": "row", "band": 1},
+                            "fill": {"scale": colour, "field": field},
+                            # the label's own class (m = 0, so w = k) outlined
+                            "stroke": {"signal": "datum.cls === datum.y ? '#111827' : 'white'"},
+                            "strokeWidth": {"signal": "datum.cls === datum.y ? 2 : 1"},
+                            "zindex": {"signal": "datum.cls === datum.y ? 1 : 0"},
+                        }
+                    },
+                },
+                {
+                    "type": "text",
+                    "from": {"data": "cells"},
+                    "encode": {
+                        "update": {
+                            "x": {"scale": "cls", "field": "cls", "band": 0.5},
+                            "y": {"scale": "row", "field": "row_name", "band": 0.5},
+                            "align": {"value": "center"},
+                            "baseline": {"value": "middle"},
+                            "fontSize": {"value": 11},
+                            "text": {"signal": f"format(datum.{field}, '{fmt}')"},
+                            "fill": {
+                                "signal": f"luminance(scale('{colour}', datum.{field})) < 0.35 ? 'white' : 'black'"
+                            },
+                        }
+                    },
+                },
                 *extra_marks,
             ],
         }
 
     per_sample_marks = [
-        {"type": "text", "from": {"data": "per_sample"},
-         "encode": {"update": {
-             "x": {"value": heat_w + 8}, "y": {"scale": "row", "field": "row_name", "band": 0.5},
-             "baseline": {"value": "middle"}, "fontSize": {"value": 11},
-             "text": {"signal": "datum.in_batch ? 'Lᵢ = ' + format(datum.L_i, '.3~r') : 'not in L'"},
-             "fill": {"signal": "datum.L_i < 0 && datum.in_batch ? '#b91c1c' : 'black'"}}}},
+        {
+            "type": "text",
+            "from": {"data": "per_sample"},
+            "encode": {
+                "update": {
+                    "x": {"value": heat_w + 8},
+                    "y": {"scale": "row", "field": "row_name", "band": 0.5},
+                    "baseline": {"value": "middle"},
+                    "fontSize": {"value": 11},
+                    "text": {"signal": "datum.in_batch ? 'Lᵢ = ' + format(datum.L_i, '.3~r') : 'not in L'"},
+                    "fill": {"signal": "datum.L_i < 0 && datum.in_batch ? '#b91c1c' : 'black'"},
+                }
+            },
+        },
     ]
     weight_note = {
         "type": "text",
-        "encode": {"update": {
-            "x": {"value": 0}, "y": {"value": heat_h + 18}, "fontSize": {"value": 11}, "fill": {"value": "#374151"},
-            "text": {"signal": "'outlined: the label (m = 0, w = k).  w < 0 where a class beats the label by more than kβ = '"
-                             " + format(offset * beta, '.3~r')"}}},
+        "encode": {
+            "update": {
+                "x": {"value": 0},
+                "y": {"value": heat_h + 18},
+                "fontSize": {"value": 11},
+                "fill": {"value": "#374151"},
+                "text": {
+                    "signal": "'outlined: the label (m = 0, w = k).  w < 0 where a class beats the label by more than kβ = '"
+                    " + format(offset * beta, '.3~r')"
+                },
+            }
+        },
     }
 
     def bars_panel(r, name):
         return {
-            "type": "group", "name": f"dist_panel_{r}",
-            "encode": {"enter": {"x": {"value": r * (bars_w + 40)}, "y": {"value": bars_top},
-                                 "width": {"value": bars_w}, "height": {"value": bars_h}}},
+            "type": "group",
+            "name": f"dist_panel_{r}",
+            "encode": {
+                "enter": {
+                    "x": {"value": r * (bars_w + 40)},
+                    "y": {"value": bars_top},
+                    "width": {"value": bars_w},
+                    "height": {"value": bars_h},
+                }
+            },
             "title": {"text": name, "anchor": "start", "fontSize": 12},
             "axes": [
-                {"orient": "left", "scale": "prob", "tickCount": 3, "labelFontSize": 10, "grid": True,
-                 "gridOpacity": 0.3},
-                {"orient": "bottom", "scale": "bar_cls", "labelFontSize": 10,
-                 "encode": {"labels": {"update": {"text": {
-                     "signal": f"datum.value === {rows(sample)[r]['label']} ? datum.value + ' (y)' : datum.value"}}}}},
+                {
+                    "orient": "left",
+                    "scale": "prob",
+                    "tickCount": 3,
+                    "labelFontSize": 10,
+                    "grid": True,
+                    "gridOpacity": 0.3,
+                },
+                {
+                    "orient": "bottom",
+                    "scale": "bar_cls",
+                    "labelFontSize": 10,
+                    "encode": {
+                        "labels": {
+                            "update": {
+                                "text": {
+                                    "signal": f"datum.value === {rows(sample)[r]['label']} ? datum.value + ' (y)' : datum.value"
+                                }
+                            }
+                        }
+                    },
+                },
             ],
             "marks": [
-                {"type": "rect", "from": {"data": "dists"},
-                 "encode": {"update": {
-                     "x": {"scale": "bar_cls", "field": "cls",
-                           "offset": {"signal": "datum.key === 'q_star' ? bandwidth('bar_cls') / 2 : 0"}},
-                     "width": {"signal": "bandwidth('bar_cls') / 2 - 1"},
-                     "y": {"scale": "prob", "field": "value"}, "y2": {"scale": "prob", "value": 0},
-                     "fill": {"scale": "series", "field": "key"},
-                     "opacity": {"signal": f"datum.row === {r} ? 1 : 0"}}}},
-                {"type": "text", "from": {"data": "unbounded"},
-                 "encode": {"update": {
-                     "x": {"value": 4}, "y": {"value": 14}, "fontSize": {"value": 11}, "fill": {"value": "#b91c1c"},
-                     "text": {"signal": f"datum.row === {r} ? 'no q*: a weight is < 0, the loss has no minimum' : ''"}}}},
+                {
+                    "type": "rect",
+                    "from": {"data": "dists"},
+                    "encode": {
+                        "update": {
+                            "x": {
+                                "scale": "bar_cls",
+                                "field": "cls",
+                                "offset": {"signal": "datum.key === 'q_star' ? bandwidth('bar_cls') / 2 : 0"},
+                            },
+                            "width": {"signal": "bandwidth('bar_cls') / 2 - 1"},
+                            "y": {"scale": "prob", "field": "value"},
+                            "y2": {"scale": "prob", "value": 0},
+                            "fill": {"scale": "series", "field": "key"},
+                            "opacity": {"signal": f"datum.row === {r} ? 1 : 0"},
+                        }
+                    },
+                },
+                {
+                    "type": "text",
+                    "from": {"data": "unbounded"},
+                    "encode": {
+                        "update": {
+                            "x": {"value": 4},
+                            "y": {"value": 14},
+                            "fontSize": {"value": 11},
+                            "fill": {"value": "#b91c1c"},
+                            "text": {
+                                "signal": f"datum.row === {r} ? 'no q*: a weight is < 0, the loss has no minimum' : ''"
+                            },
+                        }
+                    },
+                },
             ],
         }
 
@@ -253,8 +405,15 @@ def spec(sample):
         "autosize": "pad",
         "config": {
             # an ASCII minus sign in every number, so the readout parses as a decimal
-            "locale": {"number": {"decimal": ".", "thousands": ",", "grouping": [3], "currency": ["", ""],
-                                  "minus": "-"}},
+            "locale": {
+                "number": {
+                    "decimal": ".",
+                    "thousands": ",",
+                    "grouping": [3],
+                    "currency": ["", ""],
+                    "minus": "-",
+                }
+            },
             "title": {"fontWeight": "normal"},
         },
         "signals": [
@@ -267,58 +426,141 @@ def spec(sample):
         ],
         "data": [
             {"name": "cells", "values": _data_values(sample), "transform": _LOSS_TRANSFORMS},
-            {"name": "per_sample", "source": "cells",
-             "transform": [{"type": "aggregate", "groupby": ["row", "row_name", "in_batch"],
-                            "fields": ["weighted", "kl_term", "m_kl_term"], "ops": ["sum", "sum", "sum"],
-                            "as": ["L_i", "KL_i", "M_i"]}]},
+            {
+                "name": "per_sample",
+                "source": "cells",
+                "transform": [
+                    {
+                        "type": "aggregate",
+                        "groupby": ["row", "row_name", "in_batch"],
+                        "fields": ["weighted", "kl_term", "m_kl_term"],
+                        "ops": ["sum", "sum", "sum"],
+                        "as": ["L_i", "KL_i", "M_i"],
+                    }
+                ],
+            },
             # L = (1/N) sum_i L_i over the article's batch (the extra row is not part of it), and
             # its two parts L = k KL + M / beta: KL = (1/N) sum_i KL(p_i || q_i), M = (1/N) sum_ic m p log(p/q)
-            {"name": "loss", "source": "per_sample",
-             "transform": [{"type": "filter", "expr": "datum.in_batch"},
-                           {"type": "aggregate", "fields": ["L_i", "KL_i", "M_i", "L_i"],
-                            "ops": ["sum", "sum", "sum", "count"], "as": ["sum_L", "sum_KL", "sum_M", "N"]},
-                           {"type": "formula", "as": "loss", "expr": "datum.sum_L / datum.N"},
-                           {"type": "formula", "as": "KL", "expr": "datum.sum_KL / datum.N"},
-                           {"type": "formula", "as": "M", "expr": "datum.sum_M / datum.N"},
-                           # L = 0 at beta = -M / (k KL); below it L < 0 when M < 0 and k > 0
-                           {"type": "formula", "as": "beta_zero",
-                            "expr": "datum.M < 0 && offset > 0 ? -datum.M / (offset * datum.KL) : null"},
-                           {"type": "formula", "as": "text", "expr": "format(datum.loss, '.4r')"},
-                           {"type": "formula", "as": "why", "expr": (
-                               "'L = k·KL + M/β with KL = ' + format(datum.KL, '.4r') + ', M = ' + format(datum.M, '.4r')"
-                               " + (datum.beta_zero == null ? (datum.M < 0 ? ': negative for every β at k = 0' : '')"
-                               " : ': negative for β < ' + format(datum.beta_zero, '.3r') + ' at k = ' + offset)")}]},
-            {"name": "dists", "source": "cells",
-             "transform": [{"type": "fold", "fields": ["p", "q_star"]},
-                           {"type": "filter", "expr": "datum.value != null"}]},
-            {"name": "unbounded", "source": "per_sample",
-             "transform": [{"type": "lookup", "from": "cells", "key": "row", "fields": ["row"], "values": ["w_min"]},
-                           {"type": "filter", "expr": "datum.w_min < 0"}]},
+            {
+                "name": "loss",
+                "source": "per_sample",
+                "transform": [
+                    {"type": "filter", "expr": "datum.in_batch"},
+                    {
+                        "type": "aggregate",
+                        "fields": ["L_i", "KL_i", "M_i", "L_i"],
+                        "ops": ["sum", "sum", "sum", "count"],
+                        "as": ["sum_L", "sum_KL", "sum_M", "N"],
+                    },
+                    {"type": "formula", "as": "loss", "expr": "datum.sum_L / datum.N"},
+                    {"type": "formula", "as": "KL", "expr": "datum.sum_KL / datum.N"},
+                    {"type": "formula", "as": "M", "expr": "datum.sum_M / datum.N"},
+                    # L = 0 at beta = -M / (k KL); below it L < 0 when M < 0 and k > 0
+                    {
+                        "type": "formula",
+                        "as": "beta_zero",
+                        "expr": "datum.M < 0 && offset > 0 ? -datum.M / (offset * datum.KL) : null",
+                    },
+                    {"type": "formula", "as": "text", "expr": "format(datum.loss, '.4r')"},
+                    {
+                        "type": "formula",
+                        "as": "why",
+                        "expr": (
+                            "'L = k·KL + M/β with KL = ' + format(datum.KL, '.4r') + ', M = ' + format(datum.M, '.4r')"
+                            " + (datum.beta_zero == null ? (datum.M < 0 ? ': negative for every β at k = 0' : '')"
+                            " : ': negative for β < ' + format(datum.beta_zero, '.3r') + ' at k = ' + offset)"
+                        ),
+                    },
+                ],
+            },
+            {
+                "name": "dists",
+                "source": "cells",
+                "transform": [
+                    {"type": "fold", "fields": ["p", "q_star"]},
+                    {"type": "filter", "expr": "datum.value != null"},
+                ],
+            },
+            {
+                "name": "unbounded",
+                "source": "per_sample",
+                "transform": [
+                    {"type": "lookup", "from": "cells", "key": "row", "fields": ["row"], "values": ["w_min"]},
+                    {"type": "filter", "expr": "datum.w_min < 0"},
+                ],
+            },
         ],
         "scales": [
             {"name": "cls", "type": "band", "domain": list(range(n_classes)), "range": [0, heat_w]},
             {"name": "row", "type": "band", "domain": names, "range": [0, heat_h]},
             # one fixed colour scale for the weights, whatever the sliders say; symmetric log,
             # because w spans k ... k + max(m)/0.01 while the interesting values are near k
-            {"name": "w_colour", "type": "symlog", "constant": 1, "domain": [-domains["w"], domains["w"]],
-             "range": {"scheme": "redblue"}, "zero": True},
-            {"name": "weighted_colour", "type": "symlog", "constant": 0.01,
-             "domain": [-domains["weighted"], domains["weighted"]], "range": {"scheme": "redblue"}},
-            {"name": "bar_cls", "type": "band", "domain": list(range(n_classes)), "range": [0, bars_w],
-             "padding": 0.2},
+            {
+                "name": "w_colour",
+                "type": "symlog",
+                "constant": 1,
+                "domain": [-domains["w"], domains["w"]],
+                "range": {"scheme": "redblue"},
+                "zero": True,
+            },
+            {
+                "name": "weighted_colour",
+                "type": "symlog",
+                "constant": 0.01,
+                "domain": [-domains["weighted"], domains["weighted"]],
+                "range": {"scheme": "redblue"},
+            },
+            {
+                "name": "bar_cls",
+                "type": "band",
+                "domain": list(range(n_classes)),
+                "range": [0, bars_w],
+                "padding": 0.2,
+            },
             {"name": "prob", "type": "linear", "domain": [0, 1], "range": [bars_h, 0]},
             {"name": "series", "type": "ordinal", "domain": ["p", "q_star"], "range": ["#9ca3af", "#ea580c"]},
         ],
-        "legends": [{"fill": "series", "orient": "none", "legendX": 0, "legendY": bars_top + bars_h + 30,
-                     "direction": "horizontal", "labelFontSize": 11, "labelLimit": 400,
-                     "encode": {"labels": {"update": {"text": {
-                         "signal": "datum.value === 'p' ? 'p = softmax(z), the teacher' "
-                                   ": 'q* = w ⊙ p / W, the student the loss pulls towards'"}}}}}],
+        "legends": [
+            {
+                "fill": "series",
+                "orient": "none",
+                "legendX": 0,
+                "legendY": bars_top + bars_h + 30,
+                "direction": "horizontal",
+                "labelFontSize": 11,
+                "labelLimit": 400,
+                "encode": {
+                    "labels": {
+                        "update": {
+                            "text": {
+                                "signal": "datum.value === 'p' ? 'p = softmax(z), the teacher' "
+                                ": 'q* = w ⊙ p / W, the student the loss pulls towards'"
+                            }
+                        }
+                    }
+                },
+            }
+        ],
         "marks": [
-            heatmap("weights_panel", 0, "w", "w_colour", ".3~r",
-                    "weight w = k + m/β (one fixed colour scale)", [weight_note]),
-            heatmap("weighted_panel", heat_w + 110, "weighted", "weighted_colour", ".2~r",
-                    "weighted terms w·p·(log p − log q)", per_sample_marks, legend_offset=80),
+            heatmap(
+                "weights_panel",
+                0,
+                "w",
+                "w_colour",
+                ".3~r",
+                "weight w = k + m/β (one fixed colour scale)",
+                [weight_note],
+            ),
+            heatmap(
+                "weighted_panel",
+                heat_w + 110,
+                "weighted",
+                "weighted_colour",
+                ".2~r",
+                "weighted terms w·p·(log p − log q)",
+                per_sample_marks,
+                legend_offset=80,
+            ),
             *(bars_panel(r, name) for r, name in enumerate(names)),
         ],
     }
@@ -327,10 +569,14 @@ def spec(sample):
 def vega_js():
     """The minified Vega build (text) from the pinned npm package, checked for its version."""
     if not VEGA_JS.is_file():
-        raise FileNotFoundError(f"{VEGA_JS} is missing: run `npm ci --prefix tools/site` (make nb and make test do)")
+        raise FileNotFoundError(
+            f"{VEGA_JS} is missing: run `npm ci --prefix tools/site` (make nb and make test do)"
+        )
     version = json.loads((VEGA_PACKAGE / "package.json").read_text(encoding="utf-8"))["version"]
     if version != VEGA_VERSION:
-        raise RuntimeError(f"tools/site/node_modules has vega {version}, expected {VEGA_VERSION}: run `npm ci --prefix tools/site`")
+        raise RuntimeError(
+            f"tools/site/node_modules has vega {version}, expected {VEGA_VERSION}: run `npm ci --prefix tools/site`"
+        )
     text = VEGA_JS.read_text(encoding="utf-8")
     # inlined in a <script> element: these would end it early or change how it is parsed
     for bad in ("</script", "<!--"):
@@ -462,7 +708,7 @@ def html(sample):
         "</div>",
         '<div class="klloss-explorer-readout">loss on the article\'s batch<br>'
         '<output id="explorer-loss" for="explorer-beta explorer-offset" aria-live="polite">'
-        "L = ? (needs JavaScript)</output><br><span class=\"klloss-explorer-why\"></span></div>",
+        'L = ? (needs JavaScript)</output><br><span class="klloss-explorer-why"></span></div>',
         "</div>",
         '<div class="klloss-explorer-view"></div>',
         f"<script>/* Vega {VEGA_VERSION}, BSD-3-Clause, npm package vega: build/vega.min.js */\n"

@@ -307,7 +307,8 @@ def _apply(*args):
 def klloss_v2(
     logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET, reduction="batchmean", ignore_index=-100
 ):
-    r"""Corrected, vectorized ``klloss_v2``: :math:`L=\frac1{N'}\sum_{i,c} w_{ic}\,p_{ic}(\log p_{ic}-\log q_{ic})`.
+    r"""Corrected, vectorized ``klloss_v2``:
+    :math:`L=\frac1{N'}\sum_{i,c} w_{ic}\,p_{ic}(\log p_{ic}-\log q_{ic})`.
 
     Arguments (article's names and order):
 
@@ -431,7 +432,9 @@ class KLLossV2(nn.Module):
 
     def forward(self, logits_t, input, target, label):
         n, c = _checks.check_loss_tensors(logits_t, input, target, label)
-        return _loss(logits_t, input, target, label, self.beta, self.offset, self.reduction, self.ignore_index, n, c)
+        return _loss(
+            logits_t, input, target, label, self.beta, self.offset, self.reduction, self.ignore_index, n, c
+        )
 
     def extra_repr(self):
         return (

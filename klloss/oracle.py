@@ -31,15 +31,18 @@ def log_softmax(x):
 
 def intermediates(logits_t, input, target, label, beta, offset=8.0):
     """Every intermediate of the loss as float64 arrays, keyed like :class:`klloss.Trace`."""
-    z_margin = _as_logits("logits_t", logits_t)
     s = _as_logits("input", input)
-    z = _as_logits("target", target)
-    y = np.asarray(label, dtype=np.int64)
     n, c = s.shape
-    if z.shape != s.shape or z_margin.shape != s.shape or y.shape != (n,):
-        raise ValueError("logits_t, input and target must share shape (N, C) and label be (N,)")
+    z_margin = _as_logits("logits_t", logits_t)
+    z = _as_logits("target", target)
+    for name, x in (("logits_t", z_margin), ("target", z)):
+        if x.shape != s.shape:
+            raise ValueError(f"{name} must have the shape of input, (N, C) = {s.shape}, got shape {x.shape}")
+    y = np.asarray(label, dtype=np.int64)
+    if y.shape != (n,):
+        raise ValueError(f"label must have shape (N,) = ({n},), got shape {y.shape}")
     if np.any((y < 0) | (y >= c)):
-        raise ValueError(f"label values must lie in [0, {c})")
+        raise ValueError(f"label values must lie in [0, C) = [0, {c}), got {y.min()} to {y.max()}")
     beta = float(beta)
 
     log_q = log_softmax(s)

@@ -46,6 +46,7 @@ def heatmap(ax, frame, title, fmt="{:.3f}", cmap="RdBu_r", center=0.0, vmin=None
     for (i, j), v in np.ndenumerate(values):
         red, green, blue, _ = image.cmap(image.norm(v))
         light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived brightness
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
-                color="black" if light else "white")
+        ax.text(
+            j, i, fmt.format(v), ha="center", va="center", fontsize=8, color="black" if light else "white"
+        )
     return image

@@ -46,7 +46,9 @@ assert abs(loss - oracle_loss(s)) < 1e-12
 weights = klloss.weight(klloss.margin(args["logits_t"], args["label"]), beta, k).numpy()
 assert np.abs(weights - w).max() < 1e-12
 assert np.all(w[np.arange(n), y] == k) and np.all(w >= k)  # the teacher ranks the label first on the sample
-print(f"L = {loss:.6f}; klloss_v2 against the oracle: |difference| < 1e-12; w = k at the labels, w >= k elsewhere")
+print(
+    f"L = {loss:.6f}; klloss_v2 against the oracle: |difference| < 1e-12; w = k at the labels, w >= k elsewhere"
+)
 
 # %% [markdown]
 # ## Gradient and optimum (notebook 04)
@@ -73,7 +75,10 @@ rng = np.random.default_rng(0)
 nearby = [oracle_loss(np.log(q_star) + rng.normal(scale=0.3, size=s.shape)) for _ in range(1000)]
 assert min(nearby) > oracle_loss(np.log(q_star))
 print("(q W - w p)/N against central differences: max |difference| < 1e-8; zero at q* (< 1e-12);")
-print("1000 random students near q* all have a larger loss;", f"largest q*/p on the sample: {(q_star / p).max():.4f}")
+print(
+    "1000 random students near q* all have a larger loss;",
+    f"largest q*/p on the sample: {(q_star / p).max():.4f}",
+)
 
 # %% [markdown]
 # ## The identity behind it (notebook 04)
@@ -91,9 +96,14 @@ assert np.abs(per_sample - right_side).max() < 1e-12
 assert np.all(l_min <= 0) and abs(l_min.mean() - analysis.min_loss(**teacher).item()) < 1e-12
 # the library's decomposition (klloss.analysis.reweighted_kd) agrees with this one, built from the oracle
 parts = analysis.reweighted_kd(**args)
-assert np.abs(parts.min_loss.numpy() - l_min).max() < 1e-12 and np.abs(parts.kl.numpy() - kl_to_optimum).max() < 1e-12
+assert (
+    np.abs(parts.min_loss.numpy() - l_min).max() < 1e-12
+    and np.abs(parts.kl.numpy() - kl_to_optimum).max() < 1e-12
+)
 for i in range(n):
-    print(f"sample {i}: L_i = {per_sample[i]:.6f} = W_i KL(q*||q) + L_min,i = {right_side[i]:.6f}, L_min,i = {l_min[i]:.6f}")
+    print(
+        f"sample {i}: L_i = {per_sample[i]:.6f} = W_i KL(q*||q) + L_min,i = {right_side[i]:.6f}, L_min,i = {l_min[i]:.6f}"
+    )
 
 # %% [markdown]
 # ## Limits in β and k (notebook 03)
@@ -113,7 +123,9 @@ for b in (0.01, beta, 100.0):
         assert math.isclose(oracle_loss(s, b=b, offset=offset), offset * kl + big_m / b, rel_tol=1e-10)
 assert abs(oracle_loss(s, b=1e12) - k * kl) < 1e-10 and abs(1e-12 * oracle_loss(s, b=1e-12) - big_m) < 1e-10
 assert abs(oracle_loss(s, offset=1e12) / 1e12 - kl) < 1e-10 and big_m < 0
-print(f"KL(p||q) = {kl:.6f}, M = {big_m:.6f}: L = k KL + M/beta for every beta and k tried, and both limits hold")
+print(
+    f"KL(p||q) = {kl:.6f}, M = {big_m:.6f}: L = k KL + M/beta for every beta and k tried, and both limits hold"
+)
 
 # %% [markdown]
 # ## Pitfalls (notebooks 02, 03, 04)
@@ -130,15 +142,21 @@ away[0, 3] = -1.0  # less and less student mass on class 3
 assert klloss.weight(klloss.margin(args["logits_t"], torch.tensor(wrong)), 0.05, k)[0, 3] < 0
 falls = [oracle_loss(s + t * away, label=wrong, b=0.05) for t in (10, 100, 1000)]
 assert falls[0] > falls[1] > falls[2] < -100
-print(f"negative weight: L = {falls[0]:.1f}, {falls[1]:.1f}, {falls[2]:.1f} as the student moves away from the class")
+print(
+    f"negative weight: L = {falls[0]:.1f}, {falls[1]:.1f}, {falls[2]:.1f} as the student moves away from the class"
+)
 ignore, last = args["label"].clone(), args["label"].clone()
 ignore[0], last[0] = -1, s.shape[1] - 1
-assert klloss.klloss_v2_published(**{**args, "label": ignore}) == klloss.klloss_v2_published(**{**args, "label": last})
+assert klloss.klloss_v2_published(**{**args, "label": ignore}) == klloss.klloss_v2_published(
+    **{**args, "label": last}
+)
 try:
     klloss.klloss_v2(**{**args, "label": ignore})
     raise AssertionError("klloss_v2 accepted label -1")
 except ValueError:
-    print("label -1: the published code reads class C - 1 (and -100 reads class 0 when C = 100); klloss_v2 raises ValueError")
+    print(
+        "label -1: the published code reads class C - 1 (and -100 reads class 0 when C = 100); klloss_v2 raises ValueError"
+    )
 wide = torch.randn(2, 100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # C = 100
 hundred = klloss.klloss_v2_published(wide, wide.flip(1), wide, torch.tensor([-100, 5]), beta)
 assert hundred == klloss.klloss_v2_published(wide, wide.flip(1), wide, torch.tensor([0, 5]), beta)
@@ -149,7 +167,12 @@ for loss_fn in (klloss.klloss_v2_published, klloss.klloss_v2):
     assert (target.grad is not None) == (loss_fn is klloss.klloss_v2_published)
     print(f"{loss_fn.__name__}: gradient into the teacher: {target.grad is not None}")
 summary = errata.summary()
-assert summary["right intermediates"] == 0 and summary["right"] == summary["printed numbers"] - summary["printed intermediates"]
-print(f"article: {summary['right']} of {summary['printed numbers']} printed numbers right (the inputs), "
-      f"0 of {summary['printed intermediates']} computed ones; loss printed {summary['loss printed']}, "
-      f"true {summary['loss correct']:.4f}")
+assert (
+    summary["right intermediates"] == 0
+    and summary["right"] == summary["printed numbers"] - summary["printed intermediates"]
+)
+print(
+    f"article: {summary['right']} of {summary['printed numbers']} printed numbers right (the inputs), "
+    f"0 of {summary['printed intermediates']} computed ones; loss printed {summary['loss printed']}, "
+    f"true {summary['loss correct']:.4f}"
+)

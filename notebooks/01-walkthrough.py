@@ -45,7 +45,7 @@ import klloss
 
 # one visible place for every source of randomness and every display setting
 torch.manual_seed(0)
-np.random.seed(0)
+np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
 torch.set_printoptions(precision=4)
 
@@ -105,7 +105,9 @@ print("largest |logsumexp| of a row: < 1e-6 (float32 round-off)")
 # The article names the softmax of `target` `target` again; we call it `target_prob`. Each $p_c$ lies in $[0, 1]$ and each row sums to one.
 
 # %%
-display(pd.concat({"log p (log_target)": frames["log_target"], "p (target_prob)": frames["target_prob"]}, axis=1))
+display(
+    pd.concat({"log p (log_target)": frames["log_target"], "p (target_prob)": frames["target_prob"]}, axis=1)
+)
 # 0 <= p <= 1,  sum_c p_c = 1,  p = exp(log p)
 assert (tr.target_prob >= 0).all() and (tr.target_prob <= 1).all()
 assert torch.allclose(tr.target_prob.sum(1), torch.ones(N), atol=1e-6)
@@ -137,8 +139,14 @@ teacher_right = tr.margin.new_tensor(sample.logits_t.argmax(1) == sample.label, 
 # m_y = 0, and m >= 0 on rows where argmax z = y
 assert torch.all(tr.margin[rows, args["label"]] == 0)
 assert torch.all(tr.margin[teacher_right] >= 0)
-print("teacher's top class:", sample.logits_t.argmax(1).tolist(), " labels:", sample.label.tolist(),
-      " teacher right on every sample:", bool(teacher_right.all()))
+print(
+    "teacher's top class:",
+    sample.logits_t.argmax(1).tolist(),
+    " labels:",
+    sample.label.tolist(),
+    " teacher right on every sample:",
+    bool(teacher_right.all()),
+)
 
 # %% [markdown]
 # ## Step 5 · the weights, $w_c = m_c / \beta + k$
@@ -167,20 +175,34 @@ def entropy(probs):
 rows_beta = {f"beta = {b:g}": klloss.trace(**{**args, "beta": b}) for b in betas}
 p_T = {f"T = {T:g}": F.softmax(args["target"] / T, dim=1) for T in temperatures}  # p_T = softmax(z / T)
 scale_vs_temperature = pd.DataFrame(
-    [{"largest p in the batch": t.target_prob.max().item(), "entropy of p, sample 0": entropy(t.target_prob)[0].item(),
-      "weights from": t.weight.min().item(), "weights to": t.weight.max().item()} for t in rows_beta.values()]
-    + [{"largest p in the batch": q.max().item(), "entropy of p, sample 0": entropy(q)[0].item()} for q in p_T.values()],
+    [
+        {
+            "largest p in the batch": t.target_prob.max().item(),
+            "entropy of p, sample 0": entropy(t.target_prob)[0].item(),
+            "weights from": t.weight.min().item(),
+            "weights to": t.weight.max().item(),
+        }
+        for t in rows_beta.values()
+    ]
+    + [
+        {"largest p in the batch": q.max().item(), "entropy of p, sample 0": entropy(q)[0].item()}
+        for q in p_T.values()
+    ],
     index=[*rows_beta, *p_T],
 ).map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")  # "—": a temperature has no weights
 display(scale_vs_temperature)
 # p does not depend on beta (bit for bit); the weights do
-assert all(torch.equal(t.target_prob, tr.target_prob) and torch.equal(t.log_input, tr.log_input)
-           for t in rows_beta.values())
+assert all(
+    torch.equal(t.target_prob, tr.target_prob) and torch.equal(t.log_input, tr.log_input)
+    for t in rows_beta.values()
+)
 assert not torch.equal(rows_beta["beta = 0.5"].weight, rows_beta["beta = 10"].weight)
 # a temperature changes p: its entropy rises with T, towards log C
 H = torch.stack([entropy(q) for q in p_T.values()])
-assert torch.all(H[1:] > H[:-1]) and torch.all(H < math.log(C))
-print("p identical for every beta:", True, "| entropy of p rises with T, below log C =", round(math.log(C), 4))
+assert torch.all(H[1:] > H[:-1]) and torch.all(math.log(C) > H)
+print(
+    "p identical for every beta:", True, "| entropy of p rises with T, below log C =", round(math.log(C), 4)
+)
 
 # %% [markdown]
 # ## Step 6 · the weighted terms, $w_c\, p_c (\log p_c - \log q_c)$, and the per-sample losses
@@ -239,16 +261,21 @@ print("largest difference from the oracle: float32 < 1e-6 x the size of the term
 # %%
 errata_table = klloss.errata.table()
 steps_of = {key: step.group for key, step in klloss.data.load_article_printed().items()}
-counted = (errata_table[["printed", "right"]]
-           .groupby(errata_table.index.map(steps_of)).sum()
-           .rename(index={"inputs": "echoed inputs", "steps": "computed intermediates and loss"}))
+counted = (
+    errata_table[["printed", "right"]]
+    .groupby(errata_table.index.map(steps_of))
+    .sum()
+    .rename(index={"inputs": "echoed inputs", "steps": "computed intermediates and loss"})
+)
 counted.loc["all"] = counted.sum()
 display(counted)
 # every echoed input is right; no computed number is
 assert counted.loc["echoed inputs", "printed"] > 0
 assert counted.loc["echoed inputs", "right"] == counted.loc["echoed inputs", "printed"]
 assert counted.loc["computed intermediates and loss", "right"] == 0
-print(f"the article's loss: {float(klloss.data.load_article_printed()['loss'].values):.4f}, ours: {tr.loss.item():.4f}")
+print(
+    f"the article's loss: {float(klloss.data.load_article_printed()['loss'].values):.4f}, ours: {tr.loss.item():.4f}"
+)
 
 # %% [markdown]
 # ## The weights and the terms they multiply, as pictures
@@ -262,12 +289,25 @@ assert torch.equal(tr.output < 0, q > tr.target_prob) and torch.equal(tr.weighte
 
 terms_span = max(frames["output"].abs().max().max(), frames["weighted"].abs().max().max())
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4), constrained_layout=True)
-weight_image = klloss.plotting.heatmap(axes[0], frames["weight"], r"weight $w = m/\beta + k$", fmt="{:.2f}",
-                                       cmap="viridis", center=None)
-klloss.plotting.heatmap(axes[1], frames["output"], r"KL terms $p(\log p - \log q)$", fmt="{:.4f}",
-                        vmin=-terms_span, vmax=terms_span)
-terms_image = klloss.plotting.heatmap(axes[2], frames["weighted"], r"weighted terms $w\,p(\log p - \log q)$",
-                                      fmt="{:.4f}", vmin=-terms_span, vmax=terms_span)
+weight_image = klloss.plotting.heatmap(
+    axes[0], frames["weight"], r"weight $w = m/\beta + k$", fmt="{:.2f}", cmap="viridis", center=None
+)
+klloss.plotting.heatmap(
+    axes[1],
+    frames["output"],
+    r"KL terms $p(\log p - \log q)$",
+    fmt="{:.4f}",
+    vmin=-terms_span,
+    vmax=terms_span,
+)
+terms_image = klloss.plotting.heatmap(
+    axes[2],
+    frames["weighted"],
+    r"weighted terms $w\,p(\log p - \log q)$",
+    fmt="{:.4f}",
+    vmin=-terms_span,
+    vmax=terms_span,
+)
 fig.colorbar(weight_image, ax=axes[0], label="weight")
 fig.colorbar(terms_image, ax=axes[1:], label="term (one scale for both panels)")
 for ax in axes:
@@ -275,14 +315,28 @@ for ax in axes:
         ax.add_patch(plt.Rectangle((y - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
 fig.legend(
     handles=[
-        plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor="black", linewidth=2,
-                      label="outline: the label's cell (margin 0, weight k)"),
-        plt.Rectangle((0, 0), 1, 1, color=plt.get_cmap("RdBu_r")(0.15),
-                      label="blue: negative term, the student gives the class more than the teacher ($q > p$)"),
-        plt.Rectangle((0, 0), 1, 1, color=plt.get_cmap("RdBu_r")(0.85),
-                      label="red: positive term ($q < p$)"),
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            fill=False,
+            edgecolor="black",
+            linewidth=2,
+            label="outline: the label's cell (margin 0, weight k)",
+        ),
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            color=plt.get_cmap("RdBu_r")(0.15),
+            label="blue: negative term, the student gives the class more than the teacher ($q > p$)",
+        ),
+        plt.Rectangle((0, 0), 1, 1, color=plt.get_cmap("RdBu_r")(0.85), label="red: positive term ($q < p$)"),
     ],
-    loc="outside lower center", ncols=3, fontsize=9, frameon=False,
+    loc="outside lower center",
+    ncols=3,
+    fontsize=9,
+    frameon=False,
 )
 print("saved", klloss.plotting.save(fig, "01-weights-and-terms"))
 plt.show()
@@ -294,14 +348,22 @@ plt.show()
 
 # %%
 args64 = sample.tensors(torch.float64)
-q_star = klloss.analysis.stationary_student(args64["logits_t"], args64["target"], args64["label"], sample.beta)
+q_star = klloss.analysis.stationary_student(
+    args64["logits_t"], args64["target"], args64["label"], sample.beta
+)
 t64 = klloss.trace(**args64)
 p64, w64 = t64.target_prob, t64.weight
 W = (w64 * p64).sum(1, keepdim=True)  # W = sum_c w_c p_c
 assert (w64 >= 0).all()
-display(pd.concat({"teacher p": pd.DataFrame(p64.numpy(), index=samples, columns=classes),
-                   "optimum q*": pd.DataFrame(q_star.numpy(), index=samples, columns=classes),
-                   "w / W": pd.DataFrame((w64 / W).numpy(), index=samples, columns=classes)}).round(4))
+display(
+    pd.concat(
+        {
+            "teacher p": pd.DataFrame(p64.numpy(), index=samples, columns=classes),
+            "optimum q*": pd.DataFrame(q_star.numpy(), index=samples, columns=classes),
+            "w / W": pd.DataFrame((w64 / W).numpy(), index=samples, columns=classes),
+        }
+    ).round(4)
+)
 # q*_c / p_c = w_c / W; more mass than the teacher exactly where w_c > W; less on the label (the teacher is right)
 assert torch.allclose(q_star / p64, w64 / W, rtol=1e-12)
 assert torch.equal(q_star > p64, w64 > W)
@@ -326,10 +388,14 @@ i, c, y0 = 0, 1, int(sample.label[0])
 z0 = sample.logits_t[0].astype(float)
 m_01 = z0[y0] - z0[c]  # m = z_y - z_c
 w_01 = m_01 / sample.beta + klloss.ARTICLE_OFFSET  # w = m / beta + k
-print(f"m = {z0[y0]:g} - {z0[c]:g} = {m_01:.4f};  w = {m_01:.4f} / {sample.beta:g} + {klloss.ARTICLE_OFFSET:g} = {w_01:.4f}")
+print(
+    f"m = {z0[y0]:g} - {z0[c]:g} = {m_01:.4f};  w = {m_01:.4f} / {sample.beta:g} + {klloss.ARTICLE_OFFSET:g} = {w_01:.4f}"
+)
 assert math.isclose(w_01, tr.weight[i, c].item(), rel_tol=1e-6)
 W_0 = (tr.weight[i] * tr.target_prob[i]).sum().item()  # W = sum_c w_c p_c
-print(f"W_0 = {W_0:.4f}: w {'>' if w_01 > W_0 else '<'} W, so q* puts {'more' if w_01 > W_0 else 'less'} on class {c}")
+print(
+    f"W_0 = {W_0:.4f}: w {'>' if w_01 > W_0 else '<'} W, so q* puts {'more' if w_01 > W_0 else 'less'} on class {c}"
+)
 assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
 
 # %% [markdown]
@@ -392,8 +458,9 @@ temperature_axis = [1.0, 10.0, 100.0, 1000.0, 10000.0]
 rows_T = []
 for T in temperature_axis:
     L_T = klloss.klloss_v2(z64, s64 / T, z64 / T, y64, sample.beta).item()
-    kl_T = F.kl_div(F.log_softmax(s64 / T, 1), F.log_softmax(z64 / T, 1), log_target=True,
-                    reduction="batchmean").item()  # KL(p_T || q_T), batch mean
+    kl_T = F.kl_div(
+        F.log_softmax(s64 / T, 1), F.log_softmax(z64 / T, 1), log_target=True, reduction="batchmean"
+    ).item()  # KL(p_T || q_T), batch mean
     rows_T.append({"T": T, "L_T": L_T, "T L_T": T * L_T, "T^2 L_T": T**2 * L_T, "T^2 KL": T**2 * kl_T})
 by_T = pd.DataFrame(rows_T).set_index("T")
 display(by_T.map("{:.4g}".format))

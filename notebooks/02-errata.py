@@ -30,7 +30,7 @@ import klloss
 from klloss import errata
 
 torch.manual_seed(0)
-np.random.seed(0)
+np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
 pd.set_option("display.max_colwidth", 120)
 
@@ -73,8 +73,13 @@ assert errata.log_softmax_not_normalised(P["log_input"], errata.half_unit(printe
 
 # %%
 display(errata.side_by_side("log_target"))
-print("log-sum-exp of each printed row (must be 0):", np.log(np.exp(P["log_target"]).sum(1)).round(4).tolist())
-print("printed log_target row 1 == printed log_input row 0:", np.array_equal(P["log_target"][1], P["log_input"][0]))
+print(
+    "log-sum-exp of each printed row (must be 0):", np.log(np.exp(P["log_target"]).sum(1)).round(4).tolist()
+)
+print(
+    "printed log_target row 1 == printed log_input row 0:",
+    np.array_equal(P["log_target"][1], P["log_input"][0]),
+)
 assert np.array_equal(P["log_target"][1], P["log_input"][0])
 
 # %% [markdown]
@@ -126,12 +131,25 @@ display(errata.side_by_side("weight"))
 print("printed margin / beta + 8, row 0:", (P["margin"][0] / sample.beta + 8).round(4).tolist())
 print("printed weight, row 0:           ", P["weight"][0].tolist())
 implied = P["margin"] / sample.beta + 8
-print("weights implied by the printed margins range from", implied.min().round(4), "to", implied.max().round(4),
-      "; the printed weights from", P["weight"].min(), "to", P["weight"].max())
+print(
+    "weights implied by the printed margins range from",
+    implied.min().round(4),
+    "to",
+    implied.max().round(4),
+    "; the printed weights from",
+    P["weight"].min(),
+    "to",
+    P["weight"].max(),
+)
 negative = P["margin"] < 0
 assert np.array_equal(P["weight"][negative], P["margin"][negative])
-assert errata.weight_not_affine(P["weight"], errata.half_unit(printed["weight"].text),
-                                P["margin"], errata.half_unit(printed["margin"].text), sample.beta)
+assert errata.weight_not_affine(
+    P["weight"],
+    errata.half_unit(printed["weight"].text),
+    P["margin"],
+    errata.half_unit(printed["margin"].text),
+    sample.beta,
+)
 
 # %% [markdown]
 # ### "final loss": printed as products $w \times$ output
@@ -160,8 +178,12 @@ print("true per-sample losses:   ", truth["per_sample"].sum(1).round(4).tolist()
 
 # %%
 display(errata.side_by_side("loss"))
-print("sum of the printed 'sums' / N:", round(P["per_sample"].sum() / 2, 4), " printed mean:", float(P["loss"]))
-assert errata.mean_not_sum_over_n(P["loss"], 5e-5, P["per_sample"], errata.half_unit(printed["per_sample"].text), 2)
+print(
+    "sum of the printed 'sums' / N:", round(P["per_sample"].sum() / 2, 4), " printed mean:", float(P["loss"])
+)
+assert errata.mean_not_sum_over_n(
+    P["loss"], 5e-5, P["per_sample"], errata.half_unit(printed["per_sample"].text), 2
+)
 
 # %% [markdown]
 # ## The whole account
@@ -189,31 +211,44 @@ assert summary["right intermediates"] == 0
 # %%
 steps = [k for k, s in printed.items() if s.group == "steps"]
 copied = ["log_input", "log_target", "target_prob", "output"]
-grid_steps = [k for k, s in printed.items() if s.group == "steps" and np.shape(P[k]) == np.shape(P["log_input"])]
+grid_steps = [
+    k for k, s in printed.items() if s.group == "steps" and np.shape(P[k]) == np.shape(P["log_input"])
+]
 row_names = [f"{k} row {r}" for k in grid_steps for r in range(2)]
 row_texts = [list(printed[k].text[r]) for k in grid_steps for r in range(2)]
 # identical[a, b]: printed row a equals printed row b digit for digit (b printed before a)
-identical = np.array([[b < a and row_texts[a] == row_texts[b] for b in range(len(row_texts))]
-                      for a in range(len(row_texts))])
-pairs = [(row_names[a], row_names[b]) for a, b in zip(*np.nonzero(identical))]
+identical = np.array(
+    [[b < a and row_texts[a] == row_texts[b] for b in range(len(row_texts))] for a in range(len(row_texts))]
+)
+pairs = [(row_names[a], row_names[b]) for a, b in zip(*np.nonzero(identical), strict=False)]
 print("printed rows identical to an earlier printed row:")
 for later, earlier in pairs:
     print(f"  {later:>18} = {earlier}")
 # the copies of log_input that the sections above found, and no copy of any later step
-assert {("log_target row 1", "log_input row 0"), ("target_prob row 0", "log_input row 0"),
-        ("output row 1", "log_input row 1")} <= set(pairs)
+assert {
+    ("log_target row 1", "log_input row 0"),
+    ("target_prob row 0", "log_input row 0"),
+    ("output row 1", "log_input row 1"),
+} <= set(pairs)
 assert all(np.array_equal(P[k], P["log_input"]) for k in ("target_prob", "output"))
 
 fig = plt.figure(figsize=(15, 15), layout="constrained")
 top, middle, bottom = fig.subfigures(3, 1, height_ratios=[2.3, 5.2, 6.2])
-top.suptitle("the printed target_prob and output are the printed log_input; row 1 of the printed log_target is "
-             "row 0 of the printed log_input (one colour scale)", fontsize=12)
+top.suptitle(
+    "the printed target_prob and output are the printed log_input; row 1 of the printed log_target is "
+    "row 0 of the printed log_input (one colour scale)",
+    fontsize=12,
+)
 axes_top = top.subplots(1, 4)
 low = min(P[k].min() for k in copied)
 high = max(P[k].max() for k in copied)
-for ax, key in zip(axes_top, copied):
-    frame = pd.DataFrame(P[key], index=[f"sample {i}" for i in range(2)], columns=[f"class {j}" for j in range(5)])
-    image = klloss.plotting.heatmap(ax, frame, f"printed {key}", fmt="{:.4f}", cmap="viridis", vmin=low, vmax=high)
+for ax, key in zip(axes_top, copied, strict=False):
+    frame = pd.DataFrame(
+        P[key], index=[f"sample {i}" for i in range(2)], columns=[f"class {j}" for j in range(5)]
+    )
+    image = klloss.plotting.heatmap(
+        ax, frame, f"printed {key}", fmt="{:.4f}", cmap="viridis", vmin=low, vmax=high
+    )
 top.colorbar(image, ax=axes_top, label="printed value")
 
 middle.suptitle("which printed rows are digit-for-digit copies of an earlier printed row", fontsize=12)
@@ -226,19 +261,29 @@ ax.set(xlabel="printed earlier", ylabel="printed later")
 for boundary in np.arange(1.5, len(row_names) - 1, 2):  # separate the steps
     ax.axhline(boundary, color="grey", linewidth=0.5)
     ax.axvline(boundary, color="grey", linewidth=0.5)
-ax.legend(handles=[Patch(color="crimson", label="identical, digit for digit"),
-                   Patch(color="whitesmoke", label="different")],
-          loc="upper right", fontsize=9)
+ax.legend(
+    handles=[
+        Patch(color="crimson", label="identical, digit for digit"),
+        Patch(color="whitesmoke", label="different"),
+    ],
+    loc="upper right",
+    fontsize=9,
+)
 
 bottom.suptitle("printed against correct: a correct printing lies on the grey diagonal", fontsize=12)
 titles = {
-    "log_input": "log_input: log q", "log_target": "log_target: log p", "target_prob": "target_prob: p",
-    "output": "output: per-class KL terms", "margin": "margin m", "weight": "weight w",
+    "log_input": "log_input: log q",
+    "log_target": "log_target: log p",
+    "target_prob": "target_prob: p",
+    "output": "output: per-class KL terms",
+    "margin": "margin m",
+    "weight": "weight w",
     "weighted": "'final loss': factors w and\np(log p - log q) of each product",
     "per_sample": "'loss sum' (printed 2 x 5) vs\nper-class weighted terms w p (log p - log q)",
     "loss": "'loss mean' vs the loss L",
 }
-for ax, key in zip(bottom.subplots(2, 5).flat, steps + [None]):
+legend_handles = None  # set by the first panel, shown in the last
+for ax, key in zip(bottom.subplots(2, 5).flat, [*steps, None], strict=False):
     if key is None:
         ax.axis("off")
         ax.legend(*legend_handles, loc="center", fontsize=10)
@@ -269,7 +314,7 @@ plt.show()
 
 # %%
 source = inspect.getsource(klloss.klloss_v2_published)
-code = source[source.index('"""', source.index('"""') + 3) + 3:]  # the body, after the docstring
+code = source[source.index('"""', source.index('"""') + 3) + 3 :]  # the body, after the docstring
 print("1. print( appears in the function body:", "print(" in code)
 assert "print(" not in code
 
@@ -277,7 +322,9 @@ print("2.", errata.source_line(klloss.klloss_v2_published, "output = "))
 tr = klloss.trace(**sample.tensors(torch.float64))
 q = tr.log_input.exp()
 assert not torch.allclose(tr.output, tr.target_prob - q)
-assert torch.allclose(tr.output.sum(1), torch.nn.functional.kl_div(tr.log_input, tr.target_prob, reduction="none").sum(1))
+assert torch.allclose(
+    tr.output.sum(1), torch.nn.functional.kl_div(tr.log_input, tr.target_prob, reduction="none").sum(1)
+)
 print("   output - (p - q), largest gap:", round((tr.output - (tr.target_prob - q)).abs().max().item(), 4))
 
 print("3.", errata.source_line(klloss.klloss_v2_published, "return"))

@@ -26,7 +26,7 @@ import klloss
 from klloss import analysis
 
 torch.manual_seed(0)
-np.random.seed(0)
+np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
 
 sample = klloss.data.load_sample()
@@ -45,19 +45,21 @@ print("betas:", [round(float(b), 3) for b in betas])
 margins = np.linspace(-4, 4, 201)
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
 colours = plt.cm.viridis(np.linspace(0, 0.9, len(betas)))
-for beta, colour in zip(betas, colours):
+for beta, colour in zip(betas, colours, strict=False):
     w = klloss.weight(torch.tensor(margins), float(beta), k).numpy()
-    style = dict(linewidth=3, color="crimson") if beta == sample.beta else dict(color=colour)
+    style = {"linewidth": 3, "color": "crimson"} if beta == sample.beta else {"color": colour}
     left.plot(margins, w, label=f"β = {beta:.3g} (kβ = {k * beta:.3g})", **style)
 left.axhline(2 * k, color="grey", linewidth=0.8, linestyle="--", label="w = 2k: counts double, at m = kβ")
-left.axhline(k, color="black", linewidth=0.8, linestyle="--", label="w = k: the label's weight (plain KL × k)")
+left.axhline(
+    k, color="black", linewidth=0.8, linestyle="--", label="w = k: the label's weight (plain KL × k)"
+)
 left.axhline(0, color="black", linewidth=0.8, label="w = 0: reached at m = −kβ")
 left.axvline(0, color="grey", linewidth=0.8, linestyle=":")
 left.set(xlabel="margin m = z_y − z_c", ylabel="weight w", title=f"w = m/β + k, k = {k:g}", ylim=(-20, 40))
 relative = left.secondary_yaxis("right", functions=(lambda w: w / k, lambda r: r * k))
 relative.set_ylabel("relative weight w / k = 1 + m/(kβ)")
 left.legend(fontsize=7, ncol=2, loc="lower right")  # the empty corner: m > 0, w < 0
-for offset, colour in zip([0, 1, 4, 8, 16], plt.cm.plasma(np.linspace(0, 0.85, 5))):
+for offset, colour in zip([0, 1, 4, 8, 16], plt.cm.plasma(np.linspace(0, 0.85, 5)), strict=False):
     w = klloss.weight(torch.tensor(margins), sample.beta, offset).numpy()
     right.plot(margins, w, color=colour, linewidth=3 if offset == k else 1.5, label=f"k = {offset:g}")
 right.axhline(0, color="black", linewidth=0.8)
@@ -74,7 +76,9 @@ for beta in betas:
     w = klloss.weight(torch.tensor([0.0, 1.0, k * beta, -k * beta], dtype=torch.float64), float(beta), k)
     assert w[0] == k and math.isclose(w[1] - w[0], 1 / beta)
     assert math.isclose(w[2] / k, 2.0) and abs(w[3]) < 1e-12
-print("w(m=0) = k, dw/dm = 1/beta, w/k = 2 at m = k*beta and w = 0 at m = -k*beta, for every beta in the sweep")
+print(
+    "w(m=0) = k, dw/dm = 1/beta, w/k = 2 at m = k*beta and w = 0 at m = -k*beta, for every beta in the sweep"
+)
 print(f"at the article's beta a class counts double when its margin is k*beta = {k * sample.beta:g}")
 
 # %% [markdown]
@@ -88,15 +92,19 @@ frames = {beta: klloss.trace(**{**args, "beta": beta}).to_frames()["weight"] for
 low = min(frame.to_numpy().min() for frame in frames.values())  # one colour scale for every panel
 high = max(frame.to_numpy().max() for frame in frames.values())
 fig, axes = plt.subplots(1, len(sweep), figsize=(17, 2.8), constrained_layout=True)
-for ax, (beta, frame) in zip(axes, frames.items()):
-    image = klloss.plotting.heatmap(ax, frame, f"β = {beta:g}", fmt="{:.1f}", cmap="viridis", vmin=low, vmax=high)
+for ax, (beta, frame) in zip(axes, frames.items(), strict=False):
+    image = klloss.plotting.heatmap(
+        ax, frame, f"β = {beta:g}", fmt="{:.1f}", cmap="viridis", vmin=low, vmax=high
+    )
 fig.colorbar(image, ax=axes, label="weight w (one scale for all panels)", shrink=0.9)
 fig.suptitle(f"the sample's weights w = m/β + k (k = {k:g}) flatten to k as β grows", fontsize=11)
 print("saved", klloss.plotting.save(fig, "03-weight-matrix-sweep"))
 plt.show()
 spread = {beta: (klloss.trace(**{**args, "beta": beta}).weight - k).abs().max().item() for beta in sweep}
 print("largest |w - k| per beta:", {b: round(v, 3) for b, v in spread.items()})
-assert all(a > b for a, b in zip(spread.values(), list(spread.values())[1:]))  # shrinks like 1/beta
+assert all(
+    a > b for a, b in zip(spread.values(), list(spread.values())[1:], strict=False)
+)  # shrinks like 1/beta
 p_sweep = [klloss.trace(**{**args, "beta": beta}).target_prob for beta in sweep]
 assert all(torch.equal(p_beta, p_sweep[0]) for p_beta in p_sweep)  # p = softmax(z) whatever beta
 print("p = softmax(z) is identical for every beta in the sweep")
@@ -111,15 +119,33 @@ print("p = softmax(z) is identical for every beta in the sweep")
 # %%
 beta_grid = np.logspace(-2, 2, 200)
 fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
-ax.fill_between(beta_grid, -k * beta_grid, -1e3, color="crimson", alpha=0.25, label=f"shaded: w < 0 for k = {k:g} (m < −{k:g}β)")
+ax.fill_between(
+    beta_grid,
+    -k * beta_grid,
+    -1e3,
+    color="crimson",
+    alpha=0.25,
+    label=f"shaded: w < 0 for k = {k:g} (m < −{k:g}β)",
+)
 ax.plot(beta_grid, -k * beta_grid, color="crimson", label=f"m = −kβ, k = {k:g}")
 for offset, at in ((1.0, -35.0), (4.0, -20.0)):
-    ax.plot(beta_grid, -offset * beta_grid, color="grey", linestyle="--", linewidth=1,
-            label="m = −kβ for k = 1 and 4 (not shaded)" if offset == 1.0 else None)
+    ax.plot(
+        beta_grid,
+        -offset * beta_grid,
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="m = −kβ for k = 1 and 4 (not shaded)" if offset == 1.0 else None,
+    )
     ax.annotate(f"k = {offset:g}", (-at / offset * 1.15, at), fontsize=8, color="grey", ha="left")
 ax.axvline(sample.beta, color="black", linestyle=":", label=f"article's β = {sample.beta:g}")
-ax.set(xscale="log", xlabel="β", ylabel="margin m = z_y − z_c", ylim=(-40, 5),
-       title=f"negative weights (k = {k:g}): classes that beat the label by more than kβ")
+ax.set(
+    xscale="log",
+    xlabel="β",
+    ylabel="margin m = z_y − z_c",
+    ylim=(-40, 5),
+    title=f"negative weights (k = {k:g}): classes that beat the label by more than kβ",
+)
 ax.legend(fontsize=8, loc="lower left")
 print("saved", klloss.plotting.save(fig, "03-negative-weight-region"))
 plt.show()
@@ -166,22 +192,39 @@ assert math.isclose(klloss.klloss_v2(**{**args, "beta": math.inf}).item(), k * p
 
 # %%
 inverse_beta = np.linspace(0, 2, 41)  # 1/beta from 0 (beta = inf) to 2 (beta = 0.5)
-loss_inverse = np.array([klloss.klloss_v2(**{**args, "beta": math.inf if x == 0 else 1 / x}).item() for x in inverse_beta])
+loss_inverse = np.array(
+    [klloss.klloss_v2(**{**args, "beta": math.inf if x == 0 else 1 / x}).item() for x in inverse_beta]
+)
 slope, intercept = np.polyfit(inverse_beta, loss_inverse, 1)
 crossing = -parts.margin_term.item() / (k * parts.kl.item())  # L = k KL + M / beta = 0
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
-left.plot(inverse_beta, intercept + slope * inverse_beta, color="crimson", linewidth=2,
-          label=f"k·KL + M/β: intercept (β = ∞) k·KL = {k * parts.kl.item():.4f}, slope M = {parts.margin_term.item():.4f}")
+left.plot(
+    inverse_beta,
+    intercept + slope * inverse_beta,
+    color="crimson",
+    linewidth=2,
+    label=f"k·KL + M/β: intercept (β = ∞) k·KL = {k * parts.kl.item():.4f}, slope M = {parts.margin_term.item():.4f}",
+)
 left.scatter(inverse_beta, loss_inverse, color="black", s=12, zorder=3, label="klloss_v2 on the sample")
 left.axhline(0, color="black", linewidth=0.8)
-left.axvline(1 / sample.beta, color="black", linewidth=0.8, linestyle=":", label=f"article's β = {sample.beta:g}")
-left.axvline(1 / crossing, color="tab:blue", linewidth=1, linestyle="--", label=f"L = 0 at β = {crossing:.3f}")
+left.axvline(
+    1 / sample.beta, color="black", linewidth=0.8, linestyle=":", label=f"article's β = {sample.beta:g}"
+)
+left.axvline(
+    1 / crossing, color="tab:blue", linewidth=1, linestyle="--", label=f"L = 0 at β = {crossing:.3f}"
+)
 left.set(xlabel="1/β", ylabel="loss", title=f"loss against 1/β (k = {k:g}): a straight line")
 left.legend(fontsize=8, loc="lower left")
 offsets = np.linspace(0, 16, 50)
-for beta, colour in zip([0.5, sample.beta, 5.0, math.inf], ["tab:blue", "crimson", "tab:green", "black"]):
-    right.plot(offsets, [klloss.klloss_v2(**{**args, "beta": beta}, offset=float(o)).item() for o in offsets],
-               color=colour, label=f"β = {beta:g}")
+for beta, colour in zip(
+    [0.5, sample.beta, 5.0, math.inf], ["tab:blue", "crimson", "tab:green", "black"], strict=False
+):
+    right.plot(
+        offsets,
+        [klloss.klloss_v2(**{**args, "beta": beta}, offset=float(o)).item() for o in offsets],
+        color=colour,
+        label=f"β = {beta:g}",
+    )
 right.axvline(k, color="black", linewidth=0.8, linestyle=":")
 right.axhline(0, color="black", linewidth=0.8)
 right.set(xlabel="offset k", ylabel="loss", title="loss against the offset: straight lines of slope KL")
@@ -189,12 +232,20 @@ right.legend(fontsize=8)
 print("saved", klloss.plotting.save(fig, "03-loss-vs-beta-and-offset"))
 plt.show()
 # a straight line in 1/beta: the fit recovers k KL and M, and no point is off the line beyond round-off
-assert math.isclose(intercept, k * parts.kl.item(), rel_tol=1e-9) and math.isclose(slope, parts.margin_term.item(), rel_tol=1e-9)
+assert math.isclose(intercept, k * parts.kl.item(), rel_tol=1e-9) and math.isclose(
+    slope, parts.margin_term.item(), rel_tol=1e-9
+)
 assert np.abs(loss_inverse - (intercept + slope * inverse_beta)).max() < 1e-12
-print(f"fit of L against 1/beta: intercept {intercept:.6f} = k KL, slope {slope:.6f} = M; every point within 1e-12 of the line")
+print(
+    f"fit of L against 1/beta: intercept {intercept:.6f} = k KL, slope {slope:.6f} = M; every point within 1e-12 of the line"
+)
 # on the sample M < 0: below the crossing the loss is negative, and it falls without bound as beta -> 0
 assert parts.margin_term.item() < 0
-assert klloss.klloss_v2(**{**args, "beta": crossing / 2}).item() < 0 < klloss.klloss_v2(**{**args, "beta": crossing * 2}).item()
+assert (
+    klloss.klloss_v2(**{**args, "beta": crossing / 2}).item()
+    < 0
+    < klloss.klloss_v2(**{**args, "beta": crossing * 2}).item()
+)
 print(f"M = {parts.margin_term.item():.4f} < 0: the loss on the sample is negative for beta < {crossing:.4f}")
 
 # %% [markdown]
@@ -224,7 +275,9 @@ assert torch.all(klloss.trace(**args).weight >= k)
 
 # %% tags=["solution"]
 low, high = 0.01, 100.0
-assert klloss.klloss_v2(**{**args, "beta": low}).item() < 0 < klloss.klloss_v2(**{**args, "beta": high}).item()
+assert (
+    klloss.klloss_v2(**{**args, "beta": low}).item() < 0 < klloss.klloss_v2(**{**args, "beta": high}).item()
+)
 for _ in range(100):
     middle = math.sqrt(low * high)  # bisect in log(beta)
     if klloss.klloss_v2(**{**args, "beta": middle}).item() < 0:
@@ -257,9 +310,11 @@ for name, beta_bound, offset_bound in [("beta", 20 / k, k), ("k", sample.beta, 2
         except ValueError:
             has_minimum = False
         assert has_minimum == (factor > 1)
-    print(f"smallest {name}: {dict(beta=beta_bound, k=offset_bound)[name]:.4g}"
-          f" (with {'k' if name == 'beta' else 'beta'} = {dict(beta=offset_bound, k=beta_bound)[name]:g});"
-          " 1% more has a minimum, 1% less has none")
+    print(
+        f"smallest {name}: { {'beta': beta_bound, 'k': offset_bound}[name]:.4g}"
+        f" (with {'k' if name == 'beta' else 'beta'} = { {'beta': offset_bound, 'k': beta_bound}[name]:g});"
+        " 1% more has a minimum, 1% less has none"
+    )
 
 # %% [markdown]
 # **Exercise 3 · Only kβ shapes the loss.** Show that $L(\beta, k) = k\,L(k\beta, 1)$: the offset scales the loss, and the product $k\beta$ alone decides its shape. Check it on the sample for $(\beta, k) = (1.5, 8), (3, 4), (12, 1), (0.75, 16)$.
@@ -272,8 +327,11 @@ shape = {}
 for beta_try, offset_try in [(1.5, 8.0), (3.0, 4.0), (12.0, 1.0), (0.75, 16.0)]:
     loss_try = klloss.klloss_v2(**{**args, "beta": beta_try}, offset=offset_try).item()
     shape[(beta_try, offset_try)] = loss_try / offset_try
-    assert math.isclose(loss_try, offset_try * klloss.klloss_v2(**{**args, "beta": offset_try * beta_try}, offset=1.0).item(),
-                        rel_tol=1e-12)
+    assert math.isclose(
+        loss_try,
+        offset_try * klloss.klloss_v2(**{**args, "beta": offset_try * beta_try}, offset=1.0).item(),
+        rel_tol=1e-12,
+    )
 assert all(math.isclose(v, shape[(1.5, 8.0)], rel_tol=1e-12) for v in shape.values())
 print("L / k for (beta, k) with k*beta = 12:", {key: round(v, 6) for key, v in shape.items()})
 

@@ -10,6 +10,7 @@
 # Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `klloss.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
 
 # %%
+import itertools
 import math
 
 import matplotlib.pyplot as plt
@@ -24,7 +25,7 @@ import klloss
 from klloss import analysis, bench
 
 torch.manual_seed(0)
-np.random.seed(0)
+np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
 
 sample = klloss.data.load_sample()
@@ -47,8 +48,15 @@ rows = torch.arange(len(y))
 student = s.clone().requires_grad_(True)
 (auto,) = torch.autograd.grad(klloss.klloss_v2(**{**args, "input": student}), student)
 closed = analysis.grad_student(**args)
-display(pd.concat({"autograd": pd.DataFrame(auto.numpy(), columns=classes),
-                   "closed form": pd.DataFrame(closed.numpy(), columns=classes)}, axis=1))
+display(
+    pd.concat(
+        {
+            "autograd": pd.DataFrame(auto.numpy(), columns=classes),
+            "closed form": pd.DataFrame(closed.numpy(), columns=classes),
+        },
+        axis=1,
+    )
+)
 torch.testing.assert_close(closed, auto, rtol=1e-12, atol=1e-15)
 print("closed form equals autograd to 1e-12:", torch.allclose(closed, auto, rtol=1e-12, atol=1e-15))
 
@@ -64,8 +72,11 @@ w = klloss.trace(**args).weight
 big_w = (w * p).sum(1, keepdim=True)
 torch.testing.assert_close(at_teacher, p * (big_w - w) / len(y))
 display(pd.DataFrame(at_teacher.numpy(), columns=classes))
-print("largest |gradient| at q = p:", f"{at_teacher.abs().max().item():.4f}",
-      " (plain KL's gradient there is exactly 0)")
+print(
+    "largest |gradient| at q = p:",
+    f"{at_teacher.abs().max().item():.4f}",
+    " (plain KL's gradient there is exactly 0)",
+)
 assert at_teacher.abs().max() > 1e-3
 
 # %% [markdown]
@@ -93,7 +104,8 @@ assert w_c.min() < 0 < big_w_c
 def hessian(teacher, label, student):
     """d^2 L / ds^2 of the one-sample loss at `student` (C,), by autograd through klloss_v2."""
     return torch.autograd.functional.hessian(
-        lambda x: klloss.klloss_v2(teacher, x.unsqueeze(0), teacher, label, beta), student)
+        lambda x: klloss.klloss_v2(teacher, x.unsqueeze(0), teacher, label, beta), student
+    )
 
 
 smallest = []
@@ -105,8 +117,10 @@ for _ in range(20):
     torch.testing.assert_close(h, big_w_c * (torch.diag(q_point) - torch.outer(q_point, q_point)))
     smallest.append(torch.linalg.eigvalsh(h).min().item())
 assert min(smallest) > -1e-12
-print("W > 0 with a negative weight: at 20 random students the Hessian is W (diag q - q q^T),"
-      " smallest eigenvalue > -1e-12 (0 along s + const: the shift that leaves q unchanged)")
+print(
+    "W > 0 with a negative weight: at 20 random students the Hessian is W (diag q - q q^T),"
+    " smallest eigenvalue > -1e-12 (0 along s + const: the shift that leaves q unchanged)"
+)
 
 # ... and yet no lower bound: push the negative-weight class's logit down, the others fixed
 pushed = {}
@@ -124,8 +138,12 @@ print(f"it falls like w_1 p_1 t = {(w_c[0, 1] * p_c[0, 1]).item():.4f} t without
 wrong_teacher = torch.tensor([[0.0, k * beta + 3.0, 1.0]], dtype=torch.float64)
 w_wrong = klloss.weight(klloss.margin(wrong_teacher, label0), beta, k)
 big_w_wrong = (w_wrong * torch.softmax(wrong_teacher, 1)).sum().item()
-lowest = torch.linalg.eigvalsh(hessian(wrong_teacher, label0, torch.zeros(3, dtype=torch.float64))).min().item()
-print(f"teacher {wrong_teacher.tolist()}: W = {big_w_wrong:.4f} < 0, smallest Hessian eigenvalue {lowest:.4f}")
+lowest = (
+    torch.linalg.eigvalsh(hessian(wrong_teacher, label0, torch.zeros(3, dtype=torch.float64))).min().item()
+)
+print(
+    f"teacher {wrong_teacher.tolist()}: W = {big_w_wrong:.4f} < 0, smallest Hessian eigenvalue {lowest:.4f}"
+)
 assert big_w_wrong < 0 and lowest < -1e-3
 
 # %% [markdown]
@@ -143,8 +161,10 @@ torch.testing.assert_close(q_final, q_star, atol=1e-6, rtol=0)
 assert np.all(np.diff(losses.numpy()) <= 1e-12)  # convex problem, small steps: monotone descent
 # q - q* is zero up to round-off, whose size depends on the CPU: print the bound, not the value
 assert (q_final - q_star).abs().max() < 1e-12
-print(f"after {len(losses) - 1} steps: largest |q - q*| < 1e-12,"
-      f" loss {losses[-1].item():.6f} vs the minimum {analysis.min_loss(args['logits_t'], z, y, beta).item():.6f}")
+print(
+    f"after {len(losses) - 1} steps: largest |q - q*| < 1e-12,"
+    f" loss {losses[-1].item():.6f} vs the minimum {analysis.min_loss(args['logits_t'], z, y, beta).item():.6f}"
+)
 
 # %% [markdown]
 # What the loss teaches is the ratio $q^*_c / p_c = w_c / W = (k + m_c/\beta)/W$: a straight line in the margin. Classes the teacher ranks far below the label (large $m_c$) get **more** mass than the teacher gives them; the label ($m = 0$) gets less.
@@ -159,28 +179,56 @@ grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.1])
 for i in range(len(y)):
     ax = fig.add_subplot(grid[0, i])
     for j in range(z.shape[1]):
-        line, = ax.plot(trajectory[:, i, j], linewidth=2, label=classes[j] + (" (label)" if j == y[i] else ""))
+        (line,) = ax.plot(
+            trajectory[:, i, j], linewidth=2, label=classes[j] + (" (label)" if j == y[i] else "")
+        )
         ax.axhline(q_star[i, j], color=line.get_color(), linestyle="--", linewidth=1)
     ax.plot([], [], color="black", linestyle="--", linewidth=1, label="q* (where descent ends)")
-    ax.set(title=f"sample {i}: student q during gradient descent", xlabel="step (symmetric log scale)",
-           ylabel="q", xscale="symlog", xlim=(0, len(trajectory) - 1))
+    ax.set(
+        title=f"sample {i}: student q during gradient descent",
+        xlabel="step (symmetric log scale)",
+        ylabel="q",
+        xscale="symlog",
+        xlim=(0, len(trajectory) - 1),
+    )
     ax.legend(fontsize=7)
 ax = fig.add_subplot(grid[1, :])
 m_axis = np.linspace(0, margins.max().item() * 1.05, 50)
-for i, colour in zip(range(len(y)), ["tab:blue", "tab:orange"]):
-    ax.plot(m_axis, (k + m_axis / beta) / big_w[i].item(), color=colour, linewidth=1.5,
-            label=f"sample {i}: w/W = (k + m/β)/W, W = {big_w[i].item():.3f}")
+for i, colour in zip(range(len(y)), ["tab:blue", "tab:orange"], strict=False):
+    ax.plot(
+        m_axis,
+        (k + m_axis / beta) / big_w[i].item(),
+        color=colour,
+        linewidth=1.5,
+        label=f"sample {i}: w/W = (k + m/β)/W, W = {big_w[i].item():.3f}",
+    )
     ratio = (q_star[i] / p[i]).numpy()
     ax.scatter(margins[i].numpy(), ratio, color=colour, s=45, zorder=3)
     for j in range(z.shape[1]):
-        ax.annotate(f"class {j}" + (" (label)" if j == y[i] else ""), (margins[i, j].item(), ratio[j]),
-                    textcoords="offset points", xytext=(5, -12 if i else 5), fontsize=8, color=colour)
+        ax.annotate(
+            f"class {j}" + (" (label)" if j == y[i] else ""),
+            (margins[i, j].item(), ratio[j]),
+            textcoords="offset points",
+            xytext=(5, -12 if i else 5),
+            fontsize=8,
+            color=colour,
+        )
 ax.axhline(1, color="black", linestyle=":", linewidth=1, label="q* = p (what plain KD teaches)")
-ax.text(m_axis[-1], 1.005, "above: q* gives the class more than the teacher does", ha="right", va="bottom", fontsize=9)
+ax.text(
+    m_axis[-1],
+    1.005,
+    "above: q* gives the class more than the teacher does",
+    ha="right",
+    va="bottom",
+    fontsize=9,
+)
 ax.text(m_axis[-1], 0.995, "below: less than the teacher", ha="right", va="top", fontsize=9)
 ax.margins(y=0.1)
-ax.set(xlabel="teacher margin m_c = z_y − z_c", ylabel="q*_c / p_c",
-       title="what the loss teaches: q*_c / p_c = w_c / W, a line in the margin (dots: the sample's classes)")
+ax.set(
+    xlabel="teacher margin m_c = z_y − z_c",
+    ylabel="q*_c / p_c",
+    title="what the loss teaches: q*_c / p_c = w_c / W, a line in the margin (dots: the sample's classes)",
+)
 ax.legend(fontsize=8, loc="upper left")
 print("saved", klloss.plotting.save(fig, "04-student-descent"))
 plt.show()
@@ -195,8 +243,9 @@ assert ((q_star > p) == (w > big_w)).all()  # more mass than the teacher exactly
 # Where the teacher is right, every margin is $\ge 0$, and since a softmax gives every class $p_c > 0$, $\sum_c p_c m_c = 0$ needs every margin to be 0: a teacher whose logits are all equal (then $q^* = p$, uniform). **Any teacher that ranks the label first and some class strictly below it gives $q^*_y < p_y$: the optimal student puts less mass on the true label than the teacher does.** On the sample:
 
 # %%
-confidence = pd.DataFrame({"teacher p_y": p[rows, y].numpy(), "optimum q*_y": q_star[rows, y].numpy()},
-                          index=samples)
+confidence = pd.DataFrame(
+    {"teacher p_y": p[rows, y].numpy(), "optimum q*_y": q_star[rows, y].numpy()}, index=samples
+)
 confidence["q*_y / p_y"] = confidence["optimum q*_y"] / confidence["teacher p_y"]
 confidence["k / W"] = (k / big_w[:, 0]).numpy()
 display(confidence)
@@ -206,6 +255,7 @@ np.testing.assert_allclose(confidence["q*_y / p_y"], confidence["k / W"], rtol=1
 
 # %% [markdown]
 # The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and 2000 random teachers with all weights $\ge 0$, where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
+
 
 # %%
 def label_ratio(teacher, label):
@@ -228,17 +278,25 @@ for _ in range(100):
     gap = a - (torch.softmax(logits_a, 1) * logits_a).sum().item()  # z_y - sum_c p_c z_c
     low, high = (a, high) if gap < 0 else (low, a)
 q_opt = analysis.stationary_student(logits_a, logits_a, first, beta)
-assert abs(label_ratio(logits_a, first).item() - 1) < 1e-12 and (q_opt - torch.softmax(logits_a, 1)).abs().max() > 1e-3
-print(f"equal logits: q*_y / p_y = 1 (to 1e-12);  label ahead by 1e-3: q*_y / p_y = {label_ratio(hair, first).item():.6f} < 1")
-print(f"wrong teacher (a, 1, 0, -1) with a = {a:.4f} = its average logit: q*_y / p_y = 1 (to 1e-12),"
-      " yet q* differs from p on the other classes")
+assert (
+    abs(label_ratio(logits_a, first).item() - 1) < 1e-12
+    and (q_opt - torch.softmax(logits_a, 1)).abs().max() > 1e-3
+)
+print(
+    f"equal logits: q*_y / p_y = 1 (to 1e-12);  label ahead by 1e-3: q*_y / p_y = {label_ratio(hair, first).item():.6f} < 1"
+)
+print(
+    f"wrong teacher (a, 1, 0, -1) with a = {a:.4f} = its average logit: q*_y / p_y = 1 (to 1e-12),"
+    " yet q* differs from p on the other classes"
+)
 
 random_teachers = 3 * torch.randn(2000, 6, dtype=torch.float64)
 random_labels = torch.randint(0, 6, (2000,))
 keep = (klloss.weight(klloss.margin(random_teachers, random_labels), beta, k) >= 0).all(1)
 random_teachers, random_labels = random_teachers[keep], random_labels[keep]
 above_mean = random_teachers[torch.arange(len(random_labels)), random_labels] - (
-    torch.softmax(random_teachers, 1) * random_teachers).sum(1)  # z_y - sum_c p_c z_c
+    torch.softmax(random_teachers, 1) * random_teachers
+).sum(1)  # z_y - sum_c p_c z_c
 ratio_random = label_ratio(random_teachers, random_labels)
 assert ((ratio_random < 1) == (above_mean > 0)).all()
 print(f"{int(keep.sum())} random teachers with all w >= 0: q*_y < p_y exactly when z_y > sum_c p_c z_c")
@@ -248,22 +306,31 @@ print(f"{int(keep.sum())} random teachers with all w >= 0: q*_y < p_y exactly wh
 
 # %%
 beta_axis = np.logspace(-2, 3, 60)
-ratios = np.stack([
-    (analysis.stationary_student(args["logits_t"], z, y, float(b))[rows, y] / p[rows, y]).numpy()
-    for b in beta_axis
-])
+ratios = np.stack(
+    [
+        (analysis.stationary_student(args["logits_t"], z, y, float(b))[rows, y] / p[rows, y]).numpy()
+        for b in beta_axis
+    ]
+)
 fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
 for i in range(len(y)):
     ax.plot(beta_axis, ratios[:, i], label=f"sample {i}")
 ax.axhline(1, color="black", linestyle="--", linewidth=0.8, label="q*_y = p_y (plain KL)")
 ax.axvline(beta, color="black", linestyle=":", linewidth=0.8, label=f"article's β = {beta:g}")
-ax.set(xscale="log", xlabel="β", ylabel="q*_y / p_y", ylim=(0, 1.05),
-       title="the optimal student's confidence on the label, relative to the teacher's")
+ax.set(
+    xscale="log",
+    xlabel="β",
+    ylabel="q*_y / p_y",
+    ylim=(0, 1.05),
+    title="the optimal student's confidence on the label, relative to the teacher's",
+)
 ax.legend(fontsize=8)
 print("saved", klloss.plotting.save(fig, "04-label-confidence-vs-beta"))
 plt.show()
 assert np.all(ratios < 1) and np.all(np.diff(ratios, axis=0) > 0)  # always below 1, rising with beta
-print("q*_y / p_y at the smallest and largest beta:", ratios[0].round(4).tolist(), ratios[-1].round(4).tolist())
+print(
+    "q*_y / p_y at the smallest and largest beta:", ratios[0].round(4).tolist(), ratios[-1].round(4).tolist()
+)
 
 # %% [markdown]
 # ## 5 · The loss can be negative, and with a negative weight it has no lower bound
@@ -322,9 +389,11 @@ parts = analysis.reweighted_kd(**args)
 per_sample = klloss.klloss_v2(**args, reduction="none")  # L_i
 torch.testing.assert_close(parts.per_sample, per_sample, rtol=1e-12, atol=1e-15)
 for i in range(len(y)):
-    print(f"sample {i}: L_i = {per_sample[i].item():.6f};  W_i KL(q*_i || q_i) + L_min,i = "
-          f"{parts.big_w[i].item():.4f} * {parts.kl[i].item():.6f} + ({parts.min_loss[i].item():.6f})"
-          f" = {parts.per_sample[i].item():.6f}")
+    print(
+        f"sample {i}: L_i = {per_sample[i].item():.6f};  W_i KL(q*_i || q_i) + L_min,i = "
+        f"{parts.big_w[i].item():.4f} * {parts.kl[i].item():.6f} + ({parts.min_loss[i].item():.6f})"
+        f" = {parts.per_sample[i].item():.6f}"
+    )
 
 # section 1: dL/ds = W (q - q*) / N
 q = torch.softmax(s, 1)
@@ -333,7 +402,9 @@ torch.testing.assert_close(analysis.grad_student(**args), parts.big_w[:, None] *
 at_p = analysis.reweighted_kd(**{**args, "input": z})
 assert at_p.per_sample.abs().max() < 1e-12
 torch.testing.assert_close(at_p.big_w * at_p.kl, -at_p.min_loss)
-print("at q = p: loss < 1e-12 in size, and W KL(q* || p) = -L_min =", (-at_p.min_loss).numpy().round(6).tolist())
+print(
+    "at q = p: loss < 1e-12 in size, and W KL(q* || p) = -L_min =", (-at_p.min_loss).numpy().round(6).tolist()
+)
 # sections 3 and 4: the minimiser is q*, and q*_y / p_y = k / W
 torch.testing.assert_close(parts.q_star, q_star)
 torch.testing.assert_close(parts.q_star[rows, y] / p[rows, y], k / parts.big_w)
@@ -353,8 +424,10 @@ assert math.isclose(at_infinity.item(), k * kd.item(), rel_tol=1e-12)
 print(f"beta = inf: klloss_v2 = {at_infinity.item():.6f} = k * F.kl_div = {k:g} * {kd.item():.6f}")
 for temperature in (2.0, 4.0):
     # w(z / T, beta) = m / (T beta) + k = w(z, T beta)
-    torch.testing.assert_close(klloss.weight(klloss.margin(z / temperature, y), beta, k),
-                               klloss.weight(klloss.margin(z, y), temperature * beta, k))
+    torch.testing.assert_close(
+        klloss.weight(klloss.margin(z / temperature, y), beta, k),
+        klloss.weight(klloss.margin(z, y), temperature * beta, k),
+    )
 print("margins of z / T with beta = margins of z with T * beta (T = 2, 4)")
 
 # %% [markdown]
@@ -365,12 +438,21 @@ limit = ((s - s.mean(1, keepdim=True)) - (z - z.mean(1, keepdim=True))) / (z.sha
 temperature_rows = []
 for temperature in (1, 2, 4, 8, 16, 32, 64):
     x = s.clone().requires_grad_(True)
-    kd_t = F.kl_div(F.log_softmax(x / temperature, 1), F.log_softmax(z / temperature, 1),
-                    reduction="batchmean", log_target=True)  # KL(p_T || q_T)
+    kd_t = F.kl_div(
+        F.log_softmax(x / temperature, 1),
+        F.log_softmax(z / temperature, 1),
+        reduction="batchmean",
+        log_target=True,
+    )  # KL(p_T || q_T)
     (grad_t,) = torch.autograd.grad(kd_t, x)
-    temperature_rows.append({"T": temperature, "|grad KL_T|": grad_t.norm().item(),
-                             "|grad T² KL_T|": temperature**2 * grad_t.norm().item(),
-                             "|T² grad - limit| / |limit|": ((temperature**2 * grad_t - limit).norm() / limit.norm()).item()})
+    temperature_rows.append(
+        {
+            "T": temperature,
+            "|grad KL_T|": grad_t.norm().item(),
+            "|grad T² KL_T|": temperature**2 * grad_t.norm().item(),
+            "|T² grad - limit| / |limit|": ((temperature**2 * grad_t - limit).norm() / limit.norm()).item(),
+        }
+    )
 temperature_table = pd.DataFrame(temperature_rows).set_index("T")
 display(temperature_table)
 plain, scaled = temperature_table["|grad KL_T|"], temperature_table["|grad T² KL_T|"]
@@ -378,8 +460,10 @@ assert plain.max() / plain.min() > 1000 and scaled.max() / scaled.min() < 1.1  #
 assert abs(plain.iloc[-2] / plain.iloc[-1] - 4) < 0.02  # doubling T divides the gradient by 4: 1 / T^2
 gap = temperature_table["|T² grad - limit| / |limit|"]
 assert np.all(np.diff(gap) < 0) and gap.iloc[-1] < 0.02  # T^2 grad -> the limit (the gap falls like 1/T)
-print(f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0f}-fold,"
-      f" the T²-scaled one stays within {100 * (scaled.max() / scaled.min() - 1):.0f}%")
+print(
+    f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0f}-fold,"
+    f" the T²-scaled one stays within {100 * (scaled.max() / scaled.min() - 1):.0f}%"
+)
 
 
 # %% [markdown]
@@ -388,6 +472,7 @@ print(f"T from 1 to 64: the plain gradient shrinks {plain.max() / plain.min():.0
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
 # TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+
 
 # %%
 def dkd_parts(student_logits):
@@ -408,16 +493,23 @@ def dkd_parts(student_logits):
 tckd, nckd = dkd_parts(s)
 kl_per_sample = (p * (p.log() - torch.log_softmax(s, 1))).sum(1)  # KL(p || q) per sample
 torch.testing.assert_close(tckd + (1 - p[rows, y]) * nckd, kl_per_sample)
-torch.testing.assert_close(klloss.klloss_v2(**{**args, "beta": math.inf}, reduction="none"),
-                           k * tckd + k * (1 - p[rows, y]) * nckd)
-display(pd.DataFrame({"TCKD": tckd.numpy(), "NCKD": nckd.numpy(), "KL(p || q)": kl_per_sample.numpy()}, index=samples))
+torch.testing.assert_close(
+    klloss.klloss_v2(**{**args, "beta": math.inf}, reduction="none"), k * tckd + k * (1 - p[rows, y]) * nckd
+)
+display(
+    pd.DataFrame(
+        {"TCKD": tckd.numpy(), "NCKD": nckd.numpy(), "KL(p || q)": kl_per_sample.numpy()}, index=samples
+    )
+)
 x = z.clone().requires_grad_(True)
 tckd_p, nckd_p = dkd_parts(x)
 dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha_DKD = 1, beta_DKD = 8
 (dkd_grad,) = torch.autograd.grad(dkd_at_p, x)
 assert abs(dkd_at_p.item()) < 1e-12 and dkd_grad.abs().max() < 1e-12
-print("KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
-      f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}")
+print(
+    "KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
+    f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}"
+)
 
 # %% [markdown]
 # **Label smoothing** trains against $(1 - \varepsilon)\,\mathrm{onehot}(y) + \varepsilon\,u$, a mix of the hard label and the uniform distribution $u$. The target of `klloss_v2`, $q^*$, is a mix of the same shape, with the teacher in place of the hard label: write $\mu = \sum_c p_c m_c$ (so $W = k + \mu/\beta$); when the teacher ranks the label first ($m_c \ge 0$, $\mu > 0$),
@@ -436,10 +528,19 @@ assert (r[rows, y] == 0).all() and (r >= 0).all()
 smoothed_label = (1 - epsilon) * F.one_hot(y, z.shape[1]) + epsilon / z.shape[1]  # label smoothing, same eps
 for i in range(len(y)):
     print(f"sample {i} (label {y[i].item()}): epsilon = {epsilon[i, 0].item():.4f}")
-    display(pd.DataFrame({"teacher p": p[i], "r": r[i], "q* = (1-ε) p + ε r": q_star[i],
-                          "label smoothing (1-ε) onehot + ε/C": smoothed_label[i]}, index=classes).T)
+    display(
+        pd.DataFrame(
+            {
+                "teacher p": p[i],
+                "r": r[i],
+                "q* = (1-ε) p + ε r": q_star[i],
+                "label smoothing (1-ε) onehot + ε/C": smoothed_label[i],
+            },
+            index=classes,
+        ).T
+    )
 epsilons = [(mu / (k * b + mu)).squeeze(1) for b in (beta, 10 * beta, 100 * beta)]
-assert all((e1 > e2).all() for e1, e2 in zip(epsilons, epsilons[1:]))  # epsilon falls as beta grows
+assert all((e1 > e2).all() for e1, e2 in itertools.pairwise(epsilons))  # epsilon falls as beta grows
 
 # %% [markdown]
 # ## 8 · The published form sends gradient into the teacher
@@ -458,8 +559,10 @@ for name, loss_fn in [("published", klloss.klloss_v2_published), ("klloss_v2", k
     teacher_logits = teacher_net(features)  # not detached, as in a careless training loop
     loss_fn(teacher_logits, student_net(features), teacher_logits, labels, beta).backward()
     grad = teacher_net.weight.grad
-    print(f"{name:>10}: teacher weight gradient is",
-          "None" if grad is None else f"non-zero, norm {grad.norm().item():.4f}")
+    print(
+        f"{name:>10}: teacher weight gradient is",
+        "None" if grad is None else f"non-zero, norm {grad.norm().item():.4f}",
+    )
     if name == "published":
         assert grad is not None and grad.norm() > 0
     else:
@@ -477,8 +580,10 @@ for n in (8, 64):
     teacher_n, student_n, label_n = bench.make_inputs(n, 10)
     counts[n] = bench.op_counts(klloss.klloss_v2_published, teacher_n, student_n, teacher_n, label_n, beta)
 operators = sorted(set(counts[8]) | set(counts[64]))
-op_table = pd.DataFrame({"N = 8": [counts[8][o] for o in operators], "N = 64": [counts[64][o] for o in operators]},
-                        index=pd.Index(operators, name="operator"))
+op_table = pd.DataFrame(
+    {"N = 8": [counts[8][o] for o in operators], "N = 64": [counts[64][o] for o in operators]},
+    index=pd.Index(operators, name="operator"),
+)
 op_table["per extra sample"] = (op_table["N = 64"] - op_table["N = 8"]) / (64 - 8)
 display(op_table)
 per_sample_ops = op_table.loc[op_table["per extra sample"] > 0, "per extra sample"].to_dict()
@@ -498,7 +603,9 @@ for n_classes in (5, 100, 1000):
         try:
             value = klloss.klloss_v2_published(logits, student_logits, logits, labels, beta)
             same_as = bad % n_classes
-            reference = klloss.klloss_v2_published(logits, student_logits, logits, torch.tensor([same_as, 0]), beta)
+            reference = klloss.klloss_v2_published(
+                logits, student_logits, logits, torch.tensor([same_as, 0]), beta
+            )
             assert torch.equal(value, reference)
             outcome = f"silently used class {same_as} (loss {value.item():.4f})"
         except IndexError as error:
@@ -554,7 +661,9 @@ print("dL/dz_j = p_j (d_j - sum_c p_c d_c) / N matches autograd (1e-12); rows su
 # %% tags=["solution"]
 # students near q*: log q* plus small random logits
 random_students = q_star.log() + 0.05 * torch.randn(2000, *s.shape, dtype=torch.float64)
-random_losses = torch.stack([klloss.klloss_v2(**{**args, "input": student_r}) for student_r in random_students])
+random_losses = torch.stack(
+    [klloss.klloss_v2(**{**args, "input": student_r}) for student_r in random_students]
+)
 best = klloss.klloss_v2(**{**args, "input": q_star.log()})
 assert (random_losses > best).all()
 print(f"loss at q* = {best.item():.6f}; best of 2000 students near q* = {random_losses.min().item():.6f}")
@@ -574,7 +683,9 @@ l_min = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, bet
 assert (l_min < 0).all()
 equal = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, math.inf).min_loss  # every w = k
 assert equal.abs().max() < 1e-12
-print(f"{len(l_min)} random teachers: largest L_min = {l_min.max().item():.2e} < 0; with equal weights |L_min| < 1e-12")
+print(
+    f"{len(l_min)} random teachers: largest L_min = {l_min.max().item():.2e} < 0; with equal weights |L_min| < 1e-12"
+)
 
 # %% [markdown]
 # **Exercise 4 · How much confidence is lost, at most?** On a sample the teacher classifies correctly, show that
@@ -589,5 +700,7 @@ for b in (0.1, beta, 10.0, 100.0):
     ratio_b = analysis.stationary_student(args["logits_t"], z, y, b)[rows, y] / p[rows, y]
     lower = k / (k + margins.max(1).values / b)  # k / (k + max_c m_c / beta)
     assert (lower <= ratio_b).all() and (ratio_b <= 1).all()
-    print(f"beta = {b:>5g}: lower bound {lower.numpy().round(4).tolist()} <= q*_y / p_y = "
-          f"{ratio_b.numpy().round(4).tolist()} <= 1")
+    print(
+        f"beta = {b:>5g}: lower bound {lower.numpy().round(4).tolist()} <= q*_y / p_y = "
+        f"{ratio_b.numpy().round(4).tolist()} <= 1"
+    )

@@ -51,10 +51,14 @@ def kl(beta):
 
 
 print(config)
-print(f"stored by `make experiments` on {provenance['date']}: {provenance['cpu']}, torch {provenance['torch']}, "
-      f"ATen kernels {provenance['torch_cpu_capability']}, {provenance['torch_threads']} thread, "
-      f"MKL_CBWR={provenance['environment']['MKL_CBWR']}; it took {provenance['wall_seconds'] / 60:.0f} min")
-print(f"{len(main)} students: {len(SEEDS)} seeds for each of {main.groupby(['alpha', 'loss']).ngroups} (alpha, loss) pairs")
+print(
+    f"stored by `make experiments` on {provenance['date']}: {provenance['cpu']}, torch {provenance['torch']}, "
+    f"ATen kernels {provenance['torch_cpu_capability']}, {provenance['torch_threads']} thread, "
+    f"MKL_CBWR={provenance['environment']['MKL_CBWR']}; it took {provenance['wall_seconds'] / 60:.0f} min"
+)
+print(
+    f"{len(main)} students: {len(SEEDS)} seeds for each of {main.groupby(['alpha', 'loss']).ngroups} (alpha, loss) pairs"
+)
 
 # %% [markdown]
 # ## Data, teacher and student
@@ -84,15 +88,19 @@ rows_index = torch.arange(len(data.y_train))
 p_train = z_train.softmax(1)
 p_y = p_train[rows_index, data.y_train]
 train_accuracy = (z_train.argmax(1) == data.y_train).double().mean().item()
-print(f"teacher on the training set: accuracy {train_accuracy:.4f}, mean p_y {p_y.mean().item():.4f}, "
-      f"rows with p_y > 0.99: {(p_y > 0.99).double().mean().item():.1%}")
+print(
+    f"teacher on the training set: accuracy {train_accuracy:.4f}, mean p_y {p_y.mean().item():.4f}, "
+    f"rows with p_y > 0.99: {(p_y > 0.99).double().mean().item():.1%}"
+)
 moved = {}
 for beta in BETAS:
     q_star = analysis.stationary_student(z_train, z_train, data.y_train, beta)
     moved[beta] = 0.5 * (q_star - p_train).abs().sum(1).mean().item()
     negative = ex.negative_weight_rows(z_train, data.y_train, beta)
     assert negative == stored["main"]["teacher"]["negative_weight_rows"][f"{beta:g}"]
-    print(f"beta = {beta:>6g}: q* moves {moved[beta]:.2%} of the mass; training rows with a negative weight: {negative:.0%}")
+    print(
+        f"beta = {beta:>6g}: q* moves {moved[beta]:.2%} of the mass; training rows with a negative weight: {negative:.0%}"
+    )
     assert negative == 0
 assert train_accuracy == 1 and max(moved.values()) < 0.01
 
@@ -127,9 +135,13 @@ display(summary[["accuracy", "accuracy std", "nll", "ece", "p_true", "p_true std
 # %%
 PAIRS = [(KD4, KD1)] + [(kl(b), KD1) for b in BETAS] + [(kl(b), KD4) for b in BETAS]
 SOFT_PAIRS = [(ex.soft_name(T, b), KD4) for b in SOFT_BETAS]
-tests = {metric: ex.compare(main, metric, PAIRS + SOFT_PAIRS) for metric in ["accuracy", "p_true", "nll", "ece"]}
-print(f"tolerance {ex.TOLERANCE:g}; equivalence margin ±{ex.MARGIN * 100:g} pp of accuracy, "
-      f"{ex.MARGIN * len(data.y_test):.1f} of the {len(data.y_test)} test images; {len(SEEDS)} seeds per comparison")
+tests = {
+    metric: ex.compare(main, metric, PAIRS + SOFT_PAIRS) for metric in ["accuracy", "p_true", "nll", "ece"]
+}
+print(
+    f"tolerance {ex.TOLERANCE:g}; equivalence margin ±{ex.MARGIN * 100:g} pp of accuracy, "
+    f"{ex.MARGIN * len(data.y_test):.1f} of the {len(data.y_test)} test images; {len(SEEDS)} seeds per comparison"
+)
 
 
 def pp(value, digits=2, scale=100):
@@ -142,27 +154,57 @@ def readable(table, pairs=None, unit="pp"):
     """A paired-test table as the reader sees it: the mean difference and its interval (in pp,
     or in nats for NLL), t, p, seeds either side, verdict. An interval entirely within the
     tolerance is at round-off level: no t, no p, no sign."""
-    show = (lambda v: pp(v)) if unit == "pp" else (lambda v: pp(v, 3, 1))  # noqa: E731
+    show = (lambda v: pp(v)) if unit == "pp" else (lambda v: pp(v, 3, 1))
     if pairs is not None:
-        table = table[[pair in pairs for pair in zip(table.index.get_level_values(1), table.index.get_level_values(2))]]
-    round_off = [max(abs(lo), abs(hi)) <= ex.TOLERANCE for lo, hi in zip(table["ci_low"], table["ci_high"])]
-    verdict = [v + (" (within the margin)" if v in ("higher", "lower") and inside else "")
-               for v, inside in zip(table["verdict"], table["within_margin"])]
-    return pd.DataFrame({
-        f"mean ({unit})": table["mean"].map(show),
-        f"95% CI ({unit})": ["≈0" if r else f"[{show(lo)}, {show(hi)}]" for r, lo, hi in zip(round_off, table["ci_low"], table["ci_high"])],
-        "t": ["n/a" if r or math.isnan(t) else f"{t:.2f}" for r, t in zip(round_off, table["t"])],
-        "p": ["n/a" if r or math.isnan(p) else ("< 0.0001" if p < 1e-4 else f"{p:.4f}") for r, p in zip(round_off, table["p"])],
-        "seeds above": table["above"], "seeds below": table["below"], "verdict": verdict,
-    }, index=table.index)
+        table = table[
+            [
+                pair in pairs
+                for pair in zip(
+                    table.index.get_level_values(1), table.index.get_level_values(2), strict=False
+                )
+            ]
+        ]
+    round_off = [
+        max(abs(lo), abs(hi)) <= ex.TOLERANCE
+        for lo, hi in zip(table["ci_low"], table["ci_high"], strict=False)
+    ]
+    verdict = [
+        v + (" (within the margin)" if v in ("higher", "lower") and inside else "")
+        for v, inside in zip(table["verdict"], table["within_margin"], strict=False)
+    ]
+    return pd.DataFrame(
+        {
+            f"mean ({unit})": table["mean"].map(show),
+            f"95% CI ({unit})": [
+                "≈0" if r else f"[{show(lo)}, {show(hi)}]"
+                for r, lo, hi in zip(round_off, table["ci_low"], table["ci_high"], strict=False)
+            ],
+            "t": [
+                "n/a" if r or math.isnan(t) else f"{t:.2f}"
+                for r, t in zip(round_off, table["t"], strict=False)
+            ],
+            "p": [
+                "n/a" if r or math.isnan(p) else ("< 0.0001" if p < 1e-4 else f"{p:.4f}")
+                for r, p in zip(round_off, table["p"], strict=False)
+            ],
+            "seeds above": table["above"],
+            "seeds below": table["below"],
+            "verdict": verdict,
+        },
+        index=table.index,
+    )
 
 
 display(Markdown("**Test accuracy: first minus second**"), readable(tests["accuracy"], PAIRS))
-display(Markdown("**Mean probability on the true class (test): first minus second**"), readable(tests["p_true"], PAIRS))
+display(
+    Markdown("**Mean probability on the true class (test): first minus second**"),
+    readable(tests["p_true"], PAIRS),
+)
 
 
 # %% [markdown]
 # The same differences, one dot per seed, with each mean and its interval (black). A dot to the right of zero is a seed where the first loss did better:
+
 
 # %%
 def strip(ax, table, metric, pairs):
@@ -170,24 +212,49 @@ def strip(ax, table, metric, pairs):
     colours = {0.5: "tab:blue", 0.9: "tab:orange"}
     for row, (loss, baseline) in enumerate(pairs):
         d = ex.paired_differences(main, metric, loss, baseline)
-        for alpha, shift in zip(ALPHAS, (-0.18, 0.18)):
+        for alpha, shift in zip(ALPHAS, (-0.18, 0.18), strict=False):
             values = 100 * d.loc[alpha].to_numpy()
             jitter = np.random.default_rng(row).uniform(-0.07, 0.07, len(values))
-            ax.scatter(values, row + shift + jitter, s=9, color=colours[alpha], alpha=0.6,
-                       label=f"α = {alpha}, one seed" if row == 0 else None)
+            ax.scatter(
+                values,
+                row + shift + jitter,
+                s=9,
+                color=colours[alpha],
+                alpha=0.6,
+                label=f"α = {alpha}, one seed" if row == 0 else None,
+            )
             test = table.loc[(alpha, loss, baseline)]
-            ax.errorbar(100 * test["mean"], row + shift, xerr=[[100 * (test["mean"] - test["ci_low"])], [100 * (test["ci_high"] - test["mean"])]],
-                        fmt="o", color="black", markersize=4, capsize=3, label="mean, 95 % CI" if row == 0 and alpha == ALPHAS[0] else None)
+            ax.errorbar(
+                100 * test["mean"],
+                row + shift,
+                xerr=[[100 * (test["mean"] - test["ci_low"])], [100 * (test["ci_high"] - test["mean"])]],
+                fmt="o",
+                color="black",
+                markersize=4,
+                capsize=3,
+                label="mean, 95 % CI" if row == 0 and alpha == ALPHAS[0] else None,
+            )
     ax.axvline(0, color="crimson", linewidth=1)
-    ax.axvspan(-100 * ex.MARGIN, 100 * ex.MARGIN, color="0.9", zorder=0, label=f"± {100 * ex.MARGIN:g} pp (equivalence margin)")
+    ax.axvspan(
+        -100 * ex.MARGIN,
+        100 * ex.MARGIN,
+        color="0.9",
+        zorder=0,
+        label=f"± {100 * ex.MARGIN:g} pp (equivalence margin)",
+    )
     ax.set_yticks(range(len(pairs)), [f"{a}  −  {b}" for a, b in pairs], fontsize=8)
     ax.set_ylim(len(pairs) - 0.5, -0.5)  # the first comparison on top
 
 
 fig, axes = plt.subplots(1, 2, figsize=(14, 6.5), sharey=True, layout="constrained")
-for ax, metric, label in zip(axes, ["accuracy", "p_true"], ["test accuracy", "mean p(true class), test"]):
+for ax, metric, label in zip(
+    axes, ["accuracy", "p_true"], ["test accuracy", "mean p(true class), test"], strict=False
+):
     strip(ax, tests[metric], metric, PAIRS)
-    ax.set(xlabel=f"paired difference in {label} (pp): first loss minus second", title=f"{label}: {len(SEEDS)} paired seeds")
+    ax.set(
+        xlabel=f"paired difference in {label} (pp): first loss minus second",
+        title=f"{label}: {len(SEEDS)} paired seeds",
+    )
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=9)
 print("saved", klloss.plotting.save(fig, "05-paired-differences"))
 plt.show()
@@ -203,14 +270,19 @@ kd4_vs_kd1 = acc.xs((KD4, KD1), level=["loss", "baseline"])
 kl_vs_kd1 = acc.loc[[(a, kl(b), KD1) for a in ALPHAS for b in BETAS]]
 kl_vs_kd4 = acc.loc[[(a, kl(b), KD4) for a in ALPHAS for b in BETAS]]
 conf_kl_vs_kd1 = conf.loc[[(a, kl(b), KD1) for a in ALPHAS for b in BETAS]]
-print("KD T = 4 minus KD T = 1, accuracy:", dict(zip(ALPHAS, kd4_vs_kd1["verdict"])))
-print("klloss_v2 minus KD T = 1, accuracy: verdicts", sorted(set(kl_vs_kd1["verdict"])),
-      f"; every interval within ±{100 * ex.MARGIN:g} pp: {bool(kl_vs_kd1['within_margin'].all())}")
+print("KD T = 4 minus KD T = 1, accuracy:", dict(zip(ALPHAS, kd4_vs_kd1["verdict"], strict=False)))
+print(
+    "klloss_v2 minus KD T = 1, accuracy: verdicts",
+    sorted(set(kl_vs_kd1["verdict"])),
+    f"; every interval within ±{100 * ex.MARGIN:g} pp: {bool(kl_vs_kd1['within_margin'].all())}",
+)
 print("klloss_v2 minus KD T = 4, accuracy: verdicts", sorted(set(kl_vs_kd4["verdict"])))
 nll_kl_vs_kd1 = tests["nll"].loc[[(a, kl(b), KD1) for a in ALPHAS for b in BETAS]]
 for name, table in [("p_true", conf_kl_vs_kd1), ("NLL", nll_kl_vs_kd1)]:
-    print(f"klloss_v2 minus KD T = 1, {name}, verdicts by (alpha, beta):",
-          {(a, float(loss.split("= ")[1])): v for (a, loss, _), v in table["verdict"].items()})
+    print(
+        f"klloss_v2 minus KD T = 1, {name}, verdicts by (alpha, beta):",
+        {(a, float(loss.split("= ")[1])): v for (a, loss, _), v in table["verdict"].items()},
+    )
 # the prose below states these; if a rerun ever changed them, this cell fails instead of the text going stale
 small = [(a, kl(b), KD1) for a in ALPHAS for b in BETAS if b <= 5]
 assert (kd4_vs_kd1["verdict"] == "higher").all()
@@ -243,19 +315,32 @@ for split, (z, y, column) in splits.items():
         for beta in BETAS[:-1]:  # at beta = 1000 both predictions are below 1e-4: nothing to compare
             pure = analysis.stationary_student(z, z, y, beta)[index, y].mean().item() - teacher_p_y
             mixed = ex.mixed_optimum(z, y, beta, alpha)[index, y].mean().item() - kd_optimum
-            observed = ex.paired_test(ex.paired_differences(main, column, kl(beta), KD1).loc[alpha].to_numpy())
-            rows.append({"split": split, "alpha": alpha, "beta": beta, "predicted, pure (pp)": 100 * pure,
-                         "predicted, mixed (pp)": 100 * mixed, "observed (pp)": 100 * observed["mean"],
-                         "observed CI (pp)": f"[{pp(observed['ci_low'], 3)}, {pp(observed['ci_high'], 3)}]",
-                         "observed / pure": observed["mean"] / pure, "observed / mixed": observed["mean"] / mixed})
+            observed = ex.paired_test(
+                ex.paired_differences(main, column, kl(beta), KD1).loc[alpha].to_numpy()
+            )
+            rows.append(
+                {
+                    "split": split,
+                    "alpha": alpha,
+                    "beta": beta,
+                    "predicted, pure (pp)": 100 * pure,
+                    "predicted, mixed (pp)": 100 * mixed,
+                    "observed (pp)": 100 * observed["mean"],
+                    "observed CI (pp)": f"[{pp(observed['ci_low'], 3)}, {pp(observed['ci_high'], 3)}]",
+                    "observed / pure": observed["mean"] / pure,
+                    "observed / mixed": observed["mean"] / mixed,
+                }
+            )
 prediction = pd.DataFrame(rows).set_index(["split", "alpha", "beta"])
 display(prediction.round(3))
 
 # %%
 at_smallest = prediction.xs(min(BETAS), level="beta")
 for (split, alpha), row in at_smallest.iterrows():
-    print(f"{split:>5}, alpha = {alpha}: observed / pure prediction {row['observed / pure']:.2f}, "
-          f"observed / mixed prediction {row['observed / mixed']:.2f}")
+    print(
+        f"{split:>5}, alpha = {alpha}: observed / pure prediction {row['observed / pure']:.2f}, "
+        f"observed / mixed prediction {row['observed / mixed']:.2f}"
+    )
 # every prediction and every observation points the same way: less confident than the KD twin
 assert (prediction[["predicted, pure (pp)", "predicted, mixed (pp)", "observed (pp)"]] < 0).all().all()
 # the share of the pure prediction that is realised grows with alpha, at every beta, on both splits
@@ -264,7 +349,9 @@ assert (share[ALPHAS[0]] < share[ALPHAS[1]]).all()
 # on the training set (where the prediction is made) the mixed-loss prediction is mostly realised;
 # on the test set less of either prediction is
 mixed_share = prediction["observed / mixed"]
-assert (mixed_share.loc["train"] > 0.7).all() and (mixed_share.loc["test"].to_numpy() < mixed_share.loc["train"].to_numpy()).all()
+assert (mixed_share.loc["train"] > 0.7).all() and (
+    mixed_share.loc["test"].to_numpy() < mixed_share.loc["train"].to_numpy()
+).all()
 # the prediction itself is larger on the test set, where the teacher is less certain
 pure_prediction = prediction["predicted, pure (pp)"]
 assert (pure_prediction.loc["test"].to_numpy() < pure_prediction.loc["train"].to_numpy()).all()
@@ -285,35 +372,59 @@ assert (pure_prediction.loc["test"].to_numpy() < pure_prediction.loc["train"].to
 p_soft = (z_train / T).softmax(1)
 for beta in SOFT_BETAS:
     q_star_soft = analysis.stationary_student(z_train, z_train / T, data.y_train, beta)
-    print(f"beta = {beta:>4g}: at T = {T:g}, mean p_y {p_soft[rows_index, data.y_train].mean().item():.3f}, "
-          f"q* moves {0.5 * (q_star_soft - p_soft).abs().sum(1).mean().item():.1%} of the mass "
-          f"(at T = 1: {moved[beta]:.2%})")
+    print(
+        f"beta = {beta:>4g}: at T = {T:g}, mean p_y {p_soft[rows_index, data.y_train].mean().item():.3f}, "
+        f"q* moves {0.5 * (q_star_soft - p_soft).abs().sum(1).mean().item():.1%} of the mass "
+        f"(at T = 1: {moved[beta]:.2%})"
+    )
 soft = {metric: tests[metric].loc[[(a, *pair) for a in ALPHAS for pair in SOFT_PAIRS]] for metric in tests}
-display(Markdown(f"**Ours (klloss_v2 weights at T = {T:g}) minus KD at T = {T:g}, test accuracy**"), readable(soft["accuracy"]))
+display(
+    Markdown(f"**Ours (klloss_v2 weights at T = {T:g}) minus KD at T = {T:g}, test accuracy**"),
+    readable(soft["accuracy"]),
+)
 display(Markdown("**... mean probability on the true class**"), readable(soft["p_true"]))
 display(Markdown("**... expected calibration error (lower is better)**"), readable(soft["ece"]))
-display(Markdown("**... negative log-likelihood (lower is better), in nats**"), readable(soft["nll"], unit="nats"))
+display(
+    Markdown("**... negative log-likelihood (lower is better), in nats**"), readable(soft["nll"], unit="nats")
+)
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), sharey=True, layout="constrained")
-for ax, metric, label in zip(axes, ["accuracy", "p_true", "ece"], ["test accuracy", "mean p(true class), test", "test ECE"]):
+for ax, metric, label in zip(
+    axes,
+    ["accuracy", "p_true", "ece"],
+    ["test accuracy", "mean p(true class), test", "test ECE"],
+    strict=False,
+):
     strip(ax, tests[metric], metric, SOFT_PAIRS)
     ax.set(xlabel=f"paired difference in {label} (pp)", title=f"{label}: ours minus KD, T = {T:g}")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=9)
-fig.suptitle("OUR EXTENSION (not the article's loss): klloss_v2's weights on p and q softened by T = 4", fontsize=10)
+fig.suptitle(
+    "OUR EXTENSION (not the article's loss): klloss_v2's weights on p and q softened by T = 4", fontsize=10
+)
 print("saved", klloss.plotting.save(fig, "05-softened-extension"))
 plt.show()
 
 # %%
 soft_acc = soft["accuracy"]
-print("accuracy verdicts:", {(a, loss.split("beta = ")[1]): v for (a, loss, _), v in soft_acc["verdict"].items()})
-print("largest drop in p_true (pp):", f"{-100 * soft['p_true']['mean'].min():.1f}", "; largest rise in ECE (pp):", f"{100 * soft['ece']['mean'].max():.1f}")
+print(
+    "accuracy verdicts:",
+    {(a, loss.split("beta = ")[1]): v for (a, loss, _), v in soft_acc["verdict"].items()},
+)
+print(
+    "largest drop in p_true (pp):",
+    f"{-100 * soft['p_true']['mean'].min():.1f}",
+    "; largest rise in ECE (pp):",
+    f"{100 * soft['ece']['mean'].max():.1f}",
+)
 # no setting is better than KD at T = 4 in accuracy; one is lower, the rest equivalent
 assert not (soft_acc["verdict"] == "higher").any() and (soft_acc["verdict"] == "lower").sum() == 1
 # every setting makes the student less confident; at beta <= 1.5 it is also worse calibrated (ECE and NLL higher)
 assert (soft["p_true"]["verdict"] == "lower").all()
 worse = [(a, ex.soft_name(T, b), KD4) for a in ALPHAS for b in SOFT_BETAS if b <= 1.5]
-assert (soft["ece"].loc[worse, "verdict"] == "higher").all() and (soft["nll"].loc[worse, "verdict"] == "higher").all()
+assert (soft["ece"].loc[worse, "verdict"] == "higher").all() and (
+    soft["nll"].loc[worse, "verdict"] == "higher"
+).all()
 # at beta = 5 it matches KD at T = 4 on accuracy, ECE and NLL
 largest = [(a, ex.soft_name(T, max(SOFT_BETAS)), KD4) for a in ALPHAS]
 assert all((soft[m].loc[largest, "verdict"] == "equivalent").all() for m in ("accuracy", "ece", "nll"))
@@ -327,18 +438,32 @@ assert all((soft[m].loc[largest, "verdict"] == "equivalent").all() for m in ("ac
 
 # %%
 wrong = {w["fraction"]: w for w in stored["wrong_teacher"]}
-wrong_runs = pd.concat({f: ex.frame(w["runs"]) for f, w in wrong.items()}, names=["flipped", "row"]).reset_index(level="row", drop=True).reset_index()
-teachers = pd.DataFrame({
-    f: {"fits its (flipped) labels": w["teacher"]["train_accuracy_on_labels_seen"], "right on true labels (train)": w["teacher"]["train_accuracy"],
-        "test accuracy": w["teacher"]["test"]["accuracy"],
-        **{f"rows with w < 0, beta = {b}": v for b, v in w["teacher"]["negative_weight_rows"].items()}}
-    for f, w in wrong.items()}).T
+wrong_runs = (
+    pd.concat({f: ex.frame(w["runs"]) for f, w in wrong.items()}, names=["flipped", "row"])
+    .reset_index(level="row", drop=True)
+    .reset_index()
+)
+teachers = pd.DataFrame(
+    {
+        f: {
+            "fits its (flipped) labels": w["teacher"]["train_accuracy_on_labels_seen"],
+            "right on true labels (train)": w["teacher"]["train_accuracy"],
+            "test accuracy": w["teacher"]["test"]["accuracy"],
+            **{f"rows with w < 0, beta = {b}": v for b, v in w["teacher"]["negative_weight_rows"].items()},
+        }
+        for f, w in wrong.items()
+    }
+).T
 teachers.index.name = "labels flipped"
-print(f"{len(plan.noise_seeds)} seeds per (labels flipped, alpha, loss); teachers trained {config.wrong_teacher_epochs} epochs, learning rate {config.wrong_teacher_lr:g}")
+print(
+    f"{len(plan.noise_seeds)} seeds per (labels flipped, alpha, loss); teachers trained {config.wrong_teacher_epochs} epochs, learning rate {config.wrong_teacher_lr:g}"
+)
 display(teachers.round(3))
 negative = teachers.filter(like="rows with w < 0")
 assert (teachers["fits its (flipped) labels"] == 1).all()
-assert (negative.iloc[:, -1] == 0).all() and (negative.diff(axis=1).iloc[:, 1:] <= 0).all().all()  # fewer as beta grows
+assert (negative.iloc[:, -1] == 0).all() and (
+    negative.diff(axis=1).iloc[:, 1:] <= 0
+).all().all()  # fewer as beta grows
 
 # %% [markdown]
 # What happened in training, per fraction of flipped labels (columns) and per loss: the mean training loss in the last epoch, the largest student logit $|s|$ over the training set (median over seeds: a loss that runs off to $-\infty$ drives logits without bound), and the students' test accuracy and calibration (means over seeds):
@@ -350,15 +475,20 @@ flipped_pct = {f: f"{f:.0%}" for f in wrong}
 
 def wrong_table(column, how="mean"):
     table = wrong_runs.pivot_table(index=["alpha", "loss"], columns="flipped", values=column, aggfunc=how)
-    table = table.rename(columns=flipped_pct).reindex([(a, n) for a in ALPHAS for n in LOSSES]).dropna(how="all")
+    table = (
+        table.rename(columns=flipped_pct).reindex([(a, n) for a in ALPHAS for n in LOSSES]).dropna(how="all")
+    )
     table.columns.name = "labels flipped"
     return table
 
 
-for title, column, how, digits in [("mean training loss, last epoch", "final_loss", "mean", 3),
-                                   ("largest |s| on the training set (median over seeds)", "max_logit", "median", 1),
-                                   ("test accuracy", "accuracy", "mean", 4), ("test NLL", "nll", "mean", 3),
-                                   ("test ECE", "ece", "mean", 3)]:
+for title, column, how, digits in [
+    ("mean training loss, last epoch", "final_loss", "mean", 3),
+    ("largest |s| on the training set (median over seeds)", "max_logit", "median", 1),
+    ("test accuracy", "accuracy", "mean", 4),
+    ("test NLL", "nll", "mean", 3),
+    ("test ECE", "ece", "mean", 3),
+]:
     display(Markdown(f"**{title}**"), wrong_table(column, how).round(digits))
 
 
@@ -373,7 +503,10 @@ def colour(loss):
 
 def style(loss):
     """KD at T = 1 dashed and on top: klloss_v2 at beta = 1000 lies right under it."""
-    return {"color": colour(loss), **({"linestyle": "--", "linewidth": 2, "zorder": 3} if loss == KD1 else {})}
+    return {
+        "color": colour(loss),
+        **({"linestyle": "--", "linewidth": 2, "zorder": 3} if loss == KD1 else {}),
+    }
 
 
 fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
@@ -381,27 +514,53 @@ ax = axes[0, 0]
 for f in wrong:
     values = [wrong[f]["teacher"]["negative_weight_rows"][f"{b:g}"] for b in BETAS]
     ax.plot(BETAS, values, marker="o", color=plt.cm.Reds(0.3 + f * 1.5), label=f"{f:.0%} of labels flipped")
-    ax.annotate(f"{values[0]:.1%}", (BETAS[0], values[0]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.annotate(
+        f"{values[0]:.1%}", (BETAS[0], values[0]), textcoords="offset points", xytext=(6, 4), fontsize=8
+    )
 small_rows = ", ".join(f"{wrong[f]['teacher']['negative_weight_rows'][f'{BETAS[1]:g}']:.1%}" for f in wrong)
-ax.annotate(f"at β = {BETAS[1]:g}: {small_rows}", (BETAS[1], 0.01), textcoords="offset points", xytext=(8, 14), fontsize=8)
-ax.set(xscale="log", xlabel="β", ylabel="fraction of training rows", title="rows where some weight is negative (teacher vs true label)")
+ax.annotate(
+    f"at β = {BETAS[1]:g}: {small_rows}",
+    (BETAS[1], 0.01),
+    textcoords="offset points",
+    xytext=(8, 14),
+    fontsize=8,
+)
+ax.set(
+    xscale="log",
+    xlabel="β",
+    ylabel="fraction of training rows",
+    title="rows where some weight is negative (teacher vs true label)",
+)
 ax.legend(fontsize=8)
 ax = axes[0, 1]
 worst, alpha0 = max(wrong), ALPHAS[0]
 for loss in LOSSES:
-    runs = wrong_runs[(wrong_runs["flipped"] == worst) & (wrong_runs["alpha"] == alpha0) & (wrong_runs["loss"] == loss)]
+    runs = wrong_runs[
+        (wrong_runs["flipped"] == worst) & (wrong_runs["alpha"] == alpha0) & (wrong_runs["loss"] == loss)
+    ]
     curve = np.median(np.stack(runs["history"].to_list()), axis=0)
     ax.plot(range(1, len(curve) + 1), curve, label=loss, **style(loss))
 ax.set_yscale("symlog", linthresh=1)
 ax.axhline(0, color="crimson", linewidth=0.8)
-ax.set(xlabel="epoch", ylabel="mean training loss (symlog)", title=f"training loss, {worst:.0%} flipped, α = {alpha0} (median over seeds)")
+ax.set(
+    xlabel="epoch",
+    ylabel="mean training loss (symlog)",
+    title=f"training loss, {worst:.0%} flipped, α = {alpha0} (median over seeds)",
+)
 ax.legend(fontsize=8)
-for ax, metric, label in [(axes[1, 0], "accuracy", "test accuracy"), (axes[1, 1], "nll", "test NLL (log scale)")]:
+for ax, metric, label in [
+    (axes[1, 0], "accuracy", "test accuracy"),
+    (axes[1, 1], "nll", "test NLL (log scale)"),
+]:
     for loss in LOSSES:
         runs = wrong_runs[(wrong_runs["alpha"] == alpha0) & (wrong_runs["loss"] == loss)]
         means = runs.groupby("flipped")[metric].mean()
         ax.plot(100 * means.index, means.to_numpy(), marker="o", label=loss, **style(loss))
-    ax.set(xlabel="training labels flipped for the teacher (%)", ylabel=label, title=f"students, α = {alpha0} (mean over seeds)")
+    ax.set(
+        xlabel="training labels flipped for the teacher (%)",
+        ylabel=label,
+        title=f"students, α = {alpha0} (mean over seeds)",
+    )
     ax.set_xticks([100 * f for f in wrong])
 axes[1, 1].set_yscale("log")
 axes[1, 0].legend(fontsize=8)
@@ -411,19 +570,34 @@ plt.show()
 # %%
 flipped = [f for f in wrong if f > 0]
 neg = {f: {float(b): v for b, v in wrong[f]["teacher"]["negative_weight_rows"].items()} for f in wrong}
-runs_of = lambda f, a, loss: wrong_runs[(wrong_runs["flipped"] == f) & (wrong_runs["alpha"] == a) & (wrong_runs["loss"] == loss)]  # noqa: E731
-verdicts = {(f, m): ex.compare(wrong_runs[wrong_runs["flipped"] == f], m, [(kl(b), KD1) for b in BETAS]) for f in wrong for m in ("accuracy", "nll", "ece")}
+
+
+def runs_of(f, a, loss):
+    return wrong_runs[
+        (wrong_runs["flipped"] == f) & (wrong_runs["alpha"] == a) & (wrong_runs["loss"] == loss)
+    ]
+
+
+verdicts = {
+    (f, m): ex.compare(wrong_runs[wrong_runs["flipped"] == f], m, [(kl(b), KD1) for b in BETAS])
+    for f in wrong
+    for m in ("accuracy", "nll", "ece")
+}
 negative_final = wrong_runs[wrong_runs["final_loss"] < 0].groupby(["flipped", "loss"]).size()
-print("(labels flipped, loss) with a negative training loss at the end, and in how many runs:",
-      {key: int(count) for key, count in negative_final.items()})
+print(
+    "(labels flipped, loss) with a negative training loss at the end, and in how many runs:",
+    {key: int(count) for key, count in negative_final.items()},
+)
 for f in flipped:
     for a in ALPHAS:
         beta_small = runs_of(f, a, kl(min(BETAS)))
         still_falling = bool((beta_small["history"].map(lambda h: h[-1] < h[len(h) * 2 // 3])).all())
         growth = beta_small["max_logit"].median() / runs_of(f, a, KD1)["max_logit"].median()
-        print(f"{f:.0%} flipped, alpha = {a}, beta = {min(BETAS)}: every seed still falling in the last third: {still_falling}; "
-              f"largest |s| {growth:.0f}x KD's; accuracy vs KD (T = 1): {verdicts[(f, 'accuracy')].loc[(a, kl(min(BETAS)), KD1), 'verdict']}, "
-              f"at beta = 1.5: {verdicts[(f, 'accuracy')].loc[(a, kl(1.5), KD1), 'verdict']}")
+        print(
+            f"{f:.0%} flipped, alpha = {a}, beta = {min(BETAS)}: every seed still falling in the last third: {still_falling}; "
+            f"largest |s| {growth:.0f}x KD's; accuracy vs KD (T = 1): {verdicts[(f, 'accuracy')].loc[(a, kl(min(BETAS)), KD1), 'verdict']}, "
+            f"at beta = 1.5: {verdicts[(f, 'accuracy')].loc[(a, kl(1.5), KD1), 'verdict']}"
+        )
         assert still_falling and growth > 10
 # negative weights appear only on rows whose label the teacher learned wrong: at beta = 0.5 on most of them
 for f in wrong:
@@ -445,7 +619,10 @@ for f in flipped:
     ce_only = means.loc[(ALPHAS[0], "CE only")]
     assert all(means.drop(index=(ALPHAS[0], "CE only")) < ce_only)
 # at beta = 1.5 the few negative weights already drive the logits at the largest share flipped
-assert all(runs_of(worst, a, kl(1.5))["max_logit"].median() > 5 * runs_of(worst, a, KD1)["max_logit"].median() for a in ALPHAS)
+assert all(
+    runs_of(worst, a, kl(1.5))["max_logit"].median() > 5 * runs_of(worst, a, KD1)["max_logit"].median()
+    for a in ALPHAS
+)
 # with the teacher trained the same way on the true labels, klloss_v2 is KD at T = 1 again
 assert (verdicts[(0.0, "accuracy")]["verdict"] == "equivalent").all()
 
@@ -467,7 +644,8 @@ assert (verdicts[(0.0, "accuracy")]["verdict"] == "equivalent").all()
 # %%
 n_images = len(data.y_train) + len(data.y_test)
 comparisons = len(PAIRS + SOFT_PAIRS)
-display(Markdown(f"""
+display(
+    Markdown(f"""
 > **Limitations.**
 >
 > - **One small dataset.** {n_images} images of 8×8 pixels, {data.classes} classes, one fixed train/test split; {len(data.y_test)} test images, so accuracy moves in steps of {100 / len(data.y_test):.2f} pp. Other data, and many classes (where the weights have many more classes to act on), need their own runs.
@@ -475,4 +653,5 @@ display(Markdown(f"""
 > - **The seeds.** {len(SEEDS)} seeds ({len(plan.noise_seeds)} with the wrong teachers) vary the student's initialisation and batch order only; the split and each teacher are fixed. The intervals describe that variation and nothing else, and {comparisons} comparisons per metric and α are made at once: about one interval in twenty can miss zero by chance.
 > - **How confident the teacher is.** The teacher puts a mean {p_y.mean().item():.4f} on the true training label, so the weights move under {max(moved.values()):.1%} of the mass: "equivalent to KD at T = 1" holds for that regime. The softened variant and the wrong teachers show that the loss behaves differently once there is mass to move; teachers that are wrong but unsure (trained less long on flipped labels, or underfit) were not run.
 > - **β and α.** {len(BETAS)} values of β and {len(ALPHAS)} of α; the article recommends none. Between β = {BETAS[0]:g}, where weights go negative on a wrong teacher's rows, and β = {BETAS[1]:g}, where they barely do, lies a boundary that depends on the teacher's logit scale.
-"""))
+""")
+)

@@ -11,7 +11,6 @@
 # - **what was measured on one machine**: timings. This notebook times nothing. `make bench` (`benchmarks/bench_loss.py`) measures and stores one file per machine configuration in `data/bench/`, with its provenance; section 6 shows every stored file as it is.
 
 # %%
-import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -40,19 +39,24 @@ pd.set_option("display.precision", 2)
 B, T, V, FEATURES = 4, 6, 50, 16
 lengths = torch.tensor([6, 4, 5, 2])
 features = torch.randn(B, T, FEATURES)
-teacher_logits = 2 * torch.randn(B, T, V)                              # z, (B, T, V)
-label = torch.randint(0, V, (B, T))                                    # y, (B, T)
-padding = torch.arange(T) >= lengths.unsqueeze(1)                      # True after each sequence's end
+teacher_logits = 2 * torch.randn(B, T, V)  # z, (B, T, V)
+label = torch.randint(0, V, (B, T))  # y, (B, T)
+padding = torch.arange(T) >= lengths.unsqueeze(1)  # True after each sequence's end
 label[padding] = -100
 student = nn.Linear(FEATURES, V)
-criterion = klloss.KLLossV2(beta=1.5)                                  # ignore_index=-100, reduction="batchmean"
+criterion = klloss.KLLossV2(beta=1.5)  # ignore_index=-100, reduction="batchmean"
 
-logits = student(features)                                             # s, (B, T, V)
+logits = student(features)  # s, (B, T, V)
 loss = criterion(teacher_logits, logits, teacher_logits, label)
 loss.backward()
 per_position = klloss.klloss_v2(teacher_logits, logits.detach(), teacher_logits, label, 1.5, reduction="none")
-flat = klloss.klloss_v2(teacher_logits.reshape(-1, V), logits.detach().reshape(-1, V), teacher_logits.reshape(-1, V),
-                        label.reshape(-1), 1.5)
+flat = klloss.klloss_v2(
+    teacher_logits.reshape(-1, V),
+    logits.detach().reshape(-1, V),
+    teacher_logits.reshape(-1, V),
+    label.reshape(-1),
+    1.5,
+)
 kept = int((~padding).sum())
 
 print(f"{B * T} positions, {int(padding.sum())} of them padding: batchmean divides by {kept}")
@@ -82,6 +86,7 @@ except ValueError as error:
 #
 # `torch.compile(..., fullgraph=True)` traces `klloss_v2` (or `KLLossV2`) into one graph: no host reads of labels while compiling (`torch.compiler.is_compiling()`), so no graph break. The compiled gather still checks its indices. The first call compiles (seconds: section 6 shows what the stored runs recorded); later calls with the same shapes reuse the result. The compiled loss and its gradient agree with eager mode to float32 rounding:
 
+
 # %%
 def distillation_loss(teacher, student_logits, label):
     return criterion(teacher, student_logits, teacher, label)
@@ -110,7 +115,7 @@ print("compiled and eager agree: loss and gradient within 1e-5, relative")
 # %%
 optimizer = torch.optim.SGD(student.parameters(), lr=0.5)
 history = []
-for step in range(30):
+for _ in range(30):
     optimizer.zero_grad()
     step_loss = compiled_loss(teacher_logits, student(features), label)
     step_loss.backward()
@@ -118,7 +123,9 @@ for step in range(30):
     history.append(step_loss.item())
 real = ~padding
 lowest = klloss.analysis.min_loss(teacher_logits[real], teacher_logits[real], label[real], 1.5).item()
-print(f"loss over 30 steps: {history[0]:.3g} -> {history[-1]:.3g}; the lowest any student can reach: {lowest:.3g}")
+print(
+    f"loss over 30 steps: {history[0]:.3g} -> {history[-1]:.3g}; the lowest any student can reach: {lowest:.3g}"
+)
 assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 
 
@@ -126,6 +133,7 @@ assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 # ## 3. torch.func
 #
 # The loss is a `torch.autograd.Function` with `setup_context` and a `vmap` rule, so `torch.func` transforms work: here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
+
 
 # %%
 def sequence_loss(s, z, y):
@@ -147,11 +155,12 @@ print("per-sequence gradients, shape", tuple(per_sequence.shape), "= a loop of b
 #
 # `tests/test_ddp.py` checks both statements with real DDP (two processes, gloo). Here the same arithmetic in one process, two halves of the batch playing the two processes:
 
+
 # %%
 def averaged_over_processes(losses_of_halves):
     # what DDP leaves in every process: the mean over processes of each process's gradient
     grads = []
-    for half, loss_of_half in zip((slice(0, 2), slice(2, 4)), losses_of_halves):
+    for half, loss_of_half in zip((slice(0, 2), slice(2, 4)), losses_of_halves, strict=False):
         s = logits.detach()[half].clone().requires_grad_(True)
         loss_of_half(s, teacher_logits[half], label[half]).backward()
         grads.append(s.grad)
@@ -159,17 +168,19 @@ def averaged_over_processes(losses_of_halves):
 
 
 s = logits.detach().clone().requires_grad_(True)
-criterion(teacher_logits, s, teacher_logits, label).backward()       # one process, the whole batch
+criterion(teacher_logits, s, teacher_logits, label).backward()  # one process, the whole batch
 kept_per_half = [int((label[half] != -100).sum()) for half in (slice(0, 2), slice(2, 4))]
 
 per_process = averaged_over_processes([lambda s, z, y: klloss.klloss_v2(z, s, z, y, 1.5)] * 2)
-world, kept_total = 2, sum(kept_per_half)                            # kept_total: an all_reduce under DDP
+world, kept_total = 2, sum(kept_per_half)  # kept_total: an all_reduce under DDP
 global_recipe = averaged_over_processes(
     [lambda s, z, y: klloss.klloss_v2(z, s, z, y, 1.5, reduction="sum") * world / kept_total] * 2
 )
 print("rows kept by the two halves:", kept_per_half)
-print(f"per-process batchmean vs the whole batch's: largest gradient difference "
-      f"{(per_process - s.grad).abs().max():.2g}")
+print(
+    f"per-process batchmean vs the whole batch's: largest gradient difference "
+    f"{(per_process - s.grad).abs().max():.2g}"
+)
 assert kept_per_half[0] != kept_per_half[1] and not torch.allclose(per_process, s.grad)
 assert torch.allclose(global_recipe, s.grad, atol=1e-8)
 print("the recipe (sum x processes / rows kept in the whole batch) gives the whole batch's gradient")
@@ -206,9 +217,15 @@ for name in ("klloss_v2", "autograd form", "plain KD"):
 
 # %%
 gpu_path = pd.DataFrame(
-    {(name, c): bench.count_ops(fn, 64, c, device="meta")
-     for name, fn in [("klloss_v2", klloss.klloss_v2), ("klloss_v2, ignore_index=None", bench.without_ignore_index),
-                      ("plain KD", bench.plain_kd)] for c in (10, 1000)}
+    {
+        (name, c): bench.count_ops(fn, 64, c, device="meta")
+        for name, fn in [
+            ("klloss_v2", klloss.klloss_v2),
+            ("klloss_v2, ignore_index=None", bench.without_ignore_index),
+            ("plain KD", bench.plain_kd),
+        ]
+        for c in (10, 1000)
+    }
 ).T
 gpu_path.index.names = ["loss", "classes C"]
 display(gpu_path)
@@ -231,8 +248,8 @@ display(memory.round(2).rename(index=lambda name: f"{name} (MiB)"))
 ratio = memory.loc["klloss_v2"] / memory.loc["plain KD"]
 print("klloss_v2 keeps", ratio.round(2).to_dict(), "times what plain KD keeps")
 for n, c in SIZES:  # float32: 4 bytes a number
-    assert saved[n, c]["klloss_v2"] == 4 * (n * c + n)   # G, (N, C), and W, one number per row
-    assert saved[n, c]["plain KD"] == 4 * 2 * n * c      # two (N, C) tensors
+    assert saved[n, c]["klloss_v2"] == 4 * (n * c + n)  # G, (N, C), and W, one number per row
+    assert saved[n, c]["plain KD"] == 4 * 2 * n * c  # two (N, C) tensors
 
 # %% [markdown]
 # klloss_v2 keeps the gradient $G = qW - wp$ itself, one (N, C) tensor computed in the forward where $p$ and $q$ are at hand (notebook 04's closed form), and $W$, one number per row (for double backward). Its backward only multiplies $G$ by the upstream gradient. Plain KD keeps two (N, C) tensors, for the backward of `kl_div` and of `log_softmax`.
@@ -245,10 +262,22 @@ for n, c in SIZES:  # float32: 4 bytes a number
 
 # %%
 stored = {name: bench.load_results(name) for name in bench.stored_names()}
-PROVENANCE = ["date", "klloss", "device", "gpu", "cpu_model", "cpu_capability", "ATEN_CPU_CAPABILITY",
-              "torch_threads", "cpu_count", "torch", "python"]
-provenance = pd.DataFrame({name: {k: r["environment"].get(k, "(not recorded)") for k in PROVENANCE}
-                           for name, r in stored.items()})
+PROVENANCE = [
+    "date",
+    "klloss",
+    "device",
+    "gpu",
+    "cpu_model",
+    "cpu_capability",
+    "ATEN_CPU_CAPABILITY",
+    "torch_threads",
+    "cpu_count",
+    "torch",
+    "python",
+]
+provenance = pd.DataFrame(
+    {name: {k: r["environment"].get(k, "(not recorded)") for k in PROVENANCE} for name, r in stored.items()}
+)
 display(provenance)
 
 # %%
@@ -257,13 +286,18 @@ for name, record in stored.items():
     display(bench.ratio_table(record).round(2))
     for target in record["targets"]:
         bound = target["bound"] if "variant" in target else f"{target['bound']} ({target['sense']})"
-        print(f"target {target['target']} at N = {target['N']}, C = {target['C']}: {target['ratio']:.2f}, "
-              f"bound {bound}: {'met' if target['met'] else 'missed'}")
+        print(
+            f"target {target['target']} at N = {target['N']}, C = {target['C']}: {target['ratio']:.2f}, "
+            f"bound {bound}: {'met' if target['met'] else 'missed'}"
+        )
     for variant, seconds in record.get("compile_seconds", {}).items():
         if isinstance(seconds, float):
             print(f"{variant} (the process's first compilation, of a trivial function): {seconds:.1f} s")
         else:
-            print(f"first call of {variant}, which compiles it: " + ", ".join(f"{k}: {v:.1f} s" for k, v in seconds.items()))
+            print(
+                f"first call of {variant}, which compiles it: "
+                + ", ".join(f"{k}: {v:.1f} s" for k, v in seconds.items())
+            )
     bench.plot_ratios(record, f"data/bench/{name}.json")
     plt.show()
 
@@ -278,9 +312,11 @@ for name, record in stored.items():
     table = bench.ratio_table(record)
     autograd_over_ours = table["autograd form"] / table["klloss_v2"]
     faster = int((autograd_over_ours < 1).sum())
-    print(f"{name} ({record['environment'].get('klloss', 'klloss not recorded')}): autograd form / klloss_v2 "
-          f"median {autograd_over_ours.median():.2f}, range {autograd_over_ours.min():.2f} to "
-          f"{autograd_over_ours.max():.2f}; the autograd form is faster at {faster} of {len(table)} sizes")
+    print(
+        f"{name} ({record['environment'].get('klloss', 'klloss not recorded')}): autograd form / klloss_v2 "
+        f"median {autograd_over_ours.median():.2f}, range {autograd_over_ours.min():.2f} to "
+        f"{autograd_over_ours.max():.2f}; the autograd form is faster at {faster} of {len(table)} sizes"
+    )
 
 # %% [markdown]
 # So whether writing the backward by hand pays is itself a measurement, of one machine and one version of the code: the lines above say, file by file, at how many sizes it did.

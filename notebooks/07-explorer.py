@@ -70,25 +70,40 @@ rows = explorer.rows(sample)
 row_names = [row["name"] for row in rows]
 w_limit = explorer.colour_domains(sample)["w"]
 norm = SymLogNorm(linthresh=1.0, vmin=-w_limit, vmax=w_limit, base=10)  # the explorer's range, fixed
-fig, axes = plt.subplots(len(offsets), len(betas), figsize=(16, 6.2), sharex=True, sharey=True,
-                         constrained_layout=True)
-for ax_row, offset in zip(axes, offsets):
-    for ax, beta in zip(ax_row, betas):
+fig, axes = plt.subplots(
+    len(offsets), len(betas), figsize=(16, 6.2), sharex=True, sharey=True, constrained_layout=True
+)
+for ax_row, offset in zip(axes, offsets, strict=False):
+    for ax, beta in zip(ax_row, betas, strict=False):
         # w = k + m / beta for every row, from the oracle
         w = np.vstack([explorer.row_intermediates(row, beta, offset)["weight"] for row in rows])
         image = ax.imshow(w, cmap="RdBu", norm=norm, aspect="auto")
         for (i, j), value in np.ndenumerate(w):
-            ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(norm(value) - 0.5) > 0.33 else "black")
-        loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, beta, offset=offset)
-        ax.set_title(f"β = {beta:g}, k = {offset:g}\nL = {loss:.4g}", fontsize=9,
-                     color="#b91c1c" if loss < 0 else "black")
+            ax.text(
+                j,
+                i,
+                f"{value:.3g}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(norm(value) - 0.5) > 0.33 else "black",
+            )
+        loss = klloss.oracle.klloss_v2(
+            sample.logits_t, sample.input, sample.target, sample.label, beta, offset=offset
+        )
+        ax.set_title(
+            f"β = {beta:g}, k = {offset:g}\nL = {loss:.4g}",
+            fontsize=9,
+            color="#b91c1c" if loss < 0 else "black",
+        )
         ax.set_xticks(range(w.shape[1]), [f"c = {c}" for c in range(w.shape[1])], fontsize=7)
         ax.set_yticks(range(len(rows)), row_names, fontsize=7)
 fig.colorbar(image, ax=axes, label="weight w = k + m/β (symmetric log scale)", shrink=0.8)
-fig.suptitle("weights w of the article's two samples and of sample 0 relabelled (third row, not in L); "
-             "red titles: the loss on the batch is negative",
-             fontsize=10)
+fig.suptitle(
+    "weights w of the article's two samples and of sample 0 relabelled (third row, not in L); "
+    "red titles: the loss on the batch is negative",
+    fontsize=10,
+)
 print("saved", klloss.plotting.save(fig, "07-weights-small-multiples"))
 plt.show()
 
@@ -98,12 +113,21 @@ plt.show()
 # %%
 inverse = np.linspace(0, 3, 61)  # 1/beta; beta from infinity down to 1/3
 fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-for offset, colour in zip([0.0, 4.0, k, 16.0], ["tab:blue", "tab:green", "crimson", "black"]):
-    losses = [klloss.klloss_v2(**{**args, "beta": 1 / x if x > 0 else math.inf}, offset=offset).item() for x in inverse]
+for offset, colour in zip([0.0, 4.0, k, 16.0], ["tab:blue", "tab:green", "crimson", "black"], strict=False):
+    losses = [
+        klloss.klloss_v2(**{**args, "beta": 1 / x if x > 0 else math.inf}, offset=offset).item()
+        for x in inverse
+    ]
     ax.plot(inverse, losses, color=colour, linewidth=3 if offset == k else 1.5, label=f"k = {offset:g}")
 ax.axhline(0, color="black", linewidth=0.8)
 ax.axvline(1 / sample.beta, color="black", linestyle=":", label=f"article's β = {sample.beta:g}")
-ax.axvline(1 / beta_zero, color="crimson", linestyle="--", linewidth=1, label=f"L = 0 at β = {beta_zero:.3f} (k = {k:g})")
+ax.axvline(
+    1 / beta_zero,
+    color="crimson",
+    linestyle="--",
+    linewidth=1,
+    label=f"L = 0 at β = {beta_zero:.3f} (k = {k:g})",
+)
 ax.set(xlabel="1/β", ylabel="loss L on the sample", title="L = k·KL + M/β: one straight line per offset")
 ax.legend(fontsize=8)
 print("saved", klloss.plotting.save(fig, "07-loss-against-inverse-beta"))
@@ -115,13 +139,19 @@ plt.show()
 # The colour scale is fixed at the largest $|w|$ any slider setting gives; since $w$ is linear in $k$ and in $1/\beta$ the largest value sits at a corner of the slider ranges, which the next cell checks against every setting.
 
 # %%
-print(f"beta: {len(explorer.BETAS)} steps from {explorer.BETAS[0]:g} to {explorer.BETAS[-1]:g}; "
-      f"offset: {len(explorer.OFFSETS)} steps from {explorer.OFFSETS[0]:g} to {explorer.OFFSETS[-1]:g}")
+print(
+    f"beta: {len(explorer.BETAS)} steps from {explorer.BETAS[0]:g} to {explorer.BETAS[-1]:g}; "
+    f"offset: {len(explorer.OFFSETS)} steps from {explorer.OFFSETS[0]:g} to {explorer.OFFSETS[-1]:g}"
+)
 assert sample.beta in explorer.BETAS and k in explorer.OFFSETS
 ratios = np.diff(np.log10(explorer.BETAS))
 print(f"log10 steps between neighbouring betas: {ratios.min():.3f} ... {ratios.max():.3f}")
-largest = max(np.abs(explorer.row_intermediates(row, b, o)["weight"]).max()
-              for row in rows for b in explorer.BETAS for o in explorer.OFFSETS)
+largest = max(
+    np.abs(explorer.row_intermediates(row, b, o)["weight"]).max()
+    for row in rows
+    for b in explorer.BETAS
+    for o in explorer.OFFSETS
+)
 assert math.isclose(largest, w_limit)
 print(f"largest |w| over every setting and row: {largest:.4g} (the colour scale spans ±{w_limit:.4g})")
 
@@ -151,8 +181,10 @@ print(f"a weight turns negative where m < -k beta, so first on the class with m 
 vega_kib = len(explorer.vega_js().encode()) / 1024
 spec_kib = len(explorer.spec_json(sample).encode()) / 1024
 page_kib = len(explorer.html(sample).encode()) / 1024
-print(f"Vega {explorer.VEGA_VERSION} (vega.min.js): {vega_kib:.0f} KiB; explorer specification: {spec_kib:.0f} KiB; "
-      f"whole explorer output: {page_kib:.0f} KiB")
+print(
+    f"Vega {explorer.VEGA_VERSION} (vega.min.js): {vega_kib:.0f} KiB; explorer specification: {spec_kib:.0f} KiB; "
+    f"whole explorer output: {page_kib:.0f} KiB"
+)
 assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing dated
 
 # %% [markdown]
@@ -165,7 +197,6 @@ assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing
 
 # %% tags=["solution"]
 threshold = -m_wrong.min().item() / sample.beta
-negative_offsets = [o for o in explorer.OFFSETS
-                    if (klloss.weight(m_wrong, sample.beta, o) < 0).any()]
+negative_offsets = [o for o in explorer.OFFSETS if (klloss.weight(m_wrong, sample.beta, o) < 0).any()]
 print(f"k < {threshold:.3g}: offsets with a negative weight at beta = {sample.beta:g}: {negative_offsets}")
 assert negative_offsets == [o for o in explorer.OFFSETS if o < threshold]

@@ -6,6 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-import nbenv  # noqa: E402
+import nbenv
 
 nbenv.apply()

@@ -2,13 +2,17 @@
 
 import os
 
-import matplotlib
 import pytest
 from hypothesis import HealthCheck, settings
 
 import klloss
 
-matplotlib.use("Agg")
+try:
+    import matplotlib
+except ModuleNotFoundError:
+    pass  # `make test-oracle` runs tests/test_oracle.py with NumPy, pytest and hypothesis alone
+else:
+    matplotlib.use("Agg")
 
 settings.register_profile(
     "klloss",

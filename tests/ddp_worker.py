@@ -51,7 +51,10 @@ def run(rank, world_size, port, jobs, out):
     """Each job (name, labels, recipe): a fresh DDP student, its part of the batch, one backward."""
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
         timeout=datetime.timedelta(seconds=60),
     )
     try:

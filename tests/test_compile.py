@@ -3,9 +3,9 @@ gives the eager values and gradients. Each test compiles once (seconds each), so
 
 import pytest
 import torch
+from helpers import COMPILE_WARNINGS
 
 import klloss
-from helpers import COMPILE_WARNINGS
 
 pytestmark = COMPILE_WARNINGS
 

@@ -9,9 +9,9 @@ import warnings
 
 import pytest
 import torch
+from helpers import COMPILE_WARNINGS
 
 import klloss
-from helpers import COMPILE_WARNINGS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
@@ -45,7 +45,7 @@ def _sync_debug_mode(mode):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-@pytest.mark.parametrize("shape, classes, dtype, reduction", CASES)
+@pytest.mark.parametrize(("shape", "classes", "dtype", "reduction"), CASES)
 @pytest.mark.parametrize("ignore_index", [-100, None])
 def test_forward_and_backward_never_wait_for_the_device(shape, classes, dtype, reduction, ignore_index):
     teacher, student, label = _batch(shape, classes, dtype)
@@ -59,27 +59,33 @@ def test_forward_and_backward_never_wait_for_the_device(shape, classes, dtype, r
         _sync_debug_mode("error")  # any host synchronisation raises
         loss = criterion(teacher, student, teacher, label)
         loss.sum().backward()
-        functional = klloss.klloss_v2(teacher, student.detach(), teacher, label, 1.5, reduction=reduction,
-                                      ignore_index=ignore_index)
+        functional = klloss.klloss_v2(
+            teacher, student.detach(), teacher, label, 1.5, reduction=reduction, ignore_index=ignore_index
+        )
     finally:
         _sync_debug_mode("default")
-    assert loss.device.type == "cuda" and student.grad.device.type == "cuda"
+    assert loss.device.type == "cuda"
+    assert student.grad.device.type == "cuda"
     torch.testing.assert_close(functional, loss.detach())
 
 
-@pytest.mark.parametrize("shape, classes, dtype, reduction", CASES)
+@pytest.mark.parametrize(("shape", "classes", "dtype", "reduction"), CASES)
 def test_cuda_matches_cpu(shape, classes, dtype, reduction):
     teacher, student, label = _batch(shape, classes, dtype)
     results = []
     for device in ("cpu", "cuda"):
         s = student.to(device).detach().requires_grad_(True)  # a leaf on each device
-        loss = klloss.klloss_v2(teacher.to(device), s, teacher.to(device), label.to(device), 1.5, reduction=reduction)
+        loss = klloss.klloss_v2(
+            teacher.to(device), s, teacher.to(device), label.to(device), 1.5, reduction=reduction
+        )
         loss.sum().backward()
         results.append((loss.detach().cpu(), s.grad.cpu()))
     (cpu_loss, cpu_grad), (cuda_loss, cuda_grad) = results
     tol = 1e-2 if dtype == torch.bfloat16 else 1e-5
     torch.testing.assert_close(cuda_loss, cpu_loss, rtol=tol, atol=tol)
-    torch.testing.assert_close(cuda_grad.float(), cpu_grad.float(), rtol=tol, atol=tol * cpu_grad.float().abs().max().item())
+    torch.testing.assert_close(
+        cuda_grad.float(), cpu_grad.float(), rtol=tol, atol=tol * cpu_grad.float().abs().max().item()
+    )
     assert torch.all(cuda_grad[label == -100] == 0)
 
 

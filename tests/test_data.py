@@ -20,9 +20,20 @@ def test_sample_has_the_article_shapes(sample):
 def test_printed_steps_are_in_the_article_order():
     steps = klloss.data.load_article_printed()
     assert list(steps) == [
-        "logits_t", "input", "target", "label", "beta",
-        "log_input", "log_target", "target_prob", "output", "margin", "weight",
-        "weighted", "per_sample", "loss",
+        "logits_t",
+        "input",
+        "target",
+        "label",
+        "beta",
+        "log_input",
+        "log_target",
+        "target_prob",
+        "output",
+        "margin",
+        "weight",
+        "weighted",
+        "per_sample",
+        "loss",
     ]
     assert steps["weighted"].values.shape == (2, 5, 2)
     assert steps["margin"].text[0][4] == "-0.0000"
@@ -39,7 +50,7 @@ def test_printed_inputs_equal_the_sample(sample):
 @pytest.mark.skipif(not ARTICLE.exists(), reason="the article lives in ../shared/source beside the clone")
 def test_transcription_matches_the_article_number_for_number():
     text = ARTICLE.read_text(encoding="utf-8")
-    run = text[text.index("输入参数:"):text.index("函数返回值")]
+    run = text[text.index("输入参数:") : text.index("函数返回值")]
     # every number the article prints in its run-through, in order, as written
     in_article = re.findall(r"-?\d+\.\d+|(?<![\w.])\d+(?![\w.])", run)
     ours = []

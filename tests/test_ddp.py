@@ -47,7 +47,10 @@ def ddp_gradients(tmp_path_factory):
     jobs = [(name, _labels(rows), recipe) for name, (rows, recipe) in JOBS.items()]
     context = multiprocessing.get_context("spawn")
     port = _free_port()
-    processes = [context.Process(target=run, args=(rank, world_size, port, jobs, str(out))) for rank in range(world_size)]
+    processes = [
+        context.Process(target=run, args=(rank, world_size, port, jobs, str(out)))
+        for rank in range(world_size)
+    ]
     for p in processes:
         p.start()
     for p in processes:
@@ -62,7 +65,7 @@ def ddp_gradients(tmp_path_factory):
     for name in JOBS:
         per_rank = [torch.load(out / f"{name}-rank{rank}.pt") for rank in range(world_size)]
         for other in per_rank[1:]:  # DDP leaves every process with the same averaged gradients
-            for a, b in zip(per_rank[0], other):
+            for a, b in zip(per_rank[0], other, strict=False):
                 assert torch.equal(a, b)
         grads[name] = per_rank[0]
     return grads
@@ -78,7 +81,7 @@ def _single_process_gradients(ignored_rows):
 @pytest.mark.parametrize("name", ["none ignored", "one ignored per process"])
 def test_ddp_batchmean_equals_one_process_when_processes_keep_equal_counts(name, ddp_gradients):
     expected = _single_process_gradients(JOBS[name][0])
-    for g, e in zip(ddp_gradients[name], expected):
+    for g, e in zip(ddp_gradients[name], expected, strict=False):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)
 
 
@@ -86,7 +89,7 @@ def test_unequal_counts_need_the_global_recipe(ddp_gradients):
     # both ignored rows in the first half: 2 rows kept there, 4 in the other
     expected = _single_process_gradients(JOBS["unequal, batchmean"][0])
     per_process = ddp_gradients["unequal, batchmean"]
-    difference = max((g - e).abs().max().item() for g, e in zip(per_process, expected))
+    difference = max((g - e).abs().max().item() for g, e in zip(per_process, expected, strict=False))
     assert difference > 1e-6, "per-process batchmean should differ from the global mean here"
-    for g, e in zip(ddp_gradients["unequal, global recipe"], expected):
+    for g, e in zip(ddp_gradients["unequal, global recipe"], expected, strict=False):
         torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-15)

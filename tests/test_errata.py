@@ -51,7 +51,8 @@ def test_the_articles_numbers_break_the_expected_invariants():
     assert "loss = sum / N" in broken["loss"]
     assert "different inputs, different rows" in broken["margin"]
     for key in ("logits_t", "input", "target", "label", "beta"):
-        assert broken[key] == "" and table.loc[key, "right"] == table.loc[key, "printed"]
+        assert broken[key] == ""
+        assert table.loc[key, "right"] == table.loc[key, "printed"]
 
 
 def test_every_printed_number_is_accounted_for():
@@ -61,12 +62,16 @@ def test_every_printed_number_is_accounted_for():
     assert list(table.index) == list(printed)
     summary = errata.summary(table)
     assert summary["right intermediates"] == 0
-    assert summary["factor off"] == pytest.approx(3.1765 / klloss.oracle.klloss_v2(
-        *(getattr(klloss.data.load_sample(), k) for k in ("logits_t", "input", "target", "label", "beta"))))
+    assert summary["factor off"] == pytest.approx(
+        3.1765
+        / klloss.oracle.klloss_v2(
+            *(getattr(klloss.data.load_sample(), k) for k in ("logits_t", "input", "target", "label", "beta"))
+        )
+    )
 
 
 @pytest.mark.parametrize(
-    "check, good, bad",
+    ("check", "good", "bad"),
     [
         (errata.log_softmax_positive, [[-0.1, -2.4]], [[0.2, -1.0]]),
         (errata.log_softmax_not_normalised, [np.log([0.25, 0.75])], [[-0.1, -0.2]]),
@@ -114,10 +119,16 @@ def test_pairwise_checks():
     inputs = np.array([[0.0, 1.0], [5.0, 2.0]])
     assert errata.identical_rows_for_different_inputs([[1, 2], [1, 2]], inputs)
     assert not errata.identical_rows_for_different_inputs([[1, 2], [1, 3]], inputs)
-    assert not errata.identical_rows_for_different_inputs([[1, 2], [1, 2]], np.array([[0.0, 1.0], [5.0, 6.0]]))
+    assert not errata.identical_rows_for_different_inputs(
+        [[1, 2], [1, 2]], np.array([[0.0, 1.0], [5.0, 6.0]])
+    )
 
 
 def test_repeats_finds_whole_tensors_and_rows():
-    values = {"a": np.array([[1, 2], [3, 4]]), "b": np.array([[1, 2], [3, 4]]), "c": np.array([[9, 9], [1, 2]])}
+    values = {
+        "a": np.array([[1, 2], [3, 4]]),
+        "b": np.array([[1, 2], [3, 4]]),
+        "c": np.array([[9, 9], [1, 2]]),
+    }
     found = errata.repeats(values)
     assert found == {"a": [], "b": ["a"], "c": ["a[0] as row 1", "b[0] as row 1"]}

@@ -6,6 +6,7 @@ The training loss (``klloss_v2``, ``KLLossV2``) takes logits of any leading shap
 messages differ, a case gives both: {"loss": ..., "strict": ...}.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -17,7 +18,13 @@ import klloss
 
 def good():
     s = klloss.data.load_sample().tensors()
-    return dict(logits_t=s["logits_t"], input=s["input"], target=s["target"], label=s["label"], beta=1.5)
+    return {
+        "logits_t": s["logits_t"],
+        "input": s["input"],
+        "target": s["target"],
+        "label": s["label"],
+        "beta": 1.5,
+    }
 
 
 def with_(**changes):
@@ -29,39 +36,133 @@ BAD_CALLS = [
     ("input not a tensor", with_(input=[[1.0, 2.0]]), TypeError, "input must be a torch.Tensor"),
     ("target not a tensor", with_(target=np.zeros((2, 5))), TypeError, "target must be a torch.Tensor"),
     ("logits_t not a tensor", with_(logits_t=None), TypeError, "logits_t must be a torch.Tensor"),
-    ("integer input", with_(input=torch.ones(2, 5, dtype=torch.long)), TypeError, "input must have a floating-point dtype"),
-    ("integer target", with_(target=torch.ones(2, 5, dtype=torch.int32)), TypeError, "target must have a floating-point dtype"),
-    ("bool logits_t", with_(logits_t=torch.ones(2, 5, dtype=torch.bool)), TypeError, "logits_t must have a floating-point dtype"),
-    ("0-d input", with_(input=torch.tensor(1.0)), ValueError,
-     {"loss": "input must have shape (..., C), got a 0-d tensor", "strict": "input must have shape (N, C)"}),
-    ("1-d input", with_(input=torch.ones(5)), ValueError,
-     {"loss": "target must have the same shape as input (5,)", "strict": "input must have shape (N, C)"}),
-    ("3-d target", with_(target=torch.ones(2, 5, 1)), ValueError,
-     {"loss": "target must have the same shape as input", "strict": "target must have shape (N, C)"}),
+    (
+        "integer input",
+        with_(input=torch.ones(2, 5, dtype=torch.long)),
+        TypeError,
+        "input must have a floating-point dtype",
+    ),
+    (
+        "integer target",
+        with_(target=torch.ones(2, 5, dtype=torch.int32)),
+        TypeError,
+        "target must have a floating-point dtype",
+    ),
+    (
+        "bool logits_t",
+        with_(logits_t=torch.ones(2, 5, dtype=torch.bool)),
+        TypeError,
+        "logits_t must have a floating-point dtype",
+    ),
+    (
+        "0-d input",
+        with_(input=torch.tensor(1.0)),
+        ValueError,
+        {
+            "loss": "input must have shape (..., C), got a 0-d tensor",
+            "strict": "input must have shape (N, C)",
+        },
+    ),
+    (
+        "1-d input",
+        with_(input=torch.ones(5)),
+        ValueError,
+        {"loss": "target must have the same shape as input (5,)", "strict": "input must have shape (N, C)"},
+    ),
+    (
+        "3-d target",
+        with_(target=torch.ones(2, 5, 1)),
+        ValueError,
+        {"loss": "target must have the same shape as input", "strict": "target must have shape (N, C)"},
+    ),
     ("target shape", with_(target=torch.ones(2, 4)), ValueError, "target must have the same shape as input"),
-    ("logits_t shape", with_(logits_t=torch.ones(3, 5)), ValueError, "logits_t must have the same shape as input"),
-    ("target dtype", with_(target=torch.ones(2, 5, dtype=torch.float64)), TypeError, "target must have the same dtype"),
-    ("logits_t dtype", with_(logits_t=torch.ones(2, 5, dtype=torch.float16)), TypeError, "logits_t must have the same dtype"),
-    ("logits_t device", with_(logits_t=torch.ones(2, 5, device="meta")), ValueError, "logits_t must be on the same device"),
-    ("empty batch", with_(input=torch.ones(0, 5), target=torch.ones(0, 5), logits_t=torch.ones(0, 5),
-                          label=torch.ones(0, dtype=torch.long)), ValueError, "input must hold at least one sample"),
-    ("no classes", with_(input=torch.ones(2, 0), target=torch.ones(2, 0), logits_t=torch.ones(2, 0)),
-     ValueError, "input must have at least one class"),
+    (
+        "logits_t shape",
+        with_(logits_t=torch.ones(3, 5)),
+        ValueError,
+        "logits_t must have the same shape as input",
+    ),
+    (
+        "target dtype",
+        with_(target=torch.ones(2, 5, dtype=torch.float64)),
+        TypeError,
+        "target must have the same dtype",
+    ),
+    (
+        "logits_t dtype",
+        with_(logits_t=torch.ones(2, 5, dtype=torch.float16)),
+        TypeError,
+        "logits_t must have the same dtype",
+    ),
+    (
+        "logits_t device",
+        with_(logits_t=torch.ones(2, 5, device="meta")),
+        ValueError,
+        "logits_t must be on the same device",
+    ),
+    (
+        "empty batch",
+        with_(
+            input=torch.ones(0, 5),
+            target=torch.ones(0, 5),
+            logits_t=torch.ones(0, 5),
+            label=torch.ones(0, dtype=torch.long),
+        ),
+        ValueError,
+        "input must hold at least one sample",
+    ),
+    (
+        "no classes",
+        with_(input=torch.ones(2, 0), target=torch.ones(2, 0), logits_t=torch.ones(2, 0)),
+        ValueError,
+        "input must have at least one class",
+    ),
     ("label list", with_(label=[3, 2]), TypeError, "label must be a torch.Tensor"),
     ("float label", with_(label=torch.tensor([3.0, 2.0])), TypeError, "label must have an integer dtype"),
     ("bool label", with_(label=torch.tensor([True, False])), TypeError, "label must have an integer dtype"),
-    ("label shape", with_(label=torch.tensor([[3], [2]])), ValueError,
-     {"loss": "label must have shape input.shape[:-1] = (2,), got (2, 1)", "strict": "label must have shape (N,) = (2,)"}),
-    ("label length", with_(label=torch.tensor([3])), ValueError,
-     {"loss": "label must have shape input.shape[:-1] = (2,)", "strict": "label must have shape (N,) = (2,)"}),
-    ("label device", with_(label=torch.tensor([3, 2], device="meta")), ValueError, "label must be on the same device"),
-    ("label -1", with_(label=torch.tensor([-1, 2])), ValueError,
-     {"loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got -1",
-      "strict": "label values must lie in [0, C) = [0, 5)"}),
+    (
+        "label shape",
+        with_(label=torch.tensor([[3], [2]])),
+        ValueError,
+        {
+            "loss": "label must have shape input.shape[:-1] = (2,), got (2, 1)",
+            "strict": "label must have shape (N,) = (2,)",
+        },
+    ),
+    (
+        "label length",
+        with_(label=torch.tensor([3])),
+        ValueError,
+        {
+            "loss": "label must have shape input.shape[:-1] = (2,)",
+            "strict": "label must have shape (N,) = (2,)",
+        },
+    ),
+    (
+        "label device",
+        with_(label=torch.tensor([3, 2], device="meta")),
+        ValueError,
+        "label must be on the same device",
+    ),
+    (
+        "label -1",
+        with_(label=torch.tensor([-1, 2])),
+        ValueError,
+        {
+            "loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got -1",
+            "strict": "label values must lie in [0, C) = [0, 5)",
+        },
+    ),
     ("label == C", with_(label=torch.tensor([3, 5])), ValueError, "label values must lie in [0, C)"),
-    ("label 7 beside -100", with_(label=torch.tensor([7, -100])), ValueError,
-     {"loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got 7",
-      "strict": "label values must lie in [0, C) = [0, 5), got values from -100 to 7"}),
+    (
+        "label 7 beside -100",
+        with_(label=torch.tensor([7, -100])),
+        ValueError,
+        {
+            "loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got 7",
+            "strict": "label values must lie in [0, C) = [0, 5), got values from -100 to 7",
+        },
+    ),
     ("beta 0", with_(beta=0), ValueError, "beta must be > 0"),
     ("beta negative", with_(beta=-1.5), ValueError, "beta must be > 0"),
     ("beta -inf", with_(beta=-math.inf), ValueError, "beta must be > 0"),
@@ -70,24 +171,32 @@ BAD_CALLS = [
     ("beta string", with_(beta="1.5"), TypeError, "beta must be a real number, got str"),
     ("beta complex", with_(beta=1 + 1j), TypeError, "beta must be a real number, got complex"),
     ("beta None", with_(beta=None), TypeError, "beta must be a real number"),
-    ("beta tensor of several", with_(beta=torch.tensor([1.0, 2.0])), ValueError, "beta must be a single number"),
+    (
+        "beta tensor of several",
+        with_(beta=torch.tensor([1.0, 2.0])),
+        ValueError,
+        "beta must be a single number",
+    ),
     ("beta bool tensor", with_(beta=torch.tensor(True)), TypeError, "beta must be a real number"),
     ("beta nan tensor", with_(beta=torch.tensor(float("nan"))), ValueError, "beta must be a real number > 0"),
 ]
 
 
-@pytest.mark.parametrize("arguments, error, words", [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS])
+@pytest.mark.parametrize(
+    ("arguments", "error", "words"), [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS]
+)
 @pytest.mark.parametrize("entry", ["function", "module", "trace"])
 def test_bad_arguments_are_named(entry, arguments, error, words):
     arguments = dict(arguments)
+    if entry == "function":
+        call = functools.partial(klloss.klloss_v2, **arguments)
+    elif entry == "trace":
+        call = functools.partial(klloss.trace, **arguments)
+    else:
+        beta = arguments.pop("beta")
+        call = functools.partial(klloss.KLLossV2(beta), **arguments)
     with pytest.raises(error) as info:
-        if entry == "function":
-            klloss.klloss_v2(**arguments)
-        elif entry == "trace":
-            klloss.trace(**arguments)
-        else:
-            beta = arguments.pop("beta")
-            klloss.KLLossV2(beta)(**arguments)
+        call()
     if isinstance(words, dict):
         words = words["strict" if entry == "trace" else "loss"]
     assert words in str(info.value)
@@ -106,9 +215,13 @@ def test_without_ignore_index_minus_100_is_refused():
 
 
 @pytest.mark.parametrize(
-    "ignore_index, words",
-    [(1.0, "ignore_index must be an integer or None, got float"), (True, "ignore_index must be an integer or None, got bool"),
-     ("-100", "ignore_index must be an integer or None, got str"), (torch.tensor(-100), "ignore_index must be an integer or None, got Tensor")],
+    ("ignore_index", "words"),
+    [
+        (1.0, "ignore_index must be an integer or None, got float"),
+        (True, "ignore_index must be an integer or None, got bool"),
+        ("-100", "ignore_index must be an integer or None, got str"),
+        (torch.tensor(-100), "ignore_index must be an integer or None, got Tensor"),
+    ],
 )
 def test_bad_ignore_index(ignore_index, words):
     with pytest.raises(TypeError, match=words):
@@ -118,7 +231,7 @@ def test_bad_ignore_index(ignore_index, words):
 
 
 @pytest.mark.parametrize(
-    "offset, error, words",
+    ("offset", "error", "words"),
     [
         (math.inf, ValueError, "offset must be finite, got inf"),
         (-math.inf, ValueError, "offset must be finite"),

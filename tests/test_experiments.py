@@ -37,11 +37,13 @@ def teacher(data):
 
 
 def test_split_is_stratified_and_standardised(data):
-    assert len(data.y_train) + len(data.y_test) == 1797 and data.classes == 10
+    assert len(data.y_train) + len(data.y_test) == 1797
+    assert data.classes == 10
     train_share = torch.bincount(data.y_train) / len(data.y_train)
     test_share = torch.bincount(data.y_test) / len(data.y_test)
     assert torch.allclose(train_share, test_share, atol=0.01)
-    assert data.x_train.mean().abs() < 1e-5 and torch.isfinite(data.x_test).all()
+    assert data.x_train.mean().abs() < 1e-5
+    assert torch.isfinite(data.x_test).all()
     assert data.x_test.abs().max() <= 16  # a nearly blank pixel does not blow up
 
 
@@ -62,7 +64,10 @@ def test_same_seed_same_numbers_other_seed_other_numbers(data, teacher):
 
 def test_klloss_term_at_infinite_beta_is_kd_at_temperature_one():
     gen = torch.Generator().manual_seed(0)
-    s, z = torch.randn(32, 10, generator=gen, dtype=torch.float64), torch.randn(32, 10, generator=gen, dtype=torch.float64)
+    s, z = (
+        torch.randn(32, 10, generator=gen, dtype=torch.float64),
+        torch.randn(32, 10, generator=gen, dtype=torch.float64),
+    )
     y = torch.randint(0, 10, (32,), generator=gen)
     ours = ex.klloss_kd(0.7, math.inf)(s, z, y)
     kd = ex.plain_kd(0.7, 1.0)(s, z, y)
@@ -123,7 +128,9 @@ def test_softened_extension_against_the_oracle(beta):
     ours = ex.klloss_kd_soft(alpha, beta, temperature)(s, z, y)
     assert ours.item() == pytest.approx(expected, rel=1e-12)
     # at T = 1 the extension is the article's combination, klloss_kd
-    assert ex.klloss_kd_soft(alpha, beta, 1.0)(s, z, y).item() == pytest.approx(ex.klloss_kd(alpha, beta)(s, z, y).item(), rel=1e-12)
+    assert ex.klloss_kd_soft(alpha, beta, 1.0)(s, z, y).item() == pytest.approx(
+        ex.klloss_kd(alpha, beta)(s, z, y).item(), rel=1e-12
+    )
 
 
 def test_softened_extension_gradient_reaches_the_student_only():
@@ -143,7 +150,9 @@ def test_flip_labels_changes_exactly_the_requested_share():
     labels = torch.arange(1000) % 10
     flipped = ex.flip_labels(labels, 0.2, seed=3, classes=10)
     changed = flipped != labels
-    assert int(changed.sum()) == 200 and flipped.min() >= 0 and flipped.max() < 10
+    assert int(changed.sum()) == 200
+    assert flipped.min() >= 0
+    assert flipped.max() < 10
     assert torch.equal(flipped, ex.flip_labels(labels, 0.2, seed=3, classes=10))
     assert not torch.equal(flipped, ex.flip_labels(labels, 0.2, seed=4, classes=10))
     assert torch.equal(ex.flip_labels(labels, 0.0, seed=3), labels)
@@ -158,7 +167,8 @@ def test_flip_labels_rejects_a_bad_fraction(fraction):
 
 
 def test_negative_weight_rows():
-    # row 0: class 1 beats the label 0 by 20 > k * beta = 8, so w_1 = -20/1 + 8 < 0; row 1: label is the top class
+    # row 0: class 1 beats the label 0 by 20 > k * beta = 8, so w_1 = -20/1 + 8 < 0;
+    # row 1: label is the top class
     logits = torch.tensor([[0.0, 20.0, 1.0], [0.0, 20.0, 1.0]])
     labels = torch.tensor([0, 1])
     assert ex.negative_weight_rows(logits, labels, beta=1.0) == 0.5
@@ -171,15 +181,21 @@ def test_negative_weight_rows():
 # ---------------------------------------------------------------- the optimum of the mixed loss
 
 
-@pytest.mark.parametrize("alpha,beta", [(0.5, 0.5), (0.9, 1.5), (0.3, 5.0)])
+@pytest.mark.parametrize(("alpha", "beta"), [(0.5, 0.5), (0.9, 1.5), (0.3, 5.0)])
 def test_mixed_optimum_minimises_the_combined_loss(alpha, beta):
     # independent reference: minimise (1 - alpha) CE + alpha klloss_v2 / k over free student logits
-    s, z, y = _batch(n=6, c=5, seed=5, scale=1.0)
+    _s, z, y = _batch(n=6, c=5, seed=5, scale=1.0)
     z = z.abs().neg() + 3.0 * torch.nn.functional.one_hot(y, 5)  # the label on top: every weight >= 0
     student = torch.zeros_like(z, requires_grad=True)
     loss_fn = ex.klloss_kd(alpha, beta)
-    optimiser = torch.optim.LBFGS([student], lr=1, max_iter=500, tolerance_grad=1e-13, tolerance_change=1e-15,
-                                  line_search_fn="strong_wolfe")
+    optimiser = torch.optim.LBFGS(
+        [student],
+        lr=1,
+        max_iter=500,
+        tolerance_grad=1e-13,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         optimiser.zero_grad()
@@ -194,14 +210,16 @@ def test_mixed_optimum_minimises_the_combined_loss(alpha, beta):
 
 
 def test_mixed_optimum_limits():
-    s, z, y = _batch(n=8, c=6, seed=6)
+    _s, z, y = _batch(n=8, c=6, seed=6)
     z = z.abs().neg() + 20.0 * torch.nn.functional.one_hot(y, 6)
     p = z.softmax(1)
     onehot = torch.nn.functional.one_hot(y, 6).double()
     # beta -> inf: plain KD at T = 1, whose optimum is (1 - alpha) e_y + alpha p
     assert torch.allclose(ex.mixed_optimum(z, y, math.inf, 0.3), 0.7 * onehot + 0.3 * p, atol=1e-15)
     # alpha = 1: the pure-klloss optimum of notebook 04
-    assert torch.allclose(ex.mixed_optimum(z, y, 1.5, 1.0), klloss.analysis.stationary_student(z, z, y, 1.5), atol=1e-15)
+    assert torch.allclose(
+        ex.mixed_optimum(z, y, 1.5, 1.0), klloss.analysis.stationary_student(z, z, y, 1.5), atol=1e-15
+    )
     # alpha = 0: cross-entropy alone wants the label with certainty
     assert torch.equal(ex.mixed_optimum(z, y, 1.5, 0.0), onehot)
 
@@ -227,7 +245,8 @@ def test_paired_t_matches_scipy_ttest_rel():
     reference = stats.ttest_rel(a, b)
     assert result["t"] == pytest.approx(reference.statistic, rel=1e-10)
     assert result["p"] == pytest.approx(reference.pvalue, rel=1e-8)
-    assert result["mean"] == pytest.approx((a - b).mean(), rel=1e-12) and result["n"] == 30
+    assert result["mean"] == pytest.approx((a - b).mean(), rel=1e-12)
+    assert result["n"] == 30
 
 
 def test_bootstrap_interval_agrees_with_the_t_interval_on_a_large_sample():
@@ -241,30 +260,38 @@ def test_bootstrap_interval_agrees_with_the_t_interval_on_a_large_sample():
     assert result["ci_high"] == pytest.approx(d.mean() + half, abs=0.1 * half)
     assert result["ci_low"] < d.mean() < result["ci_high"]
     # the interval is reproducible (seeded) and depends on the seed
-    assert ex.paired_test(d) == ex.paired_test(d) and ex.paired_test(d, seed=1)["ci_low"] != ex.paired_test(d)["ci_low"]
+    assert ex.paired_test(d) == ex.paired_test(d)
+    assert ex.paired_test(d, seed=1)["ci_low"] != ex.paired_test(d)["ci_low"]
 
 
 def test_paired_test_verdicts_and_tolerance():
     # clearly above zero
     assert ex.paired_test([0.01, 0.012, 0.009, 0.011, 0.010])["verdict"] == "higher"
     lower = ex.paired_test([-0.001, -0.0012, -0.0009, -0.0011])
-    assert lower["verdict"] == "lower" and lower["within_margin"] and lower["below"] == 4
+    assert lower["verdict"] == "lower"
+    assert lower["within_margin"]
+    assert lower["below"] == 4
     # straddles zero, narrow: equivalent within the margin
     assert ex.paired_test([0.001, -0.001, 0.0005, -0.0005, 0.0])["verdict"] == "equivalent"
     # straddles zero, wide: more seeds needed
     assert ex.paired_test([0.02, -0.02, 0.01, -0.015])["verdict"] == "not settled"
     # all equal: the interval is that value, t undefined, and no warning is raised
     same = ex.paired_test([0.0, 0.0, 0.0])
-    assert (same["ci_low"], same["ci_high"], same["verdict"]) == (0.0, 0.0, "equivalent") and math.isnan(same["t"])
+    assert (same["ci_low"], same["ci_high"], same["verdict"]) == (0.0, 0.0, "equivalent")
+    assert math.isnan(same["t"])
     # an interval entirely at round-off level claims no sign, although it excludes zero
     tiny = ex.paired_test([-3e-6, -2e-6, -4e-6, -3e-6])
-    assert tiny["ci_high"] < 0 and tiny["verdict"] == "equivalent" and tiny["below"] == 0
+    assert tiny["ci_high"] < 0
+    assert tiny["verdict"] == "equivalent"
+    assert tiny["below"] == 0
     # differences within the tolerance are ties, whatever their sign
     ties = ex.paired_test([3e-5, -2e-5, 5e-5, 0.002])
     assert (ties["above"], ties["below"]) == (1, 0)
 
 
-@pytest.mark.parametrize("bad,match", [([1.0], "at least 2"), ([[1.0, 2.0]], "1-d"), ([0.0, math.nan], "finite")])
+@pytest.mark.parametrize(
+    ("bad", "match"), [([1.0], "at least 2"), ([[1.0, 2.0]], "1-d"), ([0.0, math.nan], "finite")]
+)
 def test_paired_test_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         ex.paired_test(bad)
@@ -276,8 +303,10 @@ def _toy_results():
     rows = []
     for seed, (a, b, ce) in enumerate([(0.90, 0.91, 0.80), (0.92, 0.92, 0.81), (0.95, 0.93, 0.82)]):
         for alpha in (0.5, 0.9):
-            rows += [{"loss": "A", "alpha": alpha, "seed": seed, "accuracy": a + alpha / 100},
-                     {"loss": "B", "alpha": alpha, "seed": seed, "accuracy": b}]
+            rows += [
+                {"loss": "A", "alpha": alpha, "seed": seed, "accuracy": a + alpha / 100},
+                {"loss": "B", "alpha": alpha, "seed": seed, "accuracy": b},
+            ]
         rows.append({"loss": "CE only", "alpha": 0.5, "seed": seed, "accuracy": ce})
     return pd.DataFrame(rows)
 
@@ -285,7 +314,8 @@ def _toy_results():
 def test_paired_differences_pair_seed_with_seed():
     results = _toy_results()
     d = ex.paired_differences(results, "accuracy", "A", "B")
-    assert d.loc[(0.5, 0)] == pytest.approx(0.90 + 0.005 - 0.91) and d.loc[(0.9, 2)] == pytest.approx(0.95 + 0.009 - 0.93)
+    assert d.loc[(0.5, 0)] == pytest.approx(0.90 + 0.005 - 0.91)
+    assert d.loc[(0.9, 2)] == pytest.approx(0.95 + 0.009 - 0.93)
     # CE only, trained once, is the baseline of every alpha
     ce = ex.paired_differences(results, "accuracy", "B", "CE only")
     assert list(ce.loc[0.9]) == pytest.approx([0.11, 0.11, 0.11])
@@ -295,16 +325,25 @@ def test_paired_differences_pair_seed_with_seed():
     with pytest.raises(ValueError, match="same seeds"):
         ex.paired_differences(missing, "accuracy", "A", "B")
     table = ex.compare(results, "accuracy", [("A", "B")])
-    assert list(table.index) == [(0.5, "A", "B"), (0.9, "A", "B")] and (table["n"] == 3).all()
+    assert list(table.index) == [(0.5, "A", "B"), (0.9, "A", "B")]
+    assert (table["n"] == 3).all()
 
 
 def test_to_json_is_exact_and_writes_one_row_per_line():
-    record = {"provenance": {"date": "x", "plan": {"seeds": [0, 1]}},
-              "runs": [{"loss": "A", "accuracy": 0.1 + 0.2, "history": [1 / 3, 2 / 3]}, {"loss": "B", "beta": None}]}
+    record = {
+        "provenance": {"date": "x", "plan": {"seeds": [0, 1]}},
+        "runs": [
+            {"loss": "A", "accuracy": 0.1 + 0.2, "history": [1 / 3, 2 / 3]},
+            {"loss": "B", "beta": None},
+        ],
+    }
     text = ex.to_json(record)
     assert json.loads(text) == record  # floats round-trip exactly
-    assert '{"loss": "A", "accuracy": 0.30000000000000004, "history": [0.3333333333333333, 0.6666666666666666]}' in text.splitlines()[-4]
-    with pytest.raises(ValueError):
+    assert (
+        '{"loss": "A", "accuracy": 0.30000000000000004, "history": [0.3333333333333333, 0.6666666666666666]}'
+        in text.splitlines()[-4]
+    )
+    with pytest.raises(ValueError, match="not JSON compliant"):
         ex.to_json({"x": math.nan})  # JSON has no NaN
 
 
@@ -321,8 +360,11 @@ def test_stored_experiment_is_the_current_plan_under_the_pins(stored):
 
     provenance = stored["provenance"]
     assert provenance["config"] == dataclasses.asdict(ex.Config()), "Config changed: run `make experiments`"
-    assert provenance["plan"] == json.loads(json.dumps(dataclasses.asdict(ex.Plan()))), "Plan changed: run `make experiments`"
-    assert provenance["torch_cpu_capability"] == "DEFAULT" and provenance["torch_threads"] == 1
+    assert provenance["plan"] == json.loads(json.dumps(dataclasses.asdict(ex.Plan()))), (
+        "Plan changed: run `make experiments`"
+    )
+    assert provenance["torch_cpu_capability"] == "DEFAULT"
+    assert provenance["torch_threads"] == 1
     assert all(nbenv.ENV[name] == value for name, value in provenance["environment"].items())
     for key in ("date", "wall_seconds", "python", "torch", "numpy", "scikit-learn", "cpu"):
         assert provenance[key], key
@@ -350,8 +392,13 @@ def test_a_subset_rerun_reproduces_the_stored_numbers_exactly(stored):
     # rerun under the pins (tools/experiments.py applies them before importing torch), from a caller
     # that asks for AVX2 kernels: the pins must win, and every number must come back bit for bit
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "experiments.py"), "--subset"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "experiments.py"), "--subset"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rerun = json.loads(out.stdout)
     assert rerun["provenance"]["torch_cpu_capability"] == "DEFAULT"
     key = lambda r: (r["loss"], r["alpha"], r["seed"])  # noqa: E731

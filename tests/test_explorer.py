@@ -27,7 +27,16 @@ SHOTS = ROOT / "build" / "screenshots"
 
 # (beta, k): the article's setting, a negative loss, k = 0, both ends of the beta slider, and a
 # setting just above the zero crossing at k = 8 where the loss is small
-SETTINGS = [(1.5, 8.0), (0.5, 8.0), (1.5, 0.0), (0.01, 16.0), (1000.0, 0.0), (1000.0, 16.0), (0.8, 8.0), (0.2, 3.0)]
+SETTINGS = [
+    (1.5, 8.0),
+    (0.5, 8.0),
+    (1.5, 0.0),
+    (0.01, 16.0),
+    (1000.0, 0.0),
+    (1000.0, 16.0),
+    (0.8, 8.0),
+    (0.2, 3.0),
+]
 
 
 def _oracle_loss(sample, beta, offset):
@@ -47,10 +56,14 @@ def test_settings_cover_what_the_issue_asks_for(sample):
 
 def test_slider_values(sample):
     betas = np.array(explorer.BETAS)
-    assert betas[0] == 0.01 and betas[-1] == 1000.0 and sample.beta in explorer.BETAS
+    assert betas[0] == 0.01
+    assert betas[-1] == 1000.0
+    assert sample.beta in explorer.BETAS
     steps = np.diff(np.log10(betas))
-    assert (steps > 0).all() and steps.max() < 0.13  # a log scale: even steps in log beta
-    assert explorer.OFFSETS == tuple(float(k) for k in range(17)) and klloss.ARTICLE_OFFSET in explorer.OFFSETS
+    assert (steps > 0).all()
+    assert steps.max() < 0.13
+    assert tuple(float(k) for k in range(17)) == explorer.OFFSETS
+    assert klloss.ARTICLE_OFFSET in explorer.OFFSETS
 
 
 def test_the_fixed_colour_scales_hold_every_setting(sample):
@@ -62,13 +75,15 @@ def test_the_fixed_colour_scales_hold_every_setting(sample):
                 it = explorer.row_intermediates(row, beta, offset)
                 w_max = max(w_max, np.abs(it["weight"]).max())
                 weighted_max = max(weighted_max, np.abs(it["weighted"]).max())
-    assert math.isclose(domains["w"], w_max) and math.isclose(domains["weighted"], weighted_max)
+    assert math.isclose(domains["w"], w_max)
+    assert math.isclose(domains["weighted"], weighted_max)
 
 
 def test_the_extra_row_has_a_teacher_that_ranks_wrong_classes_above_the_label(sample):
     *batch, wrong = explorer.rows(sample)
     assert [row["in_batch"] for row in batch] == [True] * len(sample.label)
-    assert not wrong["in_batch"] and wrong["label"] == explorer.WRONG_LABEL
+    assert not wrong["in_batch"]
+    assert wrong["label"] == explorer.WRONG_LABEL
     assert np.argmax(wrong["logits_t"]) != wrong["label"]
     m = wrong["logits_t"][wrong["label"]] - wrong["logits_t"]
     # a weight turns negative somewhere on the sliders: m < -k beta for the smallest k beta
@@ -88,18 +103,25 @@ def test_html_is_deterministic_self_contained_and_carries_the_contract_ids(sampl
 
 def test_spec_json_is_safe_inside_a_script_element(sample):
     text = explorer.spec_json(sample)
-    assert "<" not in text and ">" not in text and "&" not in text
+    assert "<" not in text
+    assert ">" not in text
+    assert "&" not in text
     assert json.loads(text) == json.loads(json.dumps(explorer.spec(sample)))
 
 
 def test_bad_sample_is_refused(sample):
-    with pytest.raises(TypeError, match="sample must be a klloss.data.Sample"):
+    with pytest.raises(TypeError, match=r"sample must be a klloss\.data\.Sample"):
         explorer.html({"input": sample.input})
-    one_class = klloss.data.Sample(sample.logits_t[:, :1], sample.input[:, :1], sample.target[:, :1],
-                                   np.zeros(2, dtype=np.int64), sample.beta)
+    one_class = klloss.data.Sample(
+        sample.logits_t[:, :1],
+        sample.input[:, :1],
+        sample.target[:, :1],
+        np.zeros(2, dtype=np.int64),
+        sample.beta,
+    )
     with pytest.raises(ValueError, match="sample must have more than 1 classes"):
         explorer.spec(one_class)
-    with pytest.raises(ValueError, match="sample.beta must be one of the β slider's values"):
+    with pytest.raises(ValueError, match=r"sample\.beta must be one of the β slider's values"):
         explorer.html(dataclasses.replace(sample, beta=1.7))
 
 
@@ -113,7 +135,7 @@ def test_missing_or_wrong_vega_is_reported(tmp_path, monkeypatch):
     (package / "package.json").write_text(json.dumps({"version": "5.0.0"}), encoding="utf-8")
     monkeypatch.setattr(explorer, "VEGA_PACKAGE", package)
     monkeypatch.setattr(explorer, "VEGA_JS", package / "build" / "vega.min.js")
-    with pytest.raises(RuntimeError, match="vega 5.0.0, expected"):
+    with pytest.raises(RuntimeError, match=r"vega 5\.0\.0, expected"):
         explorer.vega_js()
     (package / "package.json").write_text(json.dumps({"version": explorer.VEGA_VERSION}), encoding="utf-8")
     (package / "build" / "vega.min.js").write_text("s = '</script>';", encoding="utf-8")
@@ -132,13 +154,15 @@ def page(browser, site):  # noqa: F811 -- fixtures from test_site
     page.wait_for_selector(".klloss-explorer[data-ready]", timeout=30_000)
     yield page
     page.context.close()
-    assert not outside and not failed, (outside, failed)
+    assert not outside, outside
+    assert not failed, failed
 
 
 def _set(page, beta, offset):
     """Move both sliders as an input event from the reader would, and wait for Vega's result."""
     page.eval_on_selector(
-        "#explorer-beta", "(e, i) => { e.value = String(i); e.dispatchEvent(new Event('input')); }",
+        "#explorer-beta",
+        "(e, i) => { e.value = String(i); e.dispatchEvent(new Event('input')); }",
         explorer.BETAS.index(beta),
     )
     page.eval_on_selector(
@@ -173,7 +197,9 @@ def test_the_page_computes_the_oracle_loss_at_every_setting(page, sample):
         assert len(LOSS.search(text).group(1).replace("-", "").replace(".", "").lstrip("0")) == 4, text
         # the sign is visible
         assert ("negative" in text) == (expected < 0), text
-        assert page.evaluate("document.getElementById('explorer-loss').classList.contains('negative')") == (expected < 0)
+        assert page.evaluate("document.getElementById('explorer-loss').classList.contains('negative')") == (
+            expected < 0
+        )
         # the beta in use is in the slider's aria-valuetext and on its visible label
         assert page.get_attribute("#explorer-beta", "aria-valuetext") == f"β = {beta:g}"
         assert page.inner_text(".klloss-explorer-beta-value") == f"β = {beta:g}"
@@ -189,15 +215,29 @@ def test_every_intermediate_in_the_page_matches_the_oracle(page, sample):
         for r, row in enumerate(rows):
             it = explorer.row_intermediates(row, beta, offset)
             mine = sorted((c for c in cells if c["row"] == r), key=lambda c: c["cls"])
-            for key, field in [("log_input", "log_q"), ("log_target", "log_p"), ("target_prob", "p"),
-                               ("output", "kl_term"), ("margin", "m"), ("weight", "w"), ("weighted", "weighted")]:
-                np.testing.assert_allclose([c[field] for c in mine], it[key][0], rtol=1e-12, atol=1e-12,
-                                           err_msg=f"{field} at beta={beta}, k={offset}, row {r}")
+            for key, field in [
+                ("log_input", "log_q"),
+                ("log_target", "log_p"),
+                ("target_prob", "p"),
+                ("output", "kl_term"),
+                ("margin", "m"),
+                ("weight", "w"),
+                ("weighted", "weighted"),
+            ]:
+                np.testing.assert_allclose(
+                    [c[field] for c in mine],
+                    it[key][0],
+                    rtol=1e-12,
+                    atol=1e-12,
+                    err_msg=f"{field} at beta={beta}, k={offset}, row {r}",
+                )
             assert math.isclose(mine[0]["L_i"], it["per_sample"][0], rel_tol=1e-12, abs_tol=1e-12)
             # q* = w p / W where every weight is >= 0, and none where one is negative
             w, p = it["weight"][0], it["target_prob"][0]
             if (w >= 0).all():
-                np.testing.assert_allclose([c["q_star"] for c in mine], w * p / (w * p).sum(), rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(
+                    [c["q_star"] for c in mine], w * p / (w * p).sum(), rtol=1e-12, atol=1e-15
+                )
             else:
                 assert all(c["q_star"] is None for c in mine)
 
@@ -209,10 +249,13 @@ def test_the_decomposition_line_matches_the_analysis(page, sample):
         _set(page, beta, offset)
         why = page.inner_text(".klloss-explorer-why")
         kl, big_m = (float(x) for x in re.search(r"KL = (-?[\d.]+), M = (-?[\d.]+)", why).groups())
-        assert math.isclose(kl, parts.kl.item(), rel_tol=5e-4) and math.isclose(big_m, parts.margin_term.item(), rel_tol=5e-4)
+        assert math.isclose(kl, parts.kl.item(), rel_tol=5e-4)
+        assert math.isclose(big_m, parts.margin_term.item(), rel_tol=5e-4)
         if offset > 0:
             zero = float(re.search(r"negative for β < ([\d.]+)", why).group(1))
-            assert math.isclose(zero, -parts.margin_term.item() / (offset * parts.kl.item()), rel_tol=5e-3), why
+            assert math.isclose(zero, -parts.margin_term.item() / (offset * parts.kl.item()), rel_tol=5e-3), (
+                why
+            )
         else:
             assert "negative for every β at k = 0" in why
 
@@ -242,7 +285,9 @@ def test_screenshots_of_two_settings(page, sample):
 
 def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site):  # noqa: F811
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    context.route(
+        "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+    )
     try:
         page = context.new_page()
         page.goto((site / PAGE).resolve().as_uri(), wait_until="load")

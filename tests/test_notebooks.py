@@ -91,7 +91,8 @@ CALLER_SETTINGS = [
 ]
 PROBE = (
     "import os, torch; "
-    "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], os.environ['ONEDNN_MAX_CPU_ISA'], "
+    "print(torch.backends.cpu.get_cpu_capability(), os.environ['MKL_CBWR'], "
+    "os.environ['ONEDNN_MAX_CPU_ISA'], "
     "torch.get_num_threads())"
 )
 
@@ -101,7 +102,9 @@ def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
     # a kernel inherits the environment of the process that applied nbenv; whatever the caller
     # asked for, the notebooks' arithmetic runs on the same code on every x86-64 CPU
     env = {**os.environ, **caller}
-    script = f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); import nbenv, subprocess; nbenv.apply(); "
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); import nbenv, subprocess; nbenv.apply(); "
+    )
     script += f"subprocess.run([sys.executable, '-c', {PROBE!r}], check=True)"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["DEFAULT", "COMPATIBLE", "SSE41", "1"], out.stdout + out.stderr

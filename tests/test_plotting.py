@@ -6,7 +6,9 @@ import pytest
 
 from klloss import plotting
 
-FRAME = pd.DataFrame([[-0.5, 0.25], [1.0, 0.0]], index=["sample 0", "sample 1"], columns=["class 0", "class 1"])
+FRAME = pd.DataFrame(
+    [[-0.5, 0.25], [1.0, 0.0]], index=["sample 0", "sample 1"], columns=["class 0", "class 1"]
+)
 
 
 @pytest.fixture

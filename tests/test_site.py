@@ -79,8 +79,10 @@ def test_markdown_outputs_render_tables_as_github_does():
     # extra cells dropped, as in JupyterLab; nbconvert's own renderer makes it a paragraph of pipes
     text = "| a | b |\n|---|---|\n| `x` | **y** |\n| p || q | z |\n| r \\| s | $x_1 < y$ |"
     rendered = build_site.markdown_to_html(text)
-    assert rendered.count("<tr>") == 4 and "<table>" in rendered
-    assert "<strong>y</strong>" in rendered and "<code>x</code>" in rendered
+    assert rendered.count("<tr>") == 4
+    assert "<table>" in rendered
+    assert "<strong>y</strong>" in rendered
+    assert "<code>x</code>" in rendered
     assert "<td>r | s</td>" in rendered  # an escaped pipe stays in its cell
     assert "$x_1 &lt; y$" in rendered  # math left for MathJax, HTML-escaped, not emphasised
     assert "|" not in re.sub(r"<td>r \| s</td>", "", rendered)
@@ -93,7 +95,8 @@ def test_opening_lines_are_read_and_may_be_missing():
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell(
-                "# 09 · T\n\n*summary*\n\n**You will learn:** the `gradient` of $L$.\n\n**You need first:** 01."
+                "# 09 · T\n\n*summary*\n\n**You will learn:** the `gradient` of $L$."
+                "\n\n**You need first:** 01."
             )
         ]
     )
@@ -106,7 +109,7 @@ def test_opening_lines_are_read_and_may_be_missing():
 def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):
     path = tmp_path / "09-x.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("no title")]), path)
-    with pytest.raises(ValueError, match="09-x.ipynb.*Title"):
+    with pytest.raises(ValueError, match=r"09-x\.ipynb.*Title"):
         build_site.notebook_info(path)
 
 
@@ -123,13 +126,19 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
     total = 0
     for path in NOTEBOOKS:
         cells = _cells(path)
-        title, summary = build_site.notebook_info(path)
+        title, _summary = build_site.notebook_info(path)
         assert f'<a href="{path.stem}.html">{html.escape(title)}</a>' in index
         # reading time counted here independently: words of the Markdown and code cells
-        words = sum(len(re.findall(r"\S+", _source(c))) for c in cells if c["cell_type"] in ("markdown", "code"))
+        words = sum(
+            len(re.findall(r"\S+", _source(c))) for c in cells if c["cell_type"] in ("markdown", "code")
+        )
         minutes = max(1, math.ceil(words / build_site.WORDS_PER_MINUTE))
-        item = re.search(rf'<li class="notebook" data-minutes="(\d+)"><a href="{path.stem}.html">.*?</li>', index)
-        assert item and int(item[1]) == minutes and f"{minutes} min" in item[0], path.name
+        item = re.search(
+            rf'<li class="notebook" data-minutes="(\d+)"><a href="{path.stem}.html">.*?</li>', index
+        )
+        assert item, path.name
+        assert int(item[1]) == minutes, path.name
+        assert f"{minutes} min" in item[0], path.name
         total += minutes if path in core else 0
         first = _source(cells[0])
         for cls, marker in (("learn", "**You will learn:**"), ("need", "**You need first:**")):
@@ -174,7 +183,7 @@ def _open(browser, site, name):
 
     def route(route):
         url = route.request.url
-        if url.startswith(site_url + "/") or url.startswith("data:"):
+        if url.startswith((site_url + "/", "data:")):
             route.continue_()
         else:
             outside.append(url)
@@ -210,7 +219,8 @@ FIGURE_CELLS = """() => Array.from(document.querySelectorAll('.jp-CodeCell'))
   .filter(c => c.querySelector('.jp-OutputArea img') && !c.closest('details.klloss-solution'))
   .map(c => ({code: c.querySelector('.jp-InputArea').checkVisibility(),
               folded: !!c.querySelector('details.klloss-code .jp-InputArea'),
-              figures: Array.from(c.querySelectorAll('.jp-OutputArea img')).every(i => i.checkVisibility())}))"""
+              figures: Array.from(c.querySelectorAll('.jp-OutputArea img'))
+                .every(i => i.checkVisibility())}))"""
 
 PAGES = ["index.html"] + [f"{p.stem}.html" for p in NOTEBOOKS]
 
@@ -246,19 +256,29 @@ def test_page_renders_offline(browser, site, name):
         if name != "index.html":
             notebook = ROOT / "notebooks" / name.replace(".html", ".ipynb")
             if any("$" in _source(c) for c in _cells(notebook) if c["cell_type"] == "markdown"):
-                assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, f"{name}: no formula"
-            assert page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length") == 2
+                assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, (
+                    f"{name}: no formula"
+                )
+            assert (
+                page.evaluate("document.querySelectorAll('nav.klloss-nav a[href=\"index.html\"]').length")
+                == 2
+            )
             # every figure the notebook made is on the page, and its drawing code is folded
             assert page.evaluate("document.images.length") == _image_outputs(notebook)
             for cell in page.evaluate(FIGURE_CELLS):
                 assert cell == {"code": False, "folded": True, "figures": True}, f"{name}: {cell}"
             # every worked solution (tag "solution") is on the page, folded
             solutions = sum("solution" in c["metadata"].get("tags", []) for c in _cells(notebook))
-            assert page.evaluate("document.querySelectorAll('details.klloss-solution .jp-Cell').length") == solutions
+            assert (
+                page.evaluate("document.querySelectorAll('details.klloss-solution .jp-Cell').length")
+                == solutions
+            )
             assert page.evaluate("document.querySelectorAll('details.klloss-solution[open]').length") == 0
         if name in ("index.html", "01-walkthrough.html", "00-cheat-sheet.html"):
             SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / name.replace(".html", ".png")), full_page=name != "01-walkthrough.html")
+            page.screenshot(
+                path=str(SHOTS / name.replace(".html", ".png")), full_page=name != "01-walkthrough.html"
+            )
     finally:
         page.context.close()
 
@@ -268,7 +288,8 @@ def test_glossary_is_a_table_on_the_site(browser, site):
     try:
         table = page.locator(".jp-OutputArea-output[data-mime-type='text/markdown'] table").first
         rows = table.evaluate(
-            "t => Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.innerText))"
+            "t => Array.from(t.querySelectorAll('tbody tr'))"
+            ".map(r => Array.from(r.cells).map(c => c.innerText))"
         )
         assert len(rows) == len(klloss.glossary.GLOSSARY), "a glossary row is missing or split"
         assert all(len(row) == 4 for row in rows)
@@ -285,7 +306,9 @@ def test_chinese_words_have_a_font(browser, site):
     pages = [name for name, text in texts.items() if CJK.search(text)]
     if not pages:
         pytest.skip("no page has Chinese text")
-    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True).stdout
+    fonts = subprocess.run(
+        ["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True
+    ).stdout
     assert fonts.strip(), "no CJK font installed: run `make browser` (it installs fonts-noto-cjk)"
     page, _, _ = _open(browser, site, sorted(pages)[0])
     try:
@@ -321,13 +344,19 @@ def _synthetic_notebook():
             v4.new_markdown_cell("# 09 · Folding\n\n*A page with a figure, hidden code and an exercise.*"),
             v4.new_code_cell("visible_code = 1", execution_count=1),
             v4.new_code_cell("draw_the_figure()", execution_count=2, outputs=[figure]),
-            v4.new_code_cell("hidden_code = 2", execution_count=3, outputs=[stream], metadata={"tags": ["hide-input"]}),
-            v4.new_markdown_cell("**Exercise 1.** Show that each row of $\\partial L/\\partial s$ sums to zero."),
+            v4.new_code_cell(
+                "hidden_code = 2", execution_count=3, outputs=[stream], metadata={"tags": ["hide-input"]}
+            ),
+            v4.new_markdown_cell(
+                "**Exercise 1.** Show that each row of $\\partial L/\\partial s$ sums to zero."
+            ),
             v4.new_markdown_cell(
                 "Summing $q_c W - w_c p_c$ over $c$ gives $W - W = 0$, because $q$ sums to one.",
                 metadata={"tags": ["solution"]},
             ),
-            v4.new_code_cell("check_the_solution()", execution_count=4, outputs=[stream], metadata={"tags": ["solution"]}),
+            v4.new_code_cell(
+                "check_the_solution()", execution_count=4, outputs=[stream], metadata={"tags": ["solution"]}
+            ),
             v4.new_markdown_cell("**Exercise 2.** The next exercise."),
             v4.new_markdown_cell("Its worked solution.", metadata={"tags": ["solution"]}),
         ]
@@ -346,16 +375,28 @@ def synthetic_site(tmp_path_factory):
 def test_a_notebook_without_opening_lines_still_builds(synthetic_site):
     index = (synthetic_site / "index.html").read_text(encoding="utf-8")
     assert '<a href="09-folding.html">09 · Folding</a>' in index
-    assert 'class="learn"' not in index and 'class="need"' not in index
+    assert 'class="learn"' not in index
+    assert 'class="need"' not in index
 
 
 def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, synthetic_site):
     page, outside, failed = _open(browser, synthetic_site, "09-folding.html")
     try:
-        assert not outside and not failed
-        visible = {needle: page.get_by_text(needle, exact=False).first.is_visible() for needle in (
-            "visible_code", "draw_the_figure", "hidden_code", "rows sum to zero", "Exercise 1.",
-            "because", "check_the_solution", "Its worked solution")}
+        assert not outside
+        assert not failed
+        visible = {
+            needle: page.get_by_text(needle, exact=False).first.is_visible()
+            for needle in (
+                "visible_code",
+                "draw_the_figure",
+                "hidden_code",
+                "rows sum to zero",
+                "Exercise 1.",
+                "because",
+                "check_the_solution",
+                "Its worked solution",
+            )
+        }
         assert visible == {
             "visible_code": True,  # a plain code cell stays open
             "draw_the_figure": False,  # a figure's code is folded ...
@@ -394,7 +435,9 @@ def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, s
         assert summary.inner_text() == "Hide solution"
         assert not page.get_by_text("Its worked solution").first.is_visible()  # the other one stays folded
         assert page.evaluate("document.querySelectorAll('mjx-container').length") >= 3
-        clip["height"] = solutions.first.bounding_box()["y"] + solutions.first.bounding_box()["height"] - clip["y"] + 8
+        clip["height"] = (
+            solutions.first.bounding_box()["y"] + solutions.first.bounding_box()["height"] - clip["y"] + 8
+        )
         page.screenshot(path=str(SHOTS / "exercise-unfolded.png"), clip=clip)
         # Space folds it again, and a figure's code unfolds the same way
         page.keyboard.press("Space")

@@ -93,7 +93,9 @@ def notebook_info(path):
         (line.strip("*").strip() for line in lines if re.fullmatch(r"\*[^*].*[^*]\*", line.strip())), None
     )
     if title is None or summary is None:
-        raise ValueError(f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' line")
+        raise ValueError(
+            f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' line"
+        )
     return title, summary
 
 
@@ -123,8 +125,7 @@ def is_core(path):
 
 def _has_image(cell):
     return any(
-        any(kind in output.get("data", {}) for kind in IMAGE_TYPES)
-        for output in cell.get("outputs", [])
+        any(kind in output.get("data", {}) for kind in IMAGE_TYPES) for output in cell.get("outputs", [])
     )
 
 
@@ -200,13 +201,17 @@ def index_item(page):
 def index_page(pages):
     core = [p for p in pages if p["core"]]
     optional = [p for p in pages if not p["core"]]
-    return (SITE_SOURCES / "index.html").read_text(encoding="utf-8").format(
-        title=html.escape(PROJECT_TITLE),
-        about=project_paragraph(),
-        core="\n".join(map(index_item, core)),
-        optional="\n".join(map(index_item, optional)),
-        core_minutes=sum(p["minutes"] for p in core),
-        wpm=WORDS_PER_MINUTE,
+    return (
+        (SITE_SOURCES / "index.html")
+        .read_text(encoding="utf-8")
+        .format(
+            title=html.escape(PROJECT_TITLE),
+            about=project_paragraph(),
+            core="\n".join(map(index_item, core)),
+            optional="\n".join(map(index_item, optional)),
+            core_minutes=sum(p["minutes"] for p in core),
+            wpm=WORDS_PER_MINUTE,
+        )
     )
 
 

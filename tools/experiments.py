@@ -27,7 +27,9 @@ from klloss import experiments as ex  # noqa: E402  (imports torch: after the pi
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subset", action="store_true", help="run klloss.experiments.SUBSET, print JSON to stdout")
+    parser.add_argument(
+        "--subset", action="store_true", help="run klloss.experiments.SUBSET, print JSON to stdout"
+    )
     parser.add_argument("--out", default=str(ex.STORED))
     args = parser.parse_args(argv)
     config, plan = ex.Config(), ex.SUBSET if args.subset else ex.Plan()

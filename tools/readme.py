@@ -49,7 +49,9 @@ def notebook_table(record):
     def cell(mode, name):
         return f"{seconds[mode][name]:.0f} s" if name in seconds[mode] else "not measured"
 
-    where = f"{record['processor']} ({record['cores']} cores), {record['date']}" if record else "no machine yet"
+    where = (
+        f"{record['processor']} ({record['cores']} cores), {record['date']}" if record else "no machine yet"
+    )
     lines = [
         f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
         "pinned (`tools/nbenv.py`), and with the CPU's own code paths, for comparison.",
@@ -59,7 +61,8 @@ def notebook_table(record):
     ]
     for name, title, summary in notebook_rows():
         lines.append(
-            f"| [`{name}`](notebooks/{name}) {title} | {summary} | {cell('pinned', name)} | {cell('native', name)} |"
+            f"| [`{name}`](notebooks/{name}) {title} | {summary} "
+            f"| {cell('pinned', name)} | {cell('native', name)} |"
         )
     return "\n".join(lines)
 
@@ -73,14 +76,23 @@ def bench_table():
     for name in bench.stored_names():
         record = bench.load_results(name)
         env = record["environment"]
-        machine = env.get("gpu") or f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+        machine = (
+            env.get("gpu")
+            or f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+        )
         table = bench.ratio_table(record)
         cells = []
         for _, variant, n, c in BENCH_COLUMNS:
             value = table[variant].get((n, c)) if variant in table else None
             cells.append("not measured" if value is None or value != value else f"{value:.2f}")
-        row = [f"`{name}.json`", f"{machine}, {env['torch_threads']} thread(s)", env["torch"],
-               env.get("klloss", "not recorded (older code)"), env["date"]] + cells
+        row = [
+            f"`{name}.json`",
+            f"{machine}, {env['torch_threads']} thread(s)",
+            env["torch"],
+            env.get("klloss", "not recorded (older code)"),
+            env["date"],
+            *cells,
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import nbenv  # noqa: E402
-import refresh  # noqa: E402
+import nbenv
+import refresh
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "notebook-times.json"
