@@ -256,6 +256,7 @@ np.testing.assert_allclose(confidence["q*_y / p_y"], confidence["k / W"], rtol=1
 # %% [markdown]
 # The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and 2000 random teachers with all weights $\ge 0$, where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
 
+
 # %%
 def label_ratio(teacher, label):
     """q*_y / p_y for each row of `teacher`."""
@@ -471,6 +472,7 @@ print(
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
 # TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+
 
 # %%
 def dkd_parts(student_logits):

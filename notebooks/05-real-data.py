@@ -205,6 +205,7 @@ display(
 # %% [markdown]
 # The same differences, one dot per seed, with each mean and its interval (black). A dot to the right of zero is a seed where the first loss did better:
 
+
 # %%
 def strip(ax, table, metric, pairs):
     """One row per comparison: each seed's paired difference (dots, per alpha), mean and 95 % CI."""

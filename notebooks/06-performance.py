@@ -86,6 +86,7 @@ except ValueError as error:
 #
 # `torch.compile(..., fullgraph=True)` traces `klloss_v2` (or `KLLossV2`) into one graph: no host reads of labels while compiling (`torch.compiler.is_compiling()`), so no graph break. The compiled gather still checks its indices. The first call compiles (seconds: section 6 shows what the stored runs recorded); later calls with the same shapes reuse the result. The compiled loss and its gradient agree with eager mode to float32 rounding:
 
+
 # %%
 def distillation_loss(teacher, student_logits, label):
     return criterion(teacher, student_logits, teacher, label)
@@ -133,6 +134,7 @@ assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 #
 # The loss is a `torch.autograd.Function` with `setup_context` and a `vmap` rule, so `torch.func` transforms work: here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
 
+
 # %%
 def sequence_loss(s, z, y):
     return klloss.klloss_v2(z, s, z, y, 1.5)
@@ -152,6 +154,7 @@ print("per-sequence gradients, shape", tuple(per_sequence.shape), "= a loop of b
 # `DistributedDataParallel` gives each process part of the batch, and after `backward()` **averages** the gradients over the processes. With `batchmean`, each process divides by the rows *it* keeps. So the result is the gradient of the mean over the whole batch only when every process keeps the same number of rows. With padding spread unevenly, it is not. The recipe for the global mean: each process returns its *sum*, times the number of processes (to undo DDP's average), divided by the number of rows kept in the whole batch (one `all_reduce` of a count; on a GPU it does not wait for the host either).
 #
 # `tests/test_ddp.py` checks both statements with real DDP (two processes, gloo). Here the same arithmetic in one process, two halves of the batch playing the two processes:
+
 
 # %%
 def averaged_over_processes(losses_of_halves):

@@ -15,6 +15,7 @@ is run; all failures are reported, then the exit status is 1 if any failed.
 """
 
 import argparse
+import subprocess
 import sys
 import time
 import traceback
@@ -27,6 +28,7 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbenv
 
+ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 TIMEOUT_S = 900
 # the pairing format and filters, as in jupytext.toml (read here so that every caller agrees)
@@ -42,8 +44,12 @@ def twin(path):
 
 
 def script_text(nb):
-    """The paired script's text for notebook ``nb``, in jupytext's canonical form."""
-    return jupytext.writes(nb, fmt=FORMAT, config=JUPYTEXT)
+    """The paired script's text for notebook ``nb``: jupytext's percent form, then ruff's format
+    (the project's linter checks the scripts; jupytext alone leaves one blank line, not two,
+    before a cell that starts with a ``def``). Reading it back gives the same cells."""
+    text = jupytext.writes(nb, fmt=FORMAT, config=JUPYTEXT)
+    ruff = [sys.executable, "-m", "ruff", "format", "--quiet", "--stdin-filename", "notebooks/script.py", "-"]
+    return subprocess.run(ruff, input=text, capture_output=True, text=True, check=True, cwd=ROOT).stdout
 
 
 def source(path):
