@@ -54,14 +54,16 @@ GLOSSARY = (
         "q*",
         "stationary_student(...)",
         "(N, C)",
-        "the student distribution at which the loss is smallest, q* = w ⊙ p / W; it exists when every "
-        "weight is ≥ 0 (notebook 04)",
+        "the student distribution at which the loss is smallest, q* = w ⊙ p / W; the loss has a "
+        "minimum when every weight is > 0 (with a zero weight it is bounded below but q*_c = 0 is "
+        "only approached) (notebook 04)",
     ),
     (
         "L_min",
         "min_loss(...)",
         "scalar",
-        "the loss at q*, the batch mean of W log W − Σ_c p_c w_c log w_c (notebook 04)",
+        "the loss at q*: per sample L_min,i = W_i log W_i − Σ_c p_ic w_ic log w_ic; L_min (min_loss) is "
+        "their batch mean (notebook 04)",
     ),
     (
         "T",

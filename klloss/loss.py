@@ -121,9 +121,12 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
 
     Rows (N, C), already checked; ``z_margin`` None when it is ``z`` itself (``torch.compile``
     refuses the same tensor twice); ``ignored``: (N,) bool mask or None. ``scale``: None for the
-    per-row losses :math:`L_i`, 1.0 for their sum :math:`\sum_i L_i` (a batch mean divides the
-    sum outside, see :func:`klloss_v2`: a float other than 0 or 1 passed in here would reach
-    ``torch.compile`` as a symbolic number, which some torch versions mishandle).
+    per-row losses :math:`L_i`; else a number :math:`\sigma`, and the output is
+    :math:`\sigma\sum_i L_i`. :math:`\sigma` is folded into the weights, so that
+    :math:`G = \sigma(qW - wp)` and :math:`-\sigma W` come at no extra cost: plain eager calls
+    pass 1/N for a batch mean. Compiled and ``torch.func`` calls pass 1 and divide outside (see
+    :func:`klloss_v2`), since a float other than 0 or 1 reaches ``torch.compile`` as a symbolic
+    number, which torch 2.11 turned into a zero gradient.
 
     Two ways to the two softmaxes (see :data:`SMALL_C`). On a GPU, or with few classes, the
     log-probabilities themselves, :math:`\log p_c - \log q_c`, and the gradient from ATen's
@@ -135,6 +138,8 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
     so that :math:`L_i = \sum_c w_c p_c (z_c - s_c) - W D`: no (N, C) logarithm is taken. Every
     large temporary after the softmaxes is reused in place.
     """
+    # sigma, folded into the weights below
+    fold = 1.0 if scale is None else scale
     if z_margin is None:
         z_margin = z
     # y: labels to gather; ignored rows read class 0, and their results are zeroed below
@@ -156,43 +161,43 @@ def _forward(s, z, z_margin, label, ignored, beta, offset, scale, need_grad):
         # D = (max z - max s) + log(max q / max p)
         big_d = z.amax(-1, keepdim=True).sub_(s.amax(-1, keepdim=True))
         big_d += q.amax(-1, keepdim=True).div_(p.amax(-1, keepdim=True)).log_()
-    # The weighted teacher is kept negated, -w p: the gradient is then one fused operation.
+    # The weighted teacher is kept negated, -sigma w p: the gradient is then one fused operation.
     if beta == math.inf:
-        # -w p = -k p
-        neg_wp = p * (-offset)
+        # -sigma w p = -sigma k p
+        neg_wp = p * (-offset * fold)
     else:
-        # -c = -(k + z_y / beta), one number per row
-        neg_c = torch.full_like(z_label, -offset).sub_(z_label, alpha=1.0 / beta)
-        # -w = z / beta - c;  -w p
-        neg_wp = torch.add(neg_c, z_margin, alpha=1.0 / beta).mul_(p)
-    # -W = sum_c -w_c p_c
+        # -c = -sigma (k + z_y / beta), one number per row
+        neg_c = torch.full_like(z_label, -offset * fold).sub_(z_label, alpha=fold / beta)
+        # -sigma w = sigma z / beta - c;  -sigma w p
+        neg_wp = torch.add(neg_c, z_margin, alpha=fold / beta).mul_(p)
+    # -sigma W = sum_c -sigma w_c p_c
     neg_w = neg_wp.sum(-1, keepdim=True)
     grad = None
     if need_grad and by_log_softmax:
-        # G = q W - w p = (-w p) - e^(log q) sum_c (-w p): exactly what the log-softmax backward
-        # kernel computes from its output log q and a gradient -w p
+        # sigma G = sigma (q W - w p) = (-sigma w p) - e^(log q) sum_c (-sigma w p): exactly what
+        # the log-softmax backward kernel computes from its output log q and a gradient -sigma w p
         grad = torch._log_softmax_backward_data(neg_wp, log_q, -1, log_q.dtype)
     # d = log q - log p + D (signs to match the negated weights), in a buffer no longer needed
     d = log_q.sub_(log_p) if by_log_softmax else torch.sub(s, z, out=p)
     rows = None if ignored is None else ignored.unsqueeze(-1)
     if scale is not None and rows is None:
-        # sum_i L_i = sum_ic (-w p) d  (+ sum_i (-W_i) D_i): one dot product each
+        # sigma sum_i L_i = sum_ic (-sigma w p) d  (+ sum_i (-sigma W_i) D_i): one dot product each
         out = torch.dot(neg_wp.view(-1), d.view(-1))
         if big_d is not None:
             out = out.add_(torch.dot(neg_w.view(-1), big_d.view(-1)))
     else:
-        # L_i = sum_c (-w p) d  (+ (-W) D)
+        # sigma L_i = sum_c (-sigma w p) d  (+ (-sigma W) D)
         per_sample = d.mul_(neg_wp).sum(-1, keepdim=True)
         if big_d is not None:
             per_sample = per_sample.addcmul_(neg_w, big_d)
         if rows is not None:
             per_sample.masked_fill_(rows, 0.0)
-        # L_i, or sum_i L_i
+        # L_i, or sigma sum_i L_i
         out = per_sample.squeeze(-1) if scale is None else per_sample.sum()
     if not need_grad:
         return out, s.new_empty(0), s.new_empty(0)
     if grad is None:
-        # G = q W - w p = (-w p) - q (-W), in the weighted teacher's buffer
+        # sigma G = sigma (q W - w p) = (-sigma w p) - q (-sigma W), in the weighted teacher's buffer
         grad = neg_wp.addcmul_(q, neg_w, value=-1)
     if rows is not None:
         grad.masked_fill_(rows, 0.0)
@@ -392,13 +397,11 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
         and beta != math.inf
         and (ignore_index is None or not 0 <= ignore_index < c)
     ):
-        scale = None if reduction == "none" else 1.0
+        # a plain eager call (host_checked): batchmean's 1/N is folded into the weights
+        scale = None if reduction == "none" else 1.0 if reduction == "sum" else 1.0 / n
         try:
             out = _apply(s, z, z_margin, label, None, beta, offset, scale, need_grad)
-            if reduction == "none":
-                return out.reshape(input.shape[:-1])
-            # batchmean: L = (1/N) sum_i L_i
-            return out / n if reduction == "batchmean" else out
+            return out.reshape(input.shape[:-1]) if scale is None else out
         except RuntimeError:
             # some label is outside [0, C): padding to ignore, or a ValueError naming it
             ignored = _checks.label_mask(label, c, ignore_index)
@@ -406,11 +409,13 @@ def _loss(logits_t, input, target, label, beta, offset, reduction, ignore_index,
                 raise
     else:
         ignored = _checks.label_mask(label, c, ignore_index)
-    scale = None if reduction == "none" else 1.0
+    eager = not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
+    fold = reduction == "batchmean" and ignored is None and eager
+    scale = None if reduction == "none" else 1.0 / n if fold else 1.0
     out = _apply(s, z, z_margin, label, ignored, beta, offset, scale, need_grad)
     if reduction == "none":
         return out.reshape(input.shape[:-1])
-    if reduction == "sum":
+    if reduction == "sum" or fold:
         return out
     # batchmean: L = (1/N') sum_i L_i over the N' rows not ignored (at least 1), counted on the device
     return out / n if ignored is None else out / (n - ignored.sum()).clamp(min=1)

@@ -55,7 +55,7 @@ print(
 #
 # $$\frac{\partial L}{\partial s_{ic}} = \frac{q_{ic}W_i - w_{ic}\,p_{ic}}{N}, \qquad W_i = \sum_c w_{ic}\,p_{ic}.$$
 #
-# If every $w \ge 0$, the loss is smallest at $q^* = w \odot p / W$, not at $q = p$: on a class the teacher rejects ($w_c > W$) the optimal student puts **more** mass than the teacher, $q^*_c / p_c = w_c / W$.
+# If every $w \ge 0$, the loss is smallest at $q^* = w \odot p / W$, not at $q = p$: $q^*_c / p_c = w_c / W$, so the optimal student puts **more** mass than the teacher exactly on the classes whose weight exceeds $W$, those whose margin is above the teacher-weighted average margin $\sum_j p_j m_j$ (not every class the teacher ranks below the label), and less on the label.
 
 # %% tags=["hide-input"]
 big_w = (w * p).sum(axis=1, keepdims=True)  # W_i = sum_c w_ic p_ic
@@ -74,6 +74,11 @@ assert np.abs((q_star * big_w - w * p) / n).max() < 1e-12
 rng = np.random.default_rng(0)
 nearby = [oracle_loss(np.log(q_star) + rng.normal(scale=0.3, size=s.shape)) for _ in range(1000)]
 assert min(nearby) > oracle_loss(np.log(q_star))
+# more mass than the teacher exactly where the margin exceeds the teacher-weighted average margin
+margin = ref["margin"]
+above_average = margin > (p * margin).sum(axis=1, keepdims=True)
+assert np.array_equal(q_star > p, above_average)
+assert np.any((margin > 0) & ~(q_star > p))  # a class ranked below the label can still get less
 print("(q W - w p)/N against central differences: max |difference| < 1e-8; zero at q* (< 1e-12);")
 print(
     "1000 random students near q* all have a larger loss;",
@@ -131,7 +136,7 @@ print(
 # ## Pitfalls (notebooks 02, 03, 04)
 #
 # - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right.
-# - **Labels −1 and −100.** The published code indexes the label's logit with Python indexing: an "ignore" label −1 silently reads class $C-1$, and −100 reads class $C-100$ when $C \ge 100$. `klloss.klloss_v2` raises `ValueError`.
+# - **Labels −1 and −100.** The published code indexes the label's logit with Python indexing: an "ignore" label −1 silently reads class $C-1$, and −100 reads class $C-100$ when $C \ge 100$. `klloss.klloss_v2` raises `ValueError` for −1; −100 is its default `ignore_index` (as in `F.cross_entropy`): that row adds nothing and does not count in the batch mean, and with `ignore_index=None` −100 raises `ValueError` too.
 # - **The teacher is not detached** in the published code: gradient flows into `target`, the teacher's logits.
 # - **The article's printed numbers.** Only the echoed inputs are right; every number it prints after them is wrong, the loss included (notebook 02).
 
@@ -160,6 +165,15 @@ except ValueError:
 wide = torch.randn(2, 100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # C = 100
 hundred = klloss.klloss_v2_published(wide, wide.flip(1), wide, torch.tensor([-100, 5]), beta)
 assert hundred == klloss.klloss_v2_published(wide, wide.flip(1), wide, torch.tensor([0, 5]), beta)
+# klloss_v2 ignores a -100 row: the loss is the other row's alone
+ignored = klloss.klloss_v2(wide, wide.flip(1), wide, torch.tensor([-100, 5]), beta)
+alone = klloss.klloss_v2(wide[1:], wide.flip(1)[1:], wide[1:], torch.tensor([5]), beta)
+assert torch.allclose(ignored, alone, rtol=1e-12, atol=0)
+try:
+    klloss.klloss_v2(wide, wide.flip(1), wide, torch.tensor([-100, 5]), beta, ignore_index=None)
+    raise AssertionError("klloss_v2 accepted label -100 with ignore_index=None")
+except ValueError:
+    print("label -100: klloss_v2 ignores that row by default; with ignore_index=None it raises ValueError")
 student = args["input"].clone().requires_grad_(True)
 for loss_fn in (klloss.klloss_v2_published, klloss.klloss_v2):
     target = args["target"].clone().requires_grad_(True)

@@ -344,12 +344,14 @@ print(
 # %%
 bound = analysis.min_loss(args["logits_t"], z, y, beta)
 at_q_star = klloss.klloss_v2(**{**args, "input": q_star.log()})
-print(f"loss at q* = {at_q_star.item():.6f}, closed-form minimum = {bound.item():.6f}")
+print(
+    f"loss at q* = {at_q_star.item():.6f}, closed-form minimum (batch mean of L_min,i) = {bound.item():.6f}"
+)
 assert at_q_star.item() < 0 and math.isclose(at_q_star.item(), bound.item(), rel_tol=1e-10)
 assert (w >= 0).all()
 
 # %% [markdown]
-# **A negative weight.** Take the teacher of §3 that ranks class 1 above the label by $k\beta + 3$ (notebook 03). Its weight on class 1 is negative, and pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending:
+# **A negative weight.** Take a teacher that ranks class 1 above the label by $k\beta + 3$, logits $(0,\ k\beta + 3,\ 1)$ with label 0 (the unbounded case checked at the end of §3). Its weight on class 1 is negative, and pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending:
 
 # %%
 print("weights:", w_wrong.round(decimals=4).tolist())
