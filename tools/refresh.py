@@ -81,8 +81,9 @@ def normalise(nb):
     return nb
 
 
-def execute(path, out_dir=None):
-    """Execute one notebook in its own folder; write it in place or into ``out_dir``."""
+def execute(path, out_dir=None, allow_errors=False):
+    """Execute one notebook in its own folder; write it in place or into ``out_dir``.
+    ``allow_errors``: run every cell even after one fails (for timing only)."""
     path = Path(path)
     nb = source(path)
     client = NotebookClient(
@@ -93,6 +94,7 @@ def execute(path, out_dir=None):
         # one stdout output per cell however the kernel's buffer happened to flush (nbval
         # compares coalesced streams too)
         coalesce_streams=True,
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
