@@ -8,6 +8,7 @@ conda route) pins what pyproject.toml names, at the lock's versions.
 import importlib.metadata
 import re
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,10 @@ def test_lock_pins_the_oracle_packages_on_every_python(python):
 def test_lock_pins_everything_installed_here():
     # a package installed but not pinned means pyproject.toml gained it and `make lock` was not run
     pins = lock_pins(f"{sys.version_info[0]}.{sys.version_info[1]}")
-    for dist in importlib.metadata.distributions():
+    # only what is installed in the venv: once torch.compile has imported setuptools, its vendored
+    # packages (autocommand, ...) are on sys.path too, but nobody installed them
+    site = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    for dist in importlib.metadata.distributions(path=site):
         name = canonicalize_name(dist.metadata["Name"])
         if name in {"pip", "klloss"}:  # pip comes with the venv; klloss is this project
             continue
