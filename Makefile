@@ -125,6 +125,7 @@ bench: $(READY)
 	@for cap in $(BENCH_CAPABILITIES); do \
 	  echo "== ATEN_CPU_CAPABILITY=$$cap"; \
 	  if [ "$$cap" = native ]; then unset ATEN_CPU_CAPABILITY; else export ATEN_CPU_CAPABILITY=$$cap; fi; \
+	  export TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/inductor-bench-$$cap; \
 	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py || exit 1; \
 	done
 

@@ -11,6 +11,11 @@ pytestmark = COMPILE_WARNINGS
 
 
 @pytest.fixture(autouse=True)
+def _own_inductor_cache(inductor_cache, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", inductor_cache)
+
+
+@pytest.fixture(autouse=True)
 def _scalar_code_under_baseline_aten():
     # Under ATEN_CPU_CAPABILITY=default (a simulated CPU `make test` must pass under, and the
     # notebooks' pinned setting), torch 2.13's inductor emits vector code that does not compile;

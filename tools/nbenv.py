@@ -23,6 +23,7 @@ What the pins cost in run time is in the README's notebook table.
 """
 
 import os
+from pathlib import Path
 
 ENV = {
     "OMP_NUM_THREADS": "1",
@@ -34,6 +35,9 @@ ENV = {
     "IPYKERNEL_CELL_NAME": "<notebook-cell>",
     "PYTHONHASHSEED": "0",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    # torch.compile's cache does not tell apart code built under other ATEN_CPU_CAPABILITY
+    # settings, so the pinned kernels keep one of their own (tests/conftest.py says more)
+    "TORCHINDUCTOR_CACHE_DIR": str(Path(__file__).resolve().parents[1] / "build" / "inductor-notebooks"),
 }
 
 
