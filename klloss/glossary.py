@@ -18,7 +18,12 @@ GLOSSARY = (
         "teacher logits turned into the soft target (the article's `target`; "
         "the same tensor as `logits_t` in every use we know of)",
     ),
-    ("y", "label", "(N,)", "true class of each sample, an integer in [0, C)"),
+    (
+        "y",
+        "label",
+        "(N,)",
+        "true class of each sample, an integer in [0, C), or ignore_index (−100 by default) for a row to leave out",
+    ),
     ("q", "exp(log_input)", "(N, C)", "student distribution, q = softmax(s)"),
     ("log q", "log_input", "(N, C)", "log-softmax of the student logits"),
     ("log p", "log_target", "(N, C)", "log-softmax of the teacher logits"),

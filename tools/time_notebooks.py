@@ -12,7 +12,6 @@ draw them with other last bits.
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,20 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nbenv
 import refresh
 
+from klloss import bench
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "notebook-times.json"
 PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 ROUNDS = 2
-
-
-def processor():
-    """The CPU's model name (Linux), else what platform reports."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def time_once(path, pinned):
@@ -75,7 +66,7 @@ def main():
         for path, data in figures.items():
             path.write_bytes(data)
     record = {
-        "processor": processor(),
+        "processor": bench._cpu_info()["cpu_model"],
         "cores": os.cpu_count(),
         "date": datetime.date.today().isoformat(),
         "rounds": ROUNDS,
