@@ -15,9 +15,9 @@ TORCH := $(shell sed -n 's/^torch==\([^ ;]*\)$$/\1/p' $(LOCK))
 LOCK_PYTHON := $(shell sed -n 's/^\# setup-python: //p' $(LOCK))
 
 # What `make lint` checks; notebooks/*.py holds the notebooks' paired scripts (and conftest.py).
-LINTED := klloss tests tools benchmarks $(wildcard notebooks/*.py)
+LINTED := klloss course tests tools benchmarks $(wildcard notebooks/*.py)
 
-# Notebooks run with the environment pinned in tools/nbenv.py, both when refreshed
+# Notebooks run with the environment pinned in course/nbenv.py, both when refreshed
 # (tools/refresh.py) and when nbval re-runs them (notebooks/conftest.py). Their stored outputs
 # are exact on x86-64 Linux; elsewhere nbval runs in lax mode: every notebook must run and pass
 # its own assertions, but printed digits are not compared (see the README).
@@ -87,36 +87,36 @@ lint: $(READY)
 ## test-oracle: the oracle's tests with NumPy alone (no torch) on Python 3.10 to 3.13
 ORACLE_PYTHONS ?= 3.10 3.11 3.12 3.13
 test-oracle:
-	$(PYTHON) tools/oracle.py $(ORACLE_PYTHONS)
+	$(PYTHON) -m tools.oracle_pythons $(ORACLE_PYTHONS)
 
 ## test-oldest: the library's tests on the oldest numpy and pandas that pyproject.toml allows
 test-oldest: $(READY)
-	$(PY) tools/oldest.py
+	$(PY) -m tools.oldest
 
 ## lock: rewrite constraints.txt from fresh environments: pins what pyproject.toml added and keeps
 ## the rest; `make lock UPGRADE=1` takes the newest version of everything but torch
 lock: $(READY)
-	$(PY) tools/lock.py $(if $(UPGRADE),--upgrade)
+	$(PY) -m tools.lock $(if $(UPGRADE),--upgrade)
 
 ## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
 ## clean kernel (deterministic: a second refresh leaves every file byte-identical)
 refresh: $(READY) $(SITE_JS) cxx
-	$(PY) tools/refresh.py $(call notebooks,)
+	$(PY) -m tools.refresh $(call notebooks,)
 
 ## nb NB=01: refresh one notebook, by number or name pattern
 nb: $(READY) $(SITE_JS) cxx
-	$(PY) tools/refresh.py $(call notebooks,$(NB))
+	$(PY) -m tools.refresh $(call notebooks,$(NB))
 
 ## times: time every notebook pinned and with the CPU's own code paths, for the README's table
 times: $(READY) $(SITE_JS) cxx
-	$(PY) tools/time_notebooks.py
-	$(PY) tools/readme.py
+	$(PY) -m tools.time_notebooks
+	$(PY) -m tools.readme
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
 report: $(READY) $(SITE_JS) cxx
-	$(PY) tools/refresh.py --out build/executed $(call notebooks,)
+	$(PY) -m tools.refresh --out build/executed $(call notebooks,)
 	rm -rf build/site
-	$(PY) tools/build_site.py build/executed build/site
+	$(PY) -m tools.build_site build/executed build/site
 
 ## bench: forward + backward timings side by side, 1 thread, on this CPU as it is and capped at
 ## AVX2; writes data/bench/cpu-<model>-<capability>.json and figures/bench-<same>.png for each
@@ -126,22 +126,22 @@ bench: $(READY)
 	  echo "== ATEN_CPU_CAPABILITY=$$cap"; \
 	  if [ "$$cap" = native ]; then unset ATEN_CPU_CAPABILITY; else export ATEN_CPU_CAPABILITY=$$cap; fi; \
 	  export TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/inductor-bench-$$cap; \
-	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) benchmarks/bench_loss.py || exit 1; \
+	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.bench_loss || exit 1; \
 	done
 
 ## experiments: train every student notebook 05 reads (all seeds, the teachers trained on flipped
 ## labels) in the notebooks' pinned environment; writes data/experiments/digits.json with its
 ## provenance. Minutes, not seconds: the notebook itself only re-runs a few of them.
 experiments: $(READY)
-	$(PY) tools/experiments.py
+	$(PY) -m tools.run_experiments
 
 ## lab: open JupyterLab on notebook 01 in the project's environment. The server runs from the
 ## repository root, where jupytext.toml is (jupytext looks for it from a notebook's folder up to
 ## the server root): jupytext, in the lab extra, then pairs each notebook with its script.
 ## JupyterLab refuses to run as root (as in a container) unless told --allow-root.
-lab: $(READY)
+lab: $(READY) $(SITE_JS)
 	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
-	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
 
 clean:
 	rm -rf build

@@ -1,14 +1,14 @@
 """Forward + backward of the published loop, klloss_v2, its autograd form and plain KD, eager and
 compiled, side by side in one run.
 
-    python benchmarks/bench_loss.py                 # this CPU (make bench runs it, 1 thread)
-    ATEN_CPU_CAPABILITY=avx2 python benchmarks/bench_loss.py   # the same CPU, capped at AVX2
-    python benchmarks/bench_loss.py --device cuda   # on a GPU, where there is one
+    python -m benchmarks.bench_loss                 # this CPU (make bench runs it, 1 thread)
+    ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.bench_loss   # the same CPU, capped at AVX2
+    python -m benchmarks.bench_loss --device cuda   # on a GPU, where there is one
 
 Prints the fastest of interleaved rounds and the ratios, checks the targets, and writes
 data/bench/<machine>.json (machine,
 versions, date and the klloss commit; one file per machine configuration, see
-klloss.bench.machine_name) and figures/bench-<machine>.png. Ratios measured side by side, not
+course.bench.machine_name) and figures/bench-<machine>.png. Ratios measured side by side, not
 absolute times, are what carry from one machine to another; even they are this machine's.
 """
 
@@ -16,12 +16,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # the first call of a compiled function is timed cold: an empty Inductor cache for this run
 # (set before torch imports Inductor)
@@ -29,7 +27,7 @@ _CACHE = tempfile.mkdtemp(prefix="klloss-bench-inductor-")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = _CACHE
 
 
-from klloss import bench, plotting  # noqa: E402
+from course import bench, plotting  # noqa: E402
 
 SIZES = [(1024, 1000), (64, 10), (4096, 10), (1024, 32), (256, 100), (64, 1000)]  # the targets first
 COMPILED_AT = [(64, 10), (4096, 10), (1024, 1000)]

@@ -1,6 +1,6 @@
 """How many times the published loop synchronises the host with a CUDA device, per batch size.
 
-    python benchmarks/check_published_syncs.py      # needs a CUDA GPU; exits 2 without one
+    python -m benchmarks.check_published_syncs      # needs a CUDA GPU; exits 2 without one
 
 torch's sync debug mode warns on every operation that makes the host wait for the device. The
 published loop copies ``label`` to the host once (``label.cpu()``), then reads each label from
@@ -10,13 +10,11 @@ Prints one line per N and exits 1 if a count differs from 1.
 
 import sys
 import warnings
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from klloss import bench, klloss_v2_published
+from course import bench
+from klloss import klloss_v2_published
 
 
 def syncs(n, c=10, device="cuda"):

@@ -1,22 +1,20 @@
 """klloss: correct, teachable reference implementations of the klloss_v2 distillation loss.
 
-Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in :mod:`klloss.glossary`.
+Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in the glossary
+(``docs/glossary.md``).
 
-The float64 NumPy oracle (:mod:`klloss.oracle`), the data loaders (:mod:`klloss.data`), the
-glossary and the plotting helpers need NumPy alone, so they import where torch is not installed
+The float64 NumPy oracle (:mod:`klloss.oracle`) and the data loaders (:mod:`klloss.data`) need
+NumPy alone, so they import where torch is not installed
 (``make test-oracle`` runs the oracle's tests that way on every supported Python). Everything else
 needs torch; without it, using any of it raises ModuleNotFoundError naming torch.
 """
 
-from . import data, glossary, oracle, plotting
+from . import data, oracle
 
 _NEEDS_TORCH = (
     "ARTICLE_OFFSET",
     "KLLossV2",
     "Trace",
-    "analysis",
-    "errata",
-    "explorer",
     "klloss_v2",
     "klloss_v2_published",
     "margin",
@@ -31,7 +29,6 @@ except ModuleNotFoundError as error:
         raise
     _torch_missing = error
 else:
-    from . import analysis, errata, explorer
     from .loss import ARTICLE_OFFSET, KLLossV2, klloss_v2, klloss_v2_published, margin, weight
     from .trace import Trace, trace
 
@@ -51,16 +48,11 @@ __all__ = [
     "ARTICLE_OFFSET",
     "KLLossV2",
     "Trace",
-    "analysis",
     "data",
-    "errata",
-    "explorer",
-    "glossary",
     "klloss_v2",
     "klloss_v2_published",
     "margin",
     "oracle",
-    "plotting",
     "trace",
     "weight",
 ]

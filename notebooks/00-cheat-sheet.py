@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 import klloss
-from klloss import analysis, errata, oracle
+from course import analysis, errata
+from klloss import oracle
 
 sample = klloss.data.load_sample()
 args = sample.tensors(torch.float64)  # logits_t (z), input (s), target (z), label (y), beta
@@ -99,7 +100,7 @@ l_min = big_w[:, 0] * np.log(big_w[:, 0]) - (p * w * np.log(w)).sum(axis=1)  # W
 right_side = big_w[:, 0] * kl_to_optimum + l_min
 assert np.abs(per_sample - right_side).max() < 1e-12
 assert np.all(l_min <= 0) and abs(l_min.mean() - analysis.min_loss(**teacher).item()) < 1e-12
-# the library's decomposition (klloss.analysis.reweighted_kd) agrees with this one, built from the oracle
+# the library's decomposition (course.analysis.reweighted_kd) agrees with this one, built from the oracle
 parts = analysis.reweighted_kd(**args)
 assert (
     np.abs(parts.min_loss.numpy() - l_min).max() < 1e-12

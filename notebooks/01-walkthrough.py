@@ -24,12 +24,12 @@
 #
 # (exercise 2 below finds it from the gradient; notebook 04 studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
 #
-# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `klloss.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
+# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `course.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
 
 # %% [markdown]
 # ## Names and symbols
 #
-# One glossary, shared by the code (`klloss.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
+# One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
 
 # %%
 import math
@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from IPython.display import Markdown, display
 
+import course
 import klloss
 
 # one visible place for every source of randomness and every display setting
@@ -49,7 +50,7 @@ np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one vi
 pd.set_option("display.precision", 4)
 torch.set_printoptions(precision=4)
 
-Markdown(klloss.glossary.as_markdown())
+Markdown(course.glossary.as_markdown())
 
 # %% [markdown]
 # ## The sample batch
@@ -256,10 +257,10 @@ print("largest difference from the oracle: float32 < 1e-6 x the size of the term
 # %% [markdown]
 # ## What the article printed, counted
 #
-# `klloss.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
+# `course.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
 
 # %%
-errata_table = klloss.errata.table()
+errata_table = course.errata.table()
 steps_of = {key: step.group for key, step in klloss.data.load_article_printed().items()}
 counted = (
     errata_table[["printed", "right"]]
@@ -289,10 +290,10 @@ assert torch.equal(tr.output < 0, q > tr.target_prob) and torch.equal(tr.weighte
 
 terms_span = max(frames["output"].abs().max().max(), frames["weighted"].abs().max().max())
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4), constrained_layout=True)
-weight_image = klloss.plotting.heatmap(
+weight_image = course.plotting.heatmap(
     axes[0], frames["weight"], r"weight $w = m/\beta + k$", fmt="{:.2f}", cmap="viridis", center=None
 )
-klloss.plotting.heatmap(
+course.plotting.heatmap(
     axes[1],
     frames["output"],
     r"KL terms $p(\log p - \log q)$",
@@ -300,7 +301,7 @@ klloss.plotting.heatmap(
     vmin=-terms_span,
     vmax=terms_span,
 )
-terms_image = klloss.plotting.heatmap(
+terms_image = course.plotting.heatmap(
     axes[2],
     frames["weighted"],
     r"weighted terms $w\,p(\log p - \log q)$",
@@ -338,17 +339,17 @@ fig.legend(
     fontsize=9,
     frameon=False,
 )
-print("saved", klloss.plotting.save(fig, "01-weights-and-terms"))
+print("saved", course.plotting.save(fig, "01-weights-and-terms"))
 plt.show()
 
 # %% [markdown]
 # ## What the weighting asks of the student
 #
-# The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `klloss.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
+# The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `course.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
 
 # %%
 args64 = sample.tensors(torch.float64)
-q_star = klloss.analysis.stationary_student(
+q_star = course.analysis.stationary_student(
     args64["logits_t"], args64["target"], args64["label"], sample.beta
 )
 t64 = klloss.trace(**args64)
@@ -416,7 +417,7 @@ closed_form = (q64 * W - w64 * p64) / N  # dL/ds_j = (q_j W - w_j p_j) / N
 gap = (student.grad - closed_form).abs().max().item()
 print("largest |autograd - closed form|:", "< 1e-12" if gap < 1e-12 else f"{gap:.1e}")
 assert gap < 1e-12
-assert torch.allclose(closed_form, klloss.analysis.grad_student(**args64), rtol=0, atol=1e-15)
+assert torch.allclose(closed_form, course.analysis.grad_student(**args64), rtol=0, atol=1e-15)
 assert closed_form.sum(1).abs().max() < 1e-15  # each row sums to W - W = 0
 # at q = q* the gradient vanishes
 at_q_star = (q_star * W - w64 * p64).abs().max().item()

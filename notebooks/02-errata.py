@@ -26,8 +26,9 @@ from IPython.display import display
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
+import course
 import klloss
-from klloss import errata
+from course import errata
 
 torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
@@ -188,7 +189,7 @@ assert errata.mean_not_sum_over_n(
 # %% [markdown]
 # ## The whole account
 #
-# One row per printed step, built by `klloss.errata.table()` from the data file and the oracle: how many numbers the article prints, how many are right to the printed precision, the largest error, the invariants the printed numbers break on their own, and which earlier printed tensors they repeat.
+# One row per printed step, built by `course.errata.table()` from the data file and the oracle: how many numbers the article prints, how many are right to the printed precision, the largest error, the invariants the printed numbers break on their own, and which earlier printed tensors they repeat.
 
 # %%
 table = errata.table()
@@ -246,7 +247,7 @@ for ax, key in zip(axes_top, copied, strict=False):
     frame = pd.DataFrame(
         P[key], index=[f"sample {i}" for i in range(2)], columns=[f"class {j}" for j in range(5)]
     )
-    image = klloss.plotting.heatmap(
+    image = course.plotting.heatmap(
         ax, frame, f"printed {key}", fmt="{:.4f}", cmap="viridis", vmin=low, vmax=high
     )
 top.colorbar(image, ax=axes_top, label="printed value")
@@ -299,7 +300,7 @@ for ax, key in zip(bottom.subplots(2, 5).flat, [*steps, None], strict=False):
     ax.set_xlabel("correct", fontsize=8)
     ax.set_ylabel("printed", fontsize=8)
     ax.tick_params(labelsize=7)
-print("saved", klloss.plotting.save(fig, "02-printed-vs-correct"))
+print("saved", course.plotting.save(fig, "02-printed-vs-correct"))
 plt.show()
 
 # %% [markdown]

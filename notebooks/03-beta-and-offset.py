@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 from IPython.display import display
 
+import course
 import klloss
-from klloss import analysis
+from course import analysis
 
 torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
@@ -66,7 +67,7 @@ right.axhline(0, color="black", linewidth=0.8)
 right.axvline(0, color="grey", linewidth=0.8, linestyle=":")
 right.set(xlabel="margin m = z_y − z_c", ylabel="weight w", title=f"w = m/β + k, β = {sample.beta:g}")
 right.legend(fontsize=8)
-print("saved", klloss.plotting.save(fig, "03-weight-vs-margin"))
+print("saved", course.plotting.save(fig, "03-weight-vs-margin"))
 plt.show()
 
 # %%
@@ -93,12 +94,12 @@ low = min(frame.to_numpy().min() for frame in frames.values())  # one colour sca
 high = max(frame.to_numpy().max() for frame in frames.values())
 fig, axes = plt.subplots(1, len(sweep), figsize=(17, 2.8), constrained_layout=True)
 for ax, (beta, frame) in zip(axes, frames.items(), strict=False):
-    image = klloss.plotting.heatmap(
+    image = course.plotting.heatmap(
         ax, frame, f"β = {beta:g}", fmt="{:.1f}", cmap="viridis", vmin=low, vmax=high
     )
 fig.colorbar(image, ax=axes, label="weight w (one scale for all panels)", shrink=0.9)
 fig.suptitle(f"the sample's weights w = m/β + k (k = {k:g}) flatten to k as β grows", fontsize=11)
-print("saved", klloss.plotting.save(fig, "03-weight-matrix-sweep"))
+print("saved", course.plotting.save(fig, "03-weight-matrix-sweep"))
 plt.show()
 spread = {beta: (klloss.trace(**{**args, "beta": beta}).weight - k).abs().max().item() for beta in sweep}
 print("largest |w - k| per beta:", {b: round(v, 3) for b, v in spread.items()})
@@ -147,7 +148,7 @@ ax.set(
     title=f"negative weights (k = {k:g}): classes that beat the label by more than kβ",
 )
 ax.legend(fontsize=8, loc="lower left")
-print("saved", klloss.plotting.save(fig, "03-negative-weight-region"))
+print("saved", course.plotting.save(fig, "03-negative-weight-region"))
 plt.show()
 
 # a teacher wrong by more than k*beta on a class gives it a negative weight; exactly k*beta gives zero
@@ -171,7 +172,7 @@ assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 # - $\beta \to \infty$: $L \to k\,\mathrm{KL}(p\|q)$, plain KL scaled by the offset;
 # - $\beta \to 0$: the margin term dominates, $\beta L \to M$. Its sign is the sign of $M$, which can be negative because single KL terms can be: then the loss itself turns negative below $\beta = -M/(k\,\mathrm{KL})$, even on a sample the teacher classifies correctly. On the article's sample this is what happens (below).
 #
-# `klloss.analysis.decompose` computes the two parts; we check the identity on the sample across β and k.
+# `course.analysis.decompose` computes the two parts; we check the identity on the sample across β and k.
 
 # %%
 parts = analysis.decompose(**args)
@@ -229,7 +230,7 @@ right.axvline(k, color="black", linewidth=0.8, linestyle=":")
 right.axhline(0, color="black", linewidth=0.8)
 right.set(xlabel="offset k", ylabel="loss", title="loss against the offset: straight lines of slope KL")
 right.legend(fontsize=8)
-print("saved", klloss.plotting.save(fig, "03-loss-vs-beta-and-offset"))
+print("saved", course.plotting.save(fig, "03-loss-vs-beta-and-offset"))
 plt.show()
 # a straight line in 1/beta: the fit recovers k KL and M, and no point is off the line beyond round-off
 assert math.isclose(intercept, k * parts.kl.item(), rel_tol=1e-9) and math.isclose(

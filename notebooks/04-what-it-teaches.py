@@ -7,7 +7,7 @@
 #
 # **You need first:** notebook 01 (the loss and its symbols) and notebook 03 (the weight $w = m/\beta + k$, and where it turns negative); softmax, KL divergence, and the derivative of a log-softmax.
 #
-# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `klloss.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
+# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `course.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
 
 # %%
 import itertools
@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from IPython.display import display
 from torch import nn
 
+import course
 import klloss
-from klloss import analysis, bench
+from course import analysis, bench
 
 torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
@@ -230,7 +231,7 @@ ax.set(
     title="what the loss teaches: q*_c / p_c = w_c / W, a line in the margin (dots: the sample's classes)",
 )
 ax.legend(fontsize=8, loc="upper left")
-print("saved", klloss.plotting.save(fig, "04-student-descent"))
+print("saved", course.plotting.save(fig, "04-student-descent"))
 plt.show()
 torch.testing.assert_close(q_star / p, w / big_w)  # q*_c / p_c = w_c / W
 assert ((q_star > p) == (w > big_w)).all()  # more mass than the teacher exactly where w_c > W
@@ -325,7 +326,7 @@ ax.set(
     title="the optimal student's confidence on the label, relative to the teacher's",
 )
 ax.legend(fontsize=8)
-print("saved", klloss.plotting.save(fig, "04-label-confidence-vs-beta"))
+print("saved", course.plotting.save(fig, "04-label-confidence-vs-beta"))
 plt.show()
 assert np.all(ratios < 1) and np.all(np.diff(ratios, axis=0) > 0)  # always below 1, rising with beta
 print(
@@ -367,7 +368,7 @@ except ValueError as error:
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 ax.plot(losses_neg.numpy(), color="crimson")
 ax.set(xlabel="gradient step", ylabel="loss", title="one negative weight: the loss falls without limit")
-print("saved", klloss.plotting.save(fig, "04-unbounded-loss"))
+print("saved", course.plotting.save(fig, "04-unbounded-loss"))
 plt.show()
 
 # %% [markdown]

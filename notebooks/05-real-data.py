@@ -15,7 +15,7 @@
 #
 # **How the terms are combined, and why.** The loss is divided by its offset $k = 8$ so that as β → ∞ its term becomes exactly KL(p ‖ q), plain KD at $T = 1$ (notebook 03). Then $\alpha$ means the same for every loss, and whatever separates klloss_v2 from KD at $T = 1$ is the margin weighting itself. We run two mixing weights, $\alpha = 0.5$ and $\alpha = 0.9$.
 #
-# **What runs here, and what is read.** Training every student below takes minutes, so `make experiments` (`tools/experiments.py`) trains them all once, in the same pinned environment as this notebook (one thread, CPU-independent code paths, `tools/nbenv.py`), and stores the results with their provenance in `data/experiments/digits.json`. This notebook reads that file, trains the teacher and two of the students again to show that the stored numbers are the ones the code gives, and computes every table, figure and conclusion from them. `tests/test_experiments.py` re-runs a larger subset and compares it bit for bit.
+# **What runs here, and what is read.** Training every student below takes minutes, so `make experiments` (`tools/run_experiments.py`) trains them all once, in the same pinned environment as this notebook (one thread, CPU-independent code paths, `course/nbenv.py`), and stores the results with their provenance in `data/experiments/digits.json`. This notebook reads that file, trains the teacher and two of the students again to show that the stored numbers are the ones the code gives, and computes every table, figure and conclusion from them. `tests/test_experiments.py` re-runs a larger subset and compares it bit for bit.
 
 # %%
 import dataclasses
@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-import klloss
-from klloss import analysis
-from klloss import experiments as ex
+import course
+from course import analysis
+from course import experiments as ex
 
 ex.seeds_everything(0)  # every run below also seeds its own generator from its seed
 pd.set_option("display.precision", 4)
@@ -75,7 +75,7 @@ print(f"teacher: {ex.count_parameters(teacher)} parameters; student: {student_si
 print("teacher on the test set:", {k: round(v, 4) for k, v in teacher_metrics.items()})
 same_teacher = teacher_metrics == stored["main"]["teacher"]["test"]
 print("the teacher trained here has the stored test metrics, bit for bit:", same_teacher)
-assert same_teacher or not ex.BIT_EXACT
+assert same_teacher or not ex.bit_exact(stored)
 assert teacher_metrics["accuracy"] > 0.95 and student_size < ex.count_parameters(teacher) / 10
 
 # %% [markdown]
@@ -117,7 +117,7 @@ again = ex.run(data, teacher, seeds=[0], betas=[0.5], config=config, alphas=[0.5
 twins = main[(main["seed"] == 0) & (main["alpha"] == 0.5)].set_index("loss").loc[list(again["loss"]), METRICS]
 identical = bool((again.set_index("loss")[METRICS].to_numpy() == twins.to_numpy()).all())
 print("students retrained here equal the stored ones, bit for bit:", identical)
-assert identical or not ex.BIT_EXACT
+assert identical or not ex.bit_exact(stored)
 summary = ex.summarise(main)
 display(summary[["accuracy", "accuracy std", "nll", "ece", "p_true", "p_true std"]])
 
@@ -256,7 +256,7 @@ for ax, metric, label in zip(
         title=f"{label}: {len(SEEDS)} paired seeds",
     )
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=9)
-print("saved", klloss.plotting.save(fig, "05-paired-differences"))
+print("saved", course.plotting.save(fig, "05-paired-differences"))
 plt.show()
 
 # %% [markdown]
@@ -402,7 +402,7 @@ fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", nco
 fig.suptitle(
     "OUR EXTENSION (not the article's loss): klloss_v2's weights on p and q softened by T = 4", fontsize=10
 )
-print("saved", klloss.plotting.save(fig, "05-softened-extension"))
+print("saved", course.plotting.save(fig, "05-softened-extension"))
 plt.show()
 
 # %%
@@ -564,7 +564,7 @@ for ax, metric, label in [
     ax.set_xticks([100 * f for f in wrong])
 axes[1, 1].set_yscale("log")
 axes[1, 0].legend(fontsize=8)
-print("saved", klloss.plotting.save(fig, "05-wrong-teacher"))
+print("saved", course.plotting.save(fig, "05-wrong-teacher"))
 plt.show()
 
 # %%
@@ -637,7 +637,7 @@ assert (verdicts[(0.0, "accuracy")]["verdict"] == "equivalent").all()
 # %% [markdown]
 # ## So, should you use it?
 #
-# On this benchmark, and within the limits below: with a teacher that is right and sure, klloss_v2 is KD at $T = 1$ in accuracy (settled to within half a percentage point), with a slightly less confident student; it does not reach plain KD at $T = 4$, and putting its weights under a temperature does not change that. With a teacher that is confidently wrong, β decides everything: small enough for a sizeable share of training rows to get a negative weight, and training diverges; a little larger, with under 1 % of rows negative, and the weighting helps against KD at $T = 1$, though not against leaving the wrong teacher out. If you use it, compute the fraction of training rows with a negative weight (`klloss.experiments.negative_weight_rows`) before training: where it is a sizeable share, the loss has no floor and training diverges (β = 0.5 here); even under 1 % already drives the logits up (β = 1.5 at the largest share flipped).
+# On this benchmark, and within the limits below: with a teacher that is right and sure, klloss_v2 is KD at $T = 1$ in accuracy (settled to within half a percentage point), with a slightly less confident student; it does not reach plain KD at $T = 4$, and putting its weights under a temperature does not change that. With a teacher that is confidently wrong, β decides everything: small enough for a sizeable share of training rows to get a negative weight, and training diverges; a little larger, with under 1 % of rows negative, and the weighting helps against KD at $T = 1$, though not against leaving the wrong teacher out. If you use it, compute the fraction of training rows with a negative weight (`course.experiments.negative_weight_rows`) before training: where it is a sizeable share, the loss has no floor and training diverges (β = 0.5 here); even under 1 % already drives the logits up (β = 1.5 at the largest share flipped).
 #
 # ## Limitations: what this experiment cannot tell
 

@@ -18,8 +18,9 @@ import torch
 from IPython.display import display
 from torch import nn
 
+import course
 import klloss
-from klloss import bench
+from course import bench
 
 torch.manual_seed(0)
 pd.set_option("display.precision", 2)
@@ -92,7 +93,7 @@ def distillation_loss(teacher, student_logits, label):
     return criterion(teacher, student_logits, teacher, label)
 
 
-# This kernel runs ATen's baseline code (tools/nbenv.py), where torch 2.13's inductor emits vector
+# This kernel runs ATen's baseline code (course/nbenv.py), where torch 2.13's inductor emits vector
 # code that does not compile; asking it for scalar code (simdlen 1) compiles, and keeps the digits
 # the same on every CPU. Outside this pinned setting, torch.compile needs no such line.
 torch._inductor.config.cpp.simdlen = 1
@@ -110,7 +111,7 @@ assert value_gap < 1e-5 and grad_gap < 1e-5
 print("compiled and eager agree: loss and gradient within 1e-5, relative")
 
 # %% [markdown]
-# A few steps of training through the compiled loss. klloss_v2 is not a divergence: on these rows every weight is positive, so the loss is bounded below, by a number below zero (`klloss.analysis.min_loss`, notebook 04), not by zero.
+# A few steps of training through the compiled loss. klloss_v2 is not a divergence: on these rows every weight is positive, so the loss is bounded below, by a number below zero (`course.analysis.min_loss`, notebook 04), not by zero.
 
 # %%
 optimizer = torch.optim.SGD(student.parameters(), lr=0.5)
@@ -122,7 +123,7 @@ for _ in range(30):
     optimizer.step()
     history.append(step_loss.item())
 real = ~padding
-lowest = klloss.analysis.min_loss(teacher_logits[real], teacher_logits[real], label[real], 1.5).item()
+lowest = course.analysis.min_loss(teacher_logits[real], teacher_logits[real], label[real], 1.5).item()
 print(
     f"loss over 30 steps: {history[0]:.3g} -> {history[-1]:.3g}; the lowest any student can reach: {lowest:.3g}"
 )

@@ -22,8 +22,9 @@ import torch
 from IPython.display import HTML, display
 from matplotlib.colors import SymLogNorm
 
+import course
 import klloss
-from klloss import analysis, explorer
+from course import analysis, explorer
 
 sample = klloss.data.load_sample()
 args = sample.tensors(torch.float64)
@@ -104,7 +105,7 @@ fig.suptitle(
     "red titles: the loss on the batch is negative",
     fontsize=10,
 )
-print("saved", klloss.plotting.save(fig, "07-weights-small-multiples"))
+print("saved", course.plotting.save(fig, "07-weights-small-multiples"))
 plt.show()
 
 # %% [markdown]
@@ -130,7 +131,7 @@ ax.axvline(
 )
 ax.set(xlabel="1/β", ylabel="loss L on the sample", title="L = k·KL + M/β: one straight line per offset")
 ax.legend(fontsize=8)
-print("saved", klloss.plotting.save(fig, "07-loss-against-inverse-beta"))
+print("saved", course.plotting.save(fig, "07-loss-against-inverse-beta"))
 plt.show()
 
 # %% [markdown]
@@ -163,7 +164,7 @@ print(f"a weight turns negative where m < -k beta, so first on the class with m 
 # %% [markdown]
 # ## How the explorer is made, and why this way
 #
-# The page computes the loss itself: `klloss.explorer` writes the formula as a chain of named Vega transforms (log-softmax, margin, weight, weighted terms, batch mean), one per line of the formula, and Vega recomputes the ones a slider reaches. That makes it a third implementation of the loss, beside `klloss.klloss_v2` and the oracle, so it is tested like them: `tests/test_explorer.py` opens this page of the site in Chromium with the network cut, sets the sliders to several $(\beta, k)$, and compares the readout with `klloss.oracle.klloss_v2` to the digits shown.
+# The page computes the loss itself: `course.explorer` writes the formula as a chain of named Vega transforms (log-softmax, margin, weight, weighted terms, batch mean), one per line of the formula, and Vega recomputes the ones a slider reaches. That makes it a third implementation of the loss, beside `klloss.klloss_v2` and the oracle, so it is tested like them: `tests/test_explorer.py` opens this page of the site in Chromium with the network cut, sets the sliders to several $(\beta, k)$, and compares the readout with `klloss.oracle.klloss_v2` to the digits shown.
 #
 # The options we weighed, against what the explorer must do (work offline without a kernel, in JupyterLab and in the site; native or ARIA sliders with fixed ids; a readout the page can read; output identical from run to run):
 #

@@ -1,4 +1,4 @@
-"""klloss.analysis against autograd and numerical optimisation."""
+"""course.analysis against autograd and numerical optimisation."""
 
 import math
 
@@ -9,7 +9,7 @@ from helpers import as_tensors, batches, gradient_scale
 from hypothesis import given, settings
 
 import klloss
-from klloss import analysis
+from course import analysis
 
 
 @given(batch=batches())
@@ -152,7 +152,7 @@ def test_loss_is_weighted_kd_towards_q_star_plus_its_minimum(batch):
     big_w, kl, min_loss, per_sample = _identity_numpy(batch)
     # the identity in float64 NumPy, from the oracle alone: L_i = W_i KL(q*_i || q_i) + L_min,i
     assert np.all(np.abs(big_w * kl + min_loss - per_sample) <= tol)
-    # klloss.analysis agrees with it part by part, and recombines to the torch loss
+    # course.analysis agrees with it part by part, and recombines to the torch loss
     parts = analysis.reweighted_kd(*args)
     np.testing.assert_allclose(parts.big_w.numpy(), big_w, rtol=1e-12)
     np.testing.assert_allclose(parts.min_loss.numpy(), min_loss, rtol=0, atol=1e-12 * _row_scale(batch).max())

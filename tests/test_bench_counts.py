@@ -1,9 +1,9 @@
-"""klloss.bench.op_counts: what it counts, checked on calls whose operators are known."""
+"""course.bench.op_counts: what it counts, checked on calls whose operators are known."""
 
 import torch
 
 import klloss
-from klloss import bench
+from course import bench
 
 
 def test_op_counts_names_each_dispatched_operator():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import klloss
-from klloss import errata
+from course import errata
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""klloss.experiments: on a tiny configuration, learning happens and runs are reproducible; the
+"""course.experiments: on a tiny configuration, learning happens and runs are reproducible; the
 pieces (losses, our softened extension, ECE, the split, flipped labels, the mixed optimum, paired
 statistics) agree with independent references; the stored experiment (data/experiments/) is the
 current plan, made under the pins, and a re-run subset reproduces it bit for bit."""
@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +16,11 @@ import pandas as pd
 import pytest
 import torch
 
+import course
 import klloss
-from klloss import experiments as ex
+from course import experiments as ex
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
 TINY = dataclasses.replace(ex.Config(), epochs=3, teacher_epochs=5)
 
@@ -218,7 +217,7 @@ def test_mixed_optimum_limits():
     assert torch.allclose(ex.mixed_optimum(z, y, math.inf, 0.3), 0.7 * onehot + 0.3 * p, atol=1e-15)
     # alpha = 1: the pure-klloss optimum of notebook 04
     assert torch.allclose(
-        ex.mixed_optimum(z, y, 1.5, 1.0), klloss.analysis.stationary_student(z, z, y, 1.5), atol=1e-15
+        ex.mixed_optimum(z, y, 1.5, 1.0), course.analysis.stationary_student(z, z, y, 1.5), atol=1e-15
     )
     # alpha = 0: cross-entropy alone wants the label with certainty
     assert torch.equal(ex.mixed_optimum(z, y, 1.5, 0.0), onehot)
@@ -356,7 +355,7 @@ def stored():
 
 
 def test_stored_experiment_is_the_current_plan_under_the_pins(stored):
-    import nbenv
+    from course import nbenv
 
     provenance = stored["provenance"]
     assert provenance["config"] == dataclasses.asdict(ex.Config()), "Config changed: run `make experiments`"
@@ -384,16 +383,15 @@ def test_stored_experiment_is_complete(stored):
         assert set(wrong["teacher"]["negative_weight_rows"]) == {f"{b:g}" for b in plan.betas}
 
 
-EXACT = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
-
-
-@pytest.mark.skipif(not EXACT, reason="stored results are bit-exact on x86-64 Linux only (as the notebooks)")
 def test_a_subset_rerun_reproduces_the_stored_numbers_exactly(stored):
-    # rerun under the pins (tools/experiments.py applies them before importing torch), from a caller
+    if not ex.bit_exact(stored):
+        pytest.skip("stored results are bit-exact on x86-64 Linux, on the CPU model that stored them")
+    # rerun under the pins (tools/run_experiments.py applies them before importing torch), from a caller
     # that asks for AVX2 kernels: the pins must win, and every number must come back bit for bit
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "experiments.py"), "--subset"],
+        [sys.executable, "-m", "tools.run_experiments", "--subset"],
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,

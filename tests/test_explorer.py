@@ -1,4 +1,4 @@
-"""The explorer (``klloss.explorer``, notebook 07): the loss it computes in the browser is a third
+"""The explorer (``course.explorer``, notebook 07): the loss it computes in the browser is a third
 implementation, checked here against the float64 oracle.
 
 The browser tests open the explorer's page of the built site in headless Chromium (Debian's) with
@@ -18,8 +18,10 @@ import pytest
 import torch
 from test_site import _open, browser, site  # noqa: F401 -- the site test's fixtures, shared
 
+import course
 import klloss
-from klloss import explorer, oracle
+from course import explorer
+from klloss import oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "07-explorer.html"
@@ -244,7 +246,7 @@ def test_every_intermediate_in_the_page_matches_the_oracle(page, sample):
 
 def test_the_decomposition_line_matches_the_analysis(page, sample):
     args = sample.tensors(torch.float64)
-    parts = klloss.analysis.decompose(**args)
+    parts = course.analysis.decompose(**args)
     for beta, offset in [(1.5, 8.0), (1.5, 0.0), (0.5, 3.0)]:
         _set(page, beta, offset)
         why = page.inner_text(".klloss-explorer-why")

@@ -8,7 +8,7 @@ JupyterLab and GitHub parse them) and compare every cell with the text it came f
 import pytest
 from markdown_it import MarkdownIt
 
-from klloss import glossary
+from course import glossary
 
 
 def rendered_rows(markdown):

@@ -5,7 +5,7 @@ execution count, in order. Re-executing a notebook with ``tools/refresh.py`` mus
 committed file byte for byte, and must rewrite the committed figures unchanged. Each notebook
 is paired with a percent-format script (jupytext), and the two must say the same.
 
-The stored outputs are exact on x86-64 Linux, where tools/nbenv.py pins every CPU-dependent code
+The stored outputs are exact on x86-64 Linux, where course/nbenv.py pins every CPU-dependent code
 path; elsewhere (aarch64, macOS) the notebooks still run and assert what they claim, but their
 printed digits are not compared (the Makefile runs nbval in lax mode there).
 """
@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tools import refresh
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 FIGURES = ROOT / "figures"
-
-sys.path.insert(0, str(ROOT / "tools"))
-import refresh  # noqa: E402
 
 
 def test_there_are_notebooks():
@@ -102,9 +101,7 @@ def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
     # a kernel inherits the environment of the process that applied nbenv; whatever the caller
     # asked for, the notebooks' arithmetic runs on the same code on every x86-64 CPU
     env = {**os.environ, **caller}
-    script = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); import nbenv, subprocess; nbenv.apply(); "
-    )
+    script = "from course import nbenv; import subprocess; nbenv.apply(); "
     script += f"subprocess.run([sys.executable, '-c', {PROBE!r}], check=True)"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["DEFAULT", "COMPATIBLE", "SSE41", "1"], out.stdout + out.stderr

@@ -1,6 +1,6 @@
 """The float64 NumPy oracle against a plain-Python reference, and the properties its formula implies.
 
-NumPy, pytest and hypothesis alone: `make test-oracle` (tools/oracle.py) runs this file on
+NumPy, pytest and hypothesis alone: `make test-oracle` (tools/oracle_pythons.py) runs this file on
 Python 3.10, 3.11, 3.12 and 3.13 in environments without torch, and it runs with the rest of the
 suite too. Nothing here may import torch.
 """

@@ -20,14 +20,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tools import lock
+from tools import oracle_pythons as oracle
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 LOCK = (ROOT / "constraints.txt").read_text(encoding="utf-8")
 SETUP_PYTHON = re.search(r"^# setup-python: (\S+)$", LOCK, re.M)[1]
-
-sys.path.insert(0, str(ROOT / "tools"))
-import lock  # noqa: E402
-import oracle  # noqa: E402
 
 
 def lock_pins(python_version):

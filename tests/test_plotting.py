@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from klloss import plotting
+from course import plotting
 
 FRAME = pd.DataFrame(
     [[-0.5, 0.25], [1.0, 0.0]], index=["sample 0", "sample 1"], columns=["class 0", "class 1"]

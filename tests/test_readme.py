@@ -13,15 +13,13 @@ def test_readme_example_runs_as_shown():
 
 
 def test_readme_generated_parts_are_current():
-    import sys
 
-    sys.path.insert(0, str(README.parent / "tools"))
-    import readme
+    from tools import readme
 
     text = README.read_text(encoding="utf-8")
     for marker in (readme.GLOSSARY, readme.NOTEBOOKS, readme.BENCH):
         assert marker.search(text), f"README lost its markers: {marker.pattern}"
-    assert readme.render(text) == text, "run `python tools/readme.py`"
+    assert readme.render(text) == text, "run `python -m tools.readme`"
     record = readme.measured_times()
     assert record, "no data/notebook-times.json: run `make times`"
     for name, _, _ in readme.notebook_rows():

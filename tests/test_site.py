@@ -17,18 +17,16 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import nbformat
 import pytest
 
-import klloss
+import course
+from tools import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import build_site  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHOTS = ROOT / "build" / "screenshots"
@@ -291,9 +289,9 @@ def test_glossary_is_a_table_on_the_site(browser, site):
             "t => Array.from(t.querySelectorAll('tbody tr'))"
             ".map(r => Array.from(r.cells).map(c => c.innerText))"
         )
-        assert len(rows) == len(klloss.glossary.GLOSSARY), "a glossary row is missing or split"
+        assert len(rows) == len(course.glossary.GLOSSARY), "a glossary row is missing or split"
         assert all(len(row) == 4 for row in rows)
-        assert [row[1] for row in rows] == [entry[1] for entry in klloss.glossary.GLOSSARY]
+        assert [row[1] for row in rows] == [entry[1] for entry in course.glossary.GLOSSARY]
         SHOTS.mkdir(parents=True, exist_ok=True)
         table.screenshot(path=str(SHOTS / "01-glossary.png"))
     finally:

@@ -1,6 +1,6 @@
 """Build the teaching site: one HTML page per notebook and an index, readable with no network.
 
-    python tools/build_site.py NOTEBOOK_DIR SITE_DIR
+    python -m tools.build_site NOTEBOOK_DIR SITE_DIR
 
 Every ``*.ipynb`` in NOTEBOOK_DIR becomes a page (no list to maintain), rendered with the
 ``klloss`` template (tools/site/templates), which extends nbconvert's ``lab`` template without

@@ -10,7 +10,7 @@ never touches .venv) and writes down what pip installed in them.
   every extra included, with torch at the version the lock pins. On this machine that is the CPU
   build on its disk; a local label such as ``+cpu`` is not written, so the pin matches the
   build pip finds elsewhere too.
-- On every other Python that tools/oracle.py tests (3.10, 3.12, 3.13): the oracle's
+- On every other Python that tools/oracle_pythons.py tests (3.10, 3.12, 3.13): the oracle's
   NumPy, pytest and hypothesis.
 
 A package installed at one version on every Python gets one plain line; one whose version
@@ -33,8 +33,7 @@ import tomllib
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle
+from tools import oracle_pythons as oracle
 
 ROOT = oracle.ROOT
 LOCK = oracle.LOCK

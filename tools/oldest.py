@@ -18,13 +18,12 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle
+from tools import oracle_pythons as oracle
 
 ROOT = oracle.ROOT
 FLOORED = ("numpy", "pandas")
 # what the library's tests import beyond klloss's own dependencies (scikit-learn: the digits
-# experiment, klloss.experiments)
+# experiment, course.experiments)
 TEST_REQUIREMENTS = ("pytest", "hypothesis", "scikit-learn")
 LEFT_OUT = (
     "test_notebooks.py",
@@ -43,7 +42,8 @@ def floors():
     """``name~=X.Y.0`` for each FLOORED dependency ``name>=X.Y`` of pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     found = {}
-    for req in map(Requirement, project["dependencies"]):
+    # the library's own dependencies and its `frames` extra (pandas, for Trace.to_frames)
+    for req in map(Requirement, project["dependencies"] + project["optional-dependencies"]["frames"]):
         name = canonicalize_name(req.name)
         if name in FLOORED:
             (spec,) = req.specifier

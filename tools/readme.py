@@ -1,21 +1,19 @@
-"""Keep README.md's generated parts current: the glossary (from klloss.glossary), the
+"""Keep README.md's generated parts current: the glossary (from course.glossary), the
 notebook list (titles and summaries from the notebooks, run times as measured by
 tools/time_notebooks.py in data/notebook-times.json) and the stored benchmark results (data/bench/).
 
-    python tools/readme.py
+    python -m tools.readme
 
 tests/test_readme.py checks that every part is current.
 """
 
 import json
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import course
 
-import klloss  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 README = ROOT / "README.md"
 TIMES = ROOT / "data" / "notebook-times.json"
@@ -32,8 +30,7 @@ BENCH_COLUMNS = [
 
 def notebook_rows():
     """(file name, title, summary) of every notebook, in order."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from build_site import notebook_info
+    from tools.build_site import notebook_info
 
     return [(p.name, *notebook_info(p)) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
 
@@ -54,7 +51,7 @@ def notebook_table(record):
     )
     lines = [
         f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
-        "pinned (`tools/nbenv.py`), and with the CPU's own code paths, for comparison.",
+        "pinned (`course/nbenv.py`), and with the CPU's own code paths, for comparison.",
         "",
         "| notebook | what it shows | run time, pinned | CPU's own paths |",
         "|---|---|---|---|",
@@ -69,7 +66,7 @@ def notebook_table(record):
 
 def bench_table():
     """One row per stored benchmark file: where it ran, and its ratios at the target sizes."""
-    from klloss import bench
+    from course import bench
 
     header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -100,7 +97,7 @@ def bench_table():
 def render(text, record=None):
     """README text with both generated parts rewritten from the stored timings."""
     record = measured_times() if record is None else record
-    text = GLOSSARY.sub(lambda m: m[1] + klloss.glossary.as_markdown() + "\n" + m[2], text)
+    text = GLOSSARY.sub(lambda m: m[1] + course.glossary.as_markdown() + "\n" + m[2], text)
     text = NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
     return BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
 

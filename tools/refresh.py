@@ -1,7 +1,7 @@
 """Re-execute notebooks from a clean kernel and store them deterministically.
 
-    python tools/refresh.py notebooks/*.ipynb            # refresh in place
-    python tools/refresh.py --out build/x notebooks/*.ipynb  # write executed copies elsewhere
+    python -m tools.refresh notebooks/*.ipynb            # refresh in place
+    python -m tools.refresh --out build/x notebooks/*.ipynb  # write executed copies elsewhere
 
 Each notebook ``NN-name.ipynb`` is paired with the percent-format script ``NN-name.py`` beside it
 (jupytext, configured in ``jupytext.toml``). The script is the source: its cells are read,
@@ -25,8 +25,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import nbenv
+from course import nbenv
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}

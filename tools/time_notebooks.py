@@ -1,7 +1,7 @@
-"""Time every notebook with the kernel pinned (tools/nbenv.py) and with the CPU's own code paths,
+"""Time every notebook with the kernel pinned (course/nbenv.py) and with the CPU's own code paths,
 interleaved round by round so that a busy machine slows both alike; store the best of each.
 
-    python tools/time_notebooks.py            # make times; writes data/notebook-times.json
+    python -m tools.time_notebooks            # make times; writes data/notebook-times.json
 
 The README's notebook table (tools/readme.py) shows both times, with the machine they were
 measured on: what pinning the code paths costs, measured, not guessed. The notebooks write their
@@ -12,16 +12,12 @@ draw them with other last bits.
 import datetime
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import nbenv
-import refresh
-
-from klloss import bench
+from course import bench, nbenv
+from tools import refresh
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "notebook-times.json"

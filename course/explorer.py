@@ -22,15 +22,15 @@ shows the explorer.
 import html as _html
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
-from . import oracle
-from .data import Sample
-from .loss import ARTICLE_OFFSET
+from klloss import oracle
+from klloss.data import Sample
+from klloss.loss import ARTICLE_OFFSET
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import ROOT
+
 VEGA_VERSION = "6.4.0"
 """The Vega release embedded in the page (the version ``tools/site/package-lock.json`` pins)."""
 VEGA_PACKAGE = ROOT / "tools" / "site" / "node_modules" / "vega"
@@ -56,7 +56,7 @@ def _check_sample(sample):
         raise ValueError(f"sample must have more than {WRONG_LABEL} classes, got {sample.input.shape[1]}")
     if sample.beta not in BETAS:
         raise ValueError(
-            f"sample.beta must be one of the β slider's values (klloss.explorer.BETAS), got {sample.beta}"
+            f"sample.beta must be one of the β slider's values (course.explorer.BETAS), got {sample.beta}"
         )
     return sample
 
@@ -676,7 +676,7 @@ def html(sample):
     """The explorer as one self-contained HTML fragment, Vega inlined (notebook 07 prints its size).
     The sliders start at, and mark, the sample's β (one of :data:`BETAS`) and the article's offset.
 
-    Display it in a notebook with ``IPython.display.HTML(klloss.explorer.html(sample))``.
+    Display it in a notebook with ``IPython.display.HTML(course.explorer.html(sample))``.
     """
     sample = _check_sample(sample)
     beta_index = BETAS.index(sample.beta)

@@ -5,7 +5,9 @@ matplotlib is imported lazily, so ``import klloss`` does not need it.
 
 from pathlib import Path
 
-FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
+from . import ROOT
+
+FIGURES_DIR = ROOT / "figures"
 
 
 def save(fig, name, directory=None):

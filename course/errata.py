@@ -10,8 +10,8 @@ Walked through in ``notebooks/02-errata.ipynb``.
 
 import numpy as np
 
-from .data import load_article_printed, load_sample
-from .loss import ARTICLE_OFFSET
+from klloss.data import load_article_printed, load_sample
+from klloss.loss import ARTICLE_OFFSET
 
 SLACK = 1e-12
 """Added to every tolerance, for float64 arithmetic on the printed numbers."""
@@ -232,7 +232,7 @@ def correct_values(sample=None):
     ``per_sample`` is printed with one entry per class, so it is compared with the per-class
     weighted terms those entries stand for.
     """
-    from . import oracle
+    from klloss import oracle
 
     sample = sample or load_sample()
     parts = oracle.intermediates(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)

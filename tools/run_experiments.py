@@ -1,12 +1,12 @@
 """Run notebook 05's full experiment and store it with its provenance (``make experiments``).
 
-    python tools/experiments.py              # the full plan: several minutes on one core
-    python tools/experiments.py --subset     # the small subset tests/test_experiments.py re-runs
+    python -m tools.run_experiments              # the full plan: several minutes on one core
+    python -m tools.run_experiments --subset     # the small subset tests/test_experiments.py re-runs
 
-Applies the pinned environment of tools/nbenv.py (one thread, CPU-independent code paths) BEFORE
+Applies the pinned environment of course/nbenv.py (one thread, CPU-independent code paths) BEFORE
 torch is imported, so the stored numbers are those any x86-64 CPU computes under the same pins,
 and writes data/experiments/digits.json (or, with --out, another file; with --subset, prints the
-JSON instead). What is trained is klloss.experiments.Plan with klloss.experiments.Config.
+JSON instead). What is trained is course.experiments.Plan with course.experiments.Config.
 """
 
 import argparse
@@ -15,20 +15,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
-
-import nbenv  # noqa: E402
+from course import nbenv  # noqa: E402
 
 nbenv.apply()
 
-from klloss import experiments as ex  # noqa: E402  (imports torch: after the pins)
+from course import experiments as ex  # noqa: E402  (imports torch: after the pins)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--subset", action="store_true", help="run klloss.experiments.SUBSET, print JSON to stdout"
+        "--subset", action="store_true", help="run course.experiments.SUBSET, print JSON to stdout"
     )
     parser.add_argument("--out", default=str(ex.STORED))
     args = parser.parse_args(argv)

@@ -17,10 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import _checks
-from .loss import _per_sample_autograd, klloss_v2, klloss_v2_published
+from klloss import _checks
+from klloss.loss import _per_sample_autograd, klloss_v2, klloss_v2_published
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "data" / "bench"
+from . import ROOT
+
+BENCH_DIR = ROOT / "data" / "bench"
 BETA = 1.5
 
 
@@ -196,7 +198,7 @@ def _cpu_info():
 def code_version():
     """The klloss commit measured, ``+changes`` when the code measured (``klloss/``,
     ``benchmarks/``) differed from it; ``unknown`` outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
 
     def git(*args):
         return subprocess.run(

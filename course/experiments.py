@@ -19,8 +19,8 @@ to teacher and student distributions softened by a temperature :math:`T`,
 :math:`T` as :math:`\beta \to \infty`.
 
 The full experiment (many seeds, teachers trained on flipped labels) takes minutes, so
-``make experiments`` (``tools/experiments.py``) runs it under the pinned environment of
-``tools/nbenv.py`` and stores it, with its provenance, in ``data/experiments/``; the notebook
+``make experiments`` (``tools/run_experiments.py``) runs it under the pinned environment of
+``course/nbenv.py`` and stores it, with its provenance, in ``data/experiments/``; the notebook
 reads it. Paired statistics over seeds: :func:`paired_test`. Walked through in
 ``notebooks/05-real-data.ipynb``.
 """
@@ -39,13 +39,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .loss import ARTICLE_OFFSET, klloss_v2, margin, weight
+from klloss.loss import ARTICLE_OFFSET, klloss_v2, margin, weight
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "data" / "experiments"
+from . import ROOT
+
+EXPERIMENTS_DIR = ROOT / "data" / "experiments"
 STORED = EXPERIMENTS_DIR / "digits.json"
-BIT_EXACT = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
-"""Where a re-run under the pins of ``tools/nbenv.py`` gives the stored numbers bit for bit
-(x86-64 Linux, as for the notebooks' stored outputs); elsewhere only approximately."""
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def bit_exact(stored):
+    """Whether a re-run under the pins of ``course/nbenv.py`` must give ``stored``'s numbers bit
+    for bit: on x86-64 Linux, on the CPU model that stored them. An Intel Xeon re-run of numbers
+    stored on an AMD EPYC differed in the last bits, pins and all (the training's matrix products
+    or exponentials; the cause is not pinned down), so elsewhere only approximately."""
+    linux = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
+    return linux and stored["provenance"]["cpu"] == _cpu_model()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -580,12 +596,7 @@ def provenance(config, plan, seconds):
     """Where, when and with what the stored results were produced."""
     import sklearn
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = _cpu_model()
     pins = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

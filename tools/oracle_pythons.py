@@ -1,7 +1,7 @@
 """The oracle's tests on every supported Python, with NumPy alone (no torch): `make test-oracle`.
 
-    python tools/oracle.py              # Python 3.10, 3.11, 3.12 and 3.13
-    python tools/oracle.py 3.10 3.13    # some of them
+    python -m tools.oracle_pythons              # Python 3.10, 3.11, 3.12 and 3.13
+    python -m tools.oracle_pythons 3.10 3.13    # some of them
 
 For each Python it keeps a virtual environment in build/oracle/py3.X holding only
 ORACLE_REQUIREMENTS (NumPy, pytest, hypothesis) at the versions constraints.txt pins for that

@@ -1,5 +1,5 @@
 r"""What klloss_v2 does to a student: closed-form gradient, stationary point, decomposition,
-lower bound. Symbols as in :mod:`klloss.glossary`; all functions take the arguments of
+lower bound. Symbols as in :mod:`course.glossary`; all functions take the arguments of
 :func:`klloss.klloss_v2` (checked the same way) and reduce over the batch like
 ``reduction="batchmean"``.
 
@@ -24,8 +24,8 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from . import _checks
-from .loss import ARTICLE_OFFSET, _prepared, margin, weight
+from klloss import _checks
+from klloss.loss import ARTICLE_OFFSET, _prepared, margin, weight
 
 
 def _prepare(logits_t, input, target, label, beta, offset):
@@ -201,7 +201,7 @@ def descend(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET, student=Non
     ``student`` (default: zeros); returns a :class:`Descent`. For the demonstrations in
     ``notebooks/04-what-it-teaches.ipynb``.
     """
-    from .loss import klloss_v2
+    from klloss import klloss_v2
 
     s = (torch.zeros_like(target) if student is None else student.detach().clone()).requires_grad_(True)
     optimiser = torch.optim.SGD([s], lr=lr)

@@ -13,7 +13,8 @@ runs alike, whatever the calling environment says:
 * ``MKL_CBWR=COMPATIBLE``: MKL's conditional numerical reproducibility mode, the same results on
   every x86-64 CPU (matrix products in ``nn.Linear``);
 * ``ONEDNN_MAX_CPU_ISA=SSE41``: oneDNN capped to the instruction set every x86-64 CPU of the
-  last fifteen years has.
+  last fifteen years has;
+* ``OPENBLAS_CORETYPE=Prescott``: NumPy's OpenBLAS on its generic x86-64 kernels.
 
 These override the caller's settings: ``make test`` under ``ATEN_CPU_CAPABILITY=avx2`` still
 runs the notebooks on the pinned paths (tests/test_notebooks.py checks that a kernel reports
@@ -23,7 +24,8 @@ What the pins cost in run time is in the README's notebook table.
 """
 
 import os
-from pathlib import Path
+
+from . import ROOT
 
 ENV = {
     "OMP_NUM_THREADS": "1",
@@ -32,12 +34,18 @@ ENV = {
     "ATEN_CPU_CAPABILITY": "default",
     "MKL_CBWR": "COMPATIBLE",
     "ONEDNN_MAX_CPU_ISA": "SSE41",
+    # NumPy's OpenBLAS picks its kernels by CPU (SkylakeX, Zen, ...): np.polyfit's last bits, and
+    # with them a figure's pixels, differed between an Intel Xeon and an AMD EPYC; its generic
+    # kernels run alike on every x86-64 CPU
+    "OPENBLAS_CORETYPE": "Prescott",
     "IPYKERNEL_CELL_NAME": "<notebook-cell>",
     "PYTHONHASHSEED": "0",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    # the kernel starts in notebooks/: the checkout's root makes `course` importable there
+    "PYTHONPATH": str(ROOT),
     # torch.compile's cache does not tell apart code built under other ATEN_CPU_CAPABILITY
     # settings, so the pinned kernels keep one of their own (tests/conftest.py says more)
-    "TORCHINDUCTOR_CACHE_DIR": str(Path(__file__).resolve().parents[1] / "build" / "inductor-notebooks"),
+    "TORCHINDUCTOR_CACHE_DIR": str(ROOT / "build" / "inductor-notebooks"),
 }
 
 
