@@ -1,0 +1,109 @@
+r"""The loss's options as one value: :class:`Options` (``beta``, ``offset``, ``reduction``,
+``ignore_index``), checked when it is made.
+
+Every form of the loss takes one :class:`Options`, so a new hyper-parameter touches this class,
+the public signatures and the computation, and nothing else. Symbols as in the glossary
+(``docs/glossary.md``): :math:`\beta` divides the margin, :math:`k` is the offset.
+"""
+
+import dataclasses
+import math
+import numbers
+
+import torch
+
+ARTICLE_OFFSET = 8.0
+"""The constant :math:`k` the article adds to every weight."""
+
+BETA_MIN = 2.0**-126
+"""The smallest ``beta`` accepted, float32's smallest normal number (about 1.2e-38). Every path
+computes in float32 or wider, where a smaller :math:`\beta` is 0 or subnormal: the margin
+:math:`m / \beta` would then be 0/0 at the label (NaN) instead of 0."""
+
+REDUCTIONS = ("batchmean", "sum", "none")
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_beta(beta):
+    """``beta`` as a Python float: a real number in [BETA_MIN, inf]; a one-element tensor is read
+    with ``.item()`` (which waits for a GPU)."""
+    if type(beta) is float and BETA_MIN <= beta:  # the common case, first and cheap (inf included)
+        return beta
+    if isinstance(beta, torch.Tensor):
+        if beta.numel() != 1:
+            raise ValueError(f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}")
+        if beta.dtype == torch.bool or beta.is_complex():
+            raise TypeError(f"beta must be a real number, got a tensor of dtype {beta.dtype}")
+        beta = beta.item()
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
+    beta = float(beta)
+    if math.isnan(beta):
+        raise ValueError("beta must be a real number > 0, got nan")
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if beta < BETA_MIN:
+        raise ValueError(
+            f"beta must be at least {BETA_MIN:.6g} (float32's smallest normal number; below it the "
+            f"margin / beta is 0/0 at the label), got {beta:g}"
+        )
+    return beta
+
+
+def check_offset(offset):
+    """``offset`` as a Python float; it must be a finite real number."""
+    if type(offset) is float and math.isfinite(offset):  # the common case, first and cheap
+        return offset
+    if isinstance(offset, bool) or not isinstance(offset, numbers.Real):
+        raise TypeError(f"offset must be a real number, got {type(offset).__name__}")
+    offset = float(offset)
+    if not math.isfinite(offset):
+        raise ValueError(f"offset must be finite, got {offset}")
+    return offset
+
+
+def check_reduction(reduction):
+    """``reduction`` if it is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        allowed = ", ".join(repr(r) for r in REDUCTIONS)
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+    return reduction
+
+
+def check_ignore_index(ignore_index):
+    """``ignore_index`` as a Python int that fits a label tensor (int64), or None."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an integer or None, got {type(ignore_index).__name__}")
+    ignore_index = int(ignore_index)
+    if not INT64[0] <= ignore_index <= INT64[1]:
+        raise ValueError(f"ignore_index must fit in int64, [-2**63, 2**63), got {ignore_index}")
+    return ignore_index
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    r"""The options of klloss_v2, checked when made; frozen, so they stay checked.
+
+    * ``beta`` -- :math:`\beta`, divides the margin; a real number in [:data:`BETA_MIN`, inf]
+      (``inf``: every weight equals ``offset``, and the labels are not read);
+    * ``offset`` -- :math:`k`, added to every weight, finite (the article's 8.0);
+    * ``reduction`` -- ``"batchmean"`` (mean over the rows not ignored), ``"sum"`` or ``"none"``;
+    * ``ignore_index`` -- rows whose label equals it count for nothing; ``None``: no row is ignored.
+
+    ``dataclasses.replace(options, beta=2.0)`` gives a checked copy with one option changed.
+    """
+
+    beta: float
+    offset: float = ARTICLE_OFFSET
+    reduction: str = "batchmean"
+    ignore_index: int | None = -100
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
+        set_(self, "beta", check_beta(self.beta))
+        set_(self, "offset", check_offset(self.offset))
+        set_(self, "reduction", check_reduction(self.reduction))
+        set_(self, "ignore_index", check_ignore_index(self.ignore_index))
