@@ -28,7 +28,7 @@ INT64 = (-(2**63), 2**63 - 1)
 def check_beta(beta):
     """``beta`` as a Python float: a real number in [BETA_MIN, inf]; a one-element tensor is read
     with ``.item()`` (which waits for a GPU)."""
-    if type(beta) is float and BETA_MIN <= beta:  # the common case, first and cheap (inf included)
+    if type(beta) is float and beta >= BETA_MIN:  # the common case, first and cheap (inf included)
         return beta
     if isinstance(beta, torch.Tensor):
         if beta.numel() != 1:
