@@ -81,7 +81,7 @@ def _verdicts(results, device):
     return verdicts
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds per size")
@@ -91,7 +91,11 @@ def main(argv=None):
     parser.add_argument(
         "--plot-only", metavar="NAME", help="redraw figures/bench-NAME.png from data/bench/NAME.json"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     if args.plot_only:
         record = bench.load_results(args.plot_only)
         fig = bench.plot_ratios(record, _title(record["environment"]))
