@@ -1,9 +1,9 @@
-"""One table of names and symbols, used by the code, the notebooks, the figures and the README.
+"""One table of names and symbols, used by the code, the notebooks, the figures and the docs.
 
 ``GLOSSARY``: one row per symbol, (symbol, name in code, shape, meaning). ``TERMS``: the words
 and notations the notebooks use, each defined before it is used, (term, notation, meaning).
-The README and the first notebook render both with :func:`as_markdown`, so there is exactly one
-copy of them.
+``docs/glossary.md`` and the first notebook render both with :func:`as_markdown`, so there is
+exactly one copy of them.
 """
 
 GLOSSARY = (
@@ -148,7 +148,7 @@ def _cell(text):
 
 
 def as_markdown():
-    """The glossary and the terms as two Markdown tables (README and ``notebooks/01-walkthrough.ipynb``).
+    """The glossary and the terms as two Markdown tables (``docs/glossary.md`` and ``notebooks/01-walkthrough.ipynb``).
 
     Every ``|`` inside a cell is escaped, so a cell's whole text survives rendering
     (``tests/test_glossary.py`` renders the tables and checks each row).

@@ -31,7 +31,7 @@ def sources(packages=PACKAGES, root=ROOT):
         for path in sorted((root / package).rglob("*.py")):
             if "node_modules" not in path.parts:
                 found[module_name(path, root)] = path
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items(), key=lambda item: (packages.index(item[0].split(".")[0]), item[0])))
 
 
 def _absolute(node, module, is_package):
@@ -45,9 +45,10 @@ def _absolute(node, module, is_package):
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imported(text, module, is_package=False):
-    """Every module name ``text`` (the source of ``module``) imports, anywhere in it, absolute;
-    for ``from X import name`` both ``X`` and ``X.name`` (name may be a submodule)."""
+def imported(text, module, is_package=False, known=()):
+    """Every module name ``text`` (the source of ``module``) imports, anywhere in it, absolute.
+    ``from X import name`` gives ``X.name`` when that is one of the ``known`` modules, and ``X``
+    when some name it imports is not (an attribute of ``X``)."""
     names = set()
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
@@ -57,8 +58,10 @@ def imported(text, module, is_package=False):
             if target is None:
                 names.add("." * node.level + (node.module or ""))
                 continue
-            names.add(target)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & set(known)
+            names.update(submodules)
+            if len(submodules) < len(node.names):
+                names.add(target)
     return names
 
 
@@ -68,7 +71,7 @@ def graph(packages=PACKAGES, root=ROOT):
     modules = sources(packages, root)
     edges = {}
     for name, path in modules.items():
-        found = imported(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        found = imported(path.read_text(encoding="utf-8"), name, path.name == "__init__.py", modules)
         edges[name] = sorted({n for n in found if n in modules and n != name})
     return edges
 

@@ -1,10 +1,15 @@
-"""Keep README.md's generated parts current: the glossary (from course.glossary), the
-notebook list (titles and summaries from the notebooks, run times as measured by
-tools/time_notebooks.py in data/notebook-times.json) and the stored benchmark results (data/bench/).
+"""Keep the generated parts of README.md and docs/ current:
+
+* README.md: the notebook table (titles and summaries from the notebooks, run times as measured
+  by tools/time_notebooks.py in data/notebook-times.json);
+* docs/glossary.md: the glossary (from course.glossary);
+* docs/performance.md: the stored benchmark results (data/bench/);
+* docs/architecture.md: the import graph (tools/architecture.py, read from the sources).
 
     python -m tools.readme
 
-tests/test_readme.py checks that every part is current.
+Each part sits between ``<!-- name: ... -->`` and ``<!-- /name -->``; the text around it is
+written by hand. tests/test_readme.py checks that every part is current.
 """
 
 import json
@@ -12,14 +17,21 @@ import re
 from pathlib import Path
 
 import course
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parents[1]
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 TIMES = ROOT / "data" / "notebook-times.json"
-GLOSSARY = re.compile(r"(<!-- glossary:[^\n]*-->\n).*?(<!-- /glossary -->)", re.S)
-NOTEBOOKS = re.compile(r"(<!-- notebooks:[^\n]*-->\n).*?(<!-- /notebooks -->)", re.S)
-BENCH = re.compile(r"(<!-- bench:[^\n]*-->\n).*?(<!-- /bench -->)", re.S)
+
+
+def section(name):
+    """The pattern of a generated part: its opening comment, its body, its closing comment."""
+    return re.compile(rf"(<!-- {name}:[^\n]*-->\n).*?(<!-- /{name} -->)", re.S)
+
+
+GLOSSARY, NOTEBOOKS, BENCH, IMPORTS = (section(n) for n in ("glossary", "notebooks", "bench", "imports"))
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
     ("klloss_v2 / plain KD, 64 x 10", "klloss_v2", 64, 10),
@@ -40,7 +52,8 @@ def measured_times():
     return json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else None
 
 
-def notebook_table(record):
+def notebook_table(record=None):
+    record = measured_times() if record is None else record
     seconds = record["seconds"] if record else {"pinned": {}, "native": {}}
 
     def cell(mode, name):
@@ -51,7 +64,7 @@ def notebook_table(record):
     )
     lines = [
         f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
-        "pinned (`course/nbenv.py`), and with the CPU's own code paths, for comparison.",
+        "pinned ([docs/reproducibility.md](docs/reproducibility.md)), and with the CPU's own code paths.",
         "",
         "| notebook | what it shows | run time, pinned | CPU's own paths |",
         "|---|---|---|---|",
@@ -64,43 +77,63 @@ def notebook_table(record):
     return "\n".join(lines)
 
 
+def _bench_row(name):
+    """One stored benchmark file as a table row: where it ran, and its ratios at the target sizes."""
+    from course import bench
+
+    record = bench.load_results(name)
+    env = record["environment"]
+    cpu = f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+    machine = env.get("gpu") or cpu
+    table = bench.ratio_table(record)
+    cells = []
+    for _, variant, n, c in BENCH_COLUMNS:
+        value = table[variant].get((n, c)) if variant in table else None
+        cells.append("not measured" if value is None or value != value else f"{value:.2f}")
+    row = [
+        f"`{name}.json`",
+        f"{machine}, {env['torch_threads']} thread(s)",
+        env["torch"],
+        env.get("klloss", "not recorded (older code)"),
+        env["date"],
+        *cells,
+    ]
+    return "| " + " | ".join(row) + " |"
+
+
 def bench_table():
-    """One row per stored benchmark file: where it ran, and its ratios at the target sizes."""
+    """One row per stored benchmark file (data/bench/)."""
     from course import bench
 
     header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in bench.stored_names():
-        record = bench.load_results(name)
-        env = record["environment"]
-        machine = (
-            env.get("gpu")
-            or f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
-        )
-        table = bench.ratio_table(record)
-        cells = []
-        for _, variant, n, c in BENCH_COLUMNS:
-            value = table[variant].get((n, c)) if variant in table else None
-            cells.append("not measured" if value is None or value != value else f"{value:.2f}")
-        row = [
-            f"`{name}.json`",
-            f"{machine}, {env['torch_threads']} thread(s)",
-            env["torch"],
-            env.get("klloss", "not recorded (older code)"),
-            env["date"],
-            *cells,
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [_bench_row(name) for name in bench.stored_names()])
 
 
-def render(text, record=None):
-    """README text with both generated parts rewritten from the stored timings."""
-    record = measured_times() if record is None else record
-    text = GLOSSARY.sub(lambda m: m[1] + course.glossary.as_markdown() + "\n" + m[2], text)
-    text = NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
-    return BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
+GENERATED = {
+    README: [(NOTEBOOKS, notebook_table)],
+    DOCS / "glossary.md": [(GLOSSARY, lambda: course.glossary.as_markdown())],
+    DOCS / "performance.md": [(BENCH, bench_table)],
+    DOCS / "architecture.md": [(IMPORTS, lambda: architecture.as_markdown())],
+}
+"""{file: [(section pattern, what writes its body)]}."""
+
+
+def render(path, text):
+    """``text`` (the file at ``path``) with its generated parts rewritten."""
+    for pattern, body in GENERATED[path]:
+        text = pattern.sub(lambda m, body=body: m[1] + body() + "\n" + m[2], text)
+    return text
+
+
+def main():
+    for path in GENERATED:
+        text = path.read_text(encoding="utf-8")
+        new = render(path, text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print("rewrote", path.relative_to(ROOT))
 
 
 if __name__ == "__main__":
-    README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
+    main()
