@@ -6,8 +6,10 @@ JupyterLab and GitHub parse them) and compare every cell with the text it came f
 """
 
 import pytest
+import torch
 from markdown_it import MarkdownIt
 
+import klloss
 from course import glossary
 
 
@@ -66,7 +68,14 @@ def test_the_terms_the_notebooks_use_are_defined(term):
     assert term in {row[0] for row in glossary.TERMS}
 
 
-def test_beta_is_a_margin_scale_not_a_temperature():
-    meaning = {row[0]: row[3] for row in glossary.GLOSSARY}["β"]
-    assert meaning.startswith("margin scale")
-    assert "Not a temperature" in meaning
+def test_what_the_glossary_says_of_beta_holds(sample):
+    # "not a temperature: p and q are the same for every beta"; "a larger beta pulls every weight
+    # towards k": checked on the loss, not on the wording
+    args = sample.tensors(torch.float64)
+    traces = [klloss.trace(**{**args, "beta": beta}) for beta in (0.5, sample.beta, 40.0)]
+    for trace in traces[1:]:
+        assert torch.equal(trace.target_prob, traces[0].target_prob)
+        assert torch.equal(trace.log_input, traces[0].log_input)
+    distance = [(trace.weight - klloss.ARTICLE_OFFSET).abs().max().item() for trace in traces]
+    assert distance == sorted(distance, reverse=True)
+    assert distance[-1] < distance[0]
