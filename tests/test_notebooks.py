@@ -27,10 +27,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 FIGURES = ROOT / "figures"
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_code_cell_ran_in_order(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
@@ -68,6 +64,7 @@ def test_every_notebook_has_its_script_and_the_pair_agrees():
         assert actual == expected, f"{path.name} and its script differ: edit the .py, then `make nb NB=...`"
 
 
+@pytest.mark.slow  # starts a kernel
 def test_a_script_edit_reaches_the_notebook(tmp_path):
     # the script is the source: refresh executes the script's cells, not the notebook's
     nb = refresh.nbformat.v4.new_notebook(cells=[refresh.nbformat.v4.new_code_cell("print('old')")])
@@ -96,6 +93,7 @@ PROBE = (
 )
 
 
+@pytest.mark.slow  # imports torch in a new process, once per setting
 @pytest.mark.parametrize("caller", CALLER_SETTINGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
     # a kernel inherits the environment of the process that applied nbenv; whatever the caller
@@ -110,7 +108,10 @@ def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
 EXACT = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
-@pytest.mark.skipif(not EXACT, reason="stored outputs are bit-exact on x86-64 Linux only (see the README)")
+@pytest.mark.slow  # executes every notebook
+@pytest.mark.skipif(
+    not EXACT, reason="stored outputs are bit-exact on x86-64 Linux only (docs/reproducibility.md)"
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_refresh_reproduces_the_committed_notebook(path, tmp_path):
     figures_before = _digests(FIGURES)
