@@ -8,7 +8,8 @@ installed, as on a fresh clone), headless, on a free local port; then, for each 
 session through the server's REST API, as JupyterLab does when it opens a notebook (the kernel
 starts in the notebook's folder, with the server's environment), runs its code cells in order
 over the kernel's websocket, and reports every cell that raises. Cells tagged
-``raises-exception`` may raise. Stops the server at the end; exit status 1 if any cell failed.
+``raises-exception`` may raise. Stops the server at the end and puts the committed figures back;
+exit status 1 if any cell failed.
 
 The kernel runs with the CPU's own code paths (`make lab` does not pin them), so printed digits
 may differ from the stored outputs: this checks that every cell runs, not what it prints
@@ -149,6 +150,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     port, token = _free_port(), uuid.uuid4().hex
+    # the notebooks save their figures as they run, here with the CPU's own code paths: put the
+    # committed ones back afterwards (their last bits may differ)
+    figures = {path: path.read_bytes() for path in (ROOT / "figures").glob("*.png")}
     lab = start_lab(port, token)
     failed = []
     try:
@@ -161,6 +165,10 @@ def main(argv=None):
             failed += [path.name] if failures else []
     finally:
         stop_lab(lab)
+        for path in set((ROOT / "figures").glob("*.png")) - set(figures):
+            path.unlink()
+        for path, data in figures.items():
+            path.write_bytes(data)
     if failed:
         print("FAILED in JupyterLab: " + ", ".join(failed), file=sys.stderr)
         return 1
