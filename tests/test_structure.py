@@ -14,9 +14,6 @@ from tools import architecture
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE_THE_LIBRARY = ("course", "tools", "benchmarks", "tests", "notebooks")
 MAX_LINES = 80
-# functions of the library the lead is splitting (issue 18, with the loss rewrite): each must
-# still be too long, so that the entry goes once the function is split
-LIBRARY_FUNCTIONS_BEING_SPLIT = {"klloss/loss.py::_forward"}
 
 
 def repository_python():
@@ -94,9 +91,7 @@ def test_no_function_is_longer_than_80_lines(package):
         for path in sorted((ROOT / package).rglob("*.py"))
         for name, length in long_functions(path)
     }
-    known = {key for key in LIBRARY_FUNCTIONS_BEING_SPLIT if key.startswith(f"{package}/")}
-    assert set(found) - known == set(), f"split these: {found}"
-    assert known <= set(found), f"split now: remove {known - set(found)} from LIBRARY_FUNCTIONS_BEING_SPLIT"
+    assert found == {}, f"split these: {found}"
 
 
 def path_edits(text):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from string import Template
 
-from klloss.loss import ARTICLE_OFFSET
+from klloss import ARTICLE_OFFSET
 
 from .. import ROOT
 from .data import BETAS, OFFSETS, check_sample

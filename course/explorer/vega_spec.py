@@ -3,7 +3,7 @@ show it. Every word comes from the signal ``text`` (:data:`course.explorer.strin
 
 import math
 
-from klloss.loss import ARTICLE_OFFSET
+from klloss import ARTICLE_OFFSET
 
 from .data import BETAS, cells, check_sample, colour_domains, rows
 from .strings import LABELS
