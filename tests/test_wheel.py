@@ -13,6 +13,7 @@ Marked ``wheel``: it takes about a minute, most of it installing torch into the 
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,20 @@ print(json.dumps({"installed": {n: d.version for n, d in dists.items()}, "pulled
 """
 
 
+def run_in(python, script, cwd=None):
+    """stdout of ``script`` run by ``python -I`` (isolated: no PYTHONPATH, user site or current
+    folder on the path); a failure shows the script's stderr."""
+    out = subprocess.run([python, "-I", "-c", script], cwd=cwd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+# pip and venv run with none of the caller's PYTHON* settings: a PYTHONPATH holding the clone
+# would make pip take its klloss for an installed one and skip the wheel
+def clean_env():
+    return {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     """The wheel, built from a copy of what the build reads, so that nothing is written into the
@@ -145,7 +160,7 @@ def wheel(tmp_path_factory):
     shutil.copytree(ROOT / "klloss", src / "klloss", ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp_path_factory.mktemp("dist")
     build = [sys.executable, *PIP, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist, src]
-    subprocess.run(build, check=True)
+    subprocess.run(build, check=True, env=clean_env())
     (built,) = dist.glob("klloss-*.whl")
     return built
 
@@ -155,11 +170,11 @@ def installed(wheel, tmp_path_factory):
     """The Python of a fresh virtual environment holding the wheel and what pip pulls for it, at
     the versions constraints.txt pins."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, env=clean_env())
     python = venv / "bin" / "python"
     install = [python, *PIP, "install", "--quiet", "-c", LOCK, wheel]
     plan = subprocess.run(
-        [*install, "--dry-run", "--report", "-"], capture_output=True, text=True, check=True
+        [*install, "--dry-run", "--report", "-"], capture_output=True, text=True, check=True, env=clean_env()
     )
     names = [item["metadata"]["name"] for item in json.loads(plan.stdout)["install"]]
     cuda = [name for name in names if name.startswith("nvidia")]
@@ -167,7 +182,7 @@ def installed(wheel, tmp_path_factory):
         pytest.skip(
             f"torch resolves to a CUDA build here ({len(cuda)} nvidia-* wheels, GBs); install its CPU build"
         )
-    subprocess.run(install, check=True)
+    subprocess.run(install, check=True, env=clean_env())
     return python
 
 
@@ -175,10 +190,7 @@ def installed(wheel, tmp_path_factory):
 def used(installed, tmp_path_factory):
     """What :data:`USE_THE_WHEEL` saw, run from an empty folder outside the clone."""
     outside = tmp_path_factory.mktemp("outside")
-    out = subprocess.run(
-        [installed, "-I", "-c", USE_THE_WHEEL], cwd=outside, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout)
+    return json.loads(run_in(installed, USE_THE_WHEEL, cwd=outside))
 
 
 def test_the_wheel_holds_the_library_and_its_data_only(wheel):
@@ -210,8 +222,7 @@ def test_the_wheel_requires_torch_and_numpy_and_offers_the_rest_as_extras(wheel)
 
 
 def test_pip_installs_what_torch_and_numpy_need_and_no_more(installed):
-    out = subprocess.run([installed, "-I", "-c", INSTALLED], capture_output=True, text=True, check=True)
-    got = json.loads(out.stdout)
+    got = json.loads(run_in(installed, INSTALLED))
     installed_names = set(got["installed"])
     assert {"torch", "numpy"} <= set(got["pulled"])
     # pip comes with every venv (setuptools too, before Python 3.12)
@@ -260,9 +271,7 @@ def _allowed_roots(installed):
     query = (
         "import json, sys, sysconfig; print(json.dumps([sysconfig.get_paths(), sys.path, sys.base_prefix]))"
     )
-    paths, path, base = json.loads(
-        subprocess.run([installed, "-I", "-c", query], capture_output=True, text=True, check=True).stdout
-    )
+    paths, path, base = json.loads(run_in(installed, query))
     roots = [paths[key] for key in ("purelib", "platlib", "stdlib", "platstdlib")]
     # the standard library's entries of the import path (python3XX.zip is looked for, if absent)
     roots += [entry for entry in path if entry and Path(entry).is_relative_to(base)]
