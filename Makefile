@@ -93,7 +93,7 @@ lint: $(READY)
 
 ## check: the inner loop, under a minute: lint, then the tests not marked slow, wheel or browser
 # Hypothesis draws CHECK_EXAMPLES examples per property here (make test: 150).
-CHECK_EXAMPLES ?= 25
+CHECK_EXAMPLES ?= 10
 check: $(READY) $(SITE_JS)
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=1; \
