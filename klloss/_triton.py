@@ -110,6 +110,9 @@ def _weight_scale(beta):
     return (True, inverse, limit) if inverse >= 2.0**-126 else (False, beta, limit)
 
 
+STATS = 6
+"""Numbers kept per row between the kernels: M_s, log S_s, M_z, log S_z, W, z'_y."""
+
 _OPS_DEFINED = False
 
 if triton is not None:
@@ -155,7 +158,7 @@ if triton is not None:
         s_ptr, z_ptr, zm_ptr, label_ptr, loss_ptr, stats_ptr,
         C, s_stride, z_stride, zm_stride, limit, scale, offset, ignore_index,
         HAS_IGNORE: tl.constexpr, SEPARATE_MARGIN: tl.constexpr, BETA_INF: tl.constexpr,
-        RECIPROCAL: tl.constexpr, BLOCK: tl.constexpr,
+        RECIPROCAL: tl.constexpr, BLOCK: tl.constexpr, STATS: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
         y, ignored, bad = _row_label(label_ptr, row, C, ignore_index, HAS_IGNORE)
@@ -195,27 +198,29 @@ if triton is not None:
             sum_s = tl.exp(old_s - ref_s) * sum_s + tl.sum(e_s, 0)  # S_s'
             inf_weight_max = tl.maximum(inf_weight_max, tl.max(tl.where(finite, neg_inf, z), 0))
         log_sum_z, log_sum_s = tl.log(sum_z), tl.log(sum_s)
-        lse_z, lse_s = max_z + log_sum_z, max_s + log_sum_s  # log sum e^z, log sum e^s
         # L_i = sum w p ((z - M_z) - (s - M_s) - log S_z + log S_s) = (B - A (log S_z - log S_s)) / S_z
         loss = (big_b - big_a * (log_sum_z - log_sum_s)) / sum_z
         big_w = big_a / sum_z  # W = sum w p
         # a weight that is not finite on a class with p > 0, or a bad label: no finite loss
-        broken = bad | (tl.exp(inf_weight_max - lse_z) > 0.0)
+        broken = bad | (tl.exp((inf_weight_max - max_z) - log_sum_z) > 0.0)
         loss = tl.where(broken, float("nan"), loss)
         big_w = tl.where(broken, float("nan"), big_w)
         tl.store(loss_ptr + row, loss)
-        stats = stats_ptr + row * 4  # what backward needs: the log sums, W, z'_y
-        tl.store(stats, lse_s)
-        tl.store(stats + 1, lse_z)
-        tl.store(stats + 2, big_w)
-        tl.store(stats + 3, z_label)
+        # what backward needs: log q = (s - M_s) - log S_s, log p = (z - M_z) - log S_z, W, z'_y
+        stats = stats_ptr + row * STATS
+        tl.store(stats, max_s)
+        tl.store(stats + 1, log_sum_s)
+        tl.store(stats + 2, max_z)
+        tl.store(stats + 3, log_sum_z)
+        tl.store(stats + 4, big_w)
+        tl.store(stats + 5, z_label)
 
     @triton.jit
     def _backward_kernel(
         grad_out_ptr, s_ptr, z_ptr, zm_ptr, label_ptr, stats_ptr, grad_ptr,
         C, grad_out_stride, s_stride, z_stride, zm_stride, grad_stride, limit, scale, offset, ignore_index,
         HAS_IGNORE: tl.constexpr, SEPARATE_MARGIN: tl.constexpr, BETA_INF: tl.constexpr,
-        RECIPROCAL: tl.constexpr, BLOCK: tl.constexpr,
+        RECIPROCAL: tl.constexpr, BLOCK: tl.constexpr, STATS: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
         _, ignored, _ = _row_label(label_ptr, row, C, ignore_index, HAS_IGNORE)
@@ -227,21 +232,22 @@ if triton is not None:
                 tl.store(grad_row + cols, zero, mask=cols < C)
             return
         g = tl.load(grad_out_ptr + row * grad_out_stride).to(tl.float32)  # upstream dL/dL_i
-        stats = stats_ptr + row * 4
-        lse_s, lse_z = tl.load(stats), tl.load(stats + 1)
-        big_w, z_label = tl.load(stats + 2), tl.load(stats + 3)
+        stats = stats_ptr + row * STATS
+        max_s, log_sum_s = tl.load(stats), tl.load(stats + 1)
+        max_z, log_sum_z = tl.load(stats + 2), tl.load(stats + 3)
+        big_w, z_label = tl.load(stats + 4), tl.load(stats + 5)
         s_row, z_row, zm_row = s_ptr + row * s_stride, z_ptr + row * z_stride, zm_ptr + row * zm_stride
         for start in range(0, C, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             inside = cols < C
-            s = tl.load(s_row + cols, mask=inside, other=0.0).to(tl.float32)
-            z = tl.load(z_row + cols, mask=inside, other=0.0).to(tl.float32)
+            s = tl.load(s_row + cols, mask=inside, other=float("-inf")).to(tl.float32)
+            z = tl.load(z_row + cols, mask=inside, other=float("-inf")).to(tl.float32)
             zm = z
             if SEPARATE_MARGIN:
                 zm = tl.load(zm_row + cols, mask=inside, other=0.0).to(tl.float32)
             w, _ = _weight(z_label, zm, limit, scale, offset, BETA_INF, RECIPROCAL)
-            q = tl.exp(s - lse_s)  # q = e^(s - log sum e^s)
-            p = tl.exp(z - lse_z)  # p = e^(z - log sum e^z)
+            q = tl.exp((s - max_s) - log_sum_s)  # q = e^((s - M_s) - log S_s), exact in a shift of s
+            p = tl.exp((z - max_z) - log_sum_z)  # p = e^((z - M_z) - log S_z)
             w_p = tl.where(p == 0.0, 0.0, w) * p  # w p, 0 where p = 0 whatever w is
             grad = g * (q * big_w - w_p)  # g (q W - w p)
             tl.store(grad_row + cols, grad.to(grad_ptr.dtype.element_ty), mask=inside)
@@ -267,6 +273,7 @@ def _meta(c, beta, offset, ignore_index, z_margin):
         "BETA_INF": beta == math.inf,
         "RECIPROCAL": reciprocal,
         "BLOCK": block,
+        "STATS": STATS,
         "num_warps": warps,
     }
     return (limit, scale, offset, 0 if ignore_index is None else ignore_index), switches
@@ -281,10 +288,10 @@ def _rows_forward(
     offset: float,
     ignore_index: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # (L_i, stats): per-row losses, float32 (N,), and (log sum e^s, log sum e^z, W, z'_y) per row
+    # (L_i, stats): per-row losses, float32 (N,), and (M_s, log S_s, M_z, log S_z, W, z'_y) per row
     n, c = s.shape
     loss = s.new_empty(n, dtype=torch.float32)
-    stats = s.new_zeros((n, 4), dtype=torch.float32)
+    stats = s.new_zeros((n, STATS), dtype=torch.float32)
     if n:
         zm = z if z_margin is None else z_margin
         scalars, switches = _meta(c, beta, offset, ignore_index, z_margin)
@@ -318,7 +325,7 @@ def _rows_backward(
 
 def _fake_forward(s, z, z_margin, label, beta, offset, ignore_index):
     n = s.shape[0]
-    return s.new_empty(n, dtype=torch.float32), s.new_empty((n, 4), dtype=torch.float32)
+    return s.new_empty(n, dtype=torch.float32), s.new_empty((n, STATS), dtype=torch.float32)
 
 
 def _fake_backward(grad_rows, s, z, z_margin, label, stats, beta, offset, ignore_index):
@@ -335,9 +342,9 @@ def _second_order(grad_rows, s, z, z_margin, label, stats, options, upstream):
     torch (double backward is rare): :math:`\partial/\partial g_i = \sum_c v_c(q_cW - w_cp_c)` and
     :math:`\partial/\partial s_j = g\,W q_j (v_j - \sum_c v_c q_c)`."""
     beta, offset, ignore_index = options
-    lse_s, lse_z, big_w, z_label = (x.unsqueeze(-1) for x in stats.unbind(-1))
-    q = torch.exp(s.float() - lse_s)  # q = e^(s - log sum e^s)
-    p = torch.exp(z.float() - lse_z)  # p = e^(z - log sum e^z)
+    max_s, log_sum_s, max_z, log_sum_z, big_w, z_label = (x.unsqueeze(-1) for x in stats.unbind(-1))
+    q = torch.exp((s.float() - max_s) - log_sum_s)  # q = e^((s - M_s) - log S_s)
+    p = torch.exp((z.float() - max_z) - log_sum_z)  # p = e^((z - M_z) - log S_z)
     zm = (z if z_margin is None else z_margin).float()
     w = torch.full_like(p, offset) if beta == math.inf else (z_label - zm) / beta + offset  # w
     w_p = torch.where(p == 0, 0.0, w) * p  # w p, 0 where p = 0
@@ -385,7 +392,7 @@ def _vmap_forward(info, in_dims, s, z, z_margin, label, beta, offset, ignore_ind
         _as_rows(x, d, info.batch_size) for x, d in zip((s, z, z_margin, label), in_dims[:4], strict=True)
     ]
     loss, stats = torch.ops.klloss.rows_forward(*rows, beta, offset, ignore_index)
-    return (loss.reshape(info.batch_size, -1), stats.reshape(info.batch_size, -1, 4)), (0, 0)
+    return (loss.reshape(info.batch_size, -1), stats.reshape(info.batch_size, -1, STATS)), (0, 0)
 
 
 def _vmap_backward(info, in_dims, grad_rows, s, z, z_margin, label, stats, beta, offset, ignore_index):
