@@ -20,6 +20,7 @@ TIMES = ROOT / "data" / "notebook-times.json"
 GLOSSARY = re.compile(r"(<!-- glossary:[^\n]*-->\n).*?(<!-- /glossary -->)", re.S)
 NOTEBOOKS = re.compile(r"(<!-- notebooks:[^\n]*-->\n).*?(<!-- /notebooks -->)", re.S)
 BENCH = re.compile(r"(<!-- bench:[^\n]*-->\n).*?(<!-- /bench -->)", re.S)
+BENCH_LM = re.compile(r"(<!-- bench-lm:[^\n]*-->\n).*?(<!-- /bench-lm -->)", re.S)
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
     ("klloss_v2 / plain KD, 64 x 10", "klloss_v2", 64, 10),
@@ -68,7 +69,7 @@ def bench_table():
     """One row per stored benchmark file: where it ran, and its ratios at the target sizes."""
     from course import bench
 
-    header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
+    header = ["file", "machine", "torch", "klloss", "code measured", "date"] + [c[0] for c in BENCH_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in bench.stored_names():
         record = bench.load_results(name)
@@ -87,6 +88,7 @@ def bench_table():
             f"{machine}, {env['torch_threads']} thread(s)",
             env["torch"],
             env.get("klloss", "not recorded (older code)"),
+            bench.code_state(record)[0],
             env["date"],
             *cells,
         ]
@@ -94,12 +96,46 @@ def bench_table():
     return "\n".join(lines)
 
 
+def lm_bench_text():
+    """The language-model results (data/bench/lm/, benchmarks/bench_lm.py): one table per file,
+    or a sentence saying that none exists."""
+    from course import bench
+
+    names = bench.lm_names()
+    if not names:
+        return (
+            "No GPU measurement of the current code exists yet: `data/bench/lm/` holds no file.\n"
+            "`docs/gpu.md` says how to make one (`tools/device_check.sh`, one call of at most 6 minutes)."
+        )
+    parts = []
+    for name in names:
+        record = bench.load_lm_results(name)
+        env = record["environment"]
+        state, sentence = bench.code_state(record)
+        parts += [
+            f"`data/bench/lm/{name}.json`: {env.get('gpu', env['device'])}, torch {env['torch']}, "
+            f"Triton {env['triton']}, Liger-Kernel {env['liger-kernel']}, {env['date']}; "
+            f"{state}: {sentence}. "
+            f"Copy bandwidth measured in the same run: {record['copy_bandwidth'] / 1e12:.2f} TB/s.",
+            "",
+            "| size | variant | ms | x floor | peak above inputs (GiB) |",
+            "|---|---|---|---|---|",
+        ]
+        for (size, variant), row in bench.lm_table(record).iterrows():
+            peak = row["peak above inputs (GiB)"]
+            peak = "not measured" if peak != peak or peak is None else f"{peak:.2f}"
+            parts.append(f"| {size} | {variant} | {row['ms']:.3f} | {row['x floor']:.2f} | {peak} |")
+        parts.append("")
+    return "\n".join(parts).rstrip("\n")
+
+
 def render(text, record=None):
     """README text with both generated parts rewritten from the stored timings."""
     record = measured_times() if record is None else record
     text = GLOSSARY.sub(lambda m: m[1] + course.glossary.as_markdown() + "\n" + m[2], text)
     text = NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
-    return BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
+    text = BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
+    return BENCH_LM.sub(lambda m: m[1] + lm_bench_text() + "\n" + m[2], text)
 
 
 if __name__ == "__main__":
