@@ -255,11 +255,17 @@ if triton is not None:
     _OPS_DEFINED = True
 
 
+def _plain_eager():
+    """Neither compiling nor under a torch.func transform: the kernels can be launched directly,
+    without the ops' dispatch (which costs more than a launch at small sizes)."""
+    return not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
+
+
 def _launch(kernel, n, *args, **meta):
-    """Run ``kernel`` on ``n`` programs. Under the interpreter it is called as it is (the ops are
-    then opaque to torch.compile); compiled kernels go through wrap_triton, so torch.compile
-    sees them inside the ops."""
-    launcher = kernel if INTERPRETED else torch.library.wrap_triton(kernel)
+    """Run ``kernel`` on ``n`` programs. Under the interpreter, or outside any tracing, it is
+    called as it is (under the interpreter the ops are opaque to torch.compile); otherwise through
+    wrap_triton, so that torch.compile sees the kernels inside the ops."""
+    launcher = kernel if INTERPRETED or _plain_eager() else torch.library.wrap_triton(kernel)
     launcher[(n,)](*args, **meta)
 
 
@@ -425,7 +431,8 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def forward(s, z, z_margin, label, beta, offset, ignore_index):
-        return torch.ops.klloss.rows_forward(s, z, z_margin, label, beta, offset, ignore_index)
+        rows_forward = _rows_forward if _plain_eager() else torch.ops.klloss.rows_forward
+        return rows_forward(s, z, z_margin, label, beta, offset, ignore_index)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -437,7 +444,10 @@ class _Loss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_rows, _grad_stats):
         s, z, z_margin, label, stats = ctx.saved_tensors
-        grad = _Backward.apply(grad_rows, s, z, z_margin, label, stats, *ctx.options)
+        args = (grad_rows, s, z, z_margin, label, stats, *ctx.options)
+        # a plain backward builds no graph: the kernel, without the differentiable wrapper
+        plain = not torch.is_grad_enabled() and _plain_eager()
+        grad = _rows_backward(*args) if plain else _Backward.apply(*args)
         return grad, None, None, None, None, None, None
 
 
