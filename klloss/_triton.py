@@ -34,7 +34,8 @@ import os
 import torch
 
 TORCH_MIN = (2, 6)
-"""torch.library.triton_op and wrap_triton are public from torch 2.6 (register_autograd, 2.4)."""
+"""torch.library.triton_op and wrap_triton are public from torch 2.6 (custom_op and
+register_vmap from 2.4)."""
 TRITON_MIN = (3, 2)
 """The Triton torch 2.6 was built with; older ones are not tried."""
 
@@ -67,7 +68,7 @@ def _versions_ok():
     if _version(TORCH_VERSION) < TORCH_MIN or _version(TRITON_VERSION) < TRITON_MIN:
         return False
     library = torch.library
-    return all(hasattr(library, name) for name in ("triton_op", "wrap_triton", "register_autograd"))
+    return all(hasattr(library, name) for name in ("triton_op", "wrap_triton", "custom_op", "register_vmap"))
 
 
 def available(device):
