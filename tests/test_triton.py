@@ -215,6 +215,17 @@ def test_separate_margin_logits_beta_inf_and_offset():
     torch.testing.assert_close(rows, torch.where(label == -100, 0.0, 5.0 * kl))
 
 
+def test_strided_inputs():
+    # a column slice (rows farther apart than C: read in place) and every other column (copied)
+    teacher, student, label = batch((6,), 60, seed=10)
+    wide = torch.cat([student, torch.zeros(6, 9)], dim=1)[:, :60]
+    assert wide.stride(0) == 69
+    check_against_oracle(teacher, wide, label, Options(1.5))
+    spaced = torch.stack([teacher, teacher], dim=-1).reshape(6, 120)[:, ::2]
+    assert spaced.stride(-1) == 2
+    check_against_oracle(spaced, student, label, Options(1.5))
+
+
 def test_int32_labels():
     teacher, student, label = batch((6,), 20)
     check_against_oracle(teacher, student, label.int(), Options(1.5))
