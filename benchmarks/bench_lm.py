@@ -96,7 +96,8 @@ def liger_forward_kl():
     is not installed."""
     try:
         from liger_kernel.transformers import LigerJSD
-    except Exception:
+    except Exception as error:  # not installed, or it does not import here: say why, go on
+        print(f"Liger-Kernel's forward KL left out: {error!r}", flush=True)
         return None
     jsd = LigerJSD(beta=0.0, ignore_index=-100)
 
