@@ -124,17 +124,20 @@ if triton is not None:
         # where w is not a finite float32 (an infinite logit, or m / beta past float32's range),
         # chosen, not computed, so that no lane overflows; beta = inf: w = k exactly
         if BETA_INF:
-            return tl.zeros_like(zm) + offset, zm == zm
-        z_label = tl.zeros_like(zm) + z_label  # z'_y in every lane
-        both = (tl.abs(zm) < float("inf")) & (tl.abs(z_label) < float("inf"))
-        margin = tl.where(both, z_label, 0.0) - tl.where(both, zm, 0.0)  # m = z'_y - z'_c
-        finite = both & (tl.abs(margin) <= limit)  # |m / beta| fits in float32
-        margin = tl.where(finite, margin, 0.0)
-        if RECIPROCAL:
-            w = margin * scale + offset  # m (1/beta) + k
+            w = tl.zeros_like(zm) + offset
+            finite = zm == zm  # every lane (NaN logits aside)
         else:
-            w = tl.math.div_rn(margin, tl.zeros_like(margin) + scale) + offset  # m / beta + k
-        return tl.where(finite, w, float("nan")), finite
+            z_label = tl.zeros_like(zm) + z_label  # z'_y in every lane
+            both = (tl.abs(zm) < float("inf")) & (tl.abs(z_label) < float("inf"))
+            margin = tl.where(both, z_label, 0.0) - tl.where(both, zm, 0.0)  # m = z'_y - z'_c
+            finite = both & (tl.abs(margin) <= limit)  # |m / beta| fits in float32
+            margin = tl.where(finite, margin, 0.0)
+            if RECIPROCAL:
+                w = margin * scale + offset  # m (1/beta) + k
+            else:
+                w = tl.math.div_rn(margin, tl.zeros_like(margin) + scale) + offset  # m / beta + k
+            w = tl.where(finite, w, float("nan"))
+        return w, finite
 
     @triton.jit
     def _finite_max(running, block):
@@ -224,7 +227,7 @@ if triton is not None:
         RECIPROCAL: tl.constexpr, BLOCK: tl.constexpr, STATS: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
-        _, ignored, _ = _row_label(label_ptr, row, C, ignore_index, HAS_IGNORE)
+        _label, ignored, _bad = _row_label(label_ptr, row, C, ignore_index, HAS_IGNORE)
         grad_row = grad_ptr + row * grad_stride
         if ignored:  # a zero gradient
             for start in range(0, C, BLOCK):
@@ -246,7 +249,7 @@ if triton is not None:
             zm = z
             if SEPARATE_MARGIN:
                 zm = tl.load(zm_row + cols, mask=inside, other=0.0).to(tl.float32)
-            w, _ = _weight(z_label, zm, limit, scale, offset, BETA_INF, RECIPROCAL)
+            w, _finite = _weight(z_label, zm, limit, scale, offset, BETA_INF, RECIPROCAL)
             q = tl.exp((s - max_s) - log_sum_s)  # q = e^((s - M_s) - log S_s), exact in a shift of s
             p = tl.exp((z - max_z) - log_sum_z)  # p = e^((z - M_z) - log S_z)
             w_p = tl.where(p == 0.0, 0.0, w) * p  # w p, 0 where p = 0 whatever w is

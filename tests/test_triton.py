@@ -417,6 +417,58 @@ def test_compiles_with_fullgraph():
     torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)
 
 
+# compiled for a GPU, without one: Triton's compiler down to a Hopper binary (the interpreter
+# accepts code that the compiler refuses, such as a loop that reassigns a name of another type)
+
+COMPILE_FOR_A_GPU = """
+import itertools, sys, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from klloss import _triton
+
+scalars = {"C": "i32", "limit": "fp32", "scale": "fp32", "offset": "fp32", "ignore_index": "i64"}
+def signature(kernel, dtype, switches):
+    types = {}  # in the kernel's order of arguments
+    for name in kernel.arg_names:
+        if name in switches:
+            types[name] = "constexpr"
+        elif name.endswith("stride"):
+            types[name] = "i64"
+        elif name in scalars:
+            types[name] = scalars[name]
+        elif name in ("label_ptr",):
+            types[name] = "*i64"
+        elif name in ("loss_ptr", "stats_ptr", "grad_out_ptr"):
+            types[name] = "*fp32"
+        else:
+            types[name] = "*" + dtype
+    return types
+
+cases = [("bf16", True, False, False, True, 4096), ("fp32", False, True, True, True, 16),
+         ("fp16", True, False, False, False, 1024)]
+for (dtype, ignore, separate, beta_inf, reciprocal, block), kernel in itertools.product(
+    cases, (_triton._forward_kernel, _triton._backward_kernel)
+):
+    switches = {"HAS_IGNORE": ignore, "SEPARATE_MARGIN": separate, "BETA_INF": beta_inf,
+                "RECIPROCAL": reciprocal, "BLOCK": block, "STATS": _triton.STATS}
+    source = ASTSource(kernel, signature(kernel, dtype, switches), switches)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+    assert compiled.asm["cubin"], kernel
+print("compiled", len(cases) * 2)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
+def test_kernels_compile_for_a_gpu(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile, not read back a cached binary
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILE_FOR_A_GPU], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["compiled", "6"]
+
+
 # where Triton or torch is missing or too old
 
 
