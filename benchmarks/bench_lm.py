@@ -68,9 +68,9 @@ def _impl_call(impl):
 
 
 def torch_path():
-    """klloss_v2's torch path: the library's dispatch asked for it, or (before the dispatch
-    knew Triton) klloss_v2 itself."""
-    call = _impl_call("torch") or klloss.klloss_v2
+    """klloss_v2's torch path on a GPU, its reference (plain torch, autograd), which is also what
+    torch.compile compiles; klloss_v2 itself where the library has no ``impl=``."""
+    call = _impl_call("reference") or klloss.klloss_v2
 
     def loss(teacher, student, label):
         return call(teacher, student, teacher, label, BETA)

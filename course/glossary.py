@@ -38,7 +38,7 @@ GLOSSARY = (
     (
         "β",
         "beta",
-        "scalar > 0",
+        "scalar in [2⁻¹²⁶, ∞]",
         "margin scale: the margin is divided by β, so a larger β pulls every weight towards k. "
         "Not a temperature: p = softmax(z) and q = softmax(s) are the same for every β (compare T). "
         "DKD uses the letter β for something else, the weight of its non-target term",
@@ -132,6 +132,26 @@ TERMS = (
         "",
         "f is convex when f(λx + (1 − λ)x′) ≤ λ f(x) + (1 − λ) f(x′) for every λ in [0, 1]: "
         "the chord lies above the graph. A point where the gradient of a convex f is zero is a global minimum",
+    ),
+    (
+        "ignored row",
+        "y_i = ignore_index",
+        "a row whose label equals ignore_index (−100 by default), as padding in a batch of sequences: it adds 0 "
+        "to the loss and gets a zero gradient; batchmean divides by the N′ rows kept, and with none kept "
+        "(or no rows at all) the loss is 0",
+    ),
+    (
+        "masked class",
+        "z_c = −∞",
+        "a class the teacher rules out, as a language model's padded vocabulary: p_c = 0, and its term adds 0 "
+        "to the loss and to the gradient, although its weight is infinite. A student logit of −∞ where the "
+        "teacher puts mass makes the loss +∞ (as for KL), with the finite gradient q W − w p",
+    ),
+    (
+        "ruled-out label",
+        "z_y = −∞",
+        "a teacher that gives the label no probability: every other weight is −∞, the row has no finite loss "
+        "(it comes out NaN or −∞: do not train on it). At β = ∞ the labels play no part and the loss is k KL",
     ),
     (
         "Jensen's inequality",

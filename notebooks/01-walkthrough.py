@@ -32,6 +32,7 @@
 # One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
 
 # %%
+import inspect
 import math
 
 import matplotlib.pyplot as plt
@@ -228,9 +229,18 @@ assert torch.allclose(tr.per_sample.sum(), N * tr.loss)
 print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with N = {N}")
 
 # %% [markdown]
-# ## Three implementations, one number
+# ## The whole loss, as the library computes it
 #
-# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2` is the vectorized, checked form; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
+# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. Two lines go beyond the article: a row whose label equals `ignore_index` counts for nothing, and a class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight.
+
+# %%
+source = "\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss))
+display(Markdown(f"```python\n{source}```"))
+
+# %% [markdown]
+# ## Four implementations, one number
+#
+# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2_reference` is the code above, behind the library's argument checks; `klloss_v2` is the form for training, which picks the fastest form that is correct for the call; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
 
 # %%
 oracle_loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
@@ -238,7 +248,8 @@ agreement = pd.DataFrame(
     {
         dtype_name: {
             "published (article's algorithm)": klloss.klloss_v2_published(**sample.tensors(dtype)).item(),
-            "klloss_v2 (vectorized)": klloss.klloss_v2(**sample.tensors(dtype)).item(),
+            "klloss_v2_reference": klloss.klloss_v2_reference(**sample.tensors(dtype)).item(),
+            "klloss_v2 (for training)": klloss.klloss_v2(**sample.tensors(dtype)).item(),
             "trace(...).loss": klloss.trace(**sample.tensors(dtype)).loss.item(),
             "oracle (NumPy float64)": oracle_loss,
         }

@@ -198,7 +198,7 @@ print("the recipe (sum x processes / rows kept in the whole batch) gives the who
 #
 # - **published**: the article's algorithm (`klloss.klloss_v2_published`);
 # - **klloss_v2**: ours;
-# - **autograd form**: klloss_v2 written as plain tensor operations, differentiated by autograd, with the strict argument checks of the teaching functions (which read the labels);
+# - **reference**: klloss_v2's readable form (`klloss.reference`, `impl="reference"`), plain tensor operations differentiated by autograd, behind the same checks;
 # - **plain KD**: `F.kl_div(log_softmax(s), log_softmax(z), log_target=True, reduction="batchmean")`, the loss klloss_v2 generalises.
 
 # %%
@@ -211,7 +211,7 @@ published = counts.loc["published"]
 per_sample = (published.loc[512] - published.loc[64]) / (512 - 64)
 print("the published loop, per extra sample:", per_sample.to_dict())
 assert per_sample.to_dict() == {"compute": 1, "view": 1, "host read": 1}
-for name in ("klloss_v2", "autograd form", "plain KD"):
+for name in ("klloss_v2", "reference", "plain KD"):
     assert (counts.loc[name].nunique() == 1).all()  # independent of N
 
 # %% [markdown]
@@ -317,18 +317,18 @@ for name, record in stored.items():
 # Reading them:
 #
 # - a file that is not **current** describes earlier code: **stale** when `klloss/` changed after the commit it measured, **uncommitted** when it was measured on a tree that differed from its commit (which code, is not recorded). Such numbers say what that code cost, not what the code in `klloss/` now costs; re-running its benchmark replaces the file;
-# - klloss_v2 against plain KD, eager, and the **autograd form** against klloss_v2, computed from each file:
+# - klloss_v2 against plain KD, eager, and the **reference** (called the *autograd form* in older files) against klloss_v2, computed from each file:
 
 # %%
 for name, record in stored.items():
-    table = bench.ratio_table(record)
+    table = bench.ratio_table(record).rename(columns={"autograd form": "reference"})
     cheaper = int((table["klloss_v2"] < 1).sum())
-    autograd_over_ours = table["autograd form"] / table["klloss_v2"]
-    faster = int((autograd_over_ours < 1).sum())
+    reference_over_ours = table["reference"] / table["klloss_v2"]
+    faster = int((reference_over_ours < 1).sum())
     print(
         f"{name} ({states[name][0]}): eager klloss_v2 costs less than eager plain KD at {cheaper} of "
-        f"{len(table)} sizes; autograd form / klloss_v2 median {autograd_over_ours.median():.2f}, range "
-        f"{autograd_over_ours.min():.2f} to {autograd_over_ours.max():.2f}, the autograd form faster at "
+        f"{len(table)} sizes; reference / klloss_v2 median {reference_over_ours.median():.2f}, range "
+        f"{reference_over_ours.min():.2f} to {reference_over_ours.max():.2f}, the reference faster at "
         f"{faster} of {len(table)} sizes"
     )
 gpu_files = [name for name, record in stored.items() if record["environment"]["device"].startswith("cuda")]
@@ -340,7 +340,7 @@ for name in gpu_files:
 #
 # ## 7. What the torch path does, and where it can cost less than plain KD
 #
-# What the torch implementation does (`klloss/loss.py`); the counts and memory above are the parts of it that every machine shares. The savings below are a CPU's: the CPU files above say at which sizes eager klloss_v2 cost less than plain KD, the GPU files that it never did there.
+# What the fused torch implementation does (`klloss/_fused.py`, the path `klloss_v2` takes for plain eager calls on a CPU); the counts and memory above are the parts of it that every machine shares. The savings below are a CPU's: the CPU files above say at which sizes eager klloss_v2 cost less than plain KD, the GPU files that it never did there.
 #
 # - **The gradient is computed in the forward.** Notebook 04's closed form $G = qW - wp$ needs $p$ and $q$, which the forward has anyway. With few classes (and always on a GPU) it is one ATen operator, the log-softmax backward kernel: from the output $\log q$ and an incoming gradient $-wp$ it returns $-wp + q\sum_c w_c p_c$, which is $G$. The backward is then one multiplication.
 # - **No (N, C) logarithm with many classes.** On a CPU with many classes, ATen's softmax kernel is cheaper than its log-softmax plus an exponential, and $\log p_c - \log q_c = (z_c - s_c) - D_i$ with one number $D_i$ per row, so the loss needs only $p$, $q$ and $z - s$.
