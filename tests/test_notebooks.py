@@ -101,7 +101,7 @@ def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
     # a kernel inherits the environment of the process that applied nbenv; whatever the caller
     # asked for, the notebooks' arithmetic runs on the same code on every x86-64 CPU
     env = {**os.environ, **caller}
-    script = "from course import nbenv; import subprocess; nbenv.apply(); "
+    script = "import subprocess, sys; from course import nbenv; nbenv.apply(); "
     script += f"subprocess.run([sys.executable, '-c', {PROBE!r}], check=True)"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["DEFAULT", "COMPATIBLE", "SSE41", "1"], out.stdout + out.stderr
