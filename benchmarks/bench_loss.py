@@ -43,14 +43,16 @@ TARGETS = [
 ]
 
 
-def _title(env):
+def _title(record):
+    env = record["environment"]
     where = (
         env.get("gpu")
         or f"{env.get('cpu_model', env.get('processor'))} ({env.get('cpu_capability', '?')}), "
         f"{env['torch_threads']} thread(s)"
     )
     klloss = env.get("klloss", "not recorded")
-    return f"forward + backward on {where}, torch {env['torch']}, klloss {klloss}, {env['date']}"
+    state = bench.code_state(record)[1]
+    return f"forward + backward on {where}, torch {env['torch']}, klloss {klloss}, {env['date']}\n{state}"
 
 
 def _verdicts(results, device):
@@ -92,7 +94,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.plot_only:
         record = bench.load_results(args.plot_only)
-        fig = bench.plot_ratios(record, _title(record["environment"]))
+        fig = bench.plot_ratios(record, _title(record))
         print("wrote", plotting.save(fig, f"bench-{args.plot_only}", args.figures))
         return
 
@@ -159,7 +161,7 @@ def main(argv=None):
             f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
             + ("met" if v["met"] else "MISSED")
         )
-    fig = bench.plot_ratios(record, _title(env))
+    fig = bench.plot_ratios(record, _title(record))
     print("wrote", out / f"{name}.json", "and", plotting.save(fig, f"bench-{name}", args.figures))
 
 

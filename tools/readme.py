@@ -31,7 +31,9 @@ def section(name):
     return re.compile(rf"(<!-- {name}:[^\n]*-->\n).*?(<!-- /{name} -->)", re.S)
 
 
-GLOSSARY, NOTEBOOKS, BENCH, IMPORTS = (section(n) for n in ("glossary", "notebooks", "bench", "imports"))
+GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, IMPORTS = (
+    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "imports")
+)
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
     ("klloss_v2 / plain KD, 64 x 10", "klloss_v2", 64, 10),
@@ -95,6 +97,7 @@ def _bench_row(name):
         f"{machine}, {env['torch_threads']} thread(s)",
         env["torch"],
         env.get("klloss", "not recorded (older code)"),
+        bench.code_state(record)[0],
         env["date"],
         *cells,
     ]
@@ -105,15 +108,48 @@ def bench_table():
     """One row per stored benchmark file (data/bench/)."""
     from course import bench
 
-    header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
+    header = ["file", "machine", "torch", "klloss", "code measured", "date"] + [c[0] for c in BENCH_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + [_bench_row(name) for name in bench.stored_names()])
+
+
+def lm_bench_text():
+    """The language-model results (data/bench/lm/, benchmarks/bench_lm.py): one table per file,
+    or a sentence saying that none exists."""
+    from course import bench
+
+    names = bench.lm_names()
+    if not names:
+        return (
+            "No GPU measurement of the current code exists yet: `data/bench/lm/` holds no file.\n"
+            "`docs/gpu.md` says how to make one (`tools/device_check.sh`, one call of at most 6 minutes)."
+        )
+    parts = []
+    for name in names:
+        record = bench.load_lm_results(name)
+        env = record["environment"]
+        state, sentence = bench.code_state(record)
+        parts += [
+            f"`data/bench/lm/{name}.json`: {env.get('gpu', env['device'])}, torch {env['torch']}, "
+            f"Triton {env['triton']}, Liger-Kernel {env['liger-kernel']}, {env['date']}; "
+            f"{state}: {sentence}. "
+            f"Copy bandwidth measured in the same run: {record['copy_bandwidth'] / 1e12:.2f} TB/s.",
+            "",
+            "| size | variant | ms | x floor | peak above inputs (GiB) |",
+            "|---|---|---|---|---|",
+        ]
+        for (size, variant), row in bench.lm_table(record).iterrows():
+            peak = row["peak above inputs (GiB)"]
+            peak = "not measured" if peak != peak or peak is None else f"{peak:.2f}"
+            parts.append(f"| {size} | {variant} | {row['ms']:.3f} | {row['x floor']:.2f} | {peak} |")
+        parts.append("")
+    return "\n".join(parts).rstrip("\n")
 
 
 GENERATED = {
     README: [(NOTEBOOKS, notebook_table)],
     DOCS / "glossary.md": [(GLOSSARY, lambda: course.glossary.as_markdown())],
-    DOCS / "performance.md": [(BENCH, bench_table)],
+    DOCS / "performance.md": [(BENCH, bench_table), (BENCH_LM, lm_bench_text)],
     DOCS / "architecture.md": [(IMPORTS, lambda: architecture.as_markdown())],
 }
 """{file: [(section pattern, what writes its body)]}."""
