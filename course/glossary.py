@@ -347,6 +347,9 @@ def _cell(text):
     return text.replace("|", "\\|")
 
 
+# the shape column in Chinese, where it has words ("(N, C)" and the like read the same)
+SHAPES_ZH = {"scalar": "标量", "scalar > 0": "标量 > 0", "scalar in [0, 1]": "[0, 1] 中的标量"}
+
 HEADERS = {
     "en": (("symbol", "name in code", "shape", "meaning", "中文"), ("term", "notation", "meaning", "中文")),
     "zh": (
@@ -367,7 +370,10 @@ def _rows(lang):
         if lang == "en":
             symbols.append((symbol, f"`{name}`", shape, meaning, term))
         else:
-            symbols.append((symbol, f"`{name}`", shape, term, meaning_zh, article and f"“{article}”"))
+            shape_zh = SHAPES_ZH.get(shape, shape)
+            if any("a" <= ch <= "z" for ch in shape_zh):
+                raise KeyError(f"no Chinese for the shape {shape!r}: add it to course.glossary.SHAPES_ZH")
+            symbols.append((symbol, f"`{name}`", shape_zh, term, meaning_zh, article and f"“{article}”"))
     for term_en, notation, meaning in TERMS:
         term, meaning_zh, article, _ = ZH[term_en]
         if lang == "en":

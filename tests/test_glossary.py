@@ -65,7 +65,14 @@ def test_the_chinese_tables_render_with_their_full_text():
     expected = [
         ["符号", "代码中的名称", "形状", "中文术语", "含义", "原文的说法"],
         *(
-            [symbol, name, shape, glossary.ZH[name][0], glossary.ZH[name][1], quoted(glossary.ZH[name][2])]
+            [
+                symbol,
+                name,
+                glossary.SHAPES_ZH.get(shape, shape),
+                glossary.ZH[name][0],
+                glossary.ZH[name][1],
+                quoted(glossary.ZH[name][2]),
+            ]
             for symbol, name, shape, _ in glossary.GLOSSARY
         ),
         ["英文术语", "记号", "中文术语", "含义", "原文的说法"],

@@ -164,7 +164,7 @@ def add_keys(script):
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "markdown" or "id" in cell.metadata:
             continue
-        base = "title" if index == 0 else slug(cell.source)
+        base = "title" if index == 0 and "title" not in taken else slug(cell.source)
         key, n = base, 2
         while key in taken:
             key, n = f"{base}-{n}", n + 1
