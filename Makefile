@@ -68,7 +68,9 @@ cxx:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q g++; }
 
 ## test: lint, the oracle on every Python, the library on its oldest dependencies, then the unit,
-## property, wheel and browser tests and nbval on every notebook; every part runs, all failures reported
+## property, wheel and browser tests and nbval on every notebook, the Chinese ones in notebooks/zh/
+## included (re-run there, their Markdown outputs must come out as `make zh` wrote them); every
+## part runs, all failures reported
 test: $(READY) $(SITE_JS) browser cxx
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=1; \

@@ -460,11 +460,18 @@ def test_cjk_glyphs_come_from_the_font_the_set_up_installs(browser, site):
             drawn = {f["familyName"]: f["glyphCount"] for f in fonts}
             assert drawn.get(CJK_FONT, 0) >= len(CJK.findall(text)) > 0, f"{name} {selector}: {fonts}"
             assert not any(f["isCustomFont"] for f in fonts)
+            if name.startswith("zh/"):  # named first by the page's CSS, not found by fallback
+                family = page.locator(selector).first.evaluate("e => getComputedStyle(e).fontFamily")
+                assert family.startswith(f'"{CJK_FONT}"'), f"{name} {selector}: {family}"
         finally:
             page.context.close()
+    # the article's words on the English errata page, among English text
     page, _, _ = _open(browser, site, "02-errata.html")
     try:
         element = page.locator("li", has_text="softmax后的概率差异").first
+        element.evaluate("e => e.setAttribute('data-probe', 'article-words')")
+        fonts = {f["familyName"]: f["glyphCount"] for f in _platform_fonts(page, "[data-probe]")}
+        assert fonts.get(CJK_FONT, 0) >= len("softmax后的概率差异") - len("softmax"), fonts
         element.scroll_into_view_if_needed()
         SHOTS.mkdir(parents=True, exist_ok=True)
         element.screenshot(path=str(SHOTS / "chinese-words.png"))
