@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 00 · Cheat-sheet
 #
 # *klloss_v2 on one page: the formula, its gradient and optimum, the identity that explains it, its limits in β and k, and its pitfalls, each checked on the article's sample.*
@@ -32,7 +32,7 @@ def oracle_loss(student, label=y, b=beta, offset=k):
     return oracle.klloss_v2(z, student, z, label, b, offset)
 
 
-# %% [markdown]
+# %% [markdown] id="loss"
 # ## The loss (notebook 01)
 #
 # $$m_{ic} = z_{iy_i} - z_{ic}, \qquad w_{ic} = \frac{m_{ic}}{\beta} + k, \qquad
@@ -51,7 +51,7 @@ print(
     f"L = {loss:.6f}; klloss_v2 against the oracle: |difference| < 1e-12; w = k at the labels, w >= k elsewhere"
 )
 
-# %% [markdown]
+# %% [markdown] id="gradient-optimum"
 # ## Gradient and optimum (notebook 04)
 #
 # $$\frac{\partial L}{\partial s_{ic}} = \frac{q_{ic}W_i - w_{ic}\,p_{ic}}{N}, \qquad W_i = \sum_c w_{ic}\,p_{ic}.$$
@@ -86,7 +86,7 @@ print(
     f"largest q*/p on the sample: {(q_star / p).max():.4f}",
 )
 
-# %% [markdown]
+# %% [markdown] id="identity-behind"
 # ## The identity behind it (notebook 04)
 #
 # If every $w \ge 0$: $\quad L_i = W_i\,\mathrm{KL}(q^*_i \,\|\, q_i) + L_{\min,i}, \qquad L_{\min,i} = W_i\log W_i - \sum_c p_{ic}\,w_{ic}\log w_{ic} \;\le 0.$
@@ -111,7 +111,7 @@ for i in range(n):
         f"sample {i}: L_i = {per_sample[i]:.6f} = W_i KL(q*||q) + L_min,i = {right_side[i]:.6f}, L_min,i = {l_min[i]:.6f}"
     )
 
-# %% [markdown]
+# %% [markdown] id="limits-k"
 # ## Limits in β and k (notebook 03)
 #
 # Exactly, $L = k\,\mathrm{KL}(p\|q) + M/\beta$ with $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$. Hence:
@@ -133,7 +133,7 @@ print(
     f"KL(p||q) = {kl:.6f}, M = {big_m:.6f}: L = k KL + M/beta for every beta and k tried, and both limits hold"
 )
 
-# %% [markdown]
+# %% [markdown] id="pitfalls"
 # ## Pitfalls (notebooks 02, 03, 04)
 #
 # - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right.

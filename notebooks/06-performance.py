@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 06 · Training with klloss_v2, and what it costs
 #
 # *klloss_v2 in a training loop (padding, language-model shapes, torch.compile, several processes), what it costs next to plain KD, and the measurements behind that, each with the machine it was measured on.*
@@ -28,7 +28,7 @@ from klloss import _triton
 torch.manual_seed(0)
 pd.set_option("display.precision", 2)
 
-# %% [markdown]
+# %% [markdown] id="1-language-model-batch"
 # ## 1. A language model's batch, with padding
 #
 # A language model gives logits of shape (batch, sequence, vocabulary) = (B, T, V), and its labels, (B, T), mark the padding after each sequence's end with −100, as `F.cross_entropy` expects. `klloss_v2` takes the same:
@@ -73,7 +73,7 @@ s = logits.detach().requires_grad_(True)
 criterion(teacher_logits, s, teacher_logits, label).backward()
 assert torch.all(s.grad[padding] == 0) and torch.all(s.grad[~padding].abs().sum(-1) > 0)
 
-# %% [markdown]
+# %% [markdown] id="no-waiting-gpu-gpu"
 # **No waiting for the GPU.** On a GPU, `klloss_v2` never copies labels to the host: forward and backward run without a single synchronisation (`tests/test_cuda.py` checks it under `torch.cuda.set_sync_debug_mode("error")`). A label outside [0, V) that is not −100 then fails the device-side bounds check of the gather that reads $z_y$, as it does in `F.cross_entropy`. On the CPU the same gather refuses it before any other work, and only then are the labels read, to skip padding or to raise a `ValueError` that names `label`:
 
 # %%
@@ -85,7 +85,7 @@ except ValueError as error:
     print("ValueError:", error)
 
 
-# %% [markdown]
+# %% [markdown] id="2-compiled"
 # ## 2. Compiled
 #
 # `torch.compile(..., fullgraph=True)` traces `klloss_v2` (or `KLLossV2`) into one graph: no host reads of labels while compiling (`torch.compiler.is_compiling()`), so no graph break. The compiled gather still checks its indices. The first call compiles (seconds: section 6 shows what the stored runs recorded); later calls with the same shapes reuse the result. The compiled loss and its gradient agree with eager mode to float32 rounding:
@@ -113,7 +113,7 @@ grad_gap = ((compiled_grad - eager_grad).abs().max() / eager_grad.abs().max()).i
 assert value_gap < 1e-5 and grad_gap < 1e-5
 print("compiled and eager agree: loss and gradient within 1e-5, relative")
 
-# %% [markdown]
+# %% [markdown] id="few-steps-training-through"
 # A few steps of training through the compiled loss. klloss_v2 is not a divergence: on these rows every weight is positive, so the loss is bounded below, by a number below zero (`course.analysis.min_loss`, notebook 04), not by zero.
 
 # %%
@@ -133,7 +133,7 @@ print(
 assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 
 
-# %% [markdown]
+# %% [markdown] id="3-torch-func"
 # ## 3. torch.func
 #
 # The loss is a `torch.autograd.Function` with `setup_context` and a `vmap` rule, so `torch.func` transforms work: here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
@@ -152,7 +152,7 @@ for i in range(B):
 print("per-sequence gradients, shape", tuple(per_sequence.shape), "= a loop of backward passes")
 
 
-# %% [markdown]
+# %% [markdown] id="4-several-processes-batchmean"
 # ## 4. Several processes: what batchmean means under DDP
 #
 # `DistributedDataParallel` gives each process part of the batch, and after `backward()` **averages** the gradients over the processes. With `batchmean`, each process divides by the rows *it* keeps. So the result is the gradient of the mean over the whole batch only when every process keeps the same number of rows. With padding spread unevenly, it is not. The recipe for the global mean: each process returns its *sum*, times the number of processes (to undo DDP's average), divided by the number of rows kept in the whole batch (one `all_reduce` of a count; on a GPU it does not wait for the host either).
@@ -189,7 +189,7 @@ assert kept_per_half[0] != kept_per_half[1] and not torch.allclose(per_process, 
 assert torch.allclose(global_recipe, s.grad, atol=1e-8)
 print("the recipe (sum x processes / rows kept in the whole batch) gives the whole batch's gradient")
 
-# %% [markdown]
+# %% [markdown] id="5-holds-every-machine"
 # ## 5. What holds on every machine
 #
 # ### Operators dispatched
@@ -214,7 +214,7 @@ assert per_sample.to_dict() == {"compute": 1, "view": 1, "host read": 1}
 for name in ("klloss_v2", "reference", "plain KD"):
     assert (counts.loc[name].nunique() == 1).all()  # independent of N
 
-# %% [markdown]
+# %% [markdown] id="per-sample-published-loop"
 # Per sample, the published loop indexes the teacher's row with the label (a view: no work), reads the label's value into Python (from a copy of the labels on the host, made once per call: on a GPU that copy is the synchronisation, and the reads after it wait for nothing), and subtracts (one operator, one kernel launch on a GPU). So its cost grows with the batch in *operators*; klloss_v2's does not.
 #
 # On a GPU the CPU's host check of the labels is replaced by masks built on the device. The meta device runs that code path without a GPU (shapes, no data), so the counts of a GPU step can be taken here. Where launching kernels is what costs, as it is for small batches on a fast GPU, time follows these counts:
@@ -237,7 +237,7 @@ launches = gpu_path["compute"].groupby(level="loss").first()
 print("operators that compute, over plain KD's:", (launches / launches["plain KD"]).round(2).to_dict())
 assert (gpu_path["host read"] == 0).all()
 
-# %% [markdown]
+# %% [markdown] id="masking-ignore_index-most-difference"
 # Masking for `ignore_index` is most of the difference: with `ignore_index=None`, when no label is padding, klloss_v2 dispatches about as many operators as plain KD.
 #
 # ### Memory kept for backward
@@ -255,7 +255,7 @@ for n, c in SIZES:  # float32: 4 bytes a number
     assert saved[n, c]["klloss_v2"] == 4 * (n * c + n)  # G, (N, C), and W, one number per row
     assert saved[n, c]["plain KD"] == 4 * 2 * n * c  # two (N, C) tensors
 
-# %% [markdown]
+# %% [markdown] id="klloss_v2-keeps-gradient-itself"
 # klloss_v2 keeps the gradient $G = qW - wp$ itself, one (N, C) tensor computed in the forward where $p$ and $q$ are at hand (notebook 04's closed form), and $W$, one number per row (for double backward). Its backward only multiplies $G$ by the upstream gradient. Plain KD keeps two (N, C) tensors, for the backward of `kl_div` and of `log_softmax`.
 #
 # ## 6. What was measured, and where
@@ -289,7 +289,7 @@ display(provenance)
 for name, (state, sentence) in states.items():
     print(f"{name}: {state}: {sentence}")
 
-# %% [markdown]
+# %% [markdown] id="targets-printed-under-each"
 # The targets, printed under each table and drawn in red over the bar each bounds, are those of the drop-in-loss issue: eager klloss_v2 no slower than eager plain KD (with some slack at the smallest size, where a call's fixed costs dominate), and compiled klloss_v2 clearly faster than it. On a GPU that issue's target was set at sizes where a GPU measures only launch overhead; section 8 replaces it with targets at a language model's sizes.
 
 # %%
@@ -313,7 +313,7 @@ for name, record in stored.items():
     bench.plot_ratios(record, f"data/bench/{name}.json: {states[name][1]}")
     plt.show()
 
-# %% [markdown]
+# %% [markdown] id="reading-them"
 # Reading them:
 #
 # - a file that is not **current** describes earlier code: **stale** when `klloss/` changed after the commit it measured, **uncommitted** when it was measured on a tree that differed from its commit (which code, is not recorded). Such numbers say what that code cost, not what the code in `klloss/` now costs; re-running its benchmark replaces the file;
@@ -335,7 +335,7 @@ gpu_files = [name for name, record in stored.items() if record["environment"]["d
 for name in gpu_files:
     assert (bench.ratio_table(stored[name])["klloss_v2"] > 1).all()  # the claim below, for these files
 
-# %% [markdown]
+# %% [markdown] id="so-whether-writing-backward"
 # So whether writing the backward by hand pays is itself a measurement, of one machine and one version of the code: the lines above say, file by file, at how many sizes it did. On the GPU files, eager klloss_v2 cost more than eager plain KD at every size (asserted above): at these sizes a GPU spends its time launching kernels, and klloss_v2 launches more of them (section 5). That those files were measured on earlier, uncommitted code (their state above) is one more reason not to read them as the code's cost now.
 #
 # ## 7. What the torch path does, and where it can cost less than plain KD
@@ -382,13 +382,13 @@ floor_gib = pd.DataFrame(
 ).T
 display(floor_gib.round(2))
 
-# %% [markdown]
+# %% [markdown] id="forward-kernel-as-library"
 # The forward kernel, as the library runs it (`klloss/_triton.py`; `tests/test_triton.py` runs both kernels on the CPU in Triton's interpreter against the float64 oracle, and `tests/test_cuda.py` on a GPU):
 
 # %%
 print(inspect.getsource(_triton._forward_kernel.fn))
 
-# %% [markdown]
+# %% [markdown] id="was-measured-gpu"
 # ### What was measured on a GPU
 #
 # `benchmarks/bench_lm.py`, run by `tools/device_check.sh` (`docs/gpu.md` says how), times one forward + backward at the issue's sizes, side by side in one run: plain KD eager and compiled, klloss_v2's torch path eager and compiled, the Triton path, and Liger-Kernel's forward KL. It stores the median time, that time over the floor at the bandwidth measured in the same run, and the peak memory above the inputs, in `data/bench/lm/`, one file per machine:
