@@ -386,7 +386,12 @@ def _cell(text):
 
 
 # the shape column in Chinese, where it has words ("(N, C)" and the like read the same)
-SHAPES_ZH = {"scalar": "标量", "scalar > 0": "标量 > 0", "scalar in [2⁻¹²⁶, ∞]": "[2⁻¹²⁶, ∞] 中的标量", "scalar in [0, 1]": "[0, 1] 中的标量"}
+SHAPES_ZH = {
+    "scalar": "标量",
+    "scalar > 0": "标量 > 0",
+    "scalar in [2⁻¹²⁶, ∞]": "[2⁻¹²⁶, ∞] 中的标量",
+    "scalar in [0, 1]": "[0, 1] 中的标量",
+}
 
 HEADERS = {
     "en": (("symbol", "name in code", "shape", "meaning", "中文"), ("term", "notation", "meaning", "中文")),
