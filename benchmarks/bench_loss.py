@@ -1,4 +1,4 @@
-"""Forward + backward of the published loop, klloss_v2, its autograd form and plain KD, eager and
+"""Forward + backward of the published loop, klloss_v2, its reference and plain KD, eager and
 compiled, side by side in one run.
 
     python -m benchmarks.bench_loss                 # this CPU (make bench runs it, 1 thread)
@@ -36,16 +36,10 @@ TARGETS = [
     # (what, N, C or None for every size, numerator, denominator, bound, devices)
     ("eager klloss_v2 / eager plain KD", 1024, 1000, "klloss_v2", "plain KD", 1.0, ("cpu",)),
     ("eager klloss_v2 / eager plain KD", 64, 10, "klloss_v2", "plain KD", 1.3, ("cpu",)),
-    (
-        "compiled klloss_v2 / eager plain KD",
-        1024,
-        1000,
-        "klloss_v2 compiled",
-        "plain KD",
-        0.7,
-        ("cpu", "cuda"),
-    ),
-    ("eager klloss_v2 / eager plain KD", None, None, "klloss_v2", "plain KD", 1.0, ("cuda",)),
+    ("compiled klloss_v2 / eager plain KD", 1024, 1000, "klloss_v2 compiled", "plain KD", 0.7, ("cpu",)),
+    # the fused path earns its place only where it beats the reference by 1.2x (klloss/loss.py)
+    ("eager klloss_v2 (fused) / eager reference", 1024, 1000, "klloss_v2", "reference", 1 / 1.2, ("cpu",)),
+    ("eager klloss_v2 (fused) / eager reference", 64, 10, "klloss_v2", "reference", 1 / 1.2, ("cpu",)),
 ]
 
 

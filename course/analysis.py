@@ -24,17 +24,17 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from klloss import _checks
-from klloss.loss import ARTICLE_OFFSET, _prepared, margin, weight
+import klloss
+from klloss import ARTICLE_OFFSET
 
 
 def _prepare(logits_t, input, target, label, beta, offset):
-    """Checked arguments as (s, m, w, log p, p, beta, offset); nothing here needs gradient."""
-    beta, offset, _ = _checks.check_all(logits_t, input, target, label, beta, offset)
-    s, z, z_margin = (x.detach() for x in _prepared(logits_t, input, target))
-    m = margin(z_margin, label)
-    log_p = F.log_softmax(z, dim=1)
-    return s, m, weight(m, beta, offset), log_p, log_p.exp(), beta, offset
+    """Checked arguments as (s, m, w, log p, p, beta, offset), from the library's own trace (same
+    checks, same arithmetic); nothing here needs gradient."""
+    t = klloss.trace(logits_t, input, target, label, beta, offset=offset)
+    options = klloss.Options(beta, offset)
+    s = input.detach().to(t.log_input.dtype)
+    return s, t.margin, t.weight, t.log_target, t.target_prob, options.beta, options.offset
 
 
 def grad_student(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):

@@ -10,8 +10,8 @@ Walked through in ``notebooks/02-errata.ipynb``.
 
 import numpy as np
 
+from klloss import ARTICLE_OFFSET
 from klloss.data import load_article_printed, load_sample
-from klloss.loss import ARTICLE_OFFSET
 
 SLACK = 1e-12
 """Added to every tolerance, for float64 arithmetic on the printed numbers."""

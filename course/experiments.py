@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from klloss.loss import ARTICLE_OFFSET, klloss_v2, margin, weight
+from klloss import ARTICLE_OFFSET, klloss_v2, margin, weight
 
 from . import ROOT
 

@@ -25,9 +25,8 @@ import math
 
 import numpy as np
 
-from klloss import oracle
+from klloss import ARTICLE_OFFSET, oracle
 from klloss.data import Sample
-from klloss.loss import ARTICLE_OFFSET
 
 from . import ROOT
 

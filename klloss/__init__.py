@@ -1,12 +1,16 @@
-"""klloss: correct, teachable reference implementations of the klloss_v2 distillation loss.
+"""klloss: the klloss_v2 knowledge-distillation loss, correct, tested and teachable.
 
-Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in the glossary
-(``docs/glossary.md``).
+* :func:`klloss_v2` / :class:`KLLossV2` -- the training loss (one dispatch point to the fastest
+  correct form: :mod:`klloss.loss`);
+* :func:`klloss_v2_reference` -- the readable plain-torch form, the spine (:mod:`klloss.reference`);
+* :func:`klloss_v2_published` -- the article's algorithm, step for step (:mod:`klloss.published`);
+* :class:`Options` -- beta, offset, reduction and ignore_index as one checked value;
+* :func:`trace` -- every intermediate; :func:`margin`, :func:`weight`; :func:`negative_weight_share`;
+* :mod:`klloss.oracle` -- a float64 NumPy reference; :mod:`klloss.data` -- the article's sample.
 
-The float64 NumPy oracle (:mod:`klloss.oracle`) and the data loaders (:mod:`klloss.data`) need
-NumPy alone, so they import where torch is not installed
-(``make test-oracle`` runs the oracle's tests that way on every supported Python). Everything else
-needs torch; without it, using any of it raises ModuleNotFoundError naming torch.
+Start with ``notebooks/01-walkthrough.ipynb``; the symbols are in ``docs/glossary.md``. The oracle
+and the data loaders need NumPy alone (``make test-oracle`` runs them without torch); everything
+else needs torch, and without it raises ModuleNotFoundError naming torch.
 """
 
 from . import data, oracle
@@ -14,10 +18,13 @@ from . import data, oracle
 _NEEDS_TORCH = (
     "ARTICLE_OFFSET",
     "KLLossV2",
+    "Options",
     "Trace",
     "klloss_v2",
     "klloss_v2_published",
+    "klloss_v2_reference",
     "margin",
+    "negative_weight_share",
     "trace",
     "weight",
 )
@@ -29,7 +36,11 @@ except ModuleNotFoundError as error:
         raise
     _torch_missing = error
 else:
-    from .loss import ARTICLE_OFFSET, KLLossV2, klloss_v2, klloss_v2_published, margin, weight
+    from .diagnostics import negative_weight_share
+    from .loss import KLLossV2, klloss_v2
+    from .options import ARTICLE_OFFSET, Options
+    from .published import klloss_v2_published
+    from .reference import klloss_v2_reference, margin, weight
     from .trace import Trace, trace
 
 
@@ -47,11 +58,14 @@ def __getattr__(name):
 __all__ = [
     "ARTICLE_OFFSET",
     "KLLossV2",
+    "Options",
     "Trace",
     "data",
     "klloss_v2",
     "klloss_v2_published",
+    "klloss_v2_reference",
     "margin",
+    "negative_weight_share",
     "oracle",
     "trace",
     "weight",

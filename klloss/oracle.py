@@ -29,8 +29,14 @@ def log_softmax(x):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def intermediates(logits_t, input, target, label, beta, offset=8.0):
-    """Every intermediate of the loss as float64 arrays, keyed like :class:`klloss.Trace`."""
+def intermediates(logits_t, input, target, label, beta, offset=8.0, ignore_index=None):
+    r"""Every intermediate of the loss as float64 arrays, keyed like :class:`klloss.Trace`.
+
+    Where the formula meets infinities, its limits: a class with :math:`p_c = 0` (a teacher
+    logit of -inf) contributes 0, whatever its weight; at :math:`\beta = \infty` every weight
+    is :math:`k`. Rows whose label equals ``ignore_index`` (None: no row) contribute 0 and leave
+    the batch mean, which is over the rows kept (0 when none is).
+    """
     s = _as_logits("input", input)
     n, c = s.shape
     z_margin = _as_logits("logits_t", logits_t)
@@ -41,19 +47,22 @@ def intermediates(logits_t, input, target, label, beta, offset=8.0):
     y = np.asarray(label, dtype=np.int64)
     if y.shape != (n,):
         raise ValueError(f"label must have shape (N,) = ({n},), got shape {y.shape}")
-    if np.any((y < 0) | (y >= c)):
+    kept = np.ones(n, dtype=bool) if ignore_index is None else y != ignore_index
+    if np.any(kept & ((y < 0) | (y >= c))):
         raise ValueError(f"label values must lie in [0, C) = [0, {c}), got {y.min()} to {y.max()}")
     beta = float(beta)
 
     log_q = log_softmax(s)
     log_p = log_softmax(z)
     p = np.exp(log_p)
-    kl_terms = p * (log_p - log_q)
+    with np.errstate(invalid="ignore"):  # 0 * (-inf) where p = 0: replaced by the limit, 0
+        kl_terms = np.where(p > 0, p * (log_p - log_q), 0.0)
     rows = np.arange(n)
-    m = z_margin[rows, y][:, None] - z_margin
-    w = offset + m / beta
-    weighted = w * kl_terms
-    per_sample = weighted.sum(axis=1)
+    m = z_margin[rows, np.where(kept, y, 0)][:, None] - z_margin
+    with np.errstate(over="ignore", invalid="ignore"):  # a weight beyond float64 where p = 0 is inf
+        w = np.full_like(m, offset) if beta == np.inf else offset + m / beta
+        weighted = np.where(p > 0, w * kl_terms, 0.0)  # and its term is the limit, 0
+    per_sample = np.where(kept, weighted.sum(axis=1), 0.0)
     return {
         "log_input": log_q,
         "log_target": log_p,
@@ -63,13 +72,13 @@ def intermediates(logits_t, input, target, label, beta, offset=8.0):
         "weight": w,
         "weighted": weighted,
         "per_sample": per_sample,
-        "loss": per_sample.mean(),
+        "loss": per_sample.sum() / max(int(kept.sum()), 1),
     }
 
 
-def klloss_v2(logits_t, input, target, label, beta, offset=8.0):
-    """The loss (batch mean) as a Python float, computed in float64."""
-    return float(intermediates(logits_t, input, target, label, beta, offset)["loss"])
+def klloss_v2(logits_t, input, target, label, beta, offset=8.0, ignore_index=None):
+    """The loss (batch mean over the rows kept) as a Python float, computed in float64."""
+    return float(intermediates(logits_t, input, target, label, beta, offset, ignore_index)["loss"])
 
 
 def kl(target, input):

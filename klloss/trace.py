@@ -1,4 +1,5 @@
-"""Every intermediate tensor of klloss_v2, in the order the article prints them.
+"""Every intermediate tensor of klloss_v2, in the order the article prints them, from the
+reference itself (:func:`klloss.reference.intermediates`): no second implementation.
 
 Walked through in ``notebooks/01-walkthrough.ipynb``.
 """
@@ -6,10 +7,9 @@ Walked through in ``notebooks/01-walkthrough.ipynb``.
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 
-from . import _checks
-from .loss import ARTICLE_OFFSET, _prepared, margin, weight
+from . import _checks, reference
+from .options import ARTICLE_OFFSET, Options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,11 +36,9 @@ class Trace:
         return [f.name for f in dataclasses.fields(self)]
 
     def to_frames(self, class_names=None):
-        """Each intermediate as a pandas DataFrame: rows are samples, columns are classes.
-
-        ``per_sample`` is a one-column frame and ``loss`` a 1 x 1 frame. Returns a dict in the
-        article's order.
-        """
+        """Each intermediate as a pandas DataFrame (rows are samples, columns classes): a dict in
+        the article's order; ``per_sample`` is one column, ``loss`` 1 x 1. Needs pandas
+        (``pip install 'klloss[frames]'``)."""
         import pandas as pd
 
         n, c = self.log_input.shape
@@ -60,29 +58,14 @@ class Trace:
 
 @torch.no_grad()
 def trace(logits_t, input, target, label, beta, *, offset=ARTICLE_OFFSET):
-    """Compute klloss_v2 keeping every intermediate; arguments as for :func:`klloss.klloss_v2`.
-
-    Checks its arguments like :func:`klloss.klloss_v2`. The loss equals
-    ``klloss_v2(..., reduction="batchmean")``. See ``notebooks/01-walkthrough.ipynb``.
-    """
-    beta, offset, _ = _checks.check_all(logits_t, input, target, label, beta, offset)
-    s, z, z_margin = _prepared(logits_t, input, target)
-    # log q = log_softmax(s)
-    log_input = F.log_softmax(s, dim=1)
-    # log p = log_softmax(z)
-    log_target = F.log_softmax(z, dim=1)
-    # p = exp(log p)
-    target_prob = log_target.exp()
-    # p (log p - log q)
-    output = target_prob * (log_target - log_input)
-    # m = z_y - z
-    m = margin(z_margin, label)
-    # w = m / beta + k
-    w = weight(m, beta, offset)
-    # w p (log p - log q)
-    weighted = w * output
-    # L_i = sum_c w p (log p - log q)
-    per_sample = weighted.sum(dim=1)
-    # L = (1/N) sum_i L_i
-    loss = per_sample.sum() / input.shape[0]
-    return Trace(log_input, log_target, target_prob, output, m, w, weighted, per_sample, loss)
+    """klloss_v2 on (N, C) logits, keeping every intermediate; arguments as for
+    :func:`klloss.klloss_v2`, every label a class (no ``ignore_index``). The loss equals
+    ``klloss_v2(..., reduction="batchmean")``. See ``notebooks/01-walkthrough.ipynb``."""
+    options = Options(beta, offset, "batchmean", None)
+    _checks.check_strict(logits_t, input, target, label)
+    parts = reference.intermediates(input, target, logits_t, label, options)
+    del parts["kept"]
+    # the article shows the margin whatever beta is; the reference needs it only for finite beta
+    parts["margin"] = reference.margin(logits_t.detach().to(parts["log_input"].dtype), label.long())
+    loss = parts["per_sample"].sum() / input.shape[0]  # L = (1/N) sum_i L_i
+    return Trace(**parts, loss=loss)

@@ -1,6 +1,8 @@
 """Hypothesis strategies and tolerance helpers shared by the klloss tests (those that need
 NumPy alone are in numpy_helpers.py, and re-exported here)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,10 @@ from numpy_helpers import batches, loss_scale
 
 import klloss
 
-__all__ = ["as_tensors", "batches", "gradient_scale", "loss_scale"]
+__all__ = ["EPS", "as_tensors", "batches", "float32_bound", "gradient_scale", "loss_scale"]
+
+EPS = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
+"""The unit roundoff of each dtype."""
 
 
 def as_tensors(batch, dtype=torch.float64, requires_grad=False):
@@ -26,6 +31,27 @@ def gradient_scale(batch):
     size = (np.abs(parts["weight"]) * parts["target_prob"]).sum(1, keepdims=True) / n
     spread = 1 + np.abs(batch[1]).max() + np.abs(batch[2]).max()
     return spread * (1 + size)
+
+
+def float32_bound(parts, beta, offset, n_kept, eps):
+    """How far a correct computation in precision ``eps`` may be from the oracle (which saw the same
+    rounded inputs), for the batch mean: per class term w p (log p - log q), a few roundings of each
+    of its factors, each relative to the size of the log-probabilities and the weight,
+
+        |error_c| <= 8 eps (|w_c| + |k| + |m_c| / beta) p_c (1 + |d_c|) (2 + |log p_c| + |log q_c| + log C)
+
+    with d = log p - log q, plus the roundings of the sums (one eps per term added, N C terms at
+    most); divided by the rows kept. Nothing here grows with a constant added to the logits.
+    """
+    p, log_p, log_q, w, m = (parts[k] for k in ("target_prob", "log_target", "log_input", "weight", "margin"))
+    c = p.shape[1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        m_over_beta = np.zeros_like(m) if beta == math.inf else np.abs(m) / beta
+        size = (np.abs(w) + abs(offset) + m_over_beta) * p
+        d = np.abs(log_p - log_q)
+        term = np.where(p > 0, 8 * size * (1 + d) * (2 + np.abs(log_p) + np.abs(log_q) + math.log(c)), 0.0)
+        sums = np.where(p > 0, np.abs(parts["weighted"]), 0.0) * p.size
+    return eps * float(term.sum() + sums.sum()) / max(n_kept, 1)
 
 
 # Two warnings that torch raises inside torch.compile itself (seen with torch 2.13), which our

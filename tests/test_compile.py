@@ -91,3 +91,30 @@ def test_compiled_batch_mean_without_padding_matches_eager():
     torch.testing.assert_close(compiled_loss, loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(compiled_grad, grad, rtol=1e-4, atol=1e-7)
     assert grad.abs().max() > 0
+
+
+def test_compiled_loss_meets_the_edge_cases():
+    # the numbers at the edges (tests/test_edges.py) on the compiled path: one compilation, four
+    # batches of one shape: tied logits at +-1e30, teacher classes at -inf and at the lowest float
+    # (the weight overflows where p = 0), a student shifted by 1e4; each against the float64 oracle
+    import numpy as np
+    from helpers import EPS, float32_bound
+    from test_edges import masked_vocabulary, tied_rows
+
+    def loss_fn(t, s, y):
+        return klloss.klloss_v2(t, s, t, y, 0.1)
+
+    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=False)
+    tied, s_tied, y_tied = tied_rows(1e30, 12)
+    inf, s_inf, y_inf = masked_vocabulary(-np.inf)
+    low, s_low, y_low = masked_vocabulary(torch.finfo(torch.float32).min)
+    cases = [(tied, s_tied, y_tied), (inf, s_inf, y_inf), (low, s_low, y_low), (inf, s_inf + 1e4, y_inf)]
+    for z, s, y in cases:
+        z32, s32 = torch.tensor(z, dtype=torch.float32), torch.tensor(s, dtype=torch.float32)
+        x = s32.clone().requires_grad_(True)
+        value = compiled(z32, x, torch.tensor(y))
+        value.backward()
+        parts = klloss.oracle.intermediates(z32.double(), s32.double(), z32.double(), y, 0.1)
+        bound = float32_bound(parts, 0.1, 8.0, len(y), EPS[torch.float32])
+        assert abs(value.item() - parts["loss"]) <= bound
+        assert torch.isfinite(x.grad).all()

@@ -1,0 +1,94 @@
+r"""The CPU fast path: one ``autograd.Function`` that computes the loss and its gradient in one go.
+
+.. math::
+    \frac{\partial L_i}{\partial s_{ic}} = q_{ic} W_i - w_{ic} p_{ic}, \qquad W_i = \sum_c w_{ic} p_{ic}.
+
+The forward has both softmaxes at hand, so it writes :math:`G = \sigma (qW - wp)` into the buffer
+of the weighted teacher and saves it; the backward only multiplies it by the upstream gradient.
+Where the reference keeps about ten (N, C) tensors for autograd, this keeps one. Same numbers as
+:mod:`klloss.reference` (tested against it, and the float64 oracle), with the same care at the
+edges: the margin formed before it is scaled, log-probabilities, and 0 for a class with p = 0.
+
+Plain eager calls only (:func:`klloss.loss._path` decides): ``torch.compile`` compiles the
+reference, and ``torch.func`` differentiates the reference. Whether it earns its place is
+measured by ``make bench`` (the numbers are beside the switch in :mod:`klloss.loss`).
+"""
+
+import math
+
+import torch
+
+
+def _rows(x, c, dtype):
+    """``x`` as contiguous (N, C) rows in the compute dtype (a view where nothing changes)."""
+    return x.reshape(-1, c).to(dtype).contiguous()
+
+
+def _forward(s, z, z_m, y, ignored, options, scale, need_grad):
+    """(out, G, sigma W) on (N, C) rows; ``scale`` None: per-row losses, else sigma sum_i L_i."""
+    sigma = 1.0 if scale is None else scale
+    log_q = torch.log_softmax(s, -1)  # log q
+    log_p = torch.log_softmax(z, -1)  # log p
+    p = log_p.exp()  # p
+    massless = p == 0  # classes that add nothing, whatever their weight
+    if options.beta == math.inf:
+        wp = p * (sigma * options.offset)  # sigma w p = sigma k p
+    else:
+        wp = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z', first
+        wp.mul_(sigma / options.beta).add_(sigma * options.offset).mul_(p)  # sigma (m / beta + k) p
+        wp.masked_fill_(massless, 0.0)  # 0, even where w = inf (inf * 0 would be NaN)
+    d = log_p.sub_(log_q).masked_fill_(massless, 0.0)  # log p - log q, 0 where p = 0
+    if ignored is not None:
+        rows = ignored.unsqueeze(-1)
+        wp.masked_fill_(rows, 0.0)  # an ignored row weighs nothing
+        d.masked_fill_(rows, 0.0)  # and its logits, whatever they hold, reach no sum
+    big_w = wp.sum(-1, keepdim=True)  # sigma W = sum_c sigma w p
+    # sigma L_i = sum_c sigma w p (log p - log q), or their sum in one dot product
+    out = d.mul_(wp).sum(-1) if scale is None else torch.dot(wp.view(-1), d.view(-1))
+    if not need_grad:
+        return out, None, None
+    grad = wp.neg_().addcmul_(log_q.exp_(), big_w)  # sigma G = q sigma W - sigma w p
+    if ignored is not None:
+        grad.masked_fill_(ignored.unsqueeze(-1), 0.0)
+    return out, grad, big_w
+
+
+class FusedLoss(torch.autograd.Function):
+    """``apply(s, z, z_m, y, ignored, options, scale)`` on (N, C) rows: per-row losses when
+    ``scale`` is None, else ``scale * sum_i L_i``. Differentiable in ``s`` only, twice: the backward
+    builds a graph of the gradient when asked (double backward, Hessian-vector products)."""
+
+    @staticmethod
+    def forward(ctx, s, z, z_m, y, ignored, options, scale):
+        out, grad, big_w = _forward(s, z, z_m, y, ignored, options, scale, ctx.needs_input_grad[0])
+        ctx.per_row = scale is None
+        ctx.save_for_backward(s, grad, big_w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        s, grad, big_w = ctx.saved_tensors
+        factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out  # g_i per row, or one g
+        if torch.is_grad_enabled():
+            # a graph of the gradient: q differentiable in s; w p = q W - G, a constant
+            q = torch.softmax(s, -1)
+            wp = q.detach() * big_w - grad
+            return (q * big_w - wp) * factor, None, None, None, None, None, None
+        return grad * factor, None, None, None, None, None, None  # dL/ds = G g
+
+
+def loss(input, target, logits_t, label, options, kept):
+    """The loss on checked arguments, on the CPU in eager mode; ``kept``: the number of rows not
+    ignored, counted on the host by :func:`klloss._checks.check_labels`."""
+    c = input.shape[-1]
+    dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+    s, z = _rows(input, c, dtype), _rows(target.detach(), c, dtype)
+    z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)
+    y = label.reshape(-1).long()
+    ignored = None
+    if kept < y.numel():
+        ignored = y == options.ignore_index
+        y = y.masked_fill(ignored, 0)  # an ignored row reads class 0; its result is zeroed
+    scale = {"none": None, "sum": 1.0, "batchmean": 1.0 / max(kept, 1)}[options.reduction]
+    out = FusedLoss.apply(s, z, z_m, y, ignored, options, scale)
+    return out.reshape(input.shape[:-1]) if scale is None else out
