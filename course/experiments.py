@@ -10,8 +10,10 @@ How the terms are combined, for every distillation loss here:
 with :math:`D` = :math:`T^2\,\mathrm{KL}(p_T \| q_T)` for plain KD at temperature :math:`T`, and
 :math:`D` = ``klloss_v2(z, s, z, y, beta) / k`` for klloss_v2. Dividing by the offset
 :math:`k = 8` makes the large-beta limit exactly :math:`\mathrm{KL}(p \| q)`, plain KD at
-:math:`T = 1`, so :math:`\alpha` means the same for every loss and a difference between them
-comes from the margin weighting alone.
+:math:`T = 1`, so that in this limit :math:`\alpha` means the same for every loss. At finite beta
+row :math:`i`'s term is :math:`\frac{W_i}{k}\,\mathrm{KL}(q^*_i \| q_i)` plus a constant: another
+target and, in effect, the weight :math:`\alpha W_i / k` (:func:`reweighting`; our ablation,
+:func:`klloss_kd_part`, trains with each part alone).
 
 Our extension, not the article's loss (:func:`klloss_kd_soft`): the article's weights applied
 to teacher and student distributions softened by a temperature :math:`T`,
@@ -21,8 +23,8 @@ to teacher and student distributions softened by a temperature :math:`T`,
 The full experiment (many seeds, teachers trained on flipped labels) takes minutes, so
 ``make experiments`` (``tools/run_experiments.py``) runs it under the pinned environment of
 ``course/nbenv.py`` and stores it, with its provenance, in ``data/experiments/``; the notebook
-reads it. Paired statistics over seeds: :func:`paired_test`. Walked through in
-``notebooks/05-real-data.ipynb``.
+reads it. Paired statistics over seeds: :func:`paired_test`, :func:`holm`, :func:`settle`.
+Walked through in ``notebooks/05-real-data.ipynb``.
 """
 
 import dataclasses
@@ -69,7 +71,7 @@ REPRODUCTION = {
         "accuracy": (0.0, 1 / 540),
         "p_true": (0.0, 5e-4),
         "train_p_true": (0.0, 5e-4),
-        "ece": (0.0, 5e-4),
+        "ece": (0.0, 3e-4),
         "nll": (0.0, 1e-3),
         "max_logit": (1e-3, 0.0),
         "final_loss": (1e-3, 1e-6),
@@ -603,12 +605,13 @@ LEVEL = 0.05
 """The family-wise error rate: within one family of comparisons (one section of notebook 05),
 the chance that any "higher", "lower" or "equivalent" verdict is wrong is at most this (Holm)."""
 
-MARGINS = {"accuracy": 0.005, "p_true": 0.005, "nll": 0.01, "ece": 0.005}
+MARGINS = {"accuracy": 0.005, "p_true": 0.005, "nll": 0.01, "ece": 0.003}
 """The equivalence margin of each metric, in its own units (accuracy, p_true and ECE as fractions,
 NLL in nats): two losses are called equivalent on a metric when the difference of their means is
-shown to lie within plus or minus this. Each is below half the standard error with which a test
-set of this size measures the metric (``se_*`` in every stored run; notebook 05 asserts it): a
-difference inside the margin could not be told apart on a fresh test set of 540 images."""
+shown to lie within plus or minus this. Each is below the standard error with which a test set
+of this size measures the metric (``se_*`` in every stored run; notebook 05 asserts it): a
+difference inside the margin could not be told apart on a fresh test set of 540 images. For
+accuracy it is also under three test images."""
 
 
 def paired_differences(results, metric, loss, baseline):
@@ -811,6 +814,15 @@ def teacher_summary(teacher, data, labels_seen, betas, test_logits=False):
     return summary
 
 
+def json_rows(frame):
+    """A :func:`run` DataFrame as the stored file keeps it: one dict per run, None (not NaN) where
+    a column does not apply (JSON has no NaN)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+
+
 def run_plan(plan=Plan(), config=Config()):
     """Train everything ``plan`` names; return a JSON-ready dict (no provenance):
 
@@ -823,19 +835,12 @@ def run_plan(plan=Plan(), config=Config()):
       its parts (``plan.wrong_ours``).
     """
 
-    def rows(frame):
-        # None, not NaN, where a column does not apply: JSON has no NaN
-        return [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in frame.to_dict("records")
-        ]
-
     data = load_digits_split(config)
     teacher = train_teacher(data, config, plan.teacher_seed)
     ablation = tuple((part, t, b) for t, b in plan.ablation for part in ("target", "scale"))
     main = run(data, teacher, plan.seeds, plan.betas, config, plan.alphas, plan.soft_betas, ablation)
     summary = teacher_summary(teacher, data, data.y_train, plan.betas, test_logits=True)
-    out = {"main": {"teacher": summary, "runs": rows(main)}, "wrong_teacher": []}
+    out = {"main": {"teacher": summary, "runs": json_rows(main)}, "wrong_teacher": []}
     for fraction in plan.noise:
         wrong, flipped = train_wrong_teacher(data, fraction, config, plan.teacher_seed, plan.flip_seed)
         ours = tuple((part, 1.0, b) for b in plan.wrong_ours for part in PARTS) if fraction > 0 else ()
@@ -844,7 +849,7 @@ def run_plan(plan=Plan(), config=Config()):
             {
                 "fraction": fraction,
                 "teacher": teacher_summary(wrong, data, flipped, plan.betas),
-                "runs": rows(runs),
+                "runs": json_rows(runs),
             }
         )
     return out
