@@ -76,7 +76,7 @@ REPRODUCTION = {
         "max_logit": (1e-3, 0.0),
         "final_loss": (1e-3, 1e-6),
         "se_": (0.05, 0.0),
-        "logits_": (0.0, 1e-3),
+        "logits_": (0.0, 1e-2),
     },
     "wrong_teacher": {
         "accuracy": (0.0, 0.02),
@@ -99,8 +99,10 @@ experiment and field: ``(relative, absolute)``, a difference within ``absolute +
 they must be equal bit for bit (:func:`bit_exact`).
 
 * ``main`` (the clean teacher and its students): one test image of accuracy, a tenth of the
-  equivalence margin (:data:`MARGINS`) on the other metrics, so that no verdict can move. An
-  Intel Xeon re-run of numbers stored on an AMD EPYC stayed within a hundredth of that.
+  equivalence margin (:data:`MARGINS`) on the other metrics, so that no verdict can move, and a
+  hundredth on every logit of the teacher. An Intel Xeon re-run of numbers stored on an AMD EPYC
+  stayed within a hundredth of the metrics' tolerances; a re-run of the Intel file with the
+  Intel CPU's own AVX-512 kernels (no pins at all) stayed within all of them.
 * ``wrong_teacher``: a teacher trained 100 epochs to fit flipped labels turns a last-bit
   difference into a slightly different teacher (on that pair of CPUs, 5 of 1257 training rows
   changed their negative-weight status at beta = 0.5), and its students then differ as students

@@ -219,7 +219,7 @@ print("the DKD decomposition equals klloss_v2 per sample (< 1e-12), at beta = 1.
 # %% [markdown]
 # ## Pitfalls (notebooks 02, 03, 04)
 #
-# - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right.
+# - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right. Before training, `klloss.negative_weight_share(teacher_logits, labels, beta)` gives the share of rows that have one; notebook 05 shows what it does to training and how to choose β from the teacher's margins.
 # - **Labels −1 and −100.** The published code indexes the label's logit with Python indexing: an "ignore" label −1 silently reads class $C-1$, and −100 reads class $C-100$ when $C \ge 100$. `klloss.klloss_v2` raises `ValueError` for −1; −100 is its default `ignore_index` (as in `F.cross_entropy`): that row adds nothing and does not count in the batch mean, and with `ignore_index=None` −100 raises `ValueError` too.
 # - **The teacher is not detached** in the published code: gradient flows into `target`, the teacher's logits.
 # - **The article's printed numbers.** Only the echoed inputs are right; every number it prints after them is wrong, the loss included (notebook 02).
@@ -231,8 +231,11 @@ away[0, 3] = -1.0  # less and less student mass on class 3
 assert klloss.weight(klloss.margin(args["logits_t"], torch.tensor(wrong)), 0.05, k)[0, 3] < 0
 falls = [oracle_loss(s + t * away, label=wrong, b=0.05) for t in (10, 100, 1000)]
 assert falls[0] > falls[1] > falls[2] < -100
+share = klloss.negative_weight_share(args["logits_t"], torch.tensor(wrong), 0.05, offset=k).item()
+assert share == 0.5 and klloss.negative_weight_share(args["logits_t"], args["label"], beta).item() == 0
 print(
-    f"negative weight: L = {falls[0]:.1f}, {falls[1]:.1f}, {falls[2]:.1f} as the student moves away from the class"
+    f"negative weight: L = {falls[0]:.1f}, {falls[1]:.1f}, {falls[2]:.1f} as the student moves away from the class;"
+    f" negative_weight_share: {share:g} of the rows (0 with the true labels)"
 )
 ignore, last = args["label"].clone(), args["label"].clone()
 ignore[0], last[0] = -1, s.shape[1] - 1
