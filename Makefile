@@ -1,5 +1,6 @@
-# klloss: `make report` builds the teaching site, `make test` runs every check.
-# Both set up what they need on first use: a virtual environment in .venv with pinned versions.
+# klloss: `make report` builds the teaching site, `make test` runs every check, `make help` lists
+# the rest. Each sets up what it needs on first use: a virtual environment in .venv with pinned
+# versions. A target's line `## name: what it does` is what `make help` prints.
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +21,7 @@ LINTED := klloss course tests tools benchmarks $(wildcard notebooks/*.py)
 # Notebooks run with the environment pinned in course/nbenv.py, both when refreshed
 # (tools/refresh.py) and when nbval re-runs them (notebooks/conftest.py). Their stored outputs
 # are exact on x86-64 Linux; elsewhere nbval runs in lax mode: every notebook must run and pass
-# its own assertions, but printed digits are not compared (see the README).
+# its own assertions, but printed digits are not compared (docs/reproducibility.md).
 NBVAL ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),--nbval,--nbval-lax)
 
 # MathJax for the offline site and Vega for the explorer (notebook 07), pinned by
@@ -31,9 +32,13 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all setup browser cxx test lint test-oracle test-oldest lock report refresh nb times lab bench experiments clean
+.PHONY: all help setup check browser cxx test lint test-oracle test-oldest lock report refresh nb times zh lab lab-zh lab-check screenshots docs bench experiments clean
 
 all: report
+
+## help: list the targets and what each does
+help:
+	@sed -n 's/^## \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F '\t' '{ printf "  make %-16s %s\n", $$1, $$2 }'
 
 $(READY): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; v == "$(LOCK_PYTHON)" or sys.exit(f"$(LOCK) pins Python $(LOCK_PYTHON)'"'"'s packages; $(PYTHON) is {v}: make PYTHON=python$(LOCK_PYTHON)")'
@@ -41,15 +46,16 @@ $(READY): pyproject.toml $(LOCK)
 	$(PIP) install --quiet -c $(LOCK) 'torch==$(TORCH)' -e '.[notebooks,test]'
 	touch $@
 
+## setup: build .venv, every package at the lock's version (make does it first where needed)
 setup: $(READY)
 
 $(SITE_JS): tools/site/package-lock.json
 	npm ci --prefix tools/site --no-audit --no-fund
 	touch $@
 
-## browser: Debian's Chromium, for the test that opens the site as a reader would, and a CJK font
-## (fonts-noto-cjk) so that pages and screenshots show the article's Chinese words. Installs only
-## what is missing (as root, or through sudo).
+## browser: install Debian's Chromium and a CJK font, for the browser tests (only what is missing)
+# Chromium opens the site as a reader would; fonts-noto-cjk shows the article's Chinese words in
+# pages and screenshots. Installs as root, or through sudo.
 BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
 	@missing=$$(for p in $(BROWSER_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
@@ -60,15 +66,15 @@ browser:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-## cxx: a C++ compiler, which torch.compile needs on the CPU (tests/test_compile.py, notebook 06)
+## cxx: install g++ if there is no C++ compiler (torch.compile needs one on the CPU: notebook 06)
 cxx:
 	@command -v g++ >/dev/null || { \
 	  echo "installing Debian's g++"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q g++; }
 
-## test: lint, the oracle on every Python, the library on its oldest dependencies, then the unit,
-## property, wheel and browser tests and nbval on every notebook; every part runs, all failures reported
+## test: every check (lint, oracle on every Python, oldest versions, all tests, nbval, the Chinese
+## notebooks in notebooks/zh/ included); all failures reported
 test: $(READY) $(SITE_JS) browser cxx
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=1; \
@@ -77,11 +83,20 @@ test: $(READY) $(SITE_JS) browser cxx
 	$(PY) -m pytest tests notebooks $(NBVAL) --nbval-current-env -p no:cacheprovider || status=1; \
 	exit $$status
 
-## lint: ruff's checks and its formatter, over the package, tests, tools, benchmarks and paired scripts
+## lint: ruff's checks and formatter over the library, course, tests, tools, benchmarks and paired scripts
 lint: $(READY)
 	@status=0; \
 	$(PY) -m ruff check $(LINTED) || status=1; \
 	$(PY) -m ruff format --check $(LINTED) || status=1; \
+	exit $$status
+
+## check: the inner loop, under a minute: lint, then the tests not marked slow, wheel or browser
+# Hypothesis draws CHECK_EXAMPLES examples per property here (make test: 150).
+CHECK_EXAMPLES ?= 10
+check: $(READY) $(SITE_JS)
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	KLLOSS_EXAMPLES=$(CHECK_EXAMPLES) $(PY) -m pytest tests -m "not slow and not wheel and not browser" -q -p no:cacheprovider || status=1; \
 	exit $$status
 
 ## test-oracle: the oracle's tests with NumPy alone (no torch) on Python 3.10 to 3.13
@@ -93,13 +108,13 @@ test-oracle:
 test-oldest: $(READY)
 	$(PY) -m tools.oldest
 
-## lock: rewrite constraints.txt from fresh environments: pins what pyproject.toml added and keeps
-## the rest; `make lock UPGRADE=1` takes the newest version of everything but torch
+## lock: rewrite constraints.txt (pins what pyproject.toml added; UPGRADE=1: newest of all but torch)
+# from fresh environments under build/lock/; every other pin is kept unless UPGRADE=1.
 lock: $(READY)
 	$(PY) -m tools.lock $(if $(UPGRADE),--upgrade)
 
-## refresh: re-execute every notebook from its paired script (notebooks/*.py), in place, from a
-## clean kernel (deterministic: a second refresh leaves every file byte-identical)
+## refresh: re-execute every notebook from its paired script, in place (byte-identical if nothing changed)
+# from a clean kernel in the pinned environment (course/nbenv.py); writes figures/ too.
 refresh: $(READY) $(SITE_JS) cxx
 	$(PY) -m tools.refresh $(call notebooks,)
 
@@ -107,19 +122,33 @@ refresh: $(READY) $(SITE_JS) cxx
 nb: $(READY) $(SITE_JS) cxx
 	$(PY) -m tools.refresh $(call notebooks,$(NB))
 
-## times: time every notebook pinned and with the CPU's own code paths, for the README's table
+## zh: write the Chinese notebooks, notebooks/zh/, from the English notebooks and their translation
+## files (notebooks/NN-name.zh.md): the same code and outputs, the prose in Chinese. Stops, naming
+## each, at a cell or Markdown output whose translation is missing or older than its English
+## (`python -m tools.translate status` shows them with their English text). Run it after `make nb`.
+zh: $(READY)
+	$(PY) -m tools.translate build
+
+## times: time every notebook, pinned and with the CPU's own code paths, for the README's table
 times: $(READY) $(SITE_JS) cxx
 	$(PY) -m tools.time_notebooks
 	$(PY) -m tools.readme
 
-## report: execute every notebook (regenerating figures/), write the HTML site to build/site/
+## docs: rewrite the generated parts of the README and docs/ (notebook table, glossary, benchmarks, imports)
+docs: $(READY)
+	$(PY) -m tools.readme
+
+## report: execute every notebook (regenerating figures/), write the HTML site to build/site/, its
+## Chinese edition (from the same executed notebooks and the translation files) to build/site/zh/
 report: $(READY) $(SITE_JS) cxx
 	$(PY) -m tools.refresh --out build/executed $(call notebooks,)
+	$(PY) -m tools.translate build --src build/executed --out build/executed-zh
 	rm -rf build/site
-	$(PY) -m tools.build_site build/executed build/site
+	$(PY) -m tools.build_site build/executed build/site --zh build/executed-zh
 
-## bench: forward + backward timings side by side, 1 thread, on this CPU as it is and capped at
-## AVX2; writes data/bench/cpu-<model>-<capability>.json and figures/bench-<same>.png for each
+## bench: time the loss against plain KD on this CPU, as it is and capped at AVX2 (data/bench/)
+# forward + backward, side by side, 1 thread; writes data/bench/cpu-<model>-<capability>.json
+# and figures/bench-<same>.png for each capability.
 BENCH_CAPABILITIES ?= native avx2
 bench: $(READY)
 	@for cap in $(BENCH_CAPABILITIES); do \
@@ -129,19 +158,36 @@ bench: $(READY)
 	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.bench_loss || exit 1; \
 	done
 
-## experiments: train every student notebook 05 reads (all seeds, the teachers trained on flipped
-## labels) in the notebooks' pinned environment; writes data/experiments/digits.json with its
-## provenance. Minutes, not seconds: the notebook itself only re-runs a few of them.
+## experiments: re-train every student notebook 05 reads (minutes), into data/experiments/digits.json
+# all seeds, the teachers trained on flipped labels, in the notebooks' pinned environment, with
+# their provenance; the notebook itself re-runs only a few of them.
 experiments: $(READY)
 	$(PY) -m tools.run_experiments
 
-## lab: open JupyterLab on notebook 01 in the project's environment. The server runs from the
-## repository root, where jupytext.toml is (jupytext looks for it from a notebook's folder up to
-## the server root): jupytext, in the lab extra, then pairs each notebook with its script.
-## JupyterLab refuses to run as root (as in a container) unless told --allow-root.
-lab: $(READY) $(SITE_JS)
+## lab: open JupyterLab on notebook 01, with what every notebook needs to re-run (Vega, MathJax, g++)
+# The server runs from the repository root, where jupytext.toml is (jupytext looks for it from a
+# notebook's folder up to the server root): jupytext, in the lab extra, then pairs each notebook
+# with its script. PYTHONPATH lets the kernels, which start in notebooks/, import the course.
+# JupyterLab refuses to run as root (as in a container) unless told --allow-root. LAB_ARGS adds
+# options (tools/lab_check.py runs it headless).
+lab: $(READY) $(SITE_JS) cxx
 	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
-	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. notebooks/01-walkthrough.ipynb
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. $(LAB_ARGS) notebooks/01-walkthrough.ipynb
 
+## lab-zh: the same, on the Chinese cheat-sheet (notebooks/zh/: generated by `make zh`, not paired
+## with a script, and re-run there its Markdown outputs come out in Chinese)
+lab-zh: $(READY) $(SITE_JS) cxx
+	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. $(LAB_ARGS) notebooks/zh/00-cheat-sheet.ipynb
+
+## lab-check: start `make lab` headless and run every notebook's cells there, as a reader would
+lab-check: $(READY)
+	$(PY) -m tools.lab_check
+
+## screenshots: photograph the explorer (notebook 07) at two settings, into build/screenshots/
+screenshots: $(READY) $(SITE_JS) browser
+	$(PY) -m tools.explorer_screenshots
+
+## clean: remove build/ (the site, executed copies, caches, screenshots)
 clean:
 	rm -rf build

@@ -43,14 +43,16 @@ TARGETS = [
 ]
 
 
-def _title(env):
+def _title(record):
+    env = record["environment"]
     where = (
         env.get("gpu")
         or f"{env.get('cpu_model', env.get('processor'))} ({env.get('cpu_capability', '?')}), "
         f"{env['torch_threads']} thread(s)"
     )
     klloss = env.get("klloss", "not recorded")
-    return f"forward + backward on {where}, torch {env['torch']}, klloss {klloss}, {env['date']}"
+    state = bench.code_state(record)[1]
+    return f"forward + backward on {where}, torch {env['torch']}, klloss {klloss}, {env['date']}\n{state}"
 
 
 def _verdicts(results, device):
@@ -75,7 +77,7 @@ def _verdicts(results, device):
     return verdicts
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds per size")
@@ -85,10 +87,14 @@ def main(argv=None):
     parser.add_argument(
         "--plot-only", metavar="NAME", help="redraw figures/bench-NAME.png from data/bench/NAME.json"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     if args.plot_only:
         record = bench.load_results(args.plot_only)
-        fig = bench.plot_ratios(record, _title(record["environment"]))
+        fig = bench.plot_ratios(record, _title(record))
         print("wrote", plotting.save(fig, f"bench-{args.plot_only}", args.figures))
         return
 
@@ -155,7 +161,7 @@ def main(argv=None):
             f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
             + ("met" if v["met"] else "MISSED")
         )
-    fig = bench.plot_ratios(record, _title(env))
+    fig = bench.plot_ratios(record, _title(record))
     print("wrote", out / f"{name}.json", "and", plotting.save(fig, f"bench-{name}", args.figures))
 
 

@@ -3,7 +3,8 @@
 It imports the library (:mod:`klloss`) and may know the checkout's folders (``figures/``,
 ``data/``, ``tools/site/``); the library never imports it. Modules:
 
-* :mod:`course.glossary` -- the one table of names and symbols;
+* :mod:`course.glossary` -- the one table of names and symbols, with its Chinese column;
+* :mod:`course.i18n` -- the Chinese edition's translation files and Markdown outputs in either language;
 * :mod:`course.analysis` -- what the loss does to a student (gradient, q*, identities);
 * :mod:`course.errata` -- the article's printed numbers against the correct ones;
 * :mod:`course.experiments` -- students trained on real data (notebook 05);
@@ -17,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout's root folder."""
 
-_MODULES = ("analysis", "bench", "errata", "experiments", "explorer", "glossary", "nbenv", "plotting")
+_MODULES = ("analysis", "bench", "errata", "experiments", "explorer", "glossary", "i18n", "nbenv", "plotting")
 
 
 def __getattr__(name):

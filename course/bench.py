@@ -269,6 +269,68 @@ def machine_name(env):
     return f"cpu-{model}-{_slug(env['cpu_capability'])}"
 
 
+def code_state(record):
+    """Which code a stored result describes, as (state, sentence): ``"current"`` (no commit since
+    the one measured changed ``klloss/``), ``"stale"`` (some did), ``"uncommitted"`` (measured on
+    a tree that differed from its commit: which code, is not recorded), ``"not recorded"`` or
+    ``"unknown"`` (no git history here). Computed with git from this checkout."""
+    version = record["environment"].get("klloss")
+    if version in (None, "unknown"):
+        return "not recorded", "the benchmark did not record which klloss commit it measured"
+    commit = version.removesuffix("+changes")
+    if version.endswith("+changes"):
+        return "uncommitted", f"measured on a tree that differed from {commit}: which code, is not recorded"
+    try:
+        later = subprocess.run(
+            ["git", "log", "--format=%h", f"{commit}..HEAD", "--", "klloss"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", f"measured at {commit}; this checkout has no git history to compare with"
+    if later:
+        return "stale", f"measured at {commit}; klloss/ has changed since: it describes earlier code"
+    return "current", f"measured at {commit}; klloss/ has not changed since"
+
+
+LM_DIR = BENCH_DIR / "lm"
+
+
+def lm_names():
+    """Names of the stored language-model results, ``data/bench/lm/<name>.json``
+    (``benchmarks/bench_lm.py``)."""
+    return sorted(p.stem for p in LM_DIR.glob("*.json"))
+
+
+def load_lm_results(name):
+    """Stored language-model results ``data/bench/lm/<name>.json``."""
+    return json.loads((LM_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def lm_table(record):
+    """The language-model results as a pandas table: one row per size and variant, with the
+    median time (ms), the time over the floor and the peak memory above the inputs (GiB)."""
+    import pandas as pd
+
+    rows = []
+    for r in record["results"]:
+        for variant, seconds in r["median_seconds"].items():
+            peak = r["peak_bytes_above_inputs"][variant]
+            rows.append(
+                {
+                    "size": f"{r['N']} x {r['V']}, {r['dtype']}",
+                    "variant": variant,
+                    "ms": seconds * 1e3,
+                    "x floor": r["over_floor"][variant],
+                    "peak above inputs (GiB)": None if peak is None else peak / 2**30,
+                }
+            )
+    return pd.DataFrame(rows).set_index(["size", "variant"])
+
+
 def stored_names():
     """Names of every stored result in ``data/bench/``, CPUs first."""
     return sorted(
@@ -352,7 +414,18 @@ def plot_ratios(results, title):
                 [target["bound"]] * 2,
                 color="red",
                 linewidth=2,
-                label="target: at most" if first else None,
+                label="target: its bar at most this" if first else None,
+            )
+            ax.annotate(
+                f"≤ {target['bound']:g}",
+                (at, target["bound"]),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="red",
+                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
             )
             first = False
     ax.set(
@@ -363,6 +436,6 @@ def plot_ratios(results, title):
         ylabel="time / eager plain KD's",
     )
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncols=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    ax.legend(fontsize=8, ncols=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, fontsize=10)
     return fig

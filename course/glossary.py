@@ -1,9 +1,14 @@
-"""One table of names and symbols, used by the code, the notebooks, the figures and the README.
+"""One table of names and symbols, used by the code, the notebooks, the figures, the docs and
+both languages of the site.
 
 ``GLOSSARY``: one row per symbol, (symbol, name in code, shape, meaning). ``TERMS``: the words
 and notations the notebooks use, each defined before it is used, (term, notation, meaning).
-The README and the first notebook render both with :func:`as_markdown`, so there is exactly one
-copy of them.
+``ZH``: the Chinese column, by name in code or term: (Chinese term, meaning in Chinese, the
+article's own words for it, the digest of the English meaning translated, see
+:func:`course.i18n.digest`; tests/test_translation.py fails when the English meaning changes
+and the Chinese does not). ``docs/glossary.md`` and the first notebook render the tables with
+:func:`as_markdown`, in English with the Chinese term beside each row, or all in Chinese
+(``lang="zh"``) for the Chinese edition, so there is exactly one copy of them.
 """
 
 GLOSSARY = (
@@ -38,7 +43,7 @@ GLOSSARY = (
     (
         "β",
         "beta",
-        "scalar > 0",
+        "scalar in [2⁻¹²⁶, ∞]",
         "margin scale: the margin is divided by β, so a larger β pulls every weight towards k. "
         "Not a temperature: p = softmax(z) and q = softmax(s) are the same for every β (compare T). "
         "DKD uses the letter β for something else, the weight of its non-target term",
@@ -134,6 +139,26 @@ TERMS = (
         "the chord lies above the graph. A point where the gradient of a convex f is zero is a global minimum",
     ),
     (
+        "ignored row",
+        "y_i = ignore_index",
+        "a row whose label equals ignore_index (−100 by default), as padding in a batch of sequences: it adds 0 "
+        "to the loss and gets a zero gradient; batchmean divides by the N′ rows kept, and with none kept "
+        "(or no rows at all) the loss is 0",
+    ),
+    (
+        "masked class",
+        "z_c = −∞",
+        "a class the teacher rules out, as a language model's padded vocabulary: p_c = 0, and its term adds 0 "
+        "to the loss and to the gradient, although its weight is infinite. A student logit of −∞ where the "
+        "teacher puts mass makes the loss +∞ (as for KL), with the finite gradient q W − w p",
+    ),
+    (
+        "ruled-out label",
+        "z_y = −∞",
+        "a teacher that gives the label no probability: every other weight is −∞, the row has no finite loss "
+        "(it comes out NaN or −∞: do not train on it). At β = ∞ the labels play no part and the loss is k KL",
+    ),
+    (
         "Jensen's inequality",
         "",
         "for a convex f and weights λ_c ≥ 0 that sum to 1, f(Σ_c λ_c x_c) ≤ Σ_c λ_c f(x_c); "
@@ -142,21 +167,281 @@ TERMS = (
 )
 
 
+# The Chinese column. Each Chinese page uses these terms and none of the variants in AVOID
+# (tests/test_translation.py checks). "the article's words": what the post itself calls the
+# quantity, quoted verbatim (tests/test_glossary.py finds each in a copy of the post, where one
+# is at hand), so that a reader of the post can map it; "" where it has no word of its own.
+ZH = {
+    "N": ("批大小", "批大小：样本个数", "", "6cfe71d91d7b"),
+    "C": ("类别数", "类别的个数", "", "7ed1800f96b4"),
+    "input": ("学生 logits", "学生模型的 logits（原文称为 `input`）", "学生模型的logits", "45d5b7595712"),
+    "logits_t": (
+        "教师 logits（用于间隔）",
+        "用来计算间隔的教师 logits（原文的 `logits_t`）",
+        "教师模型的logits",
+        "4ec98b85277e",
+    ),
+    "target": (
+        "教师 logits（用于软标签）",
+        "被变成软标签的教师 logits（原文的 `target`；在我们所知的每个用例中，它与 `logits_t` 是同一个张量）",
+        "可理解为软标签",
+        "a1b7f27b3176",
+    ),
+    "label": (
+        "真实标签",
+        "每个样本的真实类别，[0, C) 中的整数；或为 ignore_index（默认 −100），表示不计入该行",
+        "真实标签",
+        "b5421a3e6049",
+    ),
+    "exp(log_input)": ("学生分布", "学生分布，q = softmax(s)", "", "17aca080a8f3"),
+    "log_input": (
+        "学生的 log-softmax",
+        "学生 logits 的 log-softmax",
+        "学生模型的log_softmax",
+        "65a50dd50f0d",
+    ),
+    "log_target": (
+        "教师的 log-softmax",
+        "教师 logits 的 log-softmax",
+        "教师模型的log_softmax",
+        "ccc90f7bc153",
+    ),
+    "target_prob": ("教师分布（软标签）", "教师分布，p = softmax(z)", "教师模型的softmax", "dadf62cd4724"),
+    "output": (
+        "逐类 KL 项",
+        "逐类的 KL 项；它们对 c 求和得到 KL(p ‖ q)，但在 q_c > p_c 处单个项为负",
+        "softmax后的概率差异",
+        "038f022be13b",
+    ),
+    "margin": ("间隔", "教师对标签的间隔，m_c = z_y − z_c（在标签处为 0）", "差异矩阵", "54ab2a0fdfa4"),
+    "beta": (
+        "间隔尺度",
+        "间隔尺度：间隔除以 β，所以 β 越大，每个权重越靠近 k。它不是温度：对每个 β，"
+        "p = softmax(z) 与 q = softmax(s) 都一样（对照 T）。DKD 用字母 β 表示另一个量，即其非目标项的权重",
+        "调节参数",
+        "f5f784ab98e1",
+    ),
+    "offset": ("偏移量", "加到每个权重上的常数；原文取 k = 8", "偏移", "dfd7de869377"),
+    "weight": ("权重", "逐类权重，w_c = m_c / β + k", "缩放和偏移后的矩阵", "a01a4855ad5c"),
+    "weighted": ("加权 KL 项", "加权后的逐类 KL 项", "", "3149ffd6db41"),
+    "per_sample": (
+        "单样本损失",
+        "单个样本的损失，L_i = Σ_c w_ic p_ic (log p_ic − log q_ic)",
+        "损失总和",
+        "75246f23ac0d",
+    ),
+    "loss": ("损失", "损失，L = (1/N) Σ_i L_i（reduction='batchmean'）", "损失平均", "cce51cd8f05c"),
+    "(w * p).sum(1)": ("平均权重", "教师分布下的平均权重，W_i = Σ_c w_ic p_ic", "", "7d54774f64bb"),
+    "decompose(...).margin_term": (
+        "间隔项",
+        "间隔项，Σ_c m_c p_c (log p_c − log q_c) 的批平均；损失为 L = k KL + M / β（笔记本 03）",
+        "",
+        "8c2049c2c067",
+    ),
+    "stationary_student(...)": (
+        "最优学生分布",
+        "使损失最小的学生分布，q* = w ⊙ p / W；每个权重都 > 0 时损失有最小值（有权重为零时损失有下界，"
+        "但 q*_c = 0 只能逼近）（笔记本 04）",
+        "",
+        "385f6057a3c5",
+    ),
+    "min_loss(...)": (
+        "最小损失",
+        "q* 处的损失：单样本为 L_min,i = W_i log W_i − Σ_c p_ic w_ic log w_ic；L_min（min_loss）是它们的批平均（笔记本 04）",
+        "",
+        "99ef5874b863",
+    ),
+    "temperature": (
+        "温度",
+        "普通 KD 的温度：p_T = softmax(z / T)，q_T = softmax(s / T)；T 越大，两个分布都越平（笔记本 05）。klloss_v2 没有温度",
+        "",
+        "ef95c7dbc9da",
+    ),
+    "alpha": ("混合系数", "训练损失的混合系数，(1 − α) CE + α × 蒸馏项（笔记本 05）", "", "40ed574f3743"),
+    "F.cross_entropy": ("交叉熵", "与硬标签的交叉熵，−(1/N) Σ_i log q_i,y_i", "", "b651195bd710"),
+    "nll": (
+        "负对数似然",
+        "测试数据上真实类别的负对数似然：把 CE 的公式当作指标（笔记本 05）",
+        "",
+        "7be1805da06f",
+    ),
+    "ece": (
+        "期望校准误差",
+        "期望校准误差：按置信度 max_c q_c 把测试样本分进等宽的区间；对各区间求和"
+        "（区间内样本的占比）× |区间内准确率 − 平均置信度|（笔记本 05）",
+        "",
+        "47ab719df381",
+    ),
+    "p_true": (
+        "真实类别概率",
+        "模型在测试数据上给真实类别的平均概率，(1/N) Σ_i q_i,y_i（笔记本 05）",
+        "",
+        "3ddffacb57a5",
+    ),
+    # the terms
+    "logits": (
+        "logits",
+        "网络未归一化的得分，每个类别一个；softmax 把它们变成概率",
+        "logits",
+        "c6e5126281dc",
+    ),
+    "softmax": (
+        "softmax",
+        "softmax(x)_c = exp(x_c) / Σ_j exp(x_j)：和为 1 的正数",
+        "softmax",
+        "45c3d6885be2",
+    ),
+    "log-sum-exp": (
+        "log-sum-exp",
+        "lse(x) = log Σ_j exp(x_j)，所以 log softmax(x)_c = x_c − lse(x)；按 max(x) + lse(x − max(x)) "
+        "计算，不会溢出（`torch.logsumexp`）",
+        "",
+        "05e7d899b0c3",
+    ),
+    "KL divergence": (
+        "KL 散度",
+        "Σ_c p_c (log p_c − log q_c)：≥ 0，仅当 q = p 时为 0",
+        "KL散失函数",
+        "d2b06b97fbca",
+    ),
+    "knowledge distillation, KD": (
+        "知识蒸馏（KD）",
+        "用教师网络的类别概率训练学生网络；普通 KD（Hinton 等，2015）最小化 (1 − α) CE + α T² KL(p_T ‖ q_T)",
+        "",
+        "cc285062fc4d",
+    ),
+    "Kronecker delta": (
+        "克罗内克 δ",
+        "j = c 时为 1，否则为 0；例如 ∂q_c / ∂s_j = q_c (δ_jc − q_j)",
+        "",
+        "b98cd38626b8",
+    ),
+    "elementwise product": ("逐元素乘积", "(w ⊙ p)_c = w_c p_c，即 PyTorch 中的 `w * p`", "", "511385c902e6"),
+    "ignored row": (
+        "被忽略的行",
+        "标签等于 ignore_index（默认 −100）的行，例如一批序列中的填充：它对损失的贡献为 0，梯度也为 0；批平均除以保留下来的 N′ 行，一行都不保留（或根本没有行）时损失为 0",
+        "",
+        "14c6ae5dfa0a",
+    ),
+    "masked class": (
+        "被屏蔽的类别",
+        "教师排除的类别，例如语言模型中填充出来的词表项：p_c = 0，它的项对损失和梯度的贡献都是 0，尽管它的权重是无穷大。教师有概率质量的地方若学生 logit 为 −∞，损失为 +∞（与 KL 相同），梯度 q W − w p 仍是有限的",
+        "",
+        "e7e9f8789985",
+    ),
+    "ruled-out label": (
+        "被排除的标签",
+        "教师给标签的概率为 0：这一行其余每个权重都是 −∞，这一行没有有限的损失（结果为 NaN 或 −∞：不要用它训练）。β = ∞ 时标签不起作用，损失为 k KL",
+        "",
+        "5e62fb1fed84",
+    ),
+    "convexity": (
+        "凸性",
+        "若对 [0, 1] 中的每个 λ 都有 f(λx + (1 − λ)x′) ≤ λ f(x) + (1 − λ) f(x′)，则 f 是凸函数：弦在图像之上。"
+        "凸函数梯度为零的点是全局最小点",
+        "",
+        "68580d99eb3b",
+    ),
+    "Jensen's inequality": (
+        "詹森不等式",
+        "对凸函数 f 和和为 1 的权重 λ_c ≥ 0，f(Σ_c λ_c x_c) ≤ Σ_c λ_c f(x_c)；笔记本 04 取 f(x) = x log x、λ = p",
+        "",
+        "3bc7f63473d7",
+    ),
+}
+
+# Variants a Chinese page must not use, each with the term it uses instead: one word per idea. The
+# article's own words ("调节参数", "差异矩阵", ...) may appear only quoted, in “...”.
+AVOID = {
+    "老师": "教师",
+    "边距": "间隔",
+    "边际": "间隔",
+    "裕度": "间隔",
+    "差异矩阵": "间隔（原文的说法只在引号中出现）",
+    "调节参数": "间隔尺度（原文的说法只在引号中出现）",
+    "温度系数": "温度（T）或间隔尺度（β）",
+    "偏置": "偏移量",
+    "偏移值": "偏移量",
+    "软目标": "软标签",
+    "逻辑值": "logits",
+    "对数几率": "logits",
+    "相对熵": "KL 散度",
+    "KL 距离": "KL 散度",
+    "散失": "KL 散度、损失",
+    "权值": "权重",
+    "类目": "类别",
+    "批量": "批",
+    "笔记簿": "笔记本",
+    "备忘单": "速查表",
+    "小抄": "速查表",
+    "琴生": "詹森",
+    "校正误差": "校准误差",
+    "最佳学生": "最优学生分布",
+}
+
+
 def _cell(text):
     """A table cell's text: ``|`` would end the cell (GitHub, JupyterLab, markdown-it), so escape it."""
     return text.replace("|", "\\|")
 
 
-def as_markdown():
-    """The glossary and the terms as two Markdown tables (README and ``notebooks/01-walkthrough.ipynb``).
+# the shape column in Chinese, where it has words ("(N, C)" and the like read the same)
+SHAPES_ZH = {"scalar": "标量", "scalar > 0": "标量 > 0", "scalar in [2⁻¹²⁶, ∞]": "[2⁻¹²⁶, ∞] 中的标量", "scalar in [0, 1]": "[0, 1] 中的标量"}
+
+HEADERS = {
+    "en": (("symbol", "name in code", "shape", "meaning", "中文"), ("term", "notation", "meaning", "中文")),
+    "zh": (
+        ("符号", "代码中的名称", "形状", "中文术语", "含义", "原文的说法"),
+        ("英文术语", "记号", "中文术语", "含义", "原文的说法"),
+    ),
+}
+
+
+def _rows(lang):
+    """The two tables' rows in ``lang``; a row without its Chinese column is an error."""
+    missing = [row[1] for row in GLOSSARY if row[1] not in ZH] + [row[0] for row in TERMS if row[0] not in ZH]
+    if missing:
+        raise KeyError(f"no Chinese column for {missing}: add them to course.glossary.ZH")
+    symbols, terms = [], []
+    for symbol, name, shape, meaning in GLOSSARY:
+        term, meaning_zh, article, _ = ZH[name]
+        if lang == "en":
+            symbols.append((symbol, f"`{name}`", shape, meaning, term))
+        else:
+            shape_zh = SHAPES_ZH.get(shape, shape)
+            if any("a" <= ch <= "z" for ch in shape_zh):
+                raise KeyError(f"no Chinese for the shape {shape!r}: add it to course.glossary.SHAPES_ZH")
+            symbols.append((symbol, f"`{name}`", shape_zh, term, meaning_zh, article and f"“{article}”"))
+    for term_en, notation, meaning in TERMS:
+        term, meaning_zh, article, _ = ZH[term_en]
+        if lang == "en":
+            terms.append((term_en, notation, meaning, term))
+        else:
+            terms.append((term_en, notation, term, meaning_zh, article and f"“{article}”"))
+    return symbols, terms
+
+
+def as_markdown(lang="en"):
+    """The glossary and the terms as two Markdown tables (``docs/glossary.md`` and ``notebooks/01-walkthrough.ipynb``):
+    in English with a Chinese column (``lang="en"``), or in Chinese with the article's own words
+    (``lang="zh"``, the Chinese edition).
 
     Every ``|`` inside a cell is escaped, so a cell's whole text survives rendering
     (``tests/test_glossary.py`` renders the tables and checks each row).
     """
-    lines = ["| symbol | name in code | shape | meaning |", "|---|---|---|---|"]
-    for symbol, name, shape, meaning in GLOSSARY:
-        lines.append(f"| {_cell(symbol)} | `{name}` | {_cell(shape)} | {_cell(meaning)} |")
-    lines += ["", "| term | notation | meaning |", "|---|---|---|"]
-    for term, notation, meaning in TERMS:
-        lines.append(f"| {_cell(term)} | {_cell(notation)} | {_cell(meaning)} |")
+    if lang not in HEADERS:
+        raise ValueError(f"lang must be one of {sorted(HEADERS)}, got {lang!r}")
+    lines = []
+    for header, rows in zip(HEADERS[lang], _rows(lang), strict=True):
+        if lines:
+            lines.append("")
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(text) for text in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def markdown():
+    """The tables as a notebook output, in the reader's language (:mod:`course.i18n`)."""
+    from . import i18n
+
+    return i18n.rendered("glossary")

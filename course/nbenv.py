@@ -52,5 +52,8 @@ ENV = {
 def apply():
     """Set :data:`ENV` in this process, so kernels started from it inherit it."""
     os.environ.update(ENV)
+    # a kernel writes Markdown outputs in its notebook's language, which its folder gives
+    # (notebooks/zh/ is Chinese, course/i18n.py), not in the language a caller's shell asks for
+    os.environ.pop("KLLOSS_LANG", None)
     # the kernel chooses its own (inline) matplotlib backend
     os.environ.pop("MPLBACKEND", None)

@@ -24,33 +24,41 @@ def _rows(x, c, dtype):
     return x.reshape(-1, c).to(dtype).contiguous()
 
 
-def _forward(s, z, z_m, y, ignored, options, scale, need_grad):
-    """(out, G, sigma W) on (N, C) rows; ``scale`` None: per-row losses, else sigma sum_i L_i."""
+def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
+    """(out, G, -sigma W) on (N, C) rows; ``scale`` None: per-row losses, else sigma sum_i L_i.
+
+    The weighted teacher is kept negated, -sigma w p, and the log-ratio as log q - log p, so that
+    the loss is their dot product and G one fused update. ``exact_zeros``: mask the classes with
+    p = 0 (needed only where a weight or a log-probability is infinite; see :func:`loss`).
+    """
     sigma = 1.0 if scale is None else scale
     log_q = torch.log_softmax(s, -1)  # log q
     log_p = torch.log_softmax(z, -1)  # log p
     p = log_p.exp()  # p
-    massless = p == 0  # classes that add nothing, whatever their weight
     if options.beta == math.inf:
-        wp = p * (sigma * options.offset)  # sigma w p = sigma k p
+        neg_wp = p * (-sigma * options.offset)  # -sigma w p = -sigma k p
     else:
-        wp = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z', first
-        wp.mul_(sigma / options.beta).add_(sigma * options.offset).mul_(p)  # sigma (m / beta + k) p
-        wp.masked_fill_(massless, 0.0)  # 0, even where w = inf (inf * 0 would be NaN)
-    d = log_p.sub_(log_q).masked_fill_(massless, 0.0)  # log p - log q, 0 where p = 0
+        m = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z', formed first
+        # -sigma w p = (-sigma / beta) m p - sigma k p
+        neg_wp = torch.addcmul(p * (-sigma * options.offset), p, m, value=-sigma / options.beta)
+    d = torch.sub(log_q, log_p, out=log_p)  # log q - log p, in log p's buffer
+    if exact_zeros:
+        massless = p == 0  # classes that add nothing, whatever their weight (inf * 0 is NaN)
+        neg_wp.masked_fill_(massless, 0.0)
+        d.masked_fill_(massless, 0.0)
     if ignored is not None:
         rows = ignored.unsqueeze(-1)
-        wp.masked_fill_(rows, 0.0)  # an ignored row weighs nothing
+        neg_wp.masked_fill_(rows, 0.0)  # an ignored row weighs nothing
         d.masked_fill_(rows, 0.0)  # and its logits, whatever they hold, reach no sum
-    big_w = wp.sum(-1, keepdim=True)  # sigma W = sum_c sigma w p
-    # sigma L_i = sum_c sigma w p (log p - log q), or their sum in one dot product
-    out = d.mul_(wp).sum(-1) if scale is None else torch.dot(wp.view(-1), d.view(-1))
+    neg_w = neg_wp.sum(-1, keepdim=True)  # -sigma W = sum_c -sigma w p
+    # sigma L_i = sum_c (-sigma w p)(log q - log p), or their sum in one dot product
+    out = d.mul_(neg_wp).sum(-1) if scale is None else torch.dot(neg_wp.view(-1), d.view(-1))
     if not need_grad:
         return out, None, None
-    grad = wp.neg_().addcmul_(log_q.exp_(), big_w)  # sigma G = q sigma W - sigma w p
+    grad = neg_wp.addcmul_(log_q.exp_(), neg_w, value=-1)  # sigma G = q sigma W - sigma w p
     if ignored is not None:
         grad.masked_fill_(ignored.unsqueeze(-1), 0.0)
-    return out, grad, big_w
+    return out, grad, neg_w
 
 
 class FusedLoss(torch.autograd.Function):
@@ -60,20 +68,26 @@ class FusedLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s, z, z_m, y, ignored, options, scale):
-        out, grad, big_w = _forward(s, z, z_m, y, ignored, options, scale, ctx.needs_input_grad[0])
+        args = (s, z, z_m, y, ignored, options, scale, ctx.needs_input_grad[0])
+        out, grad, neg_w = _forward(*args, exact_zeros=False)
+        if not math.isfinite((out if scale is not None else out.sum()).item()):
+            # an infinite weight or log-probability met p = 0 somewhere (a masked class, an
+            # overflowing margin), or the loss is truly infinite: again, with those terms set to
+            # their limit, 0 (on the CPU this read of one number waits for nothing)
+            out, grad, neg_w = _forward(*args, exact_zeros=True)
         ctx.per_row = scale is None
-        ctx.save_for_backward(s, grad, big_w)
+        ctx.save_for_backward(s, grad, neg_w)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        s, grad, big_w = ctx.saved_tensors
+        s, grad, neg_w = ctx.saved_tensors
         factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out  # g_i per row, or one g
         if torch.is_grad_enabled():
-            # a graph of the gradient: q differentiable in s; w p = q W - G, a constant
+            # a graph of the gradient: q differentiable in s; -w p = G - q W, a constant
             q = torch.softmax(s, -1)
-            wp = q.detach() * big_w - grad
-            return (q * big_w - wp) * factor, None, None, None, None, None, None
+            neg_wp = grad + q.detach() * neg_w
+            return (neg_wp - q * neg_w) * factor, None, None, None, None, None, None
         return grad * factor, None, None, None, None, None, None  # dL/ds = G g
 
 

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 00 · Cheat-sheet
 #
 # *klloss_v2 on one page: the formula, its gradient and optimum, the identity that explains it, its limits in β and k, and its pitfalls, each checked on the article's sample.*
@@ -33,7 +33,7 @@ def oracle_loss(student, label=y, b=beta, offset=k):
     return oracle.klloss_v2(z, student, z, label, b, offset)
 
 
-# %% [markdown]
+# %% [markdown] id="loss"
 # ## The loss (notebook 01)
 #
 # $$m_{ic} = z_{iy_i} - z_{ic}, \qquad w_{ic} = \frac{m_{ic}}{\beta} + k, \qquad
@@ -52,7 +52,7 @@ print(
     f"L = {loss:.6f}; klloss_v2 against the oracle: |difference| < 1e-12; w = k at the labels, w >= k elsewhere"
 )
 
-# %% [markdown]
+# %% [markdown] id="gradient-optimum"
 # ## Gradient and optimum (notebook 04)
 #
 # $$\frac{\partial L}{\partial s_{ic}} = \frac{q_{ic}W_i - w_{ic}\,p_{ic}}{N}, \qquad W_i = \sum_c w_{ic}\,p_{ic}.$$
@@ -113,7 +113,7 @@ print(
 )
 print(f"z = (0, 1), y = 0, beta = {beta:g}: every w > 0 and q*_y / p_y = {label_ratio.item():.4f} > 1")
 
-# %% [markdown]
+# %% [markdown] id="identity-behind"
 # ## The identity behind it (notebook 04)
 #
 # If every $w \ge 0$: $\quad L_i = W_i\,\mathrm{KL}(q^*_i \,\|\, q_i) + L_{\min,i}, \qquad L_{\min,i} = W_i\log W_i - \sum_c p_{ic}\,w_{ic}\log w_{ic} \;\le 0.$
@@ -138,7 +138,7 @@ for i in range(n):
         f"sample {i}: L_i = {per_sample[i]:.6f} = W_i KL(q*||q) + L_min,i = {right_side[i]:.6f}, L_min,i = {l_min[i]:.6f}"
     )
 
-# %% [markdown]
+# %% [markdown] id="limits-k"
 # ## Limits in β and k (notebook 03)
 #
 # Exactly, $L = k\,\mathrm{KL}(p\|q) + M/\beta$, where $\mathrm{KL}(p\|q) = \frac1N\sum_i \mathrm{KL}(p_i\|q_i)$ is the batch mean of the per-sample divergences (as `F.kl_div(..., reduction="batchmean")` computes it) and $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$. Hence:
@@ -165,7 +165,7 @@ print(
     f"KL(p||q) = {kl:.6f}, M = {big_m:.6f}: L = k KL + M/beta for every beta and k tried, and both limits hold"
 )
 
-# %% [markdown]
+# %% [markdown] id="relations"
 # ## Relations: KD with a temperature, label smoothing, DKD (notebook 04)
 #
 # - **Hinton's KD** is $T^2\,\mathrm{KL}(p_T\|q_T)$ with $p_T = \mathrm{softmax}(z/T)$, $q_T = \mathrm{softmax}(s/T)$. The gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ falls like $1/T^2$; times $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes), so the term keeps its weight against cross-entropy as $T$ changes. klloss_v2 has no temperature: its β → ∞ limit is $k$ times KD at $T = 1$.
@@ -216,7 +216,7 @@ print(
 print("q* = (1 - eps) p + eps r on the sample, eps =", np.round(epsilon[:, 0], 4).tolist())
 print("the DKD decomposition equals klloss_v2 per sample (< 1e-12), at beta = 1.5 and beta = inf")
 
-# %% [markdown]
+# %% [markdown] id="pitfalls"
 # ## Pitfalls (notebooks 02, 03, 04)
 #
 # - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right. Before training, `klloss.negative_weight_share(teacher_logits, labels, beta)` gives the share of rows that have one; notebook 05 shows what it does to training and how to choose β from the teacher's margins.

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 01 · klloss_v2, step by step
 #
 # *Every intermediate tensor of the loss on the article's sample batch, each with the check that proves it right.*
@@ -7,7 +7,7 @@
 #
 # **You need first:** Python and basic PyTorch (tensors, `softmax`, autograd); logarithms and probability distributions. Every symbol and term used here is in the glossary below.
 
-# %% [markdown]
+# %% [markdown] id="loss-knowledge-distillation-small"
 # **What the loss is.** In knowledge distillation a small *student* network learns from a large *teacher* by matching the teacher's class probabilities, usually through the Kullback–Leibler divergence
 #
 # $$\mathrm{KL}(p \,\|\, q) = \sum_c p_c \,(\log p_c - \log q_c), \qquad p = \mathrm{softmax}(z),\; q = \mathrm{softmax}(s).$$
@@ -26,12 +26,13 @@
 #
 # **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `course.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
 
-# %% [markdown]
+# %% [markdown] id="names-symbols"
 # ## Names and symbols
 #
 # One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
 
 # %%
+import inspect
 import math
 
 import matplotlib.pyplot as plt
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from IPython.display import Markdown, display
+from IPython.display import display
 
 import course
 import klloss
@@ -50,9 +51,9 @@ np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one vi
 pd.set_option("display.precision", 4)
 torch.set_printoptions(precision=4)
 
-Markdown(course.glossary.as_markdown())
+course.glossary.markdown()
 
-# %% [markdown]
+# %% [markdown] id="sample-batch"
 # ## The sample batch
 #
 # The article's batch has two samples and five classes, in float32 as in the article. The teacher's logits are passed twice: as `logits_t` (for the margin) and as `target` (for the soft target $p$). They are the same numbers.
@@ -74,7 +75,7 @@ display(inputs)
 print("labels y:", sample.label.tolist(), "  beta:", sample.beta, "  offset k:", klloss.ARTICLE_OFFSET)
 assert np.array_equal(sample.logits_t, sample.target)
 
-# %% [markdown]
+# %% [markdown] id="klloss-trace-runs-loss"
 # `klloss.trace` runs the loss once and keeps every intermediate, in the order the article prints them. `to_frames()` labels each as samples × classes.
 
 # %%
@@ -83,7 +84,7 @@ frames = tr.to_frames()
 N, C = tr.log_input.shape
 print(tr.names())
 
-# %% [markdown]
+# %% [markdown] id="step-1-log-softmax"
 # ## Step 1 · log-softmax of the student, $\log q = \log\mathrm{softmax}(s)$
 #
 # $$\log q_c = s_c - \log \sum_j e^{s_j}.$$
@@ -98,7 +99,7 @@ row_lse = torch.logsumexp(tr.log_input, dim=1)
 assert torch.allclose(row_lse, torch.zeros(N), atol=1e-6)
 print("largest |logsumexp| of a row: < 1e-6 (float32 round-off)")
 
-# %% [markdown]
+# %% [markdown] id="step-2-log-softmax"
 # ## Step 2 · log-softmax and softmax of the teacher, $\log p$ and $p$
 #
 # $$\log p_c = z_c - \log \sum_j e^{z_j}, \qquad p_c = e^{\log p_c}.$$
@@ -115,7 +116,7 @@ assert torch.allclose(tr.target_prob.sum(1), torch.ones(N), atol=1e-6)
 assert torch.allclose(tr.target_prob, F.softmax(args["target"], dim=1), atol=1e-7)
 print("row sums of p:", [round(v, 6) for v in tr.target_prob.sum(1).tolist()])
 
-# %% [markdown]
+# %% [markdown] id="step-3-per-class"
 # ## Step 3 · the per-class KL terms, `output` $= p_c(\log p_c - \log q_c)$
 #
 # These are the summands of KL(p ‖ q). A single term can be negative (wherever the student gives a class *more* probability than the teacher), but each row sums to KL(p ‖ q) ≥ 0, which is what `torch.nn.functional.kl_div` computes.
@@ -128,7 +129,7 @@ assert torch.allclose(tr.output.sum(1), kl_rows, atol=1e-7)
 assert (kl_rows >= 0).all() and (tr.output < 0).any()
 print("KL(p || q) per sample:", [round(v, 4) for v in kl_rows.tolist()])
 
-# %% [markdown]
+# %% [markdown] id="step-4-margin"
 # ## Step 4 · the margin, $m_c = z_y - z_c$
 #
 # How far the teacher ranks class $c$ below the true label. It is zero at the label; it is negative only for classes the teacher ranks *above* the label, i.e. where the teacher is wrong. The article builds it one sample at a time; `klloss.margin` gathers the label's logit for the whole batch at once.
@@ -149,7 +150,7 @@ print(
     bool(teacher_right.all()),
 )
 
-# %% [markdown]
+# %% [markdown] id="step-5-weights"
 # ## Step 5 · the weights, $w_c = m_c / \beta + k$
 #
 # At the label the margin is zero, so the weight there is exactly the offset $k$; every other class the teacher ranks below the label gets more.
@@ -161,7 +162,7 @@ assert torch.all(tr.weight[rows, args["label"]] == klloss.ARTICLE_OFFSET)
 assert torch.allclose(tr.weight, tr.margin / sample.beta + klloss.ARTICLE_OFFSET)
 print("weight range:", round(tr.weight.min().item(), 4), "to", round(tr.weight.max().item(), 4))
 
-# %% [markdown]
+# %% [markdown] id="margin-scale-not-temperature"
 # **β is a margin scale, not a temperature.** β enters the loss only through the weights: it divides the margins, so a larger β pulls every weight towards $k$. The teacher's distribution $p = \mathrm{softmax}(z)$ (and the student's $q$) are the same for every β. A *temperature* $T$, as in plain KD (notebook 05), divides the logits *before* the softmax, $p_T = \mathrm{softmax}(z / T)$: a larger $T$ flattens $p$ itself, raising its entropy $-\sum_c p_c \log p_c$ towards $\log C$. The table runs the loss at three β and the softmax at three $T$.
 
 # %%
@@ -205,7 +206,7 @@ print(
     "p identical for every beta:", True, "| entropy of p rises with T, below log C =", round(math.log(C), 4)
 )
 
-# %% [markdown]
+# %% [markdown] id="step-6-weighted-terms"
 # ## Step 6 · the weighted terms, $w_c\, p_c (\log p_c - \log q_c)$, and the per-sample losses
 #
 # $$L_i = \sum_c w_{ic}\, p_{ic} (\log p_{ic} - \log q_{ic}).$$
@@ -216,7 +217,7 @@ display(pd.concat({"weighted": frames["weighted"], "": frames["per_sample"]}, ax
 assert torch.equal(tr.weighted, tr.weight * tr.output)
 assert torch.allclose(tr.per_sample, tr.weighted.sum(1))
 
-# %% [markdown]
+# %% [markdown] id="step-7-loss"
 # ## Step 7 · the loss, $L = \frac{1}{N}\sum_i L_i$
 #
 # The article divides the sum over everything by the batch size (`reduction="batchmean"`), so the per-sample values sum to $N \times L$.
@@ -227,10 +228,19 @@ print(f"L = {tr.loss.item():.6f}")
 assert torch.allclose(tr.per_sample.sum(), N * tr.loss)
 print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with N = {N}")
 
-# %% [markdown]
-# ## Three implementations, one number
+# %% [markdown] id="the-whole-loss"
+# ## The whole loss, as the library computes it
 #
-# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2` is the vectorized, checked form; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
+# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. Two lines go beyond the article: a row whose label equals `ignore_index` counts for nothing, and a class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight.
+
+# %%
+source = "\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss))
+display(Markdown(f"```python\n{source}```"))
+
+# %% [markdown] id="four-implementations-one-number"
+# ## Four implementations, one number
+#
+# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2_reference` is the code above, behind the library's argument checks; `klloss_v2` is the form for training, which picks the fastest form that is correct for the call; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
 
 # %%
 oracle_loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
@@ -238,7 +248,8 @@ agreement = pd.DataFrame(
     {
         dtype_name: {
             "published (article's algorithm)": klloss.klloss_v2_published(**sample.tensors(dtype)).item(),
-            "klloss_v2 (vectorized)": klloss.klloss_v2(**sample.tensors(dtype)).item(),
+            "klloss_v2_reference": klloss.klloss_v2_reference(**sample.tensors(dtype)).item(),
+            "klloss_v2 (for training)": klloss.klloss_v2(**sample.tensors(dtype)).item(),
             "trace(...).loss": klloss.trace(**sample.tensors(dtype)).loss.item(),
             "oracle (NumPy float64)": oracle_loss,
         }
@@ -254,7 +265,7 @@ assert np.all(np.abs(agreement["float32"] - oracle_loss) <= 1e-6 * term_size)
 assert np.all(np.abs(agreement["float64"] - oracle_loss) <= 1e-14 * term_size)
 print("largest difference from the oracle: float32 < 1e-6 x the size of the terms, float64 < 1e-14 x it")
 
-# %% [markdown]
+# %% [markdown] id="article-printed-counted"
 # ## What the article printed, counted
 #
 # `course.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
@@ -278,7 +289,7 @@ print(
     f"the article's loss: {float(klloss.data.load_article_printed()['loss'].values):.4f}, ours: {tr.loss.item():.4f}"
 )
 
-# %% [markdown]
+# %% [markdown] id="weights-terms-they-multiply"
 # ## The weights and the terms they multiply, as pictures
 #
 # Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger.
@@ -342,7 +353,7 @@ fig.legend(
 print("saved", course.plotting.save(fig, "01-weights-and-terms"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="weighting-asks-student"
 # ## What the weighting asks of the student
 #
 # The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `course.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
@@ -374,14 +385,14 @@ print(f"largest weight: sample {i}, class {c}, w = {w64[i, c].item():.4f} > W = 
 print(f"  teacher p = {p64[i, c].item():.4f}, optimum q* = {q_star[i, c].item():.4f}: more than the teacher")
 assert q_star[i, c] > p64[i, c]
 
-# %% [markdown]
+# %% [markdown] id="exercises"
 # ## Exercises
 #
 # Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves.
 #
 # **Exercise 1 · a weight by hand.** Sample 0's label is class 3. From the teacher logits in the table of inputs, compute by hand the margin and the weight of class 1 on sample 0 (β = `sample.beta`, k = 8). Then say whether the optimum $q^*$ puts more or less probability on that class than the teacher does, using only $w$ and $W$.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-1-since-optimum" tags=["solution"]
 # **Solution 1.** $m_{0,1} = z_{0,3} - z_{0,1}$ and $w_{0,1} = m_{0,1} / \beta + k$. Since $q^*_c / p_c = w_c / W$, the optimum puts more on class 1 than the teacher exactly when $w_{0,1} > W_0 = \sum_c w_{0,c}\, p_{0,c}$. The cell prints each number and checks it against the trace.
 
 # %% tags=["solution"]
@@ -399,10 +410,10 @@ print(
 )
 assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
 
-# %% [markdown]
+# %% [markdown] id="exercise-2-gradient-closed"
 # **Exercise 2 · the gradient in closed form.** Derive $\partial L_i / \partial s_j$ for one sample, using $\log q_c = s_c - \operatorname{lse}(s)$ and the Kronecker delta $\delta_{jc}$. Check your formula against autograd on the sample, and show that it vanishes at the $q^*$ of the section above and at no other $q$.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-2-only-depends" tags=["solution"]
 # **Solution 2.** Only $\log q$ depends on $s$, and $\partial \log q_c / \partial s_j = \delta_{jc} - q_j$. So
 #
 # $$\frac{\partial L_i}{\partial s_j} = -\sum_c w_c\, p_c\, (\delta_{jc} - q_j) = q_j \sum_c w_c\, p_c - w_j\, p_j = q_j\, W - w_j\, p_j ,$$
@@ -424,14 +435,14 @@ at_q_star = (q_star * W - w64 * p64).abs().max().item()
 print("largest |gradient| at q = q*:", "< 1e-12" if at_q_star < 1e-12 else f"{at_q_star:.1e}")
 assert at_q_star < 1e-12
 
-# %% [markdown]
+# %% [markdown] id="exercise-3-add-temperature"
 # **Exercise 3 · add a temperature.** Put a temperature $T$ into both softmaxes and keep the weights as they are:
 #
 # $$L_T = \frac1N \sum_i \sum_c w_{ic}\, p_{T,ic} \left(\log p_{T,ic} - \log q_{T,ic}\right), \qquad p_T = \mathrm{softmax}(z / T),\; q_T = \mathrm{softmax}(s / T).$$
 #
 # In code this is `klloss.klloss_v2(z, s / T, z / T, y, beta)`: the margin comes from `logits_t`, the soft target from `target`. Before computing anything, predict: (a) which intermediates of `klloss.trace` change with $T$; (b) how $L_T$ behaves as $T$ grows. Plain KD multiplies $\mathrm{KL}(p_T \| q_T)$ by $T^2$ to keep its size comparable across temperatures: $T^2\,\mathrm{KL}(p_T \| q_T)$ tends to a finite limit as $T \to \infty$. Does $T^2 L_T$? Then check.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-3-margins-weights" tags=["solution"]
 # **Solution 3.** (a) The margins and weights are computed from `logits_t`, so they do not change; $p$, $q$, the KL terms and the loss do.
 #
 # (b) Write $d = z - s$ and $\bar d$ for its mean over classes. For large $T$, $\log p_{T,c} - \log q_{T,c} = (d_c - \bar d)/T + O(1/T^2)$ and $p_{T,c} = 1/C + O(1/T)$, so

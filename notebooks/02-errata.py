@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 02 · Errata: what the article prints, what is true, and why the printed numbers cannot be right
 #
 # *Every number the article prints for its worked example, beside the correct value, with the invariants each printed tensor breaks, judged from the printed numbers alone.*
@@ -7,7 +7,7 @@
 #
 # **You need first:** notebook 01 (the intermediates of the loss and the checks each must pass).
 
-# %% [markdown]
+# %% [markdown] id="article-runs-klloss_v2-sample"
 # The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) runs its `klloss_v2` on the sample batch of notebook 01 and prints every intermediate tensor. We transcribed those numbers exactly as printed into `data/article_printed.json` (`tests/test_data.py` checks the transcription against the article's text, number for number, wherever a copy of that text is at hand). Here each printed tensor meets two kinds of evidence:
 #
 # 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
@@ -41,7 +41,7 @@ truth = errata.correct_values(sample)
 P = {key: step.values for key, step in printed.items()}  # printed numbers as floats
 print("printed steps:", list(printed))
 
-# %% [markdown]
+# %% [markdown] id="echoed-inputs-are-right"
 # ## The echoed inputs are right
 #
 # Before computing anything, the article echoes its inputs. Those match the sample it defines (and the `target` it passes is the teacher's logits again).
@@ -52,7 +52,7 @@ for key in ("logits_t", "input", "target", "label"):
 assert P["beta"] == sample.beta
 print("inputs as printed equal the sample:", True)
 
-# %% [markdown]
+# %% [markdown] id="step-by-step-printed"
 # ## Step by step: printed beside correct
 #
 # ### log_input, the student's log-softmax $\log q$
@@ -67,7 +67,7 @@ print("largest printed log-probability (must be <= 0):", P["log_input"].max())
 assert errata.log_softmax_positive(P["log_input"], errata.half_unit(printed["log_input"].text))
 assert errata.log_softmax_not_normalised(P["log_input"], errata.half_unit(printed["log_input"].text))
 
-# %% [markdown]
+# %% [markdown] id="log_target-teacher-log-softmax"
 # ### log_target, the teacher's log-softmax $\log p$
 #
 # The same two invariants fail. Its second row is, digit for digit, the *first row of the printed log_input*, a different tensor of a different network.
@@ -83,7 +83,7 @@ print(
 )
 assert np.array_equal(P["log_target"][1], P["log_input"][0])
 
-# %% [markdown]
+# %% [markdown] id="target-teacher-softmax"
 # ### target, the teacher's softmax $p$
 #
 # Probabilities lie in $[0, 1]$, each row sums to 1, and $p = e^{\log p}$. The printed "probabilities" include one above 1, the rows sum to far more than 1, and they are not the exponential of the printed log-softmax. The whole tensor repeats the printed log_input.
@@ -97,7 +97,7 @@ print("printed p, row 0:         ", P["target_prob"][0].tolist())
 assert np.array_equal(P["target_prob"], P["log_input"])
 assert P["target_prob"].max() > 1
 
-# %% [markdown]
+# %% [markdown] id="output-per-class-kl"
 # ### output, the per-class KL terms $p_c(\log p_c - \log q_c)$
 #
 # From the article's own printed factors, output would be $p \cdot (\log p - \log q)$. It is not: the printed output is, once more, the printed log_input.
@@ -109,7 +109,7 @@ print("printed p * (printed log p - printed log q), row 0:", from_factors[0].rou
 print("printed output, row 0:                             ", P["output"][0].tolist())
 assert np.array_equal(P["output"], P["log_input"])
 
-# %% [markdown]
+# %% [markdown] id="matrix-margin"
 # ### matrix, the margin $m_c = z_y - z_c$
 #
 # At the label the margin is $z_y - z_y = 0$, yet the printed rows are not zero there (printed below). On the sample the teacher's top class *is* the label, so no margin may be negative; the printed rows have negatives. The margin is a plain difference of the echoed (exact) inputs, which the printed numbers do not match. And the two rows are identical although the samples' logits are not a shift of each other.
@@ -122,7 +122,7 @@ print("teacher's top class:", sample.logits_t.argmax(1).tolist(), "labels:", sam
 print("z_y - z from the printed inputs, row 0:", (P["logits_t"][0, 3] - P["logits_t"][0]).tolist())
 assert np.all(at_label != 0) and np.array_equal(P["margin"][0], P["margin"][1])
 
-# %% [markdown]
+# %% [markdown] id="matrix-after-scaling-offset"
 # ### matrix after scaling and offset, the weight $w = m / \beta + 8$
 #
 # Whatever the margin, the weight must be the printed margin divided by $\beta$ plus 8. The printed margins are all small, so every weight should sit near 8 (the range is computed below); the printed weights do not. Where the printed margin is negative the printed weight repeats it unchanged: neither the division nor the offset was applied there.
@@ -152,7 +152,7 @@ assert errata.weight_not_affine(
     sample.beta,
 )
 
-# %% [markdown]
+# %% [markdown] id="final-loss-printed-as"
 # ### "final loss": printed as products $w \times$ output
 #
 # The article prints this step as unevaluated products. Their factors are consistent with its own printed weight and output (so they inherit all the errors above). The correct factors are beside them.
@@ -160,7 +160,7 @@ assert errata.weight_not_affine(
 # %%
 display(errata.side_by_side("weighted"))
 
-# %% [markdown]
+# %% [markdown] id="loss-sum"
 # ### "loss sum"
 #
 # A per-sample sum has one number per sample; the article prints a 2 × 5 matrix, with two identical rows. Read as the values of the products above, its entries do not equal those products either (and one even has the wrong sign). The correct per-class weighted terms are beside them; their row sums are the true per-sample losses.
@@ -172,7 +172,7 @@ print("printed a * b, row 0:     ", products[0].round(4).tolist())
 print("printed 'sum' row 0:      ", P["per_sample"][0].tolist())
 print("true per-sample losses:   ", truth["per_sample"].sum(1).round(4).tolist())
 
-# %% [markdown]
+# %% [markdown] id="loss-mean"
 # ### "loss mean"
 #
 # The batch mean equals the sum of the per-sample values over $N$. The printed mean is the first printed "sum" entry, not that; and the true loss is far smaller.
@@ -186,7 +186,7 @@ assert errata.mean_not_sum_over_n(
     P["loss"], 5e-5, P["per_sample"], errata.half_unit(printed["per_sample"].text), 2
 )
 
-# %% [markdown]
+# %% [markdown] id="whole-account"
 # ## The whole account
 #
 # One row per printed step, built by `course.errata.table()` from the data file and the oracle: how many numbers the article prints, how many are right to the printed precision, the largest error, the invariants the printed numbers break on their own, and which earlier printed tensors they repeat.
@@ -202,7 +202,7 @@ for name, value in summary.items():
 assert summary["printed numbers"] == sum(step.count for step in printed.values())
 assert summary["right intermediates"] == 0
 
-# %% [markdown]
+# %% [markdown] id="every-number-article-prints"
 # Every number the article prints after its inputs is wrong, and the final loss it reports is off by the factor printed above.
 #
 # ## The printed tensors, all at once
@@ -303,7 +303,7 @@ for ax, key in zip(bottom.subplots(2, 5).flat, [*steps, None], strict=False):
 print("saved", course.plotting.save(fig, "02-printed-vs-correct"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="where-article-prose-disagrees"
 # ## Where the article's prose disagrees with its own code
 #
 # Each claim below is checked against the line of our step-for-step reimplementation (`klloss.klloss_v2_published`) that does the same thing as the article's code.

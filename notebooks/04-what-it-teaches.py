@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 04 · What the loss actually teaches a student
 #
 # *The gradient in closed form, the student the loss really pulls towards, one identity that explains both, when the loss is convex, negative or unbounded, its relation to KD, DKD and label smoothing, and the published code's teacher-gradient and label quirks.*
@@ -36,7 +36,7 @@ classes = [f"class {j}" for j in range(z.shape[1])]
 samples = [f"sample {i}" for i in range(len(y))]
 rows = torch.arange(len(y))
 
-# %% [markdown]
+# %% [markdown] id="1-gradient-closed-form"
 # ## 1 · The gradient in closed form
 #
 # For one sample, $L = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$, and only the second sum depends on the student. With $\partial \log q_c / \partial s_j = \delta_{cj} - q_j$ ($\delta_{cj}$ is 1 if $c = j$, else 0) and $W = \sum_c w_c p_c$:
@@ -61,7 +61,7 @@ display(
 torch.testing.assert_close(closed, auto, rtol=1e-12, atol=1e-15)
 print("closed form equals autograd to 1e-12:", torch.allclose(closed, auto, rtol=1e-12, atol=1e-15))
 
-# %% [markdown]
+# %% [markdown] id="2-at-gradient-not"
 # ## 2 · At $q = p$ the gradient is not zero
 #
 # Put $q = p$ in the formula: $\partial L/\partial s_j = p_j(W - w_j)$. It vanishes only if every class with $p_j > 0$ has the same weight, i.e. when all margins are equal, which they are not. So a student that already matches the teacher is pushed *away* from it: **unlike plain KL, this loss does not pull the student towards the teacher.**
@@ -80,7 +80,7 @@ print(
 )
 assert at_teacher.abs().max() > 1e-3
 
-# %% [markdown]
+# %% [markdown] id="3-when-convex-where"
 # ## 3 · When it is convex, and where it pulls: $q^* = w \odot p / W$
 #
 # Write $\log q_c = s_c - \operatorname{lse}(s)$, with the log-sum-exp $\operatorname{lse}(s) = \log\sum_j e^{s_j}$. For one sample
@@ -147,7 +147,7 @@ print(
 )
 assert big_w_wrong < 0 and lowest < -1e-3
 
-# %% [markdown]
+# %% [markdown] id="when-every-weight-gradient"
 # When every weight is $\ge 0$, the gradient vanishes where $q_j W = w_j p_j$, that is at
 #
 # $$q^*_j = \frac{w_j\, p_j}{\sum_c w_c p_c},$$
@@ -167,7 +167,7 @@ print(
     f" loss {losses[-1].item():.6f} vs the minimum {analysis.min_loss(args['logits_t'], z, y, beta).item():.6f}"
 )
 
-# %% [markdown]
+# %% [markdown] id="loss-teaches-ratio-straight"
 # What the loss teaches is the ratio $q^*_c / p_c = w_c / W = (k + m_c/\beta)/W$: a straight line in the margin. Classes the teacher ranks far below the label (large $m_c$) get **more** mass than the teacher gives them; the label ($m = 0$) gets less.
 
 # %%
@@ -236,7 +236,7 @@ plt.show()
 torch.testing.assert_close(q_star / p, w / big_w)  # q*_c / p_c = w_c / W
 assert ((q_star > p) == (w > big_w)).all()  # more mass than the teacher exactly where w_c > W
 
-# %% [markdown]
+# %% [markdown] id="4-consequence-less-confidence"
 # ## 4 · Consequence: less confidence on the label than the teacher
 #
 # Since $w_y = k$, $q^*_y / p_y = k / W$, and $W = k + \frac1\beta\sum_c p_c m_c$ with $\sum_c p_c m_c = z_y - \sum_c p_c z_c$. So $q^*_y < p_y$ exactly when the label's logit is above the teacher's average logit $\sum_c p_c z_c$, and **$q^*_y = p_y$ exactly when $z_y = \sum_c p_c z_c$** (or $\beta = \infty$).
@@ -254,7 +254,7 @@ assert (q_star[rows, y] < p[rows, y]).all()
 np.testing.assert_allclose(confidence["q*_y / p_y"], confidence["k / W"], rtol=1e-12)
 
 
-# %% [markdown]
+# %% [markdown] id="equality-condition-checked-teacher"
 # The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and 2000 random teachers with all weights $\ge 0$, where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
 
 
@@ -302,7 +302,7 @@ ratio_random = label_ratio(random_teachers, random_labels)
 assert ((ratio_random < 1) == (above_mean > 0)).all()
 print(f"{int(keep.sum())} random teachers with all w >= 0: q*_y < p_y exactly when z_y > sum_c p_c z_c")
 
-# %% [markdown]
+# %% [markdown] id="much-depends-with-small"
 # How much depends on β: with small β the margins dominate the weights and the optimum moves far from the teacher; as β → ∞ all weights equal $k$ and $q^* \to p$.
 
 # %%
@@ -333,7 +333,7 @@ print(
     "q*_y / p_y at the smallest and largest beta:", ratios[0].round(4).tolist(), ratios[-1].round(4).tolist()
 )
 
-# %% [markdown]
+# %% [markdown] id="5-loss-can-be"
 # ## 5 · The loss can be negative, and with a negative weight it has no lower bound
 #
 # **All weights $\ge 0$.** At $q^*$ the loss reaches its minimum
@@ -351,7 +351,7 @@ print(
 assert at_q_star.item() < 0 and math.isclose(at_q_star.item(), bound.item(), rel_tol=1e-10)
 assert (w >= 0).all()
 
-# %% [markdown]
+# %% [markdown] id="negative-weight-take-teacher"
 # **A negative weight.** Take the convex but unbounded teacher of §3: logits $(0,\ 12.3,\ 11,\ 11,\ 11,\ 11)$ with label 0, where class 1 leads the label by more than $k\beta$. Its weight on class 1 is negative while $W > 0$: the loss is convex in the student logits, and yet pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending. (§3's other teacher, with $W < 0$, fails in a second way as well: its loss is not even convex.)
 
 # %%
@@ -376,7 +376,7 @@ ax.set(
 print("saved", course.plotting.save(fig, "04-unbounded-loss"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="6-one-identity-ties"
 # ## 6 · One identity ties it together: KD towards $q^*$
 #
 # Take one sample $i$ whose weights are all $\ge 0$, and add and subtract $\sum_c w_{ic} p_{ic} \log q^*_{ic}$ in $L_i = \sum_c w_{ic} p_{ic} \log p_{ic} - \sum_c w_{ic} p_{ic} \log q_{ic}$. Since $w_{ic} p_{ic} = W_i q^*_{ic}$:
@@ -435,7 +435,7 @@ torch.testing.assert_close(parts.q_star[rows, y] / p[rows, y], k / parts.big_w)
 # section 5: the constant is the minimum
 assert math.isclose(parts.min_loss.mean().item(), bound.item(), rel_tol=1e-12)
 
-# %% [markdown]
+# %% [markdown] id="7-relation-well-known"
 # ## 7 · Relation to well-known losses
 #
 # **Hinton's KD with a temperature $T$** (Hinton, Vinyals and Dean, 2015) is $T^2\,\mathrm{KL}(\mathrm{softmax}(z/T)\,\|\,\mathrm{softmax}(s/T))$. `klloss_v2` has no temperature: $p = \mathrm{softmax}(z)$ whatever β. Its β → ∞ limit is $k$ times KD at $T = 1$. Feeding it logits divided by $T$ would divide the margins by $T$ as well, which changes the weights exactly as $\beta \to T\beta$ does, and softens $p$ besides: β scales the margin, it is not a temperature.
@@ -454,7 +454,7 @@ for temperature in (2.0, 4.0):
     )
 print("margins of z / T with beta = margins of z with T * beta (T = 2, 4)")
 
-# %% [markdown]
+# %% [markdown] id="why-hinton-multiplies-by"
 # Why Hinton multiplies by $T^2$: the gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ is $(q_T - p_T)/T$ (per sample), and $q_T - p_T$ itself shrinks like $1/T$, so the gradient falls like $1/T^2$. Multiplied by $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes; the gap to it falls like $1/T$), so the distillation term keeps its weight against a cross-entropy term as $T$ changes:
 
 # %%
@@ -490,7 +490,7 @@ print(
 )
 
 
-# %% [markdown]
+# %% [markdown] id="dkd-splits-kd-into"
 # **DKD** (decoupled KD, Zhao et al. 2022) splits KD into a target-class part and a non-target part,
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
@@ -539,7 +539,7 @@ print(
     f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}"
 )
 
-# %% [markdown]
+# %% [markdown] id="label-smoothing-trains-against"
 # **Label smoothing** trains against $(1 - \varepsilon)\,\mathrm{onehot}(y) + \varepsilon\,u$, a mix of the hard label and the uniform distribution $u$. The target of `klloss_v2`, $q^*$, is a mix of the same shape, with the teacher in place of the hard label: write $\mu = \sum_c p_c m_c$ (so $W = k + \mu/\beta$); when the teacher ranks the label first ($m_c \ge 0$, $\mu > 0$),
 #
 # $$q^* = (1 - \varepsilon)\,p + \varepsilon\, r, \qquad r_c = \frac{m_c\,p_c}{\mu}, \qquad \varepsilon = \frac{\mu}{k\beta + \mu}.$$
@@ -570,7 +570,7 @@ for i in range(len(y)):
 epsilons = [(mu / (k * b + mu)).squeeze(1) for b in (beta, 10 * beta, 100 * beta)]
 assert all((e1 > e2).all() for e1, e2 in itertools.pairwise(epsilons))  # epsilon falls as beta grows
 
-# %% [markdown]
+# %% [markdown] id="8-published-form-sends"
 # ## 8 · The published form sends gradient into the teacher
 #
 # The article detaches `logits_t` but not `target`, and takes $p$ from `target`. When the teacher's logits come from a network that is itself trainable (or simply still has `requires_grad`), the loss trains the teacher too. A small trainable teacher shows it; `klloss_v2` detaches both.
@@ -597,7 +597,7 @@ for name, loss_fn in [("published", klloss.klloss_v2_published), ("klloss_v2", k
         assert grad is None
     assert student_net.weight.grad is not None
 
-# %% [markdown]
+# %% [markdown] id="9-labels-python-loop"
 # ## 9 · Labels: a Python loop over samples, and ignore indices that do not fail
 #
 # The published form copies `label` to the host once (`label.cpu()`: on a GPU, one synchronisation per batch). Then, per sample, it runs one Python iteration that reads that sample's label from host memory (no synchronisation: the value is already on the host), indexes the teacher's row with it (a view: no copy, no kernel) and subtracts (one kernel); finally it concatenates the N rows (one `cat`). Counting the operators dispatched by the forward at two batch sizes shows exactly that (`_local_scalar_dense` reads a one-element CPU tensor into Python; `benchmarks/check_published_syncs.py` counts the synchronisations on a GPU):
@@ -618,7 +618,7 @@ per_sample_ops = op_table.loc[op_table["per extra sample"] > 0, "per extra sampl
 assert per_sample_ops == {"aten._local_scalar_dense": 1, "aten.select": 1, "aten.sub": 1}
 assert counts[8]["aten.cat"] == counts[64]["aten.cat"] == 1
 
-# %% [markdown]
+# %% [markdown] id="python-style-negative-indexing"
 # Python-style negative indexing means a label of −1 silently reads the **last** class. The common ignore index −100 reads class $C - 100$ whenever $C \ge 100$ (class 0 at $C = 100$, class 900 for ImageNet's 1000 classes), and raises an index error when $C < 100$. `klloss_v2` refuses −1 with a clear message, and reads −100 as training code means it: with `ignore_index=-100` (its default, as in `F.cross_entropy`) that row adds nothing to the loss and does not count in the batch mean; with `ignore_index=None` it refuses −100 as well.
 
 # %%
@@ -655,14 +655,14 @@ try:
 except ValueError as error:
     print(f"with ignore_index=None, label -100: ValueError: {error}")
 
-# %% [markdown]
+# %% [markdown] id="exercises"
 # ## Exercises
 #
 # Each has a worked solution below it, folded: try first, then unfold.
 #
 # **Exercise 1 · The gradient into the teacher.** The published form lets gradient reach `target` (§8). With the weights held fixed (they come from the detached `logits_t`), derive $\partial L/\partial z_j$ for one sample through $p = \mathrm{softmax}(z)$, and check it against autograd on the sample.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-with" tags=["solution"]
 # **Solution.** $L = \sum_c w_c p_c(\log p_c - \log q_c)$ and $\partial p_c/\partial z_j = p_c(\delta_{cj} - p_j)$. With $d_c = \partial L/\partial p_c = w_c(\log p_c - \log q_c + 1)$,
 #
 # $$\frac{\partial L}{\partial z_j} = \sum_c d_c\, p_c(\delta_{cj} - p_j) = p_j\Big(d_j - \sum_c p_c d_c\Big).$$
@@ -680,10 +680,10 @@ torch.testing.assert_close(closed_z, auto_z, rtol=1e-12, atol=1e-15)
 assert closed_z.sum(1).abs().max() < 1e-15
 print("dL/dz_j = p_j (d_j - sum_c p_c d_c) / N matches autograd (1e-12); rows sum to 0")
 
-# %% [markdown]
+# %% [markdown] id="exercise-2-derive-minimise"
 # **Exercise 2 · $q^*$ a second way.** §3 found $q^*$ where the gradient in the student's logits vanishes. Derive it without logits: minimise $L(q) = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$ over distributions $q$ (all $w_c \ge 0$), with a Lagrange multiplier for $\sum_c q_c = 1$, and say why the point you find is the *global* minimum. Then illustrate it on the sample: no student among 2000 random ones near $q^*$, nor among 2000 far from it, does better. (Samples illustrate a global claim; the proof is what carries it.)
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-set-derivative-zero" tags=["solution"]
 # **Solution.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the global minimum: $L(q)$ is a sum of $-w_c p_c \log q_c$ with $w_c p_c \ge 0$, convex on the convex set of distributions, so a stationary point is a global minimiser; or, by the identity of §6, $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$ for every $q$, with equality only at $q = q^*$. The random students below only illustrate this: however many, they cannot prove it.
 
 # %% tags=["solution"]
@@ -696,10 +696,10 @@ for name, spread in [("near q* (log q* plus logits of size 0.05)", 0.05), ("far 
     assert (random_losses > best).all()
     print(f"loss at q* = {best.item():.6f}; best of 2000 students {name} = {random_losses.min().item():.6f}")
 
-# %% [markdown]
+# %% [markdown] id="exercise-3-prove-with"
 # **Exercise 3 · Prove $L_{\min} \le 0$**, with equality exactly when all weights of the row are equal. Check it on 1000 random teachers with all weights $\ge 0$, and on a row whose weights are all equal.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-strictly-convex-jensen" tags=["solution"]
 # **Solution.** $f(x) = x\log x$ is strictly convex on $x \ge 0$. Jensen's inequality with the probabilities $p_c > 0$: $\sum_c p_c f(w_c) \ge f(\sum_c p_c w_c) = W\log W$, so $L_{\min} = W\log W - \sum_c p_c w_c\log w_c \le 0$, with equality iff all $w_c$ are equal. A second proof from §6: the loss is 0 at $q = p$, so $L_{\min} = -W\,\mathrm{KL}(q^*\|p) \le 0$.
 
 # %% tags=["solution"]
@@ -715,12 +715,12 @@ print(
     f"{len(l_min)} random teachers: largest L_min = {l_min.max().item():.2e} < 0; with equal weights |L_min| < 1e-12"
 )
 
-# %% [markdown]
+# %% [markdown] id="exercise-4-much-confidence"
 # **Exercise 4 · How much confidence is lost, at most?** On a sample the teacher classifies correctly, show that
 # $$\frac{k}{k + \max_c m_c/\beta} \;\le\; \frac{q^*_y}{p_y} \;\le\; 1,$$
 # and check both bounds on the sample and across β.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-average-weights-so" tags=["solution"]
 # **Solution.** $q^*_y/p_y = k/W$ (§4) and $W = \sum_c p_c w_c$ is an average of the weights, so $k = \min_c w_c \le W \le \max_c w_c = k + \max_c m_c/\beta$ (all $m_c \ge 0$, and the label's $m_y = 0$). Dividing $k$ by these bounds gives the result.
 
 # %% tags=["solution"]
@@ -734,12 +734,12 @@ for b in (0.1, beta, 10.0, 100.0):
     )
 
 
-# %% [markdown]
+# %% [markdown] id="exercise-5-dkd-every-beta"
 # **Exercise 5 · klloss_v2 in DKD's terms, at every β.** Show the decomposition of §7,
 # $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c},$$
 # check it against `klloss_v2` per sample at several β, and find the β at which its binary part is exactly $k$ times TCKD.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-split-label-rest" tags=["solution"]
 # **Solution.** Split $L_i = \sum_c w_c p_c \log(p_c/q_c)$ into the label's term, $w_y = k$: $k\,p_y\log(p_y/q_y)$, and the rest. For $c \ne y$, $p_c = (1 - p_y)\hat p_c$ and $q_c = (1 - q_y)\hat q_c$, so $\log(p_c/q_c) = \log\frac{1-p_y}{1-q_y} + \log\frac{\hat p_c}{\hat q_c}$. The first piece does not depend on $c$: summed with the weights $w_c p_c$ over $c \ne y$ it gives $(W - k p_y)\log\frac{1-p_y}{1-q_y}$. The second gives $\sum_{c\ne y} w_c (1 - p_y)\hat p_c \log(\hat p_c/\hat q_c)$.
 #
 # The binary part is $k\,\mathrm{TCKD} = k\,p_y\log\frac{p_y}{q_y} + k(1-p_y)\log\frac{1-p_y}{1-q_y}$ exactly when $W - k p_y = k(1 - p_y)$, that is $W = k$: as β → ∞ (all $w = k$), or on a row whose teacher-weighted mean margin $\mu = \sum_c p_c m_c$ is 0. At every finite β on the sample $\mu > 0$, so $W > k$: the non-target side of the binary part gets the weight $W - k p_y$, more than KD's $k(1 - p_y)$, and the binary part differs from $k\,\mathrm{TCKD}$ by $(W - k)\log\frac{1-p_y}{1-q_y}$ (negative on the sample, where the student gives the label less than the teacher does).

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 06 · Training with klloss_v2, and what it costs
 #
 # *klloss_v2 in a training loop (padding, language-model shapes, torch.compile, several processes), what it costs next to plain KD, and the measurements behind that, each with the machine it was measured on.*
@@ -8,9 +8,11 @@
 # Two kinds of statement below, kept apart:
 #
 # - **what holds on every machine**: values, gradients, shapes, operator counts and memory. They are computed when this notebook runs, and each is asserted;
-# - **what was measured on one machine**: timings. This notebook times nothing. `make bench` (`benchmarks/bench_loss.py`) measures and stores one file per machine configuration in `data/bench/`, with its provenance; section 6 shows every stored file as it is.
+# - **what was measured on one machine**: timings. This notebook times nothing. `make bench` (`benchmarks/bench_loss.py`) measures and stores one file per machine configuration in `data/bench/`, with its provenance, and `tools/device_check.sh` does the same on a GPU, with the language-model benchmark of section 8 (`benchmarks/bench_lm.py`, `data/bench/lm/`); sections 6 and 8 show every stored file as it is, with the code it measured: a file measured on earlier code says so.
 
 # %%
+
+import inspect
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -21,11 +23,12 @@ from torch import nn
 import course
 import klloss
 from course import bench
+from klloss import _triton
 
 torch.manual_seed(0)
 pd.set_option("display.precision", 2)
 
-# %% [markdown]
+# %% [markdown] id="1-language-model-batch"
 # ## 1. A language model's batch, with padding
 #
 # A language model gives logits of shape (batch, sequence, vocabulary) = (B, T, V), and its labels, (B, T), mark the padding after each sequence's end with −100, as `F.cross_entropy` expects. `klloss_v2` takes the same:
@@ -70,7 +73,7 @@ s = logits.detach().requires_grad_(True)
 criterion(teacher_logits, s, teacher_logits, label).backward()
 assert torch.all(s.grad[padding] == 0) and torch.all(s.grad[~padding].abs().sum(-1) > 0)
 
-# %% [markdown]
+# %% [markdown] id="no-waiting-gpu-gpu"
 # **No waiting for the GPU.** On a GPU, `klloss_v2` never copies labels to the host: forward and backward run without a single synchronisation (`tests/test_cuda.py` checks it under `torch.cuda.set_sync_debug_mode("error")`). A label outside [0, V) that is not −100 then fails the device-side bounds check of the gather that reads $z_y$, as it does in `F.cross_entropy`. On the CPU the same gather refuses it before any other work, and only then are the labels read, to skip padding or to raise a `ValueError` that names `label`:
 
 # %%
@@ -82,7 +85,7 @@ except ValueError as error:
     print("ValueError:", error)
 
 
-# %% [markdown]
+# %% [markdown] id="2-compiled"
 # ## 2. Compiled
 #
 # `torch.compile(..., fullgraph=True)` traces `klloss_v2` (or `KLLossV2`) into one graph: no host reads of labels while compiling (`torch.compiler.is_compiling()`), so no graph break. The compiled gather still checks its indices. The first call compiles (seconds: section 6 shows what the stored runs recorded); later calls with the same shapes reuse the result. The compiled loss and its gradient agree with eager mode to float32 rounding:
@@ -110,7 +113,7 @@ grad_gap = ((compiled_grad - eager_grad).abs().max() / eager_grad.abs().max()).i
 assert value_gap < 1e-5 and grad_gap < 1e-5
 print("compiled and eager agree: loss and gradient within 1e-5, relative")
 
-# %% [markdown]
+# %% [markdown] id="few-steps-training-through"
 # A few steps of training through the compiled loss. klloss_v2 is not a divergence: on these rows every weight is positive, so the loss is bounded below, by a number below zero (`course.analysis.min_loss`, notebook 04), not by zero.
 
 # %%
@@ -130,7 +133,7 @@ print(
 assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 
 
-# %% [markdown]
+# %% [markdown] id="3-torch-func"
 # ## 3. torch.func
 #
 # The loss is a `torch.autograd.Function` with `setup_context` and a `vmap` rule, so `torch.func` transforms work: here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
@@ -149,7 +152,7 @@ for i in range(B):
 print("per-sequence gradients, shape", tuple(per_sequence.shape), "= a loop of backward passes")
 
 
-# %% [markdown]
+# %% [markdown] id="4-several-processes-batchmean"
 # ## 4. Several processes: what batchmean means under DDP
 #
 # `DistributedDataParallel` gives each process part of the batch, and after `backward()` **averages** the gradients over the processes. With `batchmean`, each process divides by the rows *it* keeps. So the result is the gradient of the mean over the whole batch only when every process keeps the same number of rows. With padding spread unevenly, it is not. The recipe for the global mean: each process returns its *sum*, times the number of processes (to undo DDP's average), divided by the number of rows kept in the whole batch (one `all_reduce` of a count; on a GPU it does not wait for the host either).
@@ -186,7 +189,7 @@ assert kept_per_half[0] != kept_per_half[1] and not torch.allclose(per_process, 
 assert torch.allclose(global_recipe, s.grad, atol=1e-8)
 print("the recipe (sum x processes / rows kept in the whole batch) gives the whole batch's gradient")
 
-# %% [markdown]
+# %% [markdown] id="5-holds-every-machine"
 # ## 5. What holds on every machine
 #
 # ### Operators dispatched
@@ -195,7 +198,7 @@ print("the recipe (sum x processes / rows kept in the whole batch) gives the who
 #
 # - **published**: the article's algorithm (`klloss.klloss_v2_published`);
 # - **klloss_v2**: ours;
-# - **autograd form**: klloss_v2 written as plain tensor operations, differentiated by autograd, with the strict argument checks of the teaching functions (which read the labels);
+# - **reference**: klloss_v2's readable form (`klloss.reference`, `impl="reference"`), plain tensor operations differentiated by autograd, behind the same checks;
 # - **plain KD**: `F.kl_div(log_softmax(s), log_softmax(z), log_target=True, reduction="batchmean")`, the loss klloss_v2 generalises.
 
 # %%
@@ -208,10 +211,10 @@ published = counts.loc["published"]
 per_sample = (published.loc[512] - published.loc[64]) / (512 - 64)
 print("the published loop, per extra sample:", per_sample.to_dict())
 assert per_sample.to_dict() == {"compute": 1, "view": 1, "host read": 1}
-for name in ("klloss_v2", "autograd form", "plain KD"):
+for name in ("klloss_v2", "reference", "plain KD"):
     assert (counts.loc[name].nunique() == 1).all()  # independent of N
 
-# %% [markdown]
+# %% [markdown] id="per-sample-published-loop"
 # Per sample, the published loop indexes the teacher's row with the label (a view: no work), reads the label's value into Python (from a copy of the labels on the host, made once per call: on a GPU that copy is the synchronisation, and the reads after it wait for nothing), and subtracts (one operator, one kernel launch on a GPU). So its cost grows with the batch in *operators*; klloss_v2's does not.
 #
 # On a GPU the CPU's host check of the labels is replaced by masks built on the device. The meta device runs that code path without a GPU (shapes, no data), so the counts of a GPU step can be taken here. Where launching kernels is what costs, as it is for small batches on a fast GPU, time follows these counts:
@@ -234,7 +237,7 @@ launches = gpu_path["compute"].groupby(level="loss").first()
 print("operators that compute, over plain KD's:", (launches / launches["plain KD"]).round(2).to_dict())
 assert (gpu_path["host read"] == 0).all()
 
-# %% [markdown]
+# %% [markdown] id="masking-ignore_index-most-difference"
 # Masking for `ignore_index` is most of the difference: with `ignore_index=None`, when no label is padding, klloss_v2 dispatches about as many operators as plain KD.
 #
 # ### Memory kept for backward
@@ -252,7 +255,7 @@ for n, c in SIZES:  # float32: 4 bytes a number
     assert saved[n, c]["klloss_v2"] == 4 * (n * c + n)  # G, (N, C), and W, one number per row
     assert saved[n, c]["plain KD"] == 4 * 2 * n * c  # two (N, C) tensors
 
-# %% [markdown]
+# %% [markdown] id="klloss_v2-keeps-gradient-itself"
 # klloss_v2 keeps the gradient $G = qW - wp$ itself, one (N, C) tensor computed in the forward where $p$ and $q$ are at hand (notebook 04's closed form), and $W$, one number per row (for double backward). Its backward only multiplies $G$ by the upstream gradient. Plain KD keeps two (N, C) tensors, for the backward of `kl_div` and of `log_softmax`.
 #
 # ## 6. What was measured, and where
@@ -279,11 +282,19 @@ PROVENANCE = [
 provenance = pd.DataFrame(
     {name: {k: r["environment"].get(k, "(not recorded)") for k in PROVENANCE} for name, r in stored.items()}
 )
+# which code each file measured, from git in this checkout (course.bench.code_state)
+states = {name: bench.code_state(record) for name, record in stored.items()}
+provenance.loc["code measured"] = {name: state for name, (state, _) in states.items()}
 display(provenance)
+for name, (state, sentence) in states.items():
+    print(f"{name}: {state}: {sentence}")
+
+# %% [markdown] id="targets-printed-under-each"
+# The targets, printed under each table and drawn in red over the bar each bounds, are those of the drop-in-loss issue: eager klloss_v2 no slower than eager plain KD (with some slack at the smallest size, where a call's fixed costs dominate), and compiled klloss_v2 clearly faster than it. On a GPU that issue's target was set at sizes where a GPU measures only launch overhead; section 8 replaces it with targets at a language model's sizes.
 
 # %%
 for name, record in stored.items():
-    print(f"== data/bench/{name}.json")
+    print(f"== data/bench/{name}.json ({states[name][0]})")
     display(bench.ratio_table(record).round(2))
     for target in record["targets"]:
         bound = target["bound"] if "variant" in target else f"{target['bound']} ({target['sense']})"
@@ -299,32 +310,37 @@ for name, record in stored.items():
                 f"first call of {variant}, which compiles it: "
                 + ", ".join(f"{k}: {v:.1f} s" for k, v in seconds.items())
             )
-    bench.plot_ratios(record, f"data/bench/{name}.json")
+    bench.plot_ratios(record, f"data/bench/{name}.json: {states[name][1]}")
     plt.show()
 
-# %% [markdown]
+# %% [markdown] id="reading-them"
 # Reading them:
 #
-# - files without a `klloss` entry were written before the benchmark recorded which code it measured: they describe an earlier implementation, not the one in `klloss/loss.py` now. Their dates are printed above;
-# - the **autograd form** against klloss_v2, computed from each file:
+# - a file that is not **current** describes earlier code: **stale** when `klloss/` changed after the commit it measured, **uncommitted** when it was measured on a tree that differed from its commit (which code, is not recorded). Such numbers say what that code cost, not what the code in `klloss/` now costs; re-running its benchmark replaces the file;
+# - klloss_v2 against plain KD, eager, and the **reference** (called the *autograd form* in older files) against klloss_v2, computed from each file:
 
 # %%
 for name, record in stored.items():
-    table = bench.ratio_table(record)
-    autograd_over_ours = table["autograd form"] / table["klloss_v2"]
-    faster = int((autograd_over_ours < 1).sum())
+    table = bench.ratio_table(record).rename(columns={"autograd form": "reference"})
+    cheaper = int((table["klloss_v2"] < 1).sum())
+    reference_over_ours = table["reference"] / table["klloss_v2"]
+    faster = int((reference_over_ours < 1).sum())
     print(
-        f"{name} ({record['environment'].get('klloss', 'klloss not recorded')}): autograd form / klloss_v2 "
-        f"median {autograd_over_ours.median():.2f}, range {autograd_over_ours.min():.2f} to "
-        f"{autograd_over_ours.max():.2f}; the autograd form is faster at {faster} of {len(table)} sizes"
+        f"{name} ({states[name][0]}): eager klloss_v2 costs less than eager plain KD at {cheaper} of "
+        f"{len(table)} sizes; reference / klloss_v2 median {reference_over_ours.median():.2f}, range "
+        f"{reference_over_ours.min():.2f} to {reference_over_ours.max():.2f}, the reference faster at "
+        f"{faster} of {len(table)} sizes"
     )
+gpu_files = [name for name, record in stored.items() if record["environment"]["device"].startswith("cuda")]
+for name in gpu_files:
+    assert (bench.ratio_table(stored[name])["klloss_v2"] > 1).all()  # the claim below, for these files
 
-# %% [markdown]
-# So whether writing the backward by hand pays is itself a measurement, of one machine and one version of the code: the lines above say, file by file, at how many sizes it did.
+# %% [markdown] id="so-whether-writing-backward"
+# So whether writing the backward by hand pays is itself a measurement, of one machine and one version of the code: the lines above say, file by file, at how many sizes it did. On the GPU files, eager klloss_v2 cost more than eager plain KD at every size (asserted above): at these sizes a GPU spends its time launching kernels, and klloss_v2 launches more of them (section 5). That those files were measured on earlier, uncommitted code (their state above) is one more reason not to read them as the code's cost now.
 #
-# ## 7. Why klloss_v2 can cost less than plain KD, though it computes more
+# ## 7. What the torch path does, and where it can cost less than plain KD
 #
-# What the implementation does (`klloss/loss.py`); the counts and memory above are the parts of it that every machine shares.
+# What the fused torch implementation does (`klloss/_fused.py`, the path `klloss_v2` takes for plain eager calls on a CPU); the counts and memory above are the parts of it that every machine shares. The savings below are a CPU's: the CPU files above say at which sizes eager klloss_v2 cost less than plain KD, the GPU files that it never did there.
 #
 # - **The gradient is computed in the forward.** Notebook 04's closed form $G = qW - wp$ needs $p$ and $q$, which the forward has anyway. With few classes (and always on a GPU) it is one ATen operator, the log-softmax backward kernel: from the output $\log q$ and an incoming gradient $-wp$ it returns $-wp + q\sum_c w_c p_c$, which is $G$. The backward is then one multiplication.
 # - **No (N, C) logarithm with many classes.** On a CPU with many classes, ATen's softmax kernel is cheaper than its log-softmax plus an exponential, and $\log p_c - \log q_c = (z_c - s_c) - D_i$ with one number $D_i$ per row, so the loss needs only $p$, $q$ and $z - s$.
@@ -333,3 +349,67 @@ for name, record in stored.items():
 # - **No label checks on the hot path.** The gather that reads $z_y$ checks its indices anyway; the host reads labels only when it refuses one.
 #
 # How much each of these saves is a measurement, and differs from machine to machine (section 6). What every machine shares is the operator count: where fixed per-operator costs dominate (few classes, small batches, and on a GPU most of the sizes above), klloss_v2 cannot be cheaper than the operators it dispatches.
+#
+# ## 8. On a GPU at a language model's size: the Triton path
+#
+# Distilling a language model gives logits of shape (B T, V) with V from tens of thousands to hundreds of thousands, often in bfloat16. There, what a loss costs is memory traffic: every (N, V) tensor an eager loss writes and reads back costs as much as reading the logits. `klloss._triton` computes klloss_v2 in two Triton kernels:
+#
+# - **Forward, one pass.** One program per row reads $s$ and $z$ once, a block of classes at a time. It keeps the running maxima $M_z, M_s$ and, relative to them, the sums $S_z = \sum_c e^{z_c - M_z}$, $S_s = \sum_c e^{s_c - M_s}$, $A = \sum_c w_c e^{z_c - M_z}$ and $B = \sum_c w_c e^{z_c - M_z}\,[(z_c - M_z) - (s_c - M_s)]$, rescaled whenever a maximum grows. At the end $W = A / S_z$ and $L_i = (B - A(\log S_z - \log S_s)) / S_z$. Every accumulated number is relative to the maxima, so a constant added to a row of $s$ or $z$ leaves the error unchanged; a class with $p_c = 0$ adds nothing, whatever its weight.
+# - **Backward, one pass.** With $M$, $\log S$ and $W$ kept per row, it writes $g\,(q_c W - w_c p_c)$ directly in the input's dtype.
+# - **No host synchronisation**: the rows kept by `ignore_index` are counted on the device.
+#
+# The least traffic any implementation needs reads $s$ and $z$ once and writes the gradient once: that is the **floor**, in time at the device-to-device copy bandwidth. This design moves $s$ and $z$ twice and the gradient once:
+
+# %%
+passes = {"forward": ["s", "z"], "backward": ["s", "z", "gradient"]}
+moved = sum(len(tensors) for tensors in passes.values())
+least = len({"s", "z", "gradient"})
+print(
+    f"(N, V) transfers: {moved} (forward {passes['forward']}, backward {passes['backward']}); the floor: {least}"
+)
+print(f"so this design runs at {moved}/{least} = {moved / least:.2f} x the floor at best")
+LM_SIZES = [(8192, 128256, torch.bfloat16), (8192, 32000, torch.bfloat16), (4096, 128256, torch.float32)]
+tensor_gib = {(n, v, dtype): n * v * torch.finfo(dtype).bits / 8 / 2**30 for n, v, dtype in LM_SIZES}
+floor_gib = pd.DataFrame(
+    {
+        f"{n} x {v}, {str(dtype).removeprefix('torch.')}": {
+            "one (N, V) tensor (GiB)": gib,
+            "the floor's traffic (GiB)": least * gib,
+            "this design's (GiB)": moved * gib,
+        }
+        for (n, v, dtype), gib in tensor_gib.items()
+    }
+).T
+display(floor_gib.round(2))
+
+# %% [markdown] id="forward-kernel-as-library"
+# The forward kernel, as the library runs it (`klloss/_triton.py`; `tests/test_triton.py` runs both kernels on the CPU in Triton's interpreter against the float64 oracle, and `tests/test_cuda.py` on a GPU):
+
+# %%
+print(inspect.getsource(_triton._forward_kernel.fn))
+
+# %% [markdown] id="was-measured-gpu"
+# ### What was measured on a GPU
+#
+# `benchmarks/bench_lm.py`, run by `tools/device_check.sh` (`docs/gpu.md` says how), times one forward + backward at the issue's sizes, side by side in one run: plain KD eager and compiled, klloss_v2's torch path eager and compiled, the Triton path, and Liger-Kernel's forward KL. It stores the median time, that time over the floor at the bandwidth measured in the same run, and the peak memory above the inputs, in `data/bench/lm/`, one file per machine:
+
+# %%
+lm_stored = {name: bench.load_lm_results(name) for name in bench.lm_names()}
+if not lm_stored:
+    print("No GPU measurement of the current code exists: data/bench/lm/ holds no file.")
+    print("To make one, on a machine with a CUDA GPU (docs/gpu.md):")
+    print("    OUT=build/device KLLOSS_COMMIT=$(git rev-parse --short HEAD) bash tools/device_check.sh")
+for name, record in lm_stored.items():
+    env = record["environment"]
+    state, sentence = bench.code_state(record)
+    print(f"== data/bench/lm/{name}.json: {env.get('gpu', env['device'])}, torch {env['torch']}, ", end="")
+    print(f"Triton {env['triton']}, Liger-Kernel {env['liger-kernel']}, {env['date']}; {state}: {sentence}")
+    print(
+        f"device-to-device copy bandwidth measured in the same run: {record['copy_bandwidth'] / 1e12:.2f} TB/s"
+    )
+    display(bench.lm_table(record).round(2))
+    for target in record.get("targets", []):
+        print(
+            f"target {target['target']} at {target['N']} x {target['V']}, {target['dtype']}: "
+            f"{target['ratio']:.2f}, bound {target['bound']}: {'met' if target['met'] else 'missed'}"
+        )

@@ -5,6 +5,16 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+try:
+    import torch
+except ModuleNotFoundError:
+    pass  # `make test-oracle`: NumPy alone
+else:
+    # Without a GPU, Triton's kernels run in its CPU interpreter (tests/test_triton.py). Triton
+    # reads this when klloss._triton defines them, so it is set before klloss is imported.
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import klloss
 
 try:
@@ -39,3 +49,22 @@ def inductor_cache(tmp_path_factory):
 @pytest.fixture
 def sample():
     return klloss.data.load_sample()
+
+
+# Tests marked by what they use, so that `make check` (-m "not slow and not wheel and not
+# browser") leaves them out and `make test` runs them: {fixture: marker}.
+MARKED_BY_FIXTURE = {
+    "browser": "browser",  # starts Chromium
+    "site": "browser",  # builds the HTML site from every notebook
+    "synthetic_site": "browser",
+    "inductor_cache": "slow",  # torch.compile: seconds per test
+    "ddp_gradients": "slow",  # spawns two processes
+    "teacher": "slow",  # trains networks on the digits (test_experiments)
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)

@@ -1,6 +1,7 @@
 """On a CUDA device: no host synchronisation in forward or backward, the CPU's values, and bad
-labels stopped on the device. Skipped where there is no CUDA (``tools/device_check.sh`` runs them
-on a GPU machine)."""
+labels stopped on the device; for the Triton path (klloss._triton) also its memory, a language
+model's vocabulary and Inductor. Skipped where there is no CUDA (``tools/device_check.sh`` runs
+them on a GPU machine)."""
 
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import torch
 from helpers import COMPILE_WARNINGS
 
 import klloss
+from klloss import _triton
+from klloss.options import Options
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
@@ -123,3 +126,108 @@ def test_compiled_on_cuda_matches_eager():
         results.append((loss.detach(), s.grad))
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-7)
+
+
+# The Triton path (klloss._triton), compiled on the GPU; tests/test_triton.py runs the value checks
+# against the oracle here too (compiled), and under the interpreter on a CPU.
+
+needs_triton = pytest.mark.skipif(
+    not torch.cuda.is_available() or not _triton.available("cuda"), reason="no CUDA or no Triton"
+)
+
+
+@needs_triton
+@pytest.mark.parametrize(("shape", "classes", "dtype", "reduction"), CASES)
+@pytest.mark.parametrize("ignore_index", [-100, None])
+def test_triton_never_waits_for_the_device(shape, classes, dtype, reduction, ignore_index):
+    teacher, student, label = _batch(shape, classes, dtype)
+    if ignore_index is None:
+        label = label.clamp(min=0)
+    teacher, label = teacher.cuda(), label.cuda()
+    student = student.cuda().requires_grad_(True)
+    options = Options(1.5, reduction=reduction, ignore_index=ignore_index)
+    _triton.loss(student, teacher, None, label, options).sum().backward()  # compiles the kernels
+    student.grad = None
+    torch.cuda.synchronize()
+    try:
+        _sync_debug_mode("error")  # any host synchronisation raises
+        loss = _triton.loss(student, teacher, None, label, options)
+        loss.sum().backward()
+    finally:
+        _sync_debug_mode("default")
+    want = klloss.klloss_v2(
+        teacher.double().cpu(), student.detach().double().cpu(), teacher.double().cpu(), label.cpu(), 1.5,
+        reduction=reduction, ignore_index=ignore_index,
+    )  # fmt: skip
+    torch.testing.assert_close(loss.detach().cpu().double(), want, rtol=1e-4, atol=1e-5)
+    assert student.grad.dtype == dtype
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_triton_at_a_language_model_vocabulary(dtype):
+    # 128256 classes: 32 blocks a row; against the torch path in float64 on the CPU
+    teacher, student, label = _batch((48,), 128256, dtype, seed=1)
+    s = student.cuda().requires_grad_(True)
+    loss = _triton.loss(s, teacher.cuda(), None, label.cuda(), Options(1.5))
+    loss.backward()
+    s64 = student.double().requires_grad_(True)
+    want = klloss.klloss_v2(teacher.double(), s64, teacher.double(), label, 1.5)
+    want.backward()
+    torch.testing.assert_close(loss.detach().cpu().double(), want.detach(), rtol=1e-4, atol=1e-6)
+    grad = s.grad.cpu().double()
+    scale = s64.grad.abs().max().item()
+    rounding = 2e-5 if dtype == torch.float32 else 1e-2  # the gradient's own dtype, bfloat16: 8 bits
+    torch.testing.assert_close(grad, s64.grad, rtol=rounding, atol=rounding * scale)
+
+
+@needs_triton
+def test_triton_memory_is_the_gradient_and_a_few_numbers_a_row():
+    n, v = 512, 32000
+    teacher, student, label = (x.cuda() for x in _batch((n,), v, torch.bfloat16, seed=2))
+    student.requires_grad_(True)
+    options = Options(1.5)
+    _triton.loss(student, teacher, None, label, options).backward()  # compiles the kernels
+    student.grad = None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    _triton.loss(student, teacher, None, label, options).backward()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    gradient = student.numel() * student.element_size()
+    # the gradient, the per-row losses and statistics (7 float32 a row), and a few scalars, each
+    # allocation rounded up to the allocator's 512 bytes
+    assert gradient <= peak <= gradient + 7 * 4 * n + 16 * 512
+
+
+@needs_triton
+def test_triton_bad_labels_give_nan_rows_on_the_device():
+    teacher, student, label = (x.cuda() for x in _batch((6,), 10, seed=3))
+    label[2] = 10  # outside [0, 10) and not -100: no device-side assert, a NaN row
+    rows = _triton.loss(student, teacher, None, label, Options(1.5, reduction="none"))
+    assert torch.isnan(rows[2]).item()
+    assert torch.isfinite(rows[[0, 1, 3, 4, 5]]).all().item()
+
+
+@needs_triton
+@COMPILE_WARNINGS[0]
+@COMPILE_WARNINGS[1]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_compiles_with_inductor(dtype):
+    # triton_op: Inductor traces into the ops and sees the two kernels
+    teacher, student, label = _batch((4, 16), 1000, dtype, seed=4)
+    teacher, label = teacher.cuda(), label.cuda()
+
+    def loss_fn(s):
+        return _triton.loss(s, teacher, None, label, Options(1.5))
+
+    torch._dynamo.reset()
+    results = []
+    for fn in (loss_fn, torch.compile(loss_fn, fullgraph=True)):
+        s = student.cuda().requires_grad_(True)
+        loss = fn(s)
+        loss.backward()
+        results.append((loss.detach(), s.grad))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)

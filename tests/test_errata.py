@@ -37,22 +37,35 @@ def test_correct_values_break_nothing_but_the_per_sample_shape(sample, rounded):
         assert broken == expected, key
 
 
-def test_the_articles_numbers_break_the_expected_invariants():
-    table = errata.table()
-    broken = table["broken"].to_dict()
-    assert "log-softmax <= 0" in broken["log_input"]
-    assert "rows log-sum-exp to 0" in broken["log_target"]
-    assert "probabilities in [0, 1]" in broken["target_prob"]
-    assert "p = exp(log p)" in broken["target_prob"]
-    assert "output = p (log p - log q)" in broken["output"]
-    assert "m = 0 at the label" in broken["margin"]
-    assert "w = m / beta + 8" in broken["weight"]
-    assert "entries = printed a * b" in broken["per_sample"]
-    assert "loss = sum / N" in broken["loss"]
-    assert "different inputs, different rows" in broken["margin"]
-    for key in ("logits_t", "input", "target", "label", "beta"):
-        assert broken[key] == ""
-        assert table.loc[key, "right"] == table.loc[key, "printed"]
+# (printed tensor, an invariant its printed numbers break beyond their rounding)
+ARTICLE_BREAKS = [
+    ("log_input", "log-softmax <= 0"),
+    ("log_target", "rows log-sum-exp to 0"),
+    ("target_prob", "probabilities in [0, 1]"),
+    ("target_prob", "p = exp(log p)"),
+    ("output", "output = p (log p - log q)"),
+    ("margin", "m = 0 at the label"),
+    ("margin", "different inputs, different rows"),
+    ("weight", "w = m / beta + 8"),
+    ("per_sample", "entries = printed a * b"),
+    ("loss", "loss = sum / N"),
+]
+
+
+@pytest.fixture(scope="module")
+def article_table():
+    return errata.table()
+
+
+@pytest.mark.parametrize(("key", "invariant"), ARTICLE_BREAKS, ids=[f"{k}: {i}" for k, i in ARTICLE_BREAKS])
+def test_the_articles_numbers_break_the_expected_invariants(article_table, key, invariant):
+    assert invariant in article_table.loc[key, "broken"]
+
+
+@pytest.mark.parametrize("key", ["logits_t", "input", "target", "label", "beta"])
+def test_the_echoed_inputs_break_nothing_and_are_all_right(article_table, key):
+    assert article_table.loc[key, "broken"] == ""
+    assert article_table.loc[key, "right"] == article_table.loc[key, "printed"]
 
 
 def test_every_printed_number_is_accounted_for():
@@ -85,43 +98,77 @@ def test_single_tensor_checks(check, good, bad):
     assert check(np.array(bad), h(bad))
 
 
-def test_pairwise_checks():
-    h = lambda x: np.full(np.shape(x), 5e-5)  # noqa: E731
-    log_p = np.log(np.array([[0.2, 0.8]]))
-    p = np.exp(log_p)
-    assert not errata.softmax_not_exp_of_log_softmax(p, h(p), log_p, h(p))
-    assert errata.softmax_not_exp_of_log_softmax(p + 0.01, h(p), log_p, h(p))
-    log_q = np.log(np.array([[0.5, 0.5]]))
-    out = p * (log_p - log_q)
-    assert not errata.output_not_product(out, h(p), p, h(p), log_p, h(p), log_q, h(p))
-    assert errata.output_not_product(out + 0.01, h(p), p, h(p), log_p, h(p), log_q, h(p))
-    z, y = np.array([[1.0, 3.0, 2.0]]), np.array([1])
-    m = z[:, [1]] - z
-    assert not errata.margin_nonzero_at_label(m, h(m), y)
-    assert errata.margin_nonzero_at_label(m + 0.1, h(m), y)
-    assert not errata.margin_negative_where_teacher_right(m, h(m), y, z)
-    assert errata.margin_negative_where_teacher_right(-m, h(m), y, z)
-    assert not errata.margin_not_difference(m, h(m), y, z)
-    assert errata.margin_not_difference(-m, h(m), y, z)
-    w = m / 1.5 + 8
-    assert not errata.weight_not_affine(w, h(w), m, h(m), 1.5)
-    assert errata.weight_not_affine(w / 2, h(w), m, h(m), 1.5)
-    pairs = np.stack([w, out.repeat(2)[:3].reshape(1, 3)], axis=-1)
-    assert not errata.factors_not_printed(pairs, h(pairs), w, h(w), pairs[..., 1], h(w))
-    assert errata.factors_not_printed(pairs, h(pairs), w + 1, h(w), pairs[..., 1], h(w))
-    products = pairs[..., 0] * pairs[..., 1]
-    assert not errata.product_not_equal_factors(products, h(products), pairs, h(pairs))
-    assert errata.product_not_equal_factors(products + 0.01, h(products), pairs, h(pairs))
-    assert not errata.per_sample_not_one_per_sample(np.zeros(2), 2)
-    assert errata.per_sample_not_one_per_sample(np.zeros((2, 5)), 2)
-    assert not errata.mean_not_sum_over_n(np.float64(1.5), 5e-5, np.array([1.0, 2.0]), h([1, 2]), 2)
-    assert errata.mean_not_sum_over_n(np.float64(3.0), 5e-5, np.array([1.0, 2.0]), h([1, 2]), 2)
-    inputs = np.array([[0.0, 1.0], [5.0, 2.0]])
-    assert errata.identical_rows_for_different_inputs([[1, 2], [1, 2]], inputs)
-    assert not errata.identical_rows_for_different_inputs([[1, 2], [1, 3]], inputs)
-    assert not errata.identical_rows_for_different_inputs(
-        [[1, 2], [1, 2]], np.array([[0.0, 1.0], [5.0, 6.0]])
-    )
+def _h(x):
+    """Half a unit of the 4th decimal for every entry of ``x``, as the article prints."""
+    return np.full(np.shape(x), 5e-5)
+
+
+# small tensors that satisfy every invariant, and the pieces of the cases below
+LOG_P = np.log(np.array([[0.2, 0.8]]))
+P = np.exp(LOG_P)
+LOG_Q = np.log(np.array([[0.5, 0.5]]))
+OUT = P * (LOG_P - LOG_Q)
+Z, Y = np.array([[1.0, 3.0, 2.0]]), np.array([1])
+M = Z[:, [1]] - Z
+W = M / 1.5 + 8
+PAIRS = np.stack([W, OUT.repeat(2)[:3].reshape(1, 3)], axis=-1)
+PRODUCTS = PAIRS[..., 0] * PAIRS[..., 1]
+INPUTS = np.array([[0.0, 1.0], [5.0, 2.0]])
+
+# (check, arguments it must pass, arguments it must refuse): each invariant on correct numbers
+# and on numbers that break it by more than the printed rounding
+PAIRWISE = {
+    "p = exp(log p)": (
+        errata.softmax_not_exp_of_log_softmax,
+        (P, _h(P), LOG_P, _h(P)),
+        (P + 0.01, _h(P), LOG_P, _h(P)),
+    ),
+    "output = p (log p - log q)": (
+        errata.output_not_product,
+        (OUT, _h(P), P, _h(P), LOG_P, _h(P), LOG_Q, _h(P)),
+        (OUT + 0.01, _h(P), P, _h(P), LOG_P, _h(P), LOG_Q, _h(P)),
+    ),
+    "m = 0 at the label": (errata.margin_nonzero_at_label, (M, _h(M), Y), (M + 0.1, _h(M), Y)),
+    "m >= 0 where the teacher is right": (
+        errata.margin_negative_where_teacher_right,
+        (M, _h(M), Y, Z),
+        (-M, _h(M), Y, Z),
+    ),
+    "m = z_y - z": (errata.margin_not_difference, (M, _h(M), Y, Z), (-M, _h(M), Y, Z)),
+    "w = m / beta + 8": (errata.weight_not_affine, (W, _h(W), M, _h(M), 1.5), (W / 2, _h(W), M, _h(M), 1.5)),
+    "factors are the printed w and output": (
+        errata.factors_not_printed,
+        (PAIRS, _h(PAIRS), W, _h(W), PAIRS[..., 1], _h(W)),
+        (PAIRS, _h(PAIRS), W + 1, _h(W), PAIRS[..., 1], _h(W)),
+    ),
+    "entries = printed a * b": (
+        errata.product_not_equal_factors,
+        (PRODUCTS, _h(PRODUCTS), PAIRS, _h(PAIRS)),
+        (PRODUCTS + 0.01, _h(PRODUCTS), PAIRS, _h(PAIRS)),
+    ),
+    "one number per sample": (errata.per_sample_not_one_per_sample, (np.zeros(2), 2), (np.zeros((2, 5)), 2)),
+    "loss = sum / N": (
+        errata.mean_not_sum_over_n,
+        (np.float64(1.5), 5e-5, np.array([1.0, 2.0]), _h([1, 2]), 2),
+        (np.float64(3.0), 5e-5, np.array([1.0, 2.0]), _h([1, 2]), 2),
+    ),
+    "different inputs, different rows": (
+        errata.identical_rows_for_different_inputs,
+        ([[1, 2], [1, 3]], INPUTS),
+        ([[1, 2], [1, 2]], INPUTS),
+    ),
+    "inputs a shift apart may give equal rows": (
+        errata.identical_rows_for_different_inputs,
+        ([[1, 2], [1, 2]], np.array([[0.0, 1.0], [5.0, 6.0]])),
+        ([[1, 2], [1, 2]], INPUTS),
+    ),
+}
+
+
+@pytest.mark.parametrize(("check", "good", "bad"), PAIRWISE.values(), ids=PAIRWISE.keys())
+def test_pairwise_checks(check, good, bad):
+    assert not check(*good)
+    assert check(*bad)
 
 
 def test_repeats_finds_whole_tensors_and_rows():

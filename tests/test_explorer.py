@@ -3,14 +3,15 @@ implementation, checked here against the float64 oracle.
 
 The browser tests open the explorer's page of the built site in headless Chromium (Debian's) with
 the network cut, as ``tests/test_site.py`` does (its fixtures are reused), move the sliders, and
-compare what the page shows with :mod:`klloss.oracle`. Screenshots of two settings go to
-``build/screenshots/`` for a person to look at.
+compare what the page shows with :mod:`klloss.oracle`. For a person to look at, screenshots of
+the explorer come from ``python -m tools.explorer_screenshots``.
 """
 
 import dataclasses
 import json
 import math
 import re
+import string
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,6 @@ from klloss import oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "07-explorer.html"
-SHOTS = ROOT / "build" / "screenshots"
 
 # (beta, k): the article's setting, a negative loss, k = 0, both ends of the beta slider, and a
 # setting just above the zero crossing at k = 8 where the loss is small
@@ -45,27 +45,26 @@ def _oracle_loss(sample, beta, offset):
     return oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, beta, offset=offset)
 
 
-def test_settings_cover_what_the_issue_asks_for(sample):
+def test_settings_cover_both_ends_of_the_sliders_and_a_negative_loss(sample):
     losses = {setting: _oracle_loss(sample, *setting) for setting in SETTINGS}
-    assert (1.5, 8.0) in losses
-    assert any(loss < 0 for loss in losses.values())
-    assert any(k == 0 for _, k in SETTINGS)
     assert all(beta in explorer.BETAS and k in explorer.OFFSETS for beta, k in SETTINGS)
+    assert (sample.beta, klloss.ARTICLE_OFFSET) in losses
+    assert any(loss < 0 for loss in losses.values())
+    assert {explorer.BETAS[0], explorer.BETAS[-1]} <= {beta for beta, _ in SETTINGS}
+    assert {explorer.OFFSETS[0], explorer.OFFSETS[-1]} <= {k for _, k in SETTINGS}
 
 
 # --- the page's building blocks, no browser -------------------------------------------------
 
 
-def test_slider_values(sample):
-    betas = np.array(explorer.BETAS)
-    assert betas[0] == 0.01
-    assert betas[-1] == 1000.0
-    assert sample.beta in explorer.BETAS
-    steps = np.diff(np.log10(betas))
+def test_the_beta_slider_steps_finely_on_a_log_scale_through_the_articles_beta(sample):
+    steps = np.diff(np.log10(explorer.BETAS))
     assert (steps > 0).all()
-    assert steps.max() < 0.13
-    assert tuple(float(k) for k in range(17)) == explorer.OFFSETS
+    assert steps.max() < 0.13  # at most a factor 1.35 between neighbours
+    assert sample.beta in explorer.BETAS
     assert klloss.ARTICLE_OFFSET in explorer.OFFSETS
+    # each beta is the double nearest the number printed beside the slider
+    assert all(float(f"{beta:g}") == beta for beta in explorer.BETAS)
 
 
 def test_the_fixed_colour_scales_hold_every_setting(sample):
@@ -127,16 +126,75 @@ def test_bad_sample_is_refused(sample):
         explorer.html(dataclasses.replace(sample, beta=1.7))
 
 
+def _marked_language():
+    """A language whose every text is its key in brackets, keeping the ``{fields}`` it formats."""
+    fields = string.Formatter()
+    return {
+        key: f"⟨{key}⟩" + "".join(f"{{{f}}}" for _, f, _, _ in fields.parse(text) if f)
+        for key, text in explorer.LABELS["en"].items()
+    }
+
+
+def _shown_texts(page, spec):
+    """What a reader can see: the page's text outside tags, scripts and styles, its aria texts, the
+    spec's texts, and every string literal with a space (a phrase, not a name) in the spec's
+    expressions and the page's script."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", "", page, flags=re.S)
+    texts = re.split(r"<[^>]*>", body) + re.findall(r'aria-valuetext="([^"]*)"', body)
+    script = (explorer.page.HERE / "explorer.js").read_text(encoding="utf-8")
+    texts += [t for t in re.findall(r'"([^"]*)"', script) if " " in t]
+
+    def walk(node, key=None):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and key in ("signal", "expr"):
+            texts.extend(t for t in re.findall(r"'([^']*)'", node) if " " in t)
+        elif isinstance(node, str) and key in ("text", "description", "row_name"):
+            texts.append(node)
+
+    walk(spec)
+    return texts
+
+
+def test_every_word_on_the_page_comes_from_the_strings(sample, monkeypatch):
+    # a second language is one more dict: built in a language whose every text is a marker, the
+    # page shows markers, numbers and symbols only, and every marker somewhere
+    monkeypatch.setitem(explorer.LABELS, "marked", _marked_language())
+    page = explorer.html(sample, lang="marked")
+    spec = explorer.spec(sample, lang="marked")
+    shown = _shown_texts(page, spec)
+    words = {word for text in shown for word in re.findall(r"[A-Za-z]{4,}", re.sub(r"⟨\w+⟩", "", text))}
+    assert words == set(), "words the strings do not hold"
+    everything = page + json.dumps(spec, ensure_ascii=False)
+    unused = [key for key in explorer.LABELS["en"] if f"⟨{key}⟩" not in everything + "".join(shown)]
+    # keys Vega reads from its `text` signal appear as text.KEY in expressions and the script
+    unused = [key for key in unused if f"text.{key}" not in everything + "".join(shown)]
+    assert unused == []
+    for lang, labels in explorer.LABELS.items():
+        assert labels.keys() == explorer.LABELS["en"].keys(), lang
+
+
+def test_an_unknown_language_is_refused(sample):
+    with pytest.raises(ValueError, match="lang must be one of"):
+        explorer.html(sample, lang="xx")
+    with pytest.raises(ValueError, match="lang must be one of"):
+        explorer.spec(sample, lang="xx")
+
+
 def test_missing_or_wrong_vega_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(explorer, "VEGA_JS", tmp_path / "vega.min.js")
+    monkeypatch.setattr(explorer.page, "VEGA_JS", tmp_path / "vega.min.js")
     with pytest.raises(FileNotFoundError, match="npm ci --prefix tools/site"):
         explorer.vega_js()
     package = tmp_path / "vega"
     (package / "build").mkdir(parents=True)
     (package / "build" / "vega.min.js").write_text("window.x = 1;", encoding="utf-8")
     (package / "package.json").write_text(json.dumps({"version": "5.0.0"}), encoding="utf-8")
-    monkeypatch.setattr(explorer, "VEGA_PACKAGE", package)
-    monkeypatch.setattr(explorer, "VEGA_JS", package / "build" / "vega.min.js")
+    monkeypatch.setattr(explorer.page, "VEGA_PACKAGE", package)
+    monkeypatch.setattr(explorer.page, "VEGA_JS", package / "build" / "vega.min.js")
     with pytest.raises(RuntimeError, match=r"vega 5\.0\.0, expected"):
         explorer.vega_js()
     (package / "package.json").write_text(json.dumps({"version": explorer.VEGA_VERSION}), encoding="utf-8")
@@ -274,15 +332,6 @@ def test_the_sliders_work_from_the_keyboard(page, sample):
     _wait_for(page, explorer.BETAS[-1], 0.0)
     shown, _, _ = _shown_loss(page)
     assert math.isclose(shown, _oracle_loss(sample, explorer.BETAS[-1], 0.0), rel_tol=1e-3)
-
-
-def test_screenshots_of_two_settings(page, sample):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    explorer_box = page.locator(".klloss-explorer")
-    for beta, offset in [(1.5, 8.0), (0.2, 1.0)]:
-        _set(page, beta, offset)
-        explorer_box.screenshot(path=str(SHOTS / f"explorer-beta{beta:g}-k{offset:g}.png"))
-        assert (SHOTS / f"explorer-beta{beta:g}-k{offset:g}.png").stat().st_size > 10_000
 
 
 def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site):  # noqa: F811

@@ -27,10 +27,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 FIGURES = ROOT / "figures"
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_code_cell_ran_in_order(path):
     nb = json.loads(path.read_text(encoding="utf-8"))
@@ -68,13 +64,23 @@ def test_every_notebook_has_its_script_and_the_pair_agrees():
         assert actual == expected, f"{path.name} and its script differ: edit the .py, then `make nb NB=...`"
 
 
-def test_a_script_edit_reaches_the_notebook(tmp_path):
+@pytest.fixture
+def pinned(monkeypatch):
+    """The notebooks' environment (course/nbenv.py), for this test only: a kernel started from
+    here inherits it, and it goes when the test ends (nbenv.apply() would leave PYTHONPATH set for
+    every later test, and pip in test_wheel would then take the clone for an installed klloss)."""
+    for name, value in refresh.nbenv.ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+
+
+@pytest.mark.slow  # starts a kernel
+def test_a_script_edit_reaches_the_notebook(tmp_path, pinned):
     # the script is the source: refresh executes the script's cells, not the notebook's
     nb = refresh.nbformat.v4.new_notebook(cells=[refresh.nbformat.v4.new_code_cell("print('old')")])
     path = tmp_path / "x.ipynb"
     refresh.nbformat.write(nb, path)
     refresh.twin(path).write_text("# %%\nprint('new')\n", encoding="utf-8")
-    refresh.nbenv.apply()
     refresh.execute(path)
     executed = refresh.nbformat.read(path, as_version=4)
     assert executed.cells[0].source == "print('new')"
@@ -96,12 +102,13 @@ PROBE = (
 )
 
 
+@pytest.mark.slow  # imports torch in a new process, once per setting
 @pytest.mark.parametrize("caller", CALLER_SETTINGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
     # a kernel inherits the environment of the process that applied nbenv; whatever the caller
     # asked for, the notebooks' arithmetic runs on the same code on every x86-64 CPU
     env = {**os.environ, **caller}
-    script = "from course import nbenv; import subprocess; nbenv.apply(); "
+    script = "from course import nbenv; import subprocess, sys; nbenv.apply(); "
     script += f"subprocess.run([sys.executable, '-c', {PROBE!r}], check=True)"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["DEFAULT", "COMPATIBLE", "SSE41", "1"], out.stdout + out.stderr
@@ -110,11 +117,13 @@ def test_kernels_run_on_the_pinned_code_paths_whatever_the_caller_sets(caller):
 EXACT = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
-@pytest.mark.skipif(not EXACT, reason="stored outputs are bit-exact on x86-64 Linux only (see the README)")
+@pytest.mark.slow  # executes every notebook
+@pytest.mark.skipif(
+    not EXACT, reason="stored outputs are bit-exact on x86-64 Linux only (docs/reproducibility.md)"
+)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_refresh_reproduces_the_committed_notebook(path, tmp_path):
+def test_refresh_reproduces_the_committed_notebook(path, tmp_path, pinned):
     figures_before = _digests(FIGURES)
-    refresh.nbenv.apply()
     executed = refresh.execute(path, tmp_path)
     assert executed.read_bytes() == path.read_bytes(), "stale: run `make nb NB=...` and commit"
     after = _digests(FIGURES)

@@ -1,5 +1,7 @@
 """The heatmap helper: a shared colour scale when asked, clear errors when asked badly."""
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -45,3 +47,25 @@ def test_a_flat_frame_looks_flat_on_a_shared_scale(ax):
     assert image.get_clim() == (8.0, 38.0)
     # without a shared scale the same frame spans its own range, which hides how flat it is
     assert plotting.heatmap(ax, frame, "flat", center=None).get_clim() == (8.0, 8.1)
+
+
+def test_save_writes_the_same_bytes_for_the_same_figure(tmp_path):
+    # no version or date in the file: a refresh that draws the same figure leaves it unchanged
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    first = plotting.save(fig, "f", tmp_path).read_bytes()
+    again = plotting.save(fig, "f", tmp_path).read_bytes()
+    plt.close(fig)
+    assert first == again
+    assert first.startswith(b"\x89PNG")
+    assert b"Software" not in first
+    assert b"matplotlib" not in first.lower()
+
+
+def test_save_without_a_folder_writes_into_the_checkouts_figures(tmp_path, monkeypatch):
+    monkeypatch.setattr(plotting, "FIGURES_DIR", tmp_path / "figures")
+    fig, _ = plt.subplots()
+    path = plotting.save(fig, "g")
+    plt.close(fig)
+    assert path == Path("figures") / "g.png"
+    assert (tmp_path / "figures" / "g.png").is_file()

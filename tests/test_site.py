@@ -1,12 +1,14 @@
-"""The HTML site, as a reader sees it: built from the committed notebooks and opened in headless
-Chromium (Debian's) with the network cut off.
+"""The HTML site, as a reader sees it: built from the committed notebooks (English, and the
+Chinese edition in notebooks/zh/) and opened in headless Chromium (Debian's) with the network cut
+off.
 
 Every page must load, request nothing outside the site folder, show every figure, render every
 formula (no raw ``$...$`` or ``\\frac`` left in the text) and every Markdown output (no raw table
 rows or ``**`` left in the text). Code that draws a figure, cells tagged ``hide-input`` and
 exercise solutions (tag ``solution``) are folded, and unfold from the keyboard. The index gives a
-reading path with computed reading times. Screenshots go to ``build/screenshots/`` for a person
-to look at.
+reading path with computed reading times. Every page links to its counterpart in the other
+language, and the Chinese pages' glyphs come from the CJK font that ``make browser`` installs.
+Screenshots go to ``build/screenshots/`` for a person to look at.
 """
 
 import base64
@@ -29,6 +31,7 @@ from tools import build_site
 ROOT = Path(__file__).resolve().parents[1]
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CHINESE = sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))
 SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,7 +68,7 @@ def _image_outputs(path):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     site_dir = tmp_path_factory.mktemp("site")
-    build_site.build(ROOT / "notebooks", site_dir)
+    build_site.build(ROOT / "notebooks", site_dir, ROOT / "notebooks" / "zh")
     return site_dir
 
 
@@ -144,12 +147,77 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
     assert f"about {total} min" in index
 
 
+def _chinese_minutes(cells):
+    # counted here independently: CJK characters at 255 a minute, the other words at 200
+    text = " ".join(_source(c) for c in cells if c["cell_type"] in ("markdown", "code"))
+    characters = len(re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff]", text))
+    words = sum(not CJK.search(word) for word in text.split())
+    return max(1, math.ceil(characters / 255 + words / 200))
+
+
+def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
+    index = (site / "zh" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh">' in index
+    assert build_site.CJK_CHARACTERS_PER_MINUTE == 255
+    core_block = index.split('<ol class="core">')[1].split("</ol>")[0]
+    optional_block = index.split('<ul class="optional">')[1].split("</ul>")[0]
+    chinese = {p.name: p for p in CHINESE}
+    # the same reading path as the English index; a page not yet translated is the English one,
+    # linked as such and marked
+    expected = []
+    for path in NOTEBOOKS:
+        translated = path.name in chinese
+        expected.append(f"{path.stem}.html" if translated else f"../{path.stem}.html")
+    core = [e for e, p in zip(expected, NOTEBOOKS, strict=True) if p.name[:2] in build_site.CORE]
+    optional = [e for e, p in zip(expected, NOTEBOOKS, strict=True) if p.name[:2] not in build_site.CORE]
+    assert re.findall(r'href="([^"]+)"', core_block) == core
+    assert re.findall(r'href="([^"]+)"', optional_block) == optional
+    total = 0
+    for path in NOTEBOOKS:
+        href = f"{path.stem}.html" if path.name in chinese else f"../{path.stem}.html"
+        item = re.search(
+            rf'<li class="notebook[^"]*" data-minutes="(\d+)"><a href="{re.escape(href)}".*?</li>', index
+        )
+        assert item, path.name
+        if path.name in chinese:
+            cells = _cells(chinese[path.name])
+            title, _ = build_site.notebook_info(chinese[path.name])
+            assert CJK.search(title), f"{path.name}: the Chinese title is not Chinese"
+            minutes = _chinese_minutes(cells)
+            assert "untranslated" not in item[0]
+            assert ('class="learn"' in item[0]) == ("**你将学到：**" in _source(cells[0])), path.name
+        else:
+            minutes = max(
+                1,
+                math.ceil(
+                    sum(
+                        len(_source(c).split())
+                        for c in _cells(path)
+                        if c["cell_type"] in ("markdown", "code")
+                    )
+                    / 200
+                ),
+            )
+            assert 'class="notebook untranslated"' in item[0]
+            assert "中文翻译尚未完成" in item[0]
+            assert 'hreflang="en"' in item[0]
+        assert int(item[1]) == minutes, path.name
+        assert f"{minutes} 分钟" in item[0], path.name
+        total += minutes if path.name[:2] in build_site.CORE else 0
+    assert f"约 {total} 分钟" in index
+    assert "每分钟 255 字" in index
+    assert "每分钟 200 词" in index
+    assert '<a class="klloss-lang" href="../index.html" hreflang="en" lang="en">English</a>' in index
+    english = (site / "index.html").read_text(encoding="utf-8")
+    assert '<a class="klloss-lang" href="zh/index.html" hreflang="zh" lang="zh">中文</a>' in english
+
+
 # ---- every page in Chromium ----
 
 
 def test_static_pages_reference_nothing_outside_the_site(site):
     # static check: no src/href to another host (comments in the inlined CSS are not loads)
-    for page in site.glob("*.html"):
+    for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         external = re.findall(r'(?:src|href)\s*=\s*["\'](?:https?:)?//[^"\']*', text)
         assert not external, f"{page.name}: {external[:3]}"
@@ -159,6 +227,9 @@ def test_static_pages_reference_nothing_outside_the_site(site):
 def test_site_has_every_notebook(site):
     pages = sorted(p.name for p in site.glob("*.html"))
     assert pages == sorted([f"{p.stem}.html" for p in NOTEBOOKS] + ["index.html"])
+    chinese = sorted(p.name for p in (site / "zh").glob("*.html"))
+    assert chinese == sorted([f"{p.stem}.html" for p in CHINESE] + ["index.html"])
+    assert CHINESE, "no Chinese notebooks: run `make zh`"
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +292,18 @@ FIGURE_CELLS = """() => Array.from(document.querySelectorAll('.jp-CodeCell'))
                 .every(i => i.checkVisibility())}))"""
 
 PAGES = ["index.html"] + [f"{p.stem}.html" for p in NOTEBOOKS]
+PAGES += ["zh/index.html"] + [f"zh/{p.stem}.html" for p in CHINESE]
+# looked at by a person: the Chinese cheat-sheet and the explorer above all
+SCREENSHOTS = {
+    "index.html",
+    "01-walkthrough.html",
+    "00-cheat-sheet.html",
+    "07-explorer.html",
+    "zh/index.html",
+    "zh/00-cheat-sheet.html",
+    "zh/02-errata.html",
+    "zh/07-explorer.html",
+}
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -251,7 +334,7 @@ def test_page_renders_offline(browser, site, name):
         assert not raw, f"{name}: raw Markdown left in the text: {raw[:3]}"
         errors = page.evaluate("document.querySelectorAll('mjx-merror').length")
         assert errors == 0, f"{name}: {errors} formulas failed to typeset"
-        if name != "index.html":
+        if not name.endswith("index.html"):
             notebook = ROOT / "notebooks" / name.replace(".html", ".ipynb")
             if any("$" in _source(c) for c in _cells(notebook) if c["cell_type"] == "markdown"):
                 assert page.evaluate("document.querySelectorAll('mjx-container').length") > 0, (
@@ -272,10 +355,11 @@ def test_page_renders_offline(browser, site, name):
                 == solutions
             )
             assert page.evaluate("document.querySelectorAll('details.klloss-solution[open]').length") == 0
-        if name in ("index.html", "01-walkthrough.html", "00-cheat-sheet.html"):
+        if name in SCREENSHOTS:
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(
-                path=str(SHOTS / name.replace(".html", ".png")), full_page=name != "01-walkthrough.html"
+                path=str(SHOTS / name.replace("/", "-").replace(".html", ".png")),
+                full_page=name != "01-walkthrough.html",
             )
     finally:
         page.context.close()
@@ -290,7 +374,7 @@ def test_glossary_is_a_table_on_the_site(browser, site):
             ".map(r => Array.from(r.cells).map(c => c.innerText))"
         )
         assert len(rows) == len(course.glossary.GLOSSARY), "a glossary row is missing or split"
-        assert all(len(row) == 4 for row in rows)
+        assert all(len(row) == 5 for row in rows)
         assert [row[1] for row in rows] == [entry[1] for entry in course.glossary.GLOSSARY]
         SHOTS.mkdir(parents=True, exist_ok=True)
         table.screenshot(path=str(SHOTS / "01-glossary.png"))
@@ -298,22 +382,119 @@ def test_glossary_is_a_table_on_the_site(browser, site):
         page.context.close()
 
 
-def test_chinese_words_have_a_font(browser, site):
-    # the article's Chinese words (notebook 02) need a CJK font where Chromium runs (make browser)
-    texts = {p.name: p.read_text(encoding="utf-8") for p in site.glob("*.html")}
-    pages = [name for name, text in texts.items() if CJK.search(text)]
-    if not pages:
-        pytest.skip("no page has Chinese text")
-    fonts = subprocess.run(
-        ["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True
-    ).stdout
-    assert fonts.strip(), "no CJK font installed: run `make browser` (it installs fonts-noto-cjk)"
-    page, _, _ = _open(browser, site, sorted(pages)[0])
+def _counterpart(name):
+    """The page a language switch on page ``name`` must lead to."""
+    return name[len("zh/") :] if name.startswith("zh/") else f"zh/{name}"
+
+
+def test_every_language_switch_resolves_to_its_counterpart(browser, site):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    site_url = site.resolve().as_uri()
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site_url) else r.abort())
+    page = context.new_page()
+    chinese = {p.name for p in CHINESE}
     try:
-        element = page.locator("p, li, td", has_text=CJK).first
+        for name in PAGES:
+            page.goto((site / name).resolve().as_uri(), wait_until="load")
+            switches = page.locator("a.klloss-lang")
+            if not switches.count():
+                # only an English page whose translation is pending, and it says so
+                assert not name.startswith("zh/"), name
+                assert name.replace(".html", ".ipynb") not in chinese, name
+                assert page.locator(".klloss-lang-missing").first.inner_text() == "中文版尚未翻译"
+                continue
+            hrefs = {switches.nth(i).get_attribute("href") for i in range(switches.count())}
+            assert len(hrefs) == 1, f"{name}: {hrefs}"
+            other = "en" if name.startswith("zh/") else "zh"
+            assert switches.first.get_attribute("hreflang") == other
+            switches.first.click()
+            page.wait_for_load_state("load")
+            landed = page.url[len(site_url) + 1 :]
+            assert landed == _counterpart(name), f"{name} links to {landed}"
+            assert page.evaluate("document.documentElement.lang") == other
+            # and back again
+            page.locator("a.klloss-lang").first.click()
+            page.wait_for_load_state("load")
+            assert page.url[len(site_url) + 1 :] == name
+    finally:
+        context.close()
+
+
+FONT_PACKAGE = "fonts-noto-cjk"
+CJK_FONT = "Noto Sans CJK SC"
+
+
+def _platform_fonts(page, selector):
+    """The fonts Chromium drew the text of the first ``selector`` element with (DevTools)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    assert node, f"no {selector}"
+    return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+
+
+def test_cjk_glyphs_come_from_the_font_the_set_up_installs(browser, site):
+    # the font the pages' CSS names is installed by make browser's package, not found by chance
+    path = subprocess.run(
+        ["fc-match", "-f", "%{file}", f"{CJK_FONT}:lang=zh-cn"], capture_output=True, text=True, check=True
+    ).stdout
+    owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False).stdout
+    assert owner.startswith(FONT_PACKAGE + ":"), f"{CJK_FONT} is {path!r}, from {owner!r}: run `make browser`"
+    # Chinese pages: title, prose and the site's own words; an English page: the article's words
+    cases = [
+        ("zh/00-cheat-sheet.html", "h1"),
+        ("zh/00-cheat-sheet.html", ".jp-RenderedMarkdown p"),
+        ("zh/00-cheat-sheet.html", "nav.klloss-nav a"),
+        ("zh/index.html", "h1"),
+        ("zh/01-walkthrough.html", ".jp-OutputArea-output[data-mime-type='text/markdown'] td:nth-child(4)"),
+        ("index.html", "a.klloss-lang"),
+    ]
+    for name, selector in cases:
+        page, _, _ = _open(browser, site, name)
+        try:
+            fonts = _platform_fonts(page, selector)
+            text = page.locator(selector).first.inner_text()
+            assert CJK.search(text), f"{name} {selector}: no Chinese in {text!r}"
+            drawn = {f["familyName"]: f["glyphCount"] for f in fonts}
+            assert drawn.get(CJK_FONT, 0) >= len(CJK.findall(text)) > 0, f"{name} {selector}: {fonts}"
+            assert not any(f["isCustomFont"] for f in fonts)
+            if name.startswith("zh/"):  # named first by the page's CSS, not found by fallback
+                family = page.locator(selector).first.evaluate("e => getComputedStyle(e).fontFamily")
+                assert family.startswith(f'"{CJK_FONT}"'), f"{name} {selector}: {family}"
+        finally:
+            page.context.close()
+    # the article's words on the English errata page, among English text
+    page, _, _ = _open(browser, site, "02-errata.html")
+    try:
+        element = page.locator("li", has_text="softmax后的概率差异").first
+        element.evaluate("e => e.setAttribute('data-probe', 'article-words')")
+        fonts = {f["familyName"]: f["glyphCount"] for f in _platform_fonts(page, "[data-probe]")}
+        assert fonts.get(CJK_FONT, 0) >= len("softmax后的概率差异") - len("softmax"), fonts
         element.scroll_into_view_if_needed()
         SHOTS.mkdir(parents=True, exist_ok=True)
         element.screenshot(path=str(SHOTS / "chinese-words.png"))
+    finally:
+        page.context.close()
+
+
+def test_the_glossary_is_in_chinese_on_the_chinese_page(browser, site):
+    page, _, _ = _open(browser, site, "zh/01-walkthrough.html")
+    try:
+        table = page.locator(".jp-OutputArea-output[data-mime-type='text/markdown'] table").first
+        header = table.evaluate("t => Array.from(t.querySelectorAll('thead th')).map(c => c.innerText)")
+        assert header == list(course.glossary.HEADERS["zh"][0])
+        rows = table.evaluate(
+            "t => Array.from(t.querySelectorAll('tbody tr'))"
+            ".map(r => Array.from(r.cells).map(c => c.innerText))"
+        )
+        assert [row[1] for row in rows] == [entry[1] for entry in course.glossary.GLOSSARY]
+        assert [row[3] for row in rows] == [
+            course.glossary.ZH[entry[1]][0] for entry in course.glossary.GLOSSARY
+        ]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        table.screenshot(path=str(SHOTS / "zh-01-glossary.png"))
     finally:
         page.context.close()
 

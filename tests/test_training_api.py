@@ -211,6 +211,18 @@ def test_vmap_over_students_and_teachers_matches_a_loop(reduction):
     )
 
 
+def test_vmap_over_labels_too():
+    # labels batched by vmap cannot be read on the host: the gather checks them, and the reference
+    # computes (the dispatcher sees the batched tensors)
+    z, s, y = _batch(4)
+    labels = torch.stack([y, y.flip(0), torch.where(y == IGNORE, 0, IGNORE)])
+    f = lambda x, yy: klloss.klloss_v2(z, x, z, yy, 1.5)  # noqa: E731
+    students = torch.stack([s, s + 1.0, 2 * s])
+    expected = torch.stack([f(students[i], labels[i]) for i in range(3)])
+    torch.testing.assert_close(torch.func.vmap(f)(students, labels), expected, rtol=1e-13, atol=1e-15)
+    assert expected[2] != 0  # a batch of labels with other rows ignored
+
+
 def test_per_example_gradients_with_vmap_of_grad():
     z, s, y = _batch(3)
     students = torch.stack([s, s - 0.5, 3 * s])

@@ -1,6 +1,7 @@
-"""Build the teaching site: one HTML page per notebook and an index, readable with no network.
+"""Build the teaching site: one HTML page per notebook and an index, readable with no network,
+in English and, under ``zh/``, in Chinese.
 
-    python -m tools.build_site NOTEBOOK_DIR SITE_DIR
+    python -m tools.build_site NOTEBOOK_DIR SITE_DIR [--zh ZH_NOTEBOOK_DIR]
 
 Every ``*.ipynb`` in NOTEBOOK_DIR becomes a page (no list to maintain), rendered with the
 ``klloss`` template (tools/site/templates), which extends nbconvert's ``lab`` template without
@@ -17,6 +18,12 @@ What the site reads from a notebook (the conventions the notebooks follow):
 * cell tags: ``solution`` folds the whole cell (consecutive solution cells fold together behind
   one "Show solution"); ``hide-input`` folds a code cell's input; a code cell whose outputs
   include an image has its input folded too, so that prose and figures lead.
+
+The Chinese edition (``--zh``, the notebooks ``tools/translate.py`` writes) is built the same
+way into ``SITE_DIR/zh/``, its opening lines reading ``**你将学到：**`` and ``**你需要先读：**``, its
+words set in a CJK font that ``make browser`` installs (Noto Sans CJK SC, named in the pages'
+CSS). Every page links to its counterpart in the other language; an English notebook whose
+translation is still pending is listed on the Chinese index as an English page.
 
 Markdown outputs (``text/markdown``, e.g. ``IPython.display.Markdown``) are rendered with
 markdown-it-py, whose tables follow GitHub's rules as JupyterLab's renderer does: nbconvert's
@@ -46,12 +53,57 @@ PROJECT_TITLE = "klloss: klloss_v2, correct and explained"
 CORE = ("01", "02", "03", "04")
 # reading time = words of the notebook's Markdown and code (outputs not counted) / this rate
 WORDS_PER_MINUTE = 200
+# Chinese text is read by characters: 255 a minute is the mean silent reading rate of adult
+# native readers of Chinese in the IReST study (Trauzettel-Klosinski et al., 2012, Investigative
+# Ophthalmology & Visual Science 53(9)); the Latin words of a Chinese page (code, formulas, names)
+# still count at WORDS_PER_MINUTE
+CJK_CHARACTERS_PER_MINUTE = 255
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 SOLUTION_TAG = "solution"
 HIDE_INPUT_TAG = "hide-input"
+# what differs between the two editions' pages: the words of the site itself, where the opening
+# lines of a notebook are found, and the other language's edition (the switch on every page)
+UI = {
+    "en": {
+        "language_code": "en",
+        "index": "index.html",
+        "title": PROJECT_TITLE,
+        "readme": "README.md",
+        "all": "klloss: all notebooks",
+        "solution": ("Show solution", "Hide solution"),
+        "code": ("Show code", "Hide code"),
+        "learn": "You will learn:",
+        "need": "You need first:",
+        "minutes": "{} min",
+        "other": "zh",
+        "switch": "中文",
+        "untranslated": "中文版尚未翻译",
+        "pending": "",
+    },
+    "zh": {
+        "language_code": "zh",
+        "index": "index.zh.html",
+        "title": "klloss：正确讲解 klloss_v2",
+        "readme": "README.zh.md",
+        "all": "klloss：全部笔记本",
+        "solution": ("显示解答", "收起解答"),
+        "code": ("显示代码", "收起代码"),
+        "learn": "你将学到：",
+        "need": "你需要先读：",
+        "minutes": "{} 分钟",
+        "other": "en",
+        "switch": "English",
+        "untranslated": "",
+        "pending": "英文页面：中文翻译尚未完成",
+    },
+}
 OPENING = {
-    "learn": re.compile(r"^\*\*You will learn:\*\*\s*(.*)$"),
-    "need": re.compile(r"^\*\*You need first:\*\*\s*(.*)$"),
+    lang: {
+        "learn": re.compile(rf"^\*\*{re.escape(ui['learn'])}\*\*\s*(.*)$"),
+        "need": re.compile(rf"^\*\*{re.escape(ui['need'])}\*\*\s*(.*)$"),
+    }
+    for lang, ui in UI.items()
 }
 
 
@@ -99,11 +151,11 @@ def notebook_info(path):
     return title, summary
 
 
-def opening(nb):
+def opening(nb, lang="en"):
     """The first cell's 'You will learn' and 'You need first' lines (Markdown), None if absent."""
     lines = [line.strip() for line in first_cell_lines(nb)]
     found = {}
-    for key, pattern in OPENING.items():
+    for key, pattern in OPENING[lang].items():
         matches = [m.group(1).strip() for m in map(pattern.match, lines) if m]
         found[key] = matches[0] if matches and matches[0] else None
     return found
@@ -114,9 +166,20 @@ def word_count(nb):
     return sum(len(cell.source.split()) for cell in nb.cells if cell.cell_type in ("markdown", "code"))
 
 
-def reading_minutes(nb):
-    """Reading time in whole minutes (at least 1) at :data:`WORDS_PER_MINUTE`."""
-    return max(1, math.ceil(word_count(nb) / WORDS_PER_MINUTE))
+def cjk_count(nb):
+    """(CJK characters, words with none) in the Markdown and code cells (outputs not counted)."""
+    text = " ".join(cell.source for cell in nb.cells if cell.cell_type in ("markdown", "code"))
+    return len(CJK.findall(text)), sum(not CJK.search(word) for word in text.split())
+
+
+def reading_minutes(nb, lang="en"):
+    """Reading time in whole minutes (at least 1): words at :data:`WORDS_PER_MINUTE`; on a
+    Chinese page, CJK characters at :data:`CJK_CHARACTERS_PER_MINUTE` and the other words at
+    :data:`WORDS_PER_MINUTE`."""
+    if lang == "en":
+        return max(1, math.ceil(word_count(nb) / WORDS_PER_MINUTE))
+    characters, words = cjk_count(nb)
+    return max(1, math.ceil(characters / CJK_CHARACTERS_PER_MINUTE + words / WORDS_PER_MINUTE))
 
 
 def is_core(path):
@@ -153,15 +216,16 @@ def mark_folds(nb):
     return nb
 
 
-def project_paragraph():
-    """The README's first paragraph (after the title), as HTML: the site's 'what is this'."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def project_paragraph(lang="en"):
+    """The README's first paragraph (after the title), as HTML: the site's 'what is this'
+    (README.zh.md's for the Chinese index)."""
+    text = (ROOT / UI[lang]["readme"]).read_text(encoding="utf-8")
     paragraph = text.split("\n\n")[1].replace("\n", " ")
     escaped = html.escape(paragraph, quote=False)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
-def read_pages(notebook_dir):
+def read_pages(notebook_dir, lang="en"):
     """Every notebook of ``notebook_dir`` as a page record, in reading-path order: the core
     notebooks by number, then the optional ones by number."""
     pages = []
@@ -175,78 +239,124 @@ def read_pages(notebook_dir):
                 "title": title,
                 "summary": summary,
                 "core": is_core(path),
-                "minutes": reading_minutes(nb),
+                "minutes": reading_minutes(nb, lang),
                 "words": word_count(nb),
-                **opening(nb),
+                **opening(nb, lang),
             }
         )
     return [p for p in pages if p["core"]] + [p for p in pages if not p["core"]]
 
 
-def index_item(page):
-    """One notebook on the index: link, reading time, summary, what it teaches and needs."""
+def index_item(page, lang="en"):
+    """One notebook on the index: link, reading time, summary, what it teaches and needs. A page
+    of the other language (a translation still pending) is marked as such."""
+    ui, words = UI[lang], UI[page.get("lang", lang)]  # the site's words, the page's
+    foreign = page.get("lang", lang) != lang
+    attributes = f' hreflang="{page["lang"]}" lang="{page["lang"]}"' if foreign else ""
     parts = [
-        f'<li class="notebook" data-minutes="{page["minutes"]}">',
-        f'<a href="{page["href"]}">{html.escape(page["title"])}</a>',
-        f'<span class="minutes">{page["minutes"]} min</span>',
-        f'<span class="summary">{inline_markdown(page["summary"])}</span>',
+        f'<li class="notebook{" untranslated" if foreign else ""}" data-minutes="{page["minutes"]}">',
+        f'<a href="{page["href"]}"{attributes}>{html.escape(page["title"])}</a>',
+        f'<span class="minutes">{ui["minutes"].format(page["minutes"])}</span>',
     ]
-    for key, label in (("learn", "You will learn:"), ("need", "You need first:")):
+    if foreign:
+        parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{page["lang"]}">')
+    parts.append(f'<span class="summary">{inline_markdown(page["summary"])}</span>')
+    for key in ("learn", "need"):
         if page[key]:
-            parts.append(f'<span class="{key}"><strong>{label}</strong> {inline_markdown(page[key])}</span>')
-    parts.append("</li>")
+            line = inline_markdown(page[key])
+            parts.append(f'<span class="{key}"><strong>{words[key]}</strong> {line}</span>')
+    parts.append("</span></li>" if foreign else "</li>")
     return "".join(parts)
 
 
-def index_page(pages):
+def index_page(pages, lang="en", switch=None):
+    """The index: the reading path (core, then optional) with reading times; ``switch`` is the
+    href of the other language's index, or None."""
+    ui = UI[lang]
     core = [p for p in pages if p["core"]]
     optional = [p for p in pages if not p["core"]]
+    other = UI[ui["other"]]
+    link = (
+        f'<a class="klloss-lang" href="{switch}" hreflang="{other["language_code"]}" '
+        f'lang="{other["language_code"]}">{ui["switch"]}</a>'
+        if switch
+        else ""
+    )
     return (
-        (SITE_SOURCES / "index.html")
+        (SITE_SOURCES / ui["index"])
         .read_text(encoding="utf-8")
         .format(
-            title=html.escape(PROJECT_TITLE),
-            about=project_paragraph(),
-            core="\n".join(map(index_item, core)),
-            optional="\n".join(map(index_item, optional)),
+            title=html.escape(ui["title"]),
+            about=project_paragraph(lang),
+            core="\n".join(index_item(p, lang) for p in core),
+            optional="\n".join(index_item(p, lang) for p in optional),
             core_minutes=sum(p["minutes"] for p in core),
             wpm=WORDS_PER_MINUTE,
+            cpm=CJK_CHARACTERS_PER_MINUTE,
+            switch=link,
         )
     )
 
 
-def exporter():
+def exporter(lang="en"):
     html_exporter = HTMLExporter(
-        template_name="klloss", extra_template_basedirs=[str(SITE_SOURCES / "templates")]
+        template_name="klloss",
+        extra_template_basedirs=[str(SITE_SOURCES / "templates")],
+        language_code=UI[lang]["language_code"],
     )
     html_exporter.register_filter("klloss_markdown", markdown_to_html)
     return html_exporter
 
 
-def build(notebook_dir, site_dir):
-    """Write ``index.html``, one page per notebook and ``mathjax/`` into ``site_dir``."""
+def write_pages(pages, folder, lang, counterparts, assets=""):
+    """One HTML page per record of ``pages`` into ``folder``; ``counterparts``: the href of each
+    page's counterpart in the other language, by file name; ``assets``: the way to mathjax/."""
+    html_exporter = exporter(lang)
+    ui = UI[lang]
+    for i, page in enumerate(pages):
+        other = UI[ui["other"]]
+        site = {
+            "previous": pages[i - 1] if i > 0 else None,
+            "next": pages[i + 1] if i + 1 < len(pages) else None,
+            "ui": ui,
+            "assets": assets,
+            "switch": counterparts.get(page["href"]),
+            "switch_lang": other["language_code"],
+        }
+        resources = {"metadata": {"name": page["title"]}, "klloss": site}
+        nb = mark_folds(nbformat.read(page["path"], as_version=4))
+        body, _ = html_exporter.from_notebook_node(nb, resources=resources)
+        (folder / page["href"]).write_text(body, encoding="utf-8")
+
+
+def build(notebook_dir, site_dir, zh_dir=None):
+    """Write ``index.html``, one page per notebook and ``mathjax/`` into ``site_dir``; with
+    ``zh_dir`` (the Chinese notebooks) the Chinese pages and their index into ``site_dir/zh/``."""
     if not MATHJAX.is_file():
         raise FileNotFoundError(f"{MATHJAX} is missing: run `npm ci --prefix tools/site` (make report does)")
     pages = read_pages(notebook_dir)
     if not pages:
         raise FileNotFoundError(f"no notebooks in {notebook_dir}")
+    zh_pages = read_pages(zh_dir, "zh") if zh_dir else []
+    if zh_dir and not zh_pages:
+        raise FileNotFoundError(f"no notebooks in {zh_dir}")
     site = Path(site_dir)
     site.mkdir(parents=True, exist_ok=True)
     (site / "mathjax").mkdir(exist_ok=True)
     shutil.copyfile(MATHJAX, site / "mathjax" / MATHJAX.name)
 
-    html_exporter = exporter()
-    for i, page in enumerate(pages):
-        neighbours = {
-            "previous": pages[i - 1] if i > 0 else None,
-            "next": pages[i + 1] if i + 1 < len(pages) else None,
-        }
-        resources = {"metadata": {"name": page["title"]}, "klloss": neighbours}
-        nb = mark_folds(nbformat.read(page["path"], as_version=4))
-        body, _ = html_exporter.from_notebook_node(nb, resources=resources)
-        (site / page["href"]).write_text(body, encoding="utf-8")
-
-    (site / "index.html").write_text(index_page(pages), encoding="utf-8")
+    translated = {p["href"] for p in zh_pages}
+    write_pages(pages, site, "en", {href: f"zh/{href}" for href in translated})
+    (site / "index.html").write_text(
+        index_page(pages, "en", "zh/index.html" if zh_pages else None), encoding="utf-8"
+    )
+    if zh_pages:
+        (site / "zh").mkdir(exist_ok=True)
+        write_pages(zh_pages, site / "zh", "zh", {p["href"]: f"../{p['href']}" for p in pages}, "../")
+        # an English page whose translation is pending keeps its place on the Chinese reading path
+        chinese = {p["href"]: p for p in zh_pages}
+        listed = [chinese.get(p["href"]) or {**p, "href": f"../{p['href']}", "lang": "en"} for p in pages]
+        (site / "zh" / "index.html").write_text(index_page(listed, "zh", "../index.html"), encoding="utf-8")
     return site / "index.html"
 
 
@@ -254,8 +364,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook_dir")
     parser.add_argument("site_dir")
+    parser.add_argument("--zh", help="the Chinese notebooks (python -m tools.translate build writes them)")
     args = parser.parse_args(argv)
-    index = build(args.notebook_dir, args.site_dir)
+    index = build(args.notebook_dir, args.site_dir, args.zh)
     print(f"open {index.resolve()}")
 
 

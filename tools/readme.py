@@ -1,10 +1,15 @@
-"""Keep README.md's generated parts current: the glossary (from course.glossary), the
-notebook list (titles and summaries from the notebooks, run times as measured by
-tools/time_notebooks.py in data/notebook-times.json) and the stored benchmark results (data/bench/).
+"""Keep the generated parts of README.md and docs/ current:
+
+* README.md: the notebook table (titles and summaries from the notebooks, run times as measured
+  by tools/time_notebooks.py in data/notebook-times.json);
+* docs/glossary.md: the glossary (from course.glossary);
+* docs/performance.md: the stored benchmark results (data/bench/);
+* docs/architecture.md: the import graph (tools/architecture.py, read from the sources).
 
     python -m tools.readme
 
-tests/test_readme.py checks that every part is current.
+Each part sits between ``<!-- name: ... -->`` and ``<!-- /name -->``; the text around it is
+written by hand. tests/test_readme.py checks that every part is current.
 """
 
 import json
@@ -12,14 +17,23 @@ import re
 from pathlib import Path
 
 import course
+from tools import architecture
 
 ROOT = Path(__file__).resolve().parents[1]
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 TIMES = ROOT / "data" / "notebook-times.json"
-GLOSSARY = re.compile(r"(<!-- glossary:[^\n]*-->\n).*?(<!-- /glossary -->)", re.S)
-NOTEBOOKS = re.compile(r"(<!-- notebooks:[^\n]*-->\n).*?(<!-- /notebooks -->)", re.S)
-BENCH = re.compile(r"(<!-- bench:[^\n]*-->\n).*?(<!-- /bench -->)", re.S)
+
+
+def section(name):
+    """The pattern of a generated part: its opening comment, its body, its closing comment."""
+    return re.compile(rf"(<!-- {name}:[^\n]*-->\n).*?(<!-- /{name} -->)", re.S)
+
+
+GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, IMPORTS = (
+    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "imports")
+)
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
     ("klloss_v2 / plain KD, 64 x 10", "klloss_v2", 64, 10),
@@ -40,7 +54,8 @@ def measured_times():
     return json.loads(TIMES.read_text(encoding="utf-8")) if TIMES.is_file() else None
 
 
-def notebook_table(record):
+def notebook_table(record=None):
+    record = measured_times() if record is None else record
     seconds = record["seconds"] if record else {"pinned": {}, "native": {}}
 
     def cell(mode, name):
@@ -51,7 +66,7 @@ def notebook_table(record):
     )
     lines = [
         f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
-        "pinned (`course/nbenv.py`), and with the CPU's own code paths, for comparison.",
+        "pinned ([docs/reproducibility.md](docs/reproducibility.md)), and with the CPU's own code paths.",
         "",
         "| notebook | what it shows | run time, pinned | CPU's own paths |",
         "|---|---|---|---|",
@@ -64,43 +79,97 @@ def notebook_table(record):
     return "\n".join(lines)
 
 
-def bench_table():
-    """One row per stored benchmark file: where it ran, and its ratios at the target sizes."""
+def _bench_row(name):
+    """One stored benchmark file as a table row: where it ran, and its ratios at the target sizes."""
     from course import bench
 
-    header = ["file", "machine", "torch", "klloss", "date"] + [c[0] for c in BENCH_COLUMNS]
+    record = bench.load_results(name)
+    env = record["environment"]
+    cpu = f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+    machine = env.get("gpu") or cpu
+    table = bench.ratio_table(record)
+    cells = []
+    for _, variant, n, c in BENCH_COLUMNS:
+        value = table[variant].get((n, c)) if variant in table else None
+        cells.append("not measured" if value is None or value != value else f"{value:.2f}")
+    row = [
+        f"`{name}.json`",
+        f"{machine}, {env['torch_threads']} thread(s)",
+        env["torch"],
+        env.get("klloss", "not recorded (older code)"),
+        bench.code_state(record)[0],
+        env["date"],
+        *cells,
+    ]
+    return "| " + " | ".join(row) + " |"
+
+
+def bench_table():
+    """One row per stored benchmark file (data/bench/)."""
+    from course import bench
+
+    header = ["file", "machine", "torch", "klloss", "code measured", "date"] + [c[0] for c in BENCH_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in bench.stored_names():
-        record = bench.load_results(name)
-        env = record["environment"]
-        machine = (
-            env.get("gpu")
-            or f"{env.get('cpu_model', env.get('processor'))}, {env.get('cpu_capability', '?')}"
+    return "\n".join(lines + [_bench_row(name) for name in bench.stored_names()])
+
+
+def lm_bench_text():
+    """The language-model results (data/bench/lm/, benchmarks/bench_lm.py): one table per file,
+    or a sentence saying that none exists."""
+    from course import bench
+
+    names = bench.lm_names()
+    if not names:
+        return (
+            "No GPU measurement of the current code exists yet: `data/bench/lm/` holds no file.\n"
+            "`docs/gpu.md` says how to make one (`tools/device_check.sh`, one call of at most 6 minutes)."
         )
-        table = bench.ratio_table(record)
-        cells = []
-        for _, variant, n, c in BENCH_COLUMNS:
-            value = table[variant].get((n, c)) if variant in table else None
-            cells.append("not measured" if value is None or value != value else f"{value:.2f}")
-        row = [
-            f"`{name}.json`",
-            f"{machine}, {env['torch_threads']} thread(s)",
-            env["torch"],
-            env.get("klloss", "not recorded (older code)"),
-            env["date"],
-            *cells,
+    parts = []
+    for name in names:
+        record = bench.load_lm_results(name)
+        env = record["environment"]
+        state, sentence = bench.code_state(record)
+        parts += [
+            f"`data/bench/lm/{name}.json`: {env.get('gpu', env['device'])}, torch {env['torch']}, "
+            f"Triton {env['triton']}, Liger-Kernel {env['liger-kernel']}, {env['date']}; "
+            f"{state}: {sentence}. "
+            f"Copy bandwidth measured in the same run: {record['copy_bandwidth'] / 1e12:.2f} TB/s.",
+            "",
+            "| size | variant | ms | x floor | peak above inputs (GiB) |",
+            "|---|---|---|---|---|",
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        for (size, variant), row in bench.lm_table(record).iterrows():
+            peak = row["peak above inputs (GiB)"]
+            peak = "not measured" if peak != peak or peak is None else f"{peak:.2f}"
+            parts.append(f"| {size} | {variant} | {row['ms']:.3f} | {row['x floor']:.2f} | {peak} |")
+        parts.append("")
+    return "\n".join(parts).rstrip("\n")
 
 
-def render(text, record=None):
-    """README text with both generated parts rewritten from the stored timings."""
-    record = measured_times() if record is None else record
-    text = GLOSSARY.sub(lambda m: m[1] + course.glossary.as_markdown() + "\n" + m[2], text)
-    text = NOTEBOOKS.sub(lambda m: m[1] + notebook_table(record) + "\n" + m[2], text)
-    return BENCH.sub(lambda m: m[1] + bench_table() + "\n" + m[2], text)
+GENERATED = {
+    README: [(NOTEBOOKS, notebook_table)],
+    DOCS / "glossary.md": [(GLOSSARY, lambda: course.glossary.as_markdown())],
+    DOCS / "performance.md": [(BENCH, bench_table), (BENCH_LM, lm_bench_text)],
+    DOCS / "architecture.md": [(IMPORTS, lambda: architecture.as_markdown())],
+}
+"""{file: [(section pattern, what writes its body)]}."""
+
+
+def render(path, text):
+    """``text`` (the file at ``path``) with its generated parts rewritten."""
+    for pattern, body in GENERATED[path]:
+        text = pattern.sub(lambda m, body=body: m[1] + body() + "\n" + m[2], text)
+    return text
+
+
+def main():
+    for path in GENERATED:
+        text = path.read_text(encoding="utf-8")
+        new = render(path, text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print("rewrote", path.relative_to(ROOT))
 
 
 if __name__ == "__main__":
-    README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
+    main()

@@ -12,9 +12,15 @@ gets one.
 nbclient with record_timing off, only the kernelspec and cell tags kept as metadata, written
 with nbformat: refreshing twice with no code change gives byte-identical files. Every notebook
 is run; all failures are reported, then the exit status is 1 if any failed.
+
+A cell may carry a stable id in the script (``# %% [markdown] id="loss"``; every Markdown cell
+does, since it keys the cell's Chinese translation, see course/i18n.py): it becomes the
+notebook cell's id and is written back to the script. Other cells get a positional id
+(``cell-07``), which changes when a cell is inserted before them.
 """
 
 import argparse
+import copy
 import subprocess
 import sys
 import time
@@ -25,7 +31,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-from course import nbenv
+from course import i18n, nbenv
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -46,6 +52,10 @@ def script_text(nb):
     """The paired script's text for notebook ``nb``: jupytext's percent form, then ruff's format
     (the project's linter checks the scripts; jupytext alone leaves one blank line, not two,
     before a cell that starts with a ``def``). Reading it back gives the same cells."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:  # a stable id goes back into the script's cell metadata
+        if cell.get("id") and not i18n.POSITIONAL.fullmatch(cell.id):
+            cell.metadata = nbformat.NotebookNode({"id": cell.id, **cell.metadata})
     text = jupytext.writes(nb, fmt=FORMAT, config=JUPYTEXT)
     ruff = [sys.executable, "-m", "ruff", "format", "--quiet", "--stdin-filename", "notebooks/script.py", "-"]
     return subprocess.run(ruff, input=text, capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -64,10 +74,25 @@ def source(path):
 COLLAPSED_TAG = "solution"
 
 
+def stable_id(cell, seen):
+    """The cell's stable id from its metadata (checked, unique in the notebook), or None."""
+    key = cell.metadata.get("id")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not i18n.KEY.fullmatch(key) or i18n.POSITIONAL.fullmatch(key):
+        raise ValueError(f"cell id {key!r}: use letters, digits, - and _, and not the positional cell-NN")
+    if key in seen:
+        raise ValueError(f"cell id {key!r} is used twice in one notebook")
+    seen.add(key)
+    return key
+
+
 def normalise(nb):
     """Keep only what a reader needs and what does not change from run to run."""
     nb.metadata = nbformat.NotebookNode({"kernelspec": KERNELSPEC})
+    seen = set()
     for index, cell in enumerate(nb.cells):
+        key = stable_id(cell, seen)
         tags = list(cell.metadata.get("tags", []))
         metadata = {"tags": tags} if tags else {}
         if COLLAPSED_TAG in tags:
@@ -76,7 +101,7 @@ def normalise(nb):
                 hidden["outputs_hidden"] = True
             metadata["jupyter"] = hidden
         cell.metadata = nbformat.NotebookNode(metadata)
-        cell.id = f"cell-{index:02d}"
+        cell.id = key or f"cell-{index:02d}"
     return nb
 
 

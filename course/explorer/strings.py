@@ -1,0 +1,48 @@
+"""Every word the explorer shows, in one dict per language.
+
+The page (:mod:`.page`), the Vega spec (:mod:`.vega_spec`, as the signal ``text``) and the page's
+script (``explorer.js``, through that signal) all read their words from here, so a second
+language is one more dict with the same keys. ``{name}`` fields are filled with
+:meth:`str.format` in Python; the Vega expressions join the pieces with the numbers.
+"""
+
+LABELS = {
+    "en": {
+        # the rows of the heatmaps (course.explorer.rows)
+        "row": "sample {i} · y = {y}",
+        "row_relabelled": "sample 0 relabelled · y = {y}",
+        # the controls, above the chart
+        "fallback": (
+            "The explorer needs JavaScript, which is not running here (in JupyterLab: the notebook "
+            "is not trusted; run the notebook, or trust it). The static figure below shows the same."
+        ),
+        "beta_control": "margin scale {value} (log scale)",
+        "offset_control": "offset {value}",
+        "beta_value": "β = ",
+        "offset_value": "k = ",
+        "article_tick": "▲ {value} (article)",
+        "readout": "loss on the article's batch",
+        "readout_without_js": "L = ? (needs JavaScript)",
+        "loss_value": "L = ",
+        "negative": "  (negative)",
+        # the chart
+        "description": "klloss_v2 explorer: weights, weighted terms, loss and q* as beta and the offset move",
+        "weights_title": "weight w = k + m/β (one fixed colour scale)",
+        "weighted_title": "weighted terms w·p·(log p − log q)",
+        "class_axis": "c = ",
+        "per_sample": "Lᵢ = ",
+        "not_in_loss": "not in L",
+        "weight_note": "outlined: the label (m = 0, w = k).  w < 0 where a class beats the label by more than kβ = ",
+        "label_mark": " (y)",
+        "no_minimum": "no q*: a weight is < 0, the loss has no minimum",
+        "teacher": "p = softmax(z), the teacher",
+        "pulled_to": "q* = w ⊙ p / W, the student the loss pulls towards",
+        # the line under the loss: L = k KL + M / beta and where it turns negative
+        "why_parts": "L = k·KL + M/β with KL = ",
+        "why_m": ", M = ",
+        "why_never_positive": ": negative for every β at k = 0",
+        "why_negative_below": ": negative for β < ",
+        "why_at_offset": " at k = ",
+    },
+}
+"""{language: {key: text}}; every language has the keys of ``"en"``."""

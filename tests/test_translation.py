@@ -1,0 +1,379 @@
+"""The Chinese edition cannot drift from the English one.
+
+Both come from the same executed notebooks: a Chinese notebook (notebooks/zh/) is its English
+notebook with the Markdown cells taken from the translation file (notebooks/NN-name.zh.md, one
+entry per cell id, recording the digest of the English it translates) and every Markdown output
+written again from its Chinese template with the values the English run stored. These tests fail,
+naming the cell, when an English cell changes and its translation does not, when a cell has no
+translation, when the Chinese types a number the English does not, when a Chinese page uses a
+variant of a term, and when notebooks/zh/ is not what `make zh` writes.
+"""
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from course import glossary, i18n
+from tools import refresh, translate
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EDITION = [p for p in NOTEBOOKS if p.stem not in translate.PENDING]
+CHINESE = sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))
+NUMBER = re.compile(r"\d+")
+# what may hold a variant of a term: the article's words quoted in “...”, code and formulas
+QUOTED = re.compile(r"“[^”]*”|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", re.S)
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def _entries(path):
+    return i18n.read(i18n.translation_path(path))
+
+
+# ---- what is translated ----
+
+
+def test_every_notebook_is_translated_or_pending_with_a_reason():
+    stems = {p.stem for p in NOTEBOOKS}
+    assert set(translate.PENDING) <= stems, "PENDING names a notebook that does not exist"
+    assert all(reason.strip() for reason in translate.PENDING.values())
+    for path in NOTEBOOKS:
+        has_file = i18n.translation_path(path).is_file()
+        assert has_file == (path.stem not in translate.PENDING), path.stem
+    assert [p.name for p in CHINESE] == [p.name for p in EDITION]
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_every_markdown_cell_and_output_has_a_current_translation(path):
+    found = translate.problems(_read(path), _entries(path), path.stem, i18n.messages())
+    assert not found, "\n".join(found) + "\n(python -m tools.translate status shows the English of each)"
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_the_chinese_types_no_number_the_english_does_not(path):
+    # every number a reader sees comes from code; the prose types only the English's constants
+    # (k = 8, N = 2, notebook 04, ...), and the Chinese types exactly those
+    cells = {cell.id: cell.source for cell in _read(path).cells if cell.cell_type == "markdown"}
+    for (kind, key), entry in _entries(path).items():
+        if kind == "cell":
+            english, chinese = set(NUMBER.findall(cells.get(key, ""))), set(NUMBER.findall(entry.text))
+            only = f"only in Chinese {chinese - english}, only in English {english - chinese}"
+            assert chinese == english, f"{path.stem} cell {key!r}: {only}"
+
+
+def _chinese_texts():
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "notebooks").glob("*.zh.md"))}
+    texts["README.zh.md"] = (ROOT / "README.zh.md").read_text(encoding="utf-8")
+    texts["course/glossary.py"] = "\n".join(meaning for _, meaning, _, _ in glossary.ZH.values())
+    return texts
+
+
+@pytest.mark.parametrize("name", list(_chinese_texts()))
+def test_every_chinese_page_uses_one_term_per_idea(name):
+    text = QUOTED.sub(" ", i18n.COMMENT.sub(" ", _chinese_texts()[name]))
+    used = {variant: term for variant, term in glossary.AVOID.items() if variant in text}
+    assert not used, f"{name}: variants used (write the term instead): {used}"
+
+
+ARTICLE = next(
+    (
+        folder / "shared" / "source" / "klloss_v2-article.txt"
+        for folder in Path(__file__).resolve().parents
+        if (folder / "shared" / "source" / "klloss_v2-article.txt").is_file()
+    ),
+    None,
+)
+QUOTE = re.compile(r"“([^”]*)”")
+
+
+@pytest.mark.skipif(ARTICLE is None, reason="the article lives in shared/source beside the clone")
+def test_chinese_quotes_are_the_articles_words_brief_and_exact():
+    # “...” is kept for the article's own words: quoted only where a point depends on them,
+    # briefly, and exactly as the article has them
+    article = ARTICLE.read_text(encoding="utf-8")
+    texts = {name: i18n.COMMENT.sub(" ", text) for name, text in _chinese_texts().items()}
+    quotes = [(name, q) for name, text in texts.items() for q in QUOTE.findall(text)]
+    quotes += [(f"glossary {key}", words) for key, (_, _, words, _) in glossary.ZH.items() if words]
+    assert quotes
+    for name, quote in quotes:
+        assert quote in article, f"{name}: “{quote}” is not the article's"
+        assert len(quote) <= 30, f"{name}: “{quote}” is more than a brief quote"
+
+
+def test_the_terms_check_can_fail():
+    text = "教师的边距很大，原文称之为“差异矩阵”，代码是 `margin`。"
+    stripped = QUOTED.sub(" ", text)
+    assert "边距" in stripped  # a variant in the prose is caught
+    assert "差异矩阵" not in stripped  # the article's word, quoted, is allowed
+
+
+# ---- drift, on copies of a real notebook ----
+
+
+@pytest.fixture
+def cheat_sheet():
+    path = ROOT / "notebooks" / "00-cheat-sheet.ipynb"
+    return _read(path), _entries(path)
+
+
+def test_a_changed_english_cell_is_named(cheat_sheet):
+    nb, entries = cheat_sheet
+    assert not translate.problems(nb, entries, "00", i18n.messages())
+    cell = next(c for c in nb.cells if c.id == "loss")
+    cell.source = cell.source.replace("it is not a temperature", "it is never a temperature")
+    found = translate.problems(nb, entries, "00", i18n.messages())
+    assert len(found) == 1
+    assert "cell 'loss' changed in English" in found[0]
+
+
+def test_a_cell_without_translation_or_id_is_named_and_nothing_falls_back(cheat_sheet):
+    nb, entries = cheat_sheet
+    del entries[("cell", "pitfalls")]
+    found = translate.problems(nb, entries, "00", i18n.messages())
+    assert found == ["00: cell 'pitfalls' has no Chinese translation"]
+    nb.cells.insert(3, nbformat.v4.new_markdown_cell("A new paragraph.", id="cell-03"))
+    found = translate.problems(nb, entries, "00", i18n.messages())
+    assert "00: Markdown cell 3 has no stable id: python -m tools.translate keys" in found
+    # an entry whose English cell is gone is named too
+    entries[("cell", "gone")] = i18n.Entry("cell", "gone", "0" * 12, "旧的", 1)
+    assert any("cell 'gone' matches nothing" in line for line in translate.problems(nb, entries, "00", {}))
+
+
+def test_a_translation_still_to_do_is_not_a_translation():
+    text = "<!-- cell title en:0123456789ab -->\n<!-- TODO translate:\n# Title\n-->\n"
+    (entry,) = i18n.parse(text)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title", id="title")])
+    entry = i18n.Entry(entry.kind, entry.key, i18n.digest("# Title"), entry.text, entry.line)
+    assert translate.problems(nb, {("cell", "title"): entry}, "09", {}) == [
+        "09: cell 'title' is still to be translated"
+    ]
+
+
+def test_translation_files_are_checked_as_they_are_read():
+    with pytest.raises(ValueError, match="twice"):
+        i18n.parse("<!-- cell a en:0123456789ab -->\nx\n<!-- cell a en:0123456789ab -->\ny\n")
+    with pytest.raises(ValueError, match="before the first"):
+        i18n.parse("stray text\n<!-- cell a en:0123456789ab -->\nx\n")
+    with pytest.raises(ValueError, match="stable id"):
+        i18n.parse("<!-- cell cell-03 en:0123456789ab -->\nx\n")
+    (entry,) = i18n.parse("<!-- a comment -->\n\n<!-- cell a en:0123456789ab -->\n\n中文\n\n")
+    assert (entry.key, entry.text, entry.line) == ("a", "中文", 3)
+
+
+# ---- stable ids ----
+
+
+SCRIPT = """# %% [markdown] id="title"
+# # 09 · T
+#
+# *s*
+
+# %%
+x = 1
+
+# %% [markdown] id="loss" tags=["solution"]
+# ## The loss
+
+# %% [markdown]
+# no id yet
+"""
+
+
+def test_ids_survive_a_refresh_and_the_insertion_of_a_cell(tmp_path):
+    script = tmp_path / "09-t.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    nb = refresh.normalise(refresh.source(script.with_suffix(".ipynb")))
+    assert [c.id for c in nb.cells] == ["title", "cell-01", "loss", "cell-03"]
+    assert nb.cells[2].metadata == {"tags": ["solution"], "jupyter": {"source_hidden": True}}
+    # written back to the script, the ids (and only they, and the tags) come back
+    assert refresh.script_text(nb).splitlines()[0] == '# %% [markdown] id="title"'
+    assert '# %% [markdown] id="loss" tags=["solution"]' in refresh.script_text(nb)
+    # a cell inserted before them renumbers the positional ids, never the stable ones
+    script.write_text("# %% [markdown]\n# inserted\n\n" + SCRIPT, encoding="utf-8")
+    nb = refresh.normalise(refresh.source(script.with_suffix(".ipynb")))
+    assert [c.id for c in nb.cells] == ["cell-00", "title", "cell-02", "loss", "cell-04"]
+    # tools.translate keys names the cells without one, from their first words, and keeps the rest
+    assert translate.add_keys(script) == ["inserted", "no-id-yet"]
+    again = jupytext.read(script, fmt=refresh.FORMAT, config=refresh.JUPYTEXT)
+    assert [c.metadata.get("id") for c in again.cells] == ["inserted", "title", None, "loss", "no-id-yet"]
+
+
+def test_a_bad_or_repeated_id_is_refused():
+    for bad in ("cell-04", "two words", ""):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x", metadata={"id": bad})])
+        with pytest.raises(ValueError, match="cell id"):
+            refresh.normalise(nb)
+    twice = [nbformat.v4.new_markdown_cell("x", metadata={"id": "a"}) for _ in range(2)]
+    with pytest.raises(ValueError, match="twice"):
+        refresh.normalise(nbformat.v4.new_notebook(cells=twice))
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_every_markdown_cell_of_the_edition_has_a_stable_id(path):
+    for cell in _read(path).cells:
+        if cell.cell_type == "markdown":
+            assert not i18n.POSITIONAL.fullmatch(cell.id), cell.source[:60]
+
+
+# ---- Markdown outputs made by code ----
+
+
+def test_a_message_is_computed_once_and_worded_per_language(monkeypatch):
+    output = i18n.markdown("t-test", "**T = {T:g}**, {share:.1%} moved", T=4.0, share=0.123)
+    assert output.spec == {
+        "message": "t-test",
+        "template": "**T = {T:g}**, {share:.1%} moved",
+        "values": {"T": 4.0, "share": 0.123},
+    }
+    zh = {
+        "t-test": i18n.Entry(
+            "message", "t-test", i18n.digest(output.spec["template"]), "**T = {T:g}**，移动了 {share:.1%}", 1
+        )
+    }
+    assert i18n.render_output(output.spec, "en") == "**T = 4**, 12.3% moved"
+    assert i18n.render_output(output.spec, "zh", zh) == "**T = 4**，移动了 12.3%"
+    monkeypatch.setenv("KLLOSS_LANG", "en")
+    text, metadata = output._repr_markdown_()
+    assert text == "**T = 4**, 12.3% moved"
+    assert metadata == {"klloss_i18n": output.spec}
+    # no fall-back: a missing or out-of-date Chinese template is an error naming the message
+    with pytest.raises(KeyError, match="t-test"):
+        i18n.render_output(output.spec, "zh", {})
+    stale = {"t-test": zh["t-test"].__class__("message", "t-test", "0" * 12, "旧", 1)}
+    with pytest.raises(ValueError, match="older English template"):
+        i18n.render_output(output.spec, "zh", stale)
+
+
+def test_a_message_is_checked_when_made():
+    with pytest.raises(ValueError, match="key"):
+        i18n.markdown("cell-01", "x")
+    with pytest.raises(TypeError, match="'T'"):
+        i18n.markdown("k", "{T}", T=[1, 2])
+    with pytest.raises(KeyError):
+        i18n.markdown("k", "{missing}")
+    with pytest.raises(ValueError, match="name"):
+        i18n.rendered("no-such-renderer")
+
+
+def test_the_language_comes_from_the_environment_or_the_notebook_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("KLLOSS_LANG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert i18n.language() == "en"
+    monkeypatch.chdir(i18n.ZH_NOTEBOOKS)
+    assert i18n.language() == "zh"
+    monkeypatch.setenv("KLLOSS_LANG", "en")
+    assert i18n.language() == "en"
+    monkeypatch.setenv("KLLOSS_LANG", "fr")
+    with pytest.raises(ValueError, match="KLLOSS_LANG"):
+        i18n.language()
+
+
+def test_a_kernel_takes_its_language_from_its_folder_not_the_callers_shell():
+    env = {**os.environ, "KLLOSS_LANG": "zh"}
+    script = "from course import nbenv; import os; nbenv.apply(); print(os.environ.get('KLLOSS_LANG'))"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_markdown_outputs_are_their_templates_rendering(path):
+    for cell, output in translate.markdown_outputs(_read(path)):
+        spec = translate.output_spec(output)
+        if spec is None:
+            assert path.stem in translate.PENDING, (
+                f"{path.stem} cell {cell.id}: Markdown output not from course.i18n"
+            )
+            continue
+        assert i18n.render_output(spec, "en") == output.data["text/markdown"], cell.id
+
+
+def test_a_markdown_output_not_from_i18n_is_named():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("Markdown('x')", id="cell-00")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={"text/markdown": "x", "text/plain": "x"})
+    ]
+    assert translate.problems(nb, {}, "09", {}) == [
+        "09: cell cell-00 has a Markdown output not made by course.i18n"
+    ]
+
+
+# ---- the Chinese notebooks ----
+
+
+def test_the_chinese_notebooks_are_what_make_zh_writes(tmp_path):
+    written = translate.build(ROOT / "notebooks", tmp_path)
+    assert [p.name for p in written] == [p.name for p in CHINESE]
+    for path in written:
+        committed = ROOT / "notebooks" / "zh" / path.name
+        assert path.read_bytes() == committed.read_bytes(), f"{path.name} is stale: run `make zh` and commit"
+
+
+@pytest.mark.parametrize("path", CHINESE, ids=lambda p: p.stem)
+def test_a_chinese_notebook_is_its_english_run_with_chinese_prose(path):
+    english, chinese = _read(ROOT / "notebooks" / path.name), _read(path)
+    entries = _entries(path)
+    assert chinese.metadata == english.metadata
+    assert [c.id for c in chinese.cells] == [c.id for c in english.cells]
+    for en, zh in zip(english.cells, chinese.cells, strict=True):
+        if en.cell_type == "markdown":
+            assert zh.source == entries[("cell", en.id)].text
+            continue
+        assert (zh.source, zh.metadata, zh.get("execution_count")) == (
+            en.source,
+            en.metadata,
+            en.get("execution_count"),
+        )
+        for out_en, out_zh in zip(en.get("outputs", []), zh.get("outputs", []), strict=True):
+            spec = translate.output_spec(out_en)
+            if spec is not None:  # the same values, the Chinese words
+                out_en = copy.deepcopy(out_en)
+                out_en.data["text/markdown"] = i18n.render_output(spec, "zh")
+            assert out_zh == out_en
+
+
+def test_the_glossary_is_in_chinese_in_the_chinese_walkthrough():
+    nb = _read(ROOT / "notebooks" / "zh" / "01-walkthrough.ipynb")
+    (_, output), *_ = list(translate.markdown_outputs(nb))
+    assert output.data["text/markdown"] == glossary.as_markdown(lang="zh")
+
+
+def test_the_chinese_notebooks_are_not_paired_with_scripts():
+    # JupyterLab with jupytext would otherwise save a .py beside each (the root jupytext.toml pairs)
+    folder = ROOT / "notebooks" / "zh"
+    config = jupytext.config.load_jupytext_configuration_file(
+        str(jupytext.config.find_jupytext_configuration_file(str(folder)))
+    )
+    assert config.default_formats(str(folder / "00-cheat-sheet.ipynb")) == "ipynb"
+    assert not list(folder.glob("*.py"))
+
+
+def test_the_build_names_every_problem_and_writes_nothing(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    nb = _read(ROOT / "notebooks" / "00-cheat-sheet.ipynb")
+    for cell in nb.cells:
+        if cell.id in ("loss", "pitfalls"):
+            cell.source += "\n\nOne more English sentence."
+    nbformat.write(nb, src / "00-cheat-sheet.ipynb")
+    with pytest.raises(translate.TranslationError) as error:
+        translate.build(src, tmp_path / "out")
+    assert "'loss'" in str(error.value)
+    assert "'pitfalls'" in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_chinese_title_and_summary_lines_are_where_the_site_reads_them():
+    for path in CHINESE:
+        first = _read(path).cells[0].source.splitlines()
+        assert first[0].startswith(f"# {path.name[:2]} · "), path.name
+        assert any(line.startswith("*") and line.endswith("*") for line in first), path.name

@@ -1,0 +1,520 @@
+"""The Triton kernels (klloss._triton) against the float64 oracle and the torch path.
+
+Without a GPU they run on the CPU in Triton's interpreter: tests/conftest.py sets
+TRITON_INTERPRET=1 before klloss is imported wherever CUDA is not available. On a GPU the same
+checks run compiled (tests/test_cuda.py adds what only a GPU shows: host synchronisation, speed).
+
+The error model. A correct float32 computation of L_i = sum_c w_c p_c (log p_c - log q_c) rounds
+each term relative to its size, (|m_c|/beta + |k|) p_c (1 + |log p_c| + |log q_c|): the weight
+relative to its two parts (margin first, then scaled), the log-probabilities relative to their own
+size, which a shift of the logits does not change. Sums add one rounding per level of the
+block's tree and one per block. So |L_i - L_i*| <= TOL(C) * size_i with
+TOL(C) = 16 eps32 (4 + log2 C + blocks), and the same for the gradient q_c W - w_c p_c with the
+sizes of its two parts; a float16/bfloat16 gradient adds one rounding to its own precision. Each
+rounding may also lose an absolute 2**-150 where numbers fall below float32's normal range (a
+weight of m / 1e30 makes a gradient of 1e-40), so TOL(C) / eps32 of those are allowed besides.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from helpers import COMPILE_WARNINGS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import klloss
+from klloss import _triton
+from klloss.options import Options
+
+# the lock pins Triton for the tests; only `make test-oldest`, which checks the library on its
+# oldest numpy, runs without it
+pytestmark = pytest.mark.skipif(_triton.triton is None, reason="Triton is not installed here")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+EPS32 = 2.0**-24
+ETA32 = 2.0**-150  # the absolute rounding error of float32 below its normal range
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def tol(c, block=None):
+    """TOL(C) of the error model above."""
+    blocks = math.ceil(c / (block or _triton.MAX_BLOCK))
+    return 16 * EPS32 * (4 + math.log2(max(c, 2)) + blocks)
+
+
+def oracle_rows(logits_t, input, target, label, options):
+    """float64 NumPy, from the formula: (L_i, dL_i/ds, size_i, gradient size), ignored rows 0,
+    classes with p = 0 adding 0 whatever their weight. Built on klloss.oracle.log_softmax."""
+    zm, s, z = (np.asarray(x, dtype=np.float64) for x in (logits_t, input, target))
+    y = np.asarray(label, dtype=np.int64)
+    kept = np.ones(y.shape, bool) if options.ignore_index is None else y != options.ignore_index
+    log_q, log_p = klloss.oracle.log_softmax(s), klloss.oracle.log_softmax(z)
+    q, p = np.exp(log_q), np.exp(log_p)
+    live = p > 0
+    if options.beta == math.inf:
+        scaled = np.zeros_like(z)
+    else:
+        z_label = zm[np.arange(len(y)), np.where(kept, y, 0)][:, None]
+        scaled = np.where(live, z_label - np.where(live, zm, 0.0), 0.0) / options.beta  # m / beta
+    w = np.where(live, scaled + options.offset, 0.0)
+    log_ratio = np.where(live, log_p, 0.0) - log_q  # log p - log q where p > 0
+    rows = (w * p * log_ratio).sum(1) * kept
+    grad = (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
+    part = (np.abs(scaled) + abs(options.offset)) * p * (1 + np.abs(np.where(live, log_p, 0.0)))
+    size = (part * (1 + np.abs(log_q))).sum(1)
+    grad_size = q * (1 + np.abs(log_q)) * part.sum(1, keepdims=True) + part
+    return rows, grad, size, grad_size
+
+
+def run(logits_t, input, target, label, options):
+    """The kernels' (loss, gradient w.r.t. input) on DEVICE; logits_t None when it is target."""
+    s = input.to(DEVICE).detach().requires_grad_(True)
+    z = target.to(DEVICE)
+    zm = None if logits_t is None else logits_t.to(DEVICE)
+    out = _triton.loss(s, z, zm, label.to(DEVICE), options)
+    (grad,) = torch.autograd.grad(out.sum(), s)
+    return out.detach().cpu(), grad.cpu()
+
+
+def batch(shape, c, dtype=torch.float32, seed=0, padding=3):
+    """(teacher, student, label): random logits of shape (*shape, C), every `padding`-th label -100."""
+    gen = torch.Generator().manual_seed(seed)
+    teacher = (3 * torch.randn(*shape, c, generator=gen, dtype=torch.float64)).to(dtype)
+    student = torch.randn(*shape, c, generator=gen, dtype=torch.float64).to(dtype)
+    label = torch.randint(0, c, shape, generator=gen)
+    if padding:
+        label.view(-1)[::padding] = -100
+    return teacher, student, label
+
+
+def check_against_oracle(teacher, student, label, options, logits_t=None, block=None):
+    """Per-row losses and the gradient from the kernels within the error model of the oracle's."""
+    c = student.shape[-1]
+    rows_options = Options(options.beta, options.offset, "none", options.ignore_index)
+    rows, grad = run(logits_t, student, teacher, label, rows_options)
+    flat = [x.reshape(-1, c).double().numpy() for x in (teacher if logits_t is None else logits_t, student)]
+    want, want_grad, size, grad_size = oracle_rows(
+        flat[0], flat[1], teacher.reshape(-1, c).double().numpy(), label.reshape(-1).numpy(), rows_options
+    )
+    bound = tol(c, block)
+    floor = bound / EPS32 * ETA32  # below float32's normal range
+    assert rows.dtype == torch.float32
+    assert rows.shape == label.shape
+    np.testing.assert_array_less(np.abs(rows.reshape(-1).double().numpy() - want), bound * size + floor)
+    assert grad.dtype == student.dtype
+    rounding = 0.0 if student.dtype == torch.float32 else torch.finfo(student.dtype).eps
+    got_grad = grad.reshape(-1, c).double().numpy()
+    error = np.abs(got_grad - want_grad)
+    assert np.all(error <= bound * grad_size + rounding * np.abs(want_grad) + floor), error.max()
+    return rows, grad
+
+
+def test_runs_interpreted_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("compiled on this machine")
+    assert _triton.INTERPRETED
+    assert _triton.available("cpu")
+
+
+@pytest.mark.parametrize(
+    ("shape", "c"),
+    [((8,), 1), ((16,), 10), ((2, 4), 37), ((6,), 1000), ((3,), 5000)],
+    ids=["C=1", "C=10", "C=37 (not a power of 2), (B, T, C)", "C=1000", "C=5000 (two blocks)"],
+)
+def test_matches_the_oracle(shape, c):
+    teacher, student, label = batch(shape, c)
+    check_against_oracle(teacher, student, label, Options(1.5))
+
+
+@pytest.mark.parametrize("c", [100, 64, 17])
+def test_block_loop_matches_the_oracle(c, monkeypatch):
+    # blocks of 16 classes: 100 = 6 x 16 + 4 (a part block at the end), 64 = 4 full blocks
+    monkeypatch.setattr(_triton, "MAX_BLOCK", 16)
+    teacher, student, label = batch((5,), c, seed=c)
+    teacher[1, 40 % c] += 30.0  # a new maximum late in a row rescales the sums
+    check_against_oracle(teacher, student, label, Options(0.7), block=16)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs(dtype):
+    teacher, student, label = batch((12,), 300, dtype)
+    rows, grad = check_against_oracle(teacher, student, label, Options(1.5))
+    assert grad.dtype == dtype
+    assert rows.dtype == torch.float32
+
+
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [-100, None, 4])
+def test_reductions_and_ignore_index_match_the_torch_path(reduction, ignore_index):
+    teacher, student, label = batch((3, 5), 10, seed=1)
+    if ignore_index != -100:  # no padding, or padding marked by a class (4)
+        label = label.clamp(min=0)
+        label.view(-1)[::4] = 4
+    options = Options(2.0, offset=3.0, reduction=reduction, ignore_index=ignore_index)
+    got, grad = run(None, student, teacher, label, options)
+    s = student.double().requires_grad_(True)
+    want = klloss.klloss_v2(
+        teacher.double(),
+        s,
+        teacher.double(),
+        label,
+        2.0,
+        offset=3.0,
+        reduction=reduction,
+        ignore_index=ignore_index,
+    )
+    (want_grad,) = torch.autograd.grad(want.sum(), s)
+    assert got.dtype == torch.float32
+    assert got.shape == want.shape
+    torch.testing.assert_close(got.double(), want.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad.double(), want_grad, rtol=1e-5, atol=1e-7)
+    kept = label != ignore_index if ignore_index is not None else torch.ones_like(label, dtype=torch.bool)
+    assert torch.all(grad[~kept] == 0)
+    assert torch.all(grad[kept].abs().sum(-1) > 0)
+
+
+def test_batchmean_divides_by_the_rows_kept():
+    teacher, student, label = batch((10,), 10, padding=2)  # 5 of 10 rows ignored
+    rows, _ = run(None, student, teacher, label, Options(1.5, reduction="none"))
+    mean, _ = run(None, student, teacher, label, Options(1.5))
+    assert int((label != -100).sum()) == 5
+    torch.testing.assert_close(mean, rows.sum() / 5)
+
+
+def test_every_row_ignored_gives_zero():
+    teacher, student, label = batch((4,), 10)
+    label[:] = -100
+    for reduction in ("batchmean", "sum"):
+        loss, grad = run(None, student, teacher, label, Options(1.5, reduction=reduction))
+        assert loss.item() == 0.0
+        assert torch.all(grad == 0)
+
+
+def test_empty_batch():
+    teacher, student, label = batch((0,), 10)
+    loss, grad = run(None, student, teacher, label, Options(1.5))
+    assert loss.item() == 0.0
+    assert grad.shape == (0, 10)
+
+
+def test_separate_margin_logits_beta_inf_and_offset():
+    teacher, student, label = batch((6,), 50, seed=2)
+    margin_logits = teacher + torch.randn(teacher.shape, generator=torch.Generator().manual_seed(3))
+    check_against_oracle(teacher, student, label, Options(0.5, offset=-2.0), logits_t=margin_logits)
+    check_against_oracle(teacher, student, label, Options(math.inf, offset=5.0), logits_t=margin_logits)
+    # beta = inf: w = k, so the loss is k KL(p || q) and reads no label
+    rows, _ = run(None, student, teacher, label, Options(math.inf, offset=5.0, reduction="none"))
+    kl = torch.nn.functional.kl_div(
+        torch.log_softmax(student, -1), torch.log_softmax(teacher, -1), reduction="none", log_target=True
+    ).sum(-1)
+    torch.testing.assert_close(rows, torch.where(label == -100, 0.0, 5.0 * kl))
+
+
+def test_strided_inputs():
+    # a column slice (rows farther apart than C: read in place) and every other column (copied)
+    teacher, student, label = batch((6,), 60, seed=10)
+    wide = torch.cat([student, torch.zeros(6, 9)], dim=1)[:, :60]
+    assert wide.stride(0) == 69
+    check_against_oracle(teacher, wide, label, Options(1.5))
+    spaced = torch.stack([teacher, teacher], dim=-1).reshape(6, 120)[:, ::2]
+    assert spaced.stride(-1) == 2
+    check_against_oracle(spaced, student, label, Options(1.5))
+
+
+def test_int32_labels():
+    teacher, student, label = batch((6,), 20)
+    check_against_oracle(teacher, student, label.int(), Options(1.5))
+
+
+# the edge cases of the numerics issue
+
+
+def test_tied_huge_logits_give_the_oracle_loss():
+    # ties of +-1e30: every margin is 0 or 2e30, and only the tied maxima have p > 0
+    teacher = torch.tensor([[1e30, 1e30, -1e30, 1e30], [-1e30, 1e30, 1e30, -1e30]])
+    student = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1e30, 1e30, -1e30, 0.0]])
+    label = torch.tensor([0, 2])
+    rows, _ = check_against_oracle(teacher, student, label, Options(1.5))
+    assert torch.all(torch.isfinite(rows))
+
+
+@pytest.mark.parametrize("shift", [30.0, 1e4, -1e4])
+def test_error_does_not_grow_with_a_shift(shift):
+    teacher, student, label = batch((8,), 200, seed=4)
+    for shifted in (teacher + shift, teacher), (teacher, student + shift), (teacher + shift, student + shift):
+        # the oracle reads the same float32 numbers; the bound is the unshifted one
+        check_against_oracle(shifted[0], shifted[1], label, Options(1.5))
+
+
+@pytest.mark.parametrize("beta", [1.5, 0.1])
+def test_classes_with_p_zero_add_nothing(beta):
+    # a teacher logit of -inf (a masked vocabulary entry) and one at float32's lowest: their weight
+    # is infinite (m / beta overflows at beta = 0.1) and p = 0, so they add 0 to loss and gradient
+    teacher, student, label = batch((6,), 40, seed=5)
+    label = label.clamp(min=0) % 30
+    teacher[:, 30:35] = -math.inf
+    teacher[:, 35] = torch.finfo(torch.float32).min
+    rows, grad = check_against_oracle(teacher, student, label, Options(beta))
+    assert torch.all(torch.isfinite(rows))
+    assert torch.all(torch.isfinite(grad))
+
+
+def test_rows_without_a_finite_loss_are_nan():
+    # rows of tied teacher logits but one class: every margin 0, or 10 on that class
+    teacher, student, label = batch((4,), 10, padding=0)
+    teacher[:] = 1.0
+    label[:] = torch.tensor([1, 2, 3, 4])
+    teacher[0, 1] = -math.inf  # z'_y = -inf: every other weight is -inf, on classes with p > 0
+    teacher[1, 0] = -9.0  # a margin of 10: 10 / 2**-126 overflows float32, on a class with p > 0
+    teacher[2, 0] = -150.0  # a margin of 151 overflows too, but p = 0 there (e^-151 in float32)
+    rows, grad = run(None, student, teacher, label, Options(2.0**-126, reduction="none"))
+    assert torch.isnan(rows[:2]).all()
+    assert torch.isnan(grad[:2]).all()
+    # margins of 0 stay finite, even at the smallest beta, and a class with p = 0 adds nothing
+    assert torch.isfinite(rows[2:]).all()
+    assert torch.isfinite(grad[2:]).all()
+    check_against_oracle(teacher[2:], student[2:], label[2:], Options(2.0**-126))
+
+
+def test_labels_outside_the_classes_give_nan_rows_and_touch_nothing_else():
+    teacher, student, label = batch((5,), 10, padding=0)
+    label[1], label[3] = 10, -7  # outside [0, 10), and not ignore_index
+    rows, grad = run(None, student, teacher, label, Options(1.5, reduction="none"))
+    bad = torch.tensor([False, True, False, True, False])
+    assert torch.isnan(rows[bad]).all()
+    assert torch.isnan(grad[bad]).all()
+    good_rows, good_grad = run(
+        None, student[~bad], teacher[~bad], label[~bad], Options(1.5, reduction="none")
+    )
+    torch.testing.assert_close(rows[~bad], good_rows, rtol=0, atol=0)
+    torch.testing.assert_close(grad[~bad], good_grad, rtol=0, atol=0)
+    mean, _ = run(None, student, teacher, label, Options(1.5))
+    assert torch.isnan(mean)
+
+
+@st.composite
+def hard_batches(draw):
+    """(teacher, student, label, options, block): shifts, ties, huge magnitudes, -inf teacher
+    entries, extreme beta and k, and sometimes blocks of 16 to run the loop."""
+    n, c = draw(st.integers(1, 4)), draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-3, 1.0, 10.0, 1e30]))
+    teacher, student = scale * rng.normal(size=(n, c)), scale * rng.normal(size=(n, c))
+    label = rng.integers(0, c, size=n)
+    if draw(st.booleans()):  # ties: a few classes take one value
+        tied = rng.integers(0, c, size=max(1, c // 2))
+        teacher[:, tied] = teacher[:, tied[:1]]
+    teacher += draw(st.sampled_from([0.0, 50.0, -1e4, 1e4]))
+    student += draw(st.sampled_from([0.0, 30.0, 1e4]))
+    if draw(st.booleans()) and c > 1:  # masked vocabulary: -inf teacher logits, never the label
+        masked = rng.random((n, c)) < 0.3
+        masked[np.arange(n), label] = False
+        teacher[masked] = -np.inf
+    beta = draw(st.sampled_from([2.0**-126, 1e-30, 0.01, 1.5, 1e6, 1e30, 2.0**127, math.inf]))
+    offset = draw(st.sampled_from([-1e3, -8.0, 0.0, 8.0, 1e3]))
+    block = draw(st.sampled_from([None, 16]))
+    as32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    return as32(teacher), as32(student), torch.tensor(label), Options(beta, offset, "none"), block
+
+
+def _in_float32_range(teacher, student, label, options):
+    """Rows whose weights and loss terms all lie far inside float32's range (size_i <= 1e36)."""
+    keep = np.ones(len(label), bool)
+    if options.beta != math.inf:
+        z = teacher.double().numpy()
+        z_label = z[np.arange(len(label)), label.numpy()][:, None]
+        live = np.exp(klloss.oracle.log_softmax(z)) > 0
+        scaled = np.abs(np.where(live, z_label - np.where(live, z, 0.0), 0.0)) / options.beta
+        keep = ~(scaled > FLOAT32_MAX).any(1)  # a weight beyond float32: no size to compare at
+    rows = torch.from_numpy(np.flatnonzero(keep))
+    parts = (teacher[rows].double(), student[rows].double(), teacher[rows].double(), label[rows])
+    _, _, size, grad_size = oracle_rows(*parts, options)
+    fits = np.zeros(len(label), bool)
+    fits[rows.numpy()] = (size <= 1e36) & (grad_size.max(1, initial=0.0) <= 1e36)
+    return fits
+
+
+@settings(max_examples=int(os.environ.get("KLLOSS_TRITON_EXAMPLES", "40")))
+@given(drawn=hard_batches())
+def test_hard_inputs_match_the_oracle(drawn):
+    teacher, student, label, options, block = drawn
+    # rows whose float32 loss overflows are left out (the NaN rows have tests of their own)
+    fits = torch.from_numpy(_in_float32_range(teacher, student, label, options))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_triton, "MAX_BLOCK", block or _triton.MAX_BLOCK)
+        if fits.any():
+            check_against_oracle(teacher[fits], student[fits], label[fits], options, block=block)
+
+
+# composition: torch.func, double backward, torch.compile
+
+
+def _torch_path(s, z, label, reduction="batchmean"):
+    return klloss.klloss_v2(z.double(), s, z.double(), label, 1.5, reduction=reduction)
+
+
+def test_torch_func_grad_vmap_and_jacrev():
+    teacher, student, label = batch((4,), 12, seed=6)
+    z, s, y = teacher.to(DEVICE), student.to(DEVICE), label.to(DEVICE)
+
+    def ours(x, reduction="batchmean"):
+        return _triton.loss(x, z, None, y, Options(1.5, reduction=reduction))
+
+    def theirs(x, reduction="batchmean"):
+        return _torch_path(x, z, y, reduction).float()
+
+    torch.testing.assert_close(torch.func.grad(ours)(s), torch.func.grad(theirs)(s.double()).float())
+    batch_of_students = torch.stack([s, 2 * s, s - 1])
+    torch.testing.assert_close(
+        torch.func.vmap(torch.func.grad(ours))(batch_of_students),
+        torch.func.vmap(torch.func.grad(theirs))(batch_of_students.double()).float(),
+    )
+    torch.testing.assert_close(
+        torch.func.jacrev(lambda x: ours(x, "none"))(s),
+        torch.func.jacrev(lambda x: theirs(x, "none"))(s.double()).float(),
+    )
+
+
+def test_double_backward_matches_the_torch_path():
+    teacher, student, label = batch((5,), 9, seed=7)
+    direction = torch.randn(student.shape, generator=torch.Generator().manual_seed(8))
+    results = []
+    for fn, dtype in ((_triton.loss, torch.float32), (None, torch.float64)):
+        s = student.to(DEVICE, dtype).requires_grad_(True)
+        z, y = teacher.to(DEVICE), label.to(DEVICE)
+        loss = fn(s, z, None, y, Options(1.5)) if fn else _torch_path(s, z, y)
+        (grad,) = torch.autograd.grad(loss, s, create_graph=True)
+        (hvp,) = torch.autograd.grad((grad * direction.to(DEVICE, dtype)).sum(), s)
+        results.append(hvp.double().cpu())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-4, atol=1e-7)
+
+
+@COMPILE_WARNINGS[0]
+@COMPILE_WARNINGS[1]
+def test_compiles_with_fullgraph():
+    # on the CPU the interpreted kernels are opaque ops to the compiler (shape-only fake kernels);
+    # on a GPU tests/test_cuda.py compiles them with Inductor, which sees the kernels
+    teacher, student, label = batch((2, 3), 20, seed=9)
+    z, y = teacher.to(DEVICE), label.to(DEVICE)
+
+    def fn(x):
+        return _triton.loss(x, z, None, y, Options(1.5))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    results = []
+    for f in (fn, compiled):
+        s = student.to(DEVICE).requires_grad_(True)
+        loss = f(s)
+        loss.backward()
+        results.append((loss.detach(), s.grad))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=0)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)
+
+
+# compiled for a GPU, without one: Triton's compiler down to a Hopper binary (the interpreter
+# accepts code that the compiler refuses, such as a loop that reassigns a name of another type)
+
+COMPILE_FOR_A_GPU = """
+import itertools, sys, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from klloss import _triton
+
+scalars = {"C": "i32", "limit": "fp32", "scale": "fp32", "offset": "fp32", "ignore_index": "i64"}
+def signature(kernel, dtype, switches):
+    types = {}  # in the kernel's order of arguments
+    for name in kernel.arg_names:
+        if name in switches:
+            types[name] = "constexpr"
+        elif name.endswith("stride"):
+            types[name] = "i64"
+        elif name in scalars:
+            types[name] = scalars[name]
+        elif name in ("label_ptr",):
+            types[name] = "*i64"
+        elif name in ("loss_ptr", "stats_ptr", "grad_out_ptr"):
+            types[name] = "*fp32"
+        else:
+            types[name] = "*" + dtype
+    return types
+
+cases = [("bf16", True, False, False, True, 4096), ("fp32", False, True, True, True, 16),
+         ("fp16", True, False, False, False, 1024)]
+for (dtype, ignore, separate, beta_inf, reciprocal, block), kernel in itertools.product(
+    cases, (_triton._forward_kernel, _triton._backward_kernel)
+):
+    switches = {"HAS_IGNORE": ignore, "SEPARATE_MARGIN": separate, "BETA_INF": beta_inf,
+                "RECIPROCAL": reciprocal, "BLOCK": block, "STATS": _triton.STATS}
+    source = ASTSource(kernel, signature(kernel, dtype, switches), switches)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+    assert compiled.asm["cubin"], kernel
+print("compiled", len(cases) * 2)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
+def test_kernels_compile_for_a_gpu(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile, not read back a cached binary
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILE_FOR_A_GPU], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["compiled", "6"]
+
+
+# where Triton or torch is missing or too old
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "triton_version"),
+    [("2.5.1", "3.7.1"), ("2.13.0", "3.1.0"), ("2.13.0", "not a version")],
+)
+def test_too_old_versions_are_not_available(torch_version, triton_version, monkeypatch):
+    monkeypatch.setattr(_triton, "TORCH_VERSION", torch_version)
+    monkeypatch.setattr(_triton, "TRITON_VERSION", triton_version)
+    assert not _triton.available("cpu")
+    assert not _triton.available("cuda")
+
+
+def test_available_never_raises():
+    assert not _triton.available("not a device")
+    assert not _triton.available(None)
+    assert not _triton.available("meta")
+
+
+def test_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.setattr(_triton, "INTERPRETED", False)
+    assert not _triton.available("cpu")
+
+
+def test_handles_only_float32_and_half_precision():
+    x = torch.zeros(2, 3, device=DEVICE)
+    assert _triton.handles(x)
+    assert _triton.handles(x.bfloat16())
+    assert _triton.handles(x.half())
+    assert not _triton.handles(x.double())
+    assert not _triton.handles("x")
+
+
+def test_imports_and_says_unavailable_without_triton():
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["triton"] = None  # import triton now fails, as where it is not installed
+        from klloss import _triton
+        assert _triton.triton is None
+        print(_triton.available("cpu"), _triton.available("cuda"))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "False"]
