@@ -234,8 +234,7 @@ print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with
 # Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. Two lines go beyond the article: a row whose label equals `ignore_index` counts for nothing, and a class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight.
 
 # %%
-source = "\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss))
-display(Markdown(f"```python\n{source}```"))
+print("\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss)))
 
 # %% [markdown] id="four-implementations-one-number"
 # ## Four implementations, one number
