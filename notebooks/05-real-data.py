@@ -286,7 +286,7 @@ display(ex.summarise(main)[["accuracy", "accuracy std", "nll", "ece", "p_true", 
 # %% [markdown]
 # ## Is any difference real? Paired comparisons
 #
-# Every loss used the same seeds, so the fair comparison is seed by seed: for each seed, the difference between a student and its twin. For each comparison the table gives the mean paired difference over the seeds, its **95 % Student-t interval** (mean ± $t_{n-1}\,s/\sqrt n$; with 30 seeds here and 10 further down, a percentile bootstrap would be too narrow, `tests/test_experiments.py` measures by how much), Student's paired t-test, and how many seeds lie above or below zero.
+# Every loss used the same seeds, so the fair comparison is seed by seed: for each seed, the difference between a student and its twin. For each comparison the table gives the mean paired difference over the seeds, its **95 % Student-t interval** (mean ± $t_{n-1}\,s/\sqrt n$; with as few seeds as here, and fewer further down, a percentile bootstrap would be too narrow, `tests/test_experiments.py` measures by how much), Student's paired t-test, and how many seeds lie above or below zero.
 #
 # Many comparisons are read together: every row of every table in this section, the test of a difference and the test of equivalence, both α (the count is printed). Read one at a time, about one 95 % interval in twenty would exclude zero by chance. So the verdicts rest on **Holm-adjusted p-values** over the whole section (`ex.settle`), which keep the chance of any wrong verdict in the section below 5 %:
 #
@@ -668,7 +668,7 @@ assert (soft["nll"].loc[largest, "verdict"] == "equivalent").all()
 # - **scale only**: KD with each row weighted, $D = T^2\,(W_i/k)\,\mathrm{KL}(p_i\|q_i)$;
 # - **both**: klloss_v2 itself (at $T = 4$, our softened extension), whose gradient is the one of $(W_i/k)\,\mathrm{KL}(q^*_i\|q_i)$;
 #
-# each against plain KD at the same temperature, on the same 30 seeds and both α. This is its own family of comparisons, Holm-adjusted together.
+# each against plain KD at the same temperature, on the same seeds and both α. This is its own family of comparisons, Holm-adjusted together.
 
 # %%
 ABLATION, GROUPS = [], []
@@ -828,7 +828,7 @@ for title, column, how, digits in [
     display(Markdown(f"**{title}**"), wrong_table(column, how).round(digits))
 
 # %% [markdown]
-# **The students, compared with intervals.** Each klloss_v2 student against its KD ($T = 1$) twin, and the student with no teacher (CE only) against KD at $T = 1$ and against klloss_v2 at β = 1.5, per fraction of flipped labels: the mean paired difference over the 10 seeds, its 95 % t-interval, the t-test and its Holm-adjusted p-value over every comparison of this section (a family of its own), and the verdict. With 10 seeds a t-interval is wide: several differences that look clear in a table of means do not survive.
+# **The students, compared with intervals.** Each klloss_v2 student against its KD ($T = 1$) twin, and the student with no teacher (CE only) against KD at $T = 1$ and against klloss_v2 at β = 1.5, per fraction of flipped labels: the mean paired difference over the seeds (printed above), its 95 % t-interval, the t-test and its Holm-adjusted p-value over every comparison of this section (a family of its own), and the verdict. With this few seeds a t-interval is wide: several differences that look clear in a table of means do not survive.
 
 # %%
 WRONG_PAIRS = [(kl(b), KD1) for b in BETAS] + [("CE only", KD1), ("CE only", kl(1.5))]
@@ -1056,7 +1056,7 @@ assert all(set(wrong_verdicts("accuracy", kl(b), fractions=[0.0]).values()) == {
 # What the wrong teachers show (each statement asserted above; "settled" after Holm's adjustment over this section):
 #
 # - **Where the weights turn negative.** Only on rows whose label the teacher learned wrong (it fits every label it was given, so elsewhere the true label is its top class), and at β = 0.5 on most of them: the teacher ranks its wrong class above the true label by more than $k\beta = 4$. At β = 1.5 ($k\beta = 12$) on about 1 % of rows or fewer, at β ≥ 5 on none. With the article's $k = 8$, a negative weight needs a teacher that is wrong *and* sure of it.
-# - **What the negative weights do to training (β = 0.5).** Exactly as notebooks 03 and 04 warn: the training loss goes negative in every run with flipped labels, at both α, and is still falling in the last third of training: it has no floor. The student's logits run away (median largest $|s|$ more than ten times KD's) and its test NLL explodes (higher than KD's everywhere). Its accuracy is settled lower than KD's at $T = 1$ only at 40 % flipped; at 10 % and 20 % every interval lies below zero on its own, but the drop does not survive the adjustment with 10 seeds.
+# - **What the negative weights do to training (β = 0.5).** Exactly as notebooks 03 and 04 warn: the training loss goes negative in every run with flipped labels, at both α, and is still falling in the last third of training: it has no floor. The student's logits run away (median largest $|s|$ more than ten times KD's) and its test NLL explodes (higher than KD's everywhere). Its accuracy is settled lower than KD's at $T = 1$ only at 40 % flipped; at 10 % and 20 % every interval lies below zero on its own, but the drop does not survive the adjustment with this few seeds.
 # - **A few negative weights (β = 1.5).** The loss stays positive within the epochs trained, though at 40 % flipped the logits already grow to several times KD's. The student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped (both α); at 40 % the difference is **not settled** (at α = 0.5 the interval includes zero; at α = 0.9 it excludes zero alone but does not survive the adjustment). Its NLL is lower at every share flipped and its ECE lower at all but one setting: better calibrated than the KD twin.
 # - **Better no teacher than a wrong one.** With any labels flipped, cross-entropy alone is more accurate than KD at $T = 1$ everywhere, and than klloss_v2 at β = 1.5 in every setting but one (10 % flipped, α = 0.5: not settled). And with a teacher trained the same long way on the true labels (0 %), klloss_v2 is again shown equivalent to KD at $T = 1$ in accuracy at every β.
 
