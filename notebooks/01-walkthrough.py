@@ -410,14 +410,14 @@ print(
 assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
 
 # %% [markdown] id="exercise-2-gradient-closed"
-# **Exercise 2 · the gradient in closed form.** Derive $\partial L_i / \partial s_j$ for one sample, using $\log q_c = s_c - \operatorname{lse}(s)$ and the Kronecker delta $\delta_{jc}$. Check your formula against autograd on the sample, and find the $q$ at which it vanishes.
+# **Exercise 2 · the gradient in closed form.** Derive $\partial L_i / \partial s_j$ for one sample, using $\log q_c = s_c - \operatorname{lse}(s)$ and the Kronecker delta $\delta_{jc}$. Check your formula against autograd on the sample, and show that it vanishes at the $q^*$ of the section above and at no other $q$.
 
 # %% [markdown] id="solution-2-only-depends" tags=["solution"]
 # **Solution 2.** Only $\log q$ depends on $s$, and $\partial \log q_c / \partial s_j = \delta_{jc} - q_j$. So
 #
 # $$\frac{\partial L_i}{\partial s_j} = -\sum_c w_c\, p_c\, (\delta_{jc} - q_j) = q_j \sum_c w_c\, p_c - w_j\, p_j = q_j\, W - w_j\, p_j ,$$
 #
-# and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: the $q^*$ of the motivation. (Each row of the gradient sums to $W - W = 0$.)
+# and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: at $q^*$, and only there. (Each row of the gradient sums to $W - W = 0$.)
 
 # %% tags=["solution"]
 student = args64["input"].clone().requires_grad_(True)

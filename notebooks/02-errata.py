@@ -13,7 +13,7 @@
 # 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
 # 2. **invariants** that any correct tensor must satisfy, checked on the printed numbers *alone*. A number printed with four decimals stands for anything within half a unit of its last digit ($\pm 5\times10^{-5}$), and a check fails only when no values within that rounding could pass it. So a failed check proves that *no input whatsoever* could have produced the printed tensor: the printing is wrong, not just the sample.
 #
-# The checks live in `klloss/errata.py` and are tested there on correct and broken tensors.
+# The checks live in `course/errata.py`; `tests/test_errata.py` tests them on correct and broken tensors.
 
 # %%
 import inspect

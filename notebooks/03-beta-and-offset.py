@@ -40,33 +40,53 @@ print("betas:", [round(float(b), 3) for b in betas])
 # %% [markdown]
 # ## Weight against margin
 #
-# Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The right-hand axis reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$. Right: at the article's β for several offsets; the offset only slides the line up or down.
+# Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The right-hand axis reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$ (the two dots, for the article's β). Right: at the article's β for several offsets; the offset only slides the line up or down. The article's setting, β = 1.5 and k = 8, is the thick crimson line in both panels.
 
 # %%
-margins = np.linspace(-4, 4, 201)
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
+margins = np.linspace(-16, 16, 321)  # wide enough to show m = -k beta and m = k beta at the article's beta
+article = {
+    "linewidth": 3,
+    "color": "crimson",
+}  # the article's (beta, k) = (1.5, 8): the same style in both panels
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4), constrained_layout=True)
 colours = plt.cm.viridis(np.linspace(0, 0.9, len(betas)))
 for beta, colour in zip(betas, colours, strict=False):
     w = klloss.weight(torch.tensor(margins), float(beta), k).numpy()
-    style = {"linewidth": 3, "color": "crimson"} if beta == sample.beta else {"color": colour}
+    style = article if beta == sample.beta else {"color": colour}
     left.plot(margins, w, label=f"β = {beta:.3g} (kβ = {k * beta:.3g})", **style)
-left.axhline(2 * k, color="grey", linewidth=0.8, linestyle="--", label="w = 2k: counts double, at m = kβ")
+left.axhline(2 * k, color="grey", linewidth=0.8, linestyle="--", label="w = 2k: the class counts double")
 left.axhline(
     k, color="black", linewidth=0.8, linestyle="--", label="w = k: the label's weight (plain KL × k)"
 )
-left.axhline(0, color="black", linewidth=0.8, label="w = 0: reached at m = −kβ")
+left.axhline(0, color="black", linewidth=0.8, label="w = 0")
+kb = k * sample.beta
+left.scatter(
+    [-kb, kb],
+    [0, 2 * k],
+    color="crimson",
+    edgecolor="black",
+    zorder=4,
+    label=f"article's β: w = 0 at m = −kβ = −{kb:g}, w = 2k at m = kβ = {kb:g}",
+)
 left.axvline(0, color="grey", linewidth=0.8, linestyle=":")
 left.set(xlabel="margin m = z_y − z_c", ylabel="weight w", title=f"w = m/β + k, k = {k:g}", ylim=(-20, 40))
 relative = left.secondary_yaxis("right", functions=(lambda w: w / k, lambda r: r * k))
 relative.set_ylabel("relative weight w / k = 1 + m/(kβ)")
-left.legend(fontsize=7, ncol=2, loc="lower right")  # the empty corner: m > 0, w < 0
-for offset, colour in zip([0, 1, 4, 8, 16], plt.cm.plasma(np.linspace(0, 0.85, 5)), strict=False):
+left.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.13))  # below the panel
+others = iter(plt.cm.viridis(np.linspace(0, 0.9, 4)))
+for offset in [0, 1, 4, 8, 16]:
     w = klloss.weight(torch.tensor(margins), sample.beta, offset).numpy()
-    right.plot(margins, w, color=colour, linewidth=3 if offset == k else 1.5, label=f"k = {offset:g}")
+    style = article if offset == k else {"color": next(others), "linewidth": 1.5}
+    right.plot(margins, w, label=f"k = {offset:g}", **style)
 right.axhline(0, color="black", linewidth=0.8)
 right.axvline(0, color="grey", linewidth=0.8, linestyle=":")
-right.set(xlabel="margin m = z_y − z_c", ylabel="weight w", title=f"w = m/β + k, β = {sample.beta:g}")
-right.legend(fontsize=8)
+right.set(
+    xlabel="margin m = z_y − z_c",
+    ylabel="weight w",
+    title=f"w = m/β + k, β = {sample.beta:g} (the article's k = {k:g} in crimson, as on the left)",
+    ylim=(-20, 40),
+)
+right.legend(fontsize=8, loc="lower right")
 print("saved", course.plotting.save(fig, "03-weight-vs-margin"))
 plt.show()
 
@@ -158,7 +178,7 @@ print("teacher logits", wrong_by.tolist(), "label 0 -> weights", w.round(decimal
 assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 
 # %% [markdown]
-# At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. (Notebook 05 shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on 10 % to 32 % of training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
+# At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. (Notebook 05 shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on a sizeable share of their training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
 #
 # ## The loss as a function of β and of the offset, and its limits
 #
@@ -211,9 +231,6 @@ left.axhline(0, color="black", linewidth=0.8)
 left.axvline(
     1 / sample.beta, color="black", linewidth=0.8, linestyle=":", label=f"article's β = {sample.beta:g}"
 )
-left.axvline(
-    1 / crossing, color="tab:blue", linewidth=1, linestyle="--", label=f"L = 0 at β = {crossing:.3f}"
-)
 left.set(xlabel="1/β", ylabel="loss", title=f"loss against 1/β (k = {k:g}): a straight line")
 left.legend(fontsize=8, loc="lower left")
 offsets = np.linspace(0, 16, 50)
@@ -247,7 +264,9 @@ assert (
     < 0
     < klloss.klloss_v2(**{**args, "beta": crossing * 2}).item()
 )
-print(f"M = {parts.margin_term.item():.4f} < 0: the loss on the sample is negative for beta < {crossing:.4f}")
+print(
+    f"M = {parts.margin_term.item():.4f} < 0: below some beta the loss on the sample is negative (exercise 1 finds where)"
+)
 
 # %% [markdown]
 # ## What the offset buys, and what it costs

@@ -3,7 +3,7 @@
 #
 # *The gradient in closed form, the student the loss really pulls towards, one identity that explains both, when the loss is convex, negative or unbounded, its relation to KD, DKD and label smoothing, and the published code's teacher-gradient and label quirks.*
 #
-# **You will learn:** why `klloss_v2` does not pull the student towards the teacher's $p$ but towards $q^* = w \odot p / W$; the identity $L = W\,\mathrm{KL}(q^*\|q) + L_{\min}$ that explains the gradient, the optimum, the lost confidence and the negative values at once; when the loss is convex and when it is bounded below; how it relates to Hinton's KD, DKD and label smoothing; what the published loop costs per sample.
+# **You will learn:** why `klloss_v2` does not pull the student towards the teacher's $p$ but towards $q^* = w \odot p / W$; the per-sample identity $L_i = W_i\,\mathrm{KL}(q^*_i\|q_i) + L_{\min,i}$ that explains the gradient, the optimum, the lost confidence and the negative values at once; when the loss is convex and when it is bounded below; how it relates to Hinton's KD, DKD and label smoothing; what the published loop costs per sample.
 #
 # **You need first:** notebook 01 (the loss and its symbols) and notebook 03 (the weight $w = m/\beta + k$, and where it turns negative); softmax, KL divergence, and the derivative of a log-softmax.
 #
@@ -352,33 +352,44 @@ assert at_q_star.item() < 0 and math.isclose(at_q_star.item(), bound.item(), rel
 assert (w >= 0).all()
 
 # %% [markdown] id="negative-weight-take-teacher"
-# **A negative weight.** Take a teacher that ranks class 1 above the label by $k\beta + 3$, logits $(0,\ k\beta + 3,\ 1)$ with label 0 (the unbounded case checked at the end of §3). Its weight on class 1 is negative, and pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending:
+# **A negative weight.** Take the convex but unbounded teacher of §3: logits $(0,\ 12.3,\ 11,\ 11,\ 11,\ 11)$ with label 0, where class 1 leads the label by more than $k\beta$. Its weight on class 1 is negative while $W > 0$: the loss is convex in the student logits, and yet pushing $q_1 \to 0$ sends the term $-w_1 p_1 \log q_1$ to $-\infty$. Gradient descent on the student never stops descending. (§3's other teacher, with $W < 0$, fails in a second way as well: its loss is not even convex.)
 
 # %%
-print("weights:", w_wrong.round(decimals=4).tolist())
-losses_neg = analysis.descend(wrong_teacher, wrong_teacher, label0, beta, steps=2000, lr=1.0).losses
+print("weights:", w_c.round(decimals=4).tolist(), f" W = {big_w_c:.4f} > 0")
+losses_neg = analysis.descend(convex_teacher, convex_teacher, label0, beta, steps=2000, lr=1.0).losses
 for step in (0, 10, 100, 1000, 2000):
     print(f"step {step:>4}: loss {losses_neg[step].item():9.3f}")
 assert np.all(np.diff(losses_neg.numpy()) < 0) and losses_neg[-1] < losses_neg[0] - 10
 try:
-    analysis.min_loss(wrong_teacher, wrong_teacher, label0, beta)
+    analysis.min_loss(convex_teacher, convex_teacher, label0, beta)
+    raise AssertionError("min_loss accepted a negative weight")
 except ValueError as error:
     print("min_loss:", error)
 
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 ax.plot(losses_neg.numpy(), color="crimson")
-ax.set(xlabel="gradient step", ylabel="loss", title="one negative weight: the loss falls without limit")
+ax.set(
+    xlabel="gradient step",
+    ylabel="loss",
+    title=f"one negative weight, W = {big_w_c:.3f} > 0 (convex): the loss falls without limit",
+)
 print("saved", course.plotting.save(fig, "04-unbounded-loss"))
 plt.show()
 
 # %% [markdown] id="6-one-identity-ties"
 # ## 6 · One identity ties it together: KD towards $q^*$
 #
-# When every weight is $\ge 0$, add and subtract $\sum_c w_c p_c \log q^*_c$ in $L = \sum_c w_c p_c \log p_c - \sum_c w_c p_c \log q_c$. Since $w_c p_c = W q^*_c$:
+# Take one sample $i$ whose weights are all $\ge 0$, and add and subtract $\sum_c w_{ic} p_{ic} \log q^*_{ic}$ in $L_i = \sum_c w_{ic} p_{ic} \log p_{ic} - \sum_c w_{ic} p_{ic} \log q_{ic}$. Since $w_{ic} p_{ic} = W_i q^*_{ic}$:
 #
-# $$L = \underbrace{W \sum_c q^*_c \log\frac{q^*_c}{q_c}}_{W\,\mathrm{KL}(q^*\|q)} \;+\; \underbrace{\sum_c w_c p_c \log\frac{p_c}{q^*_c}}_{=\,W\log W - \sum_c p_c w_c \log w_c\,=\,L_{\min}} .$$
+# $$L_i = \underbrace{W_i \sum_c q^*_{ic} \log\frac{q^*_{ic}}{q_{ic}}}_{W_i\,\mathrm{KL}(q^*_i\|q_i)} \;+\; \underbrace{\sum_c w_{ic} p_{ic} \log\frac{p_{ic}}{q^*_{ic}}}_{=\,W_i\log W_i - \sum_c p_{ic} w_{ic} \log w_{ic}\,=\,L_{\min,i}} .$$
 #
-# **klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W$, plus a constant $L_{\min} \le 0$.** Everything above follows:
+# The identity holds sample by sample. For the batch, the loss `klloss_v2` returns is the mean over the $N$ samples:
+#
+# $$L = \frac1N\sum_{i=1}^N L_i = \frac1N\sum_{i=1}^N W_i\,\mathrm{KL}(q^*_i\|q_i) + L_{\min}, \qquad L_{\min} = \frac1N\sum_{i=1}^N L_{\min,i},$$
+#
+# each sample's divergence weighted by its own $W_i$ (not one $W$ times a batch-mean KL).
+#
+# **klloss_v2 is KD towards a re-weighted teacher $q^*_i$, scaled per sample by $W_i$, plus a constant $L_{\min} \le 0$.** Everything above follows (per sample; drop the index $i$):
 # - §1: the gradient of $\mathrm{KL}(q^*\|q)$ in $s$ is $q - q^*$, so $\partial L/\partial s = W(q - q^*)$;
 # - §2: at $q = p$ the loss is 0 (every term $\log(p_c/p_c)$ vanishes), which is $W\,\mathrm{KL}(q^*\|p)$ above the minimum: $p$ is not the minimiser unless $q^* = p$;
 # - §3: $W \ge 0$ times a convex function of $s$ is convex; the minimum is where $\mathrm{KL}(q^*\|q) = 0$, $q = q^*$;
@@ -397,6 +408,16 @@ for i in range(len(y)):
         f"{parts.big_w[i].item():.4f} * {parts.kl[i].item():.6f} + ({parts.min_loss[i].item():.6f})"
         f" = {parts.per_sample[i].item():.6f}"
     )
+# the batch: L = mean_i W_i KL(q*_i || q_i) + L_min, each sample with its own W_i
+batch_loss = klloss.klloss_v2(**args)
+batch_form = (parts.big_w * parts.kl).mean() + parts.min_loss.mean()
+one_w = parts.big_w.mean() * parts.kl.mean() + parts.min_loss.mean()  # one W for the batch: wrong
+torch.testing.assert_close(batch_loss, batch_form, rtol=1e-12, atol=1e-15)
+assert abs(one_w - batch_loss) > 1e-6
+print(
+    f"batch: L = {batch_loss.item():.6f} = mean_i W_i KL(q*_i || q_i) + L_min;"
+    f" mean(W) * mean(KL) + L_min would give {one_w.item():.6f}"
+)
 
 # section 1: dL/ds = W (q - q*) / N
 q = torch.softmax(s, 1)
@@ -474,7 +495,11 @@ print(
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
-# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β it re-weights each class's term, not the two groups, and the difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β **both parts change**. With $\hat p_c = p_c / (1 - p_y)$ and $\hat q_c = q_c / (1 - q_y)$ for $c \ne y$ (the distributions NCKD compares), each sample's loss splits as
+#
+# $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c}$$
+#
+# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence (single terms can be negative). The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 
 # %%
@@ -656,20 +681,20 @@ assert closed_z.sum(1).abs().max() < 1e-15
 print("dL/dz_j = p_j (d_j - sum_c p_c d_c) / N matches autograd (1e-12); rows sum to 0")
 
 # %% [markdown] id="exercise-2-derive-minimise"
-# **Exercise 2 · Derive $q^*$.** Minimise $L(q) = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$ over distributions $q$ (all $w_c \ge 0$), with a Lagrange multiplier for $\sum_c q_c = 1$. Then check on the sample that no student among 2000 random ones near $q^*$ does better.
+# **Exercise 2 · $q^*$ a second way.** §3 found $q^*$ where the gradient in the student's logits vanishes. Derive it without logits: minimise $L(q) = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$ over distributions $q$ (all $w_c \ge 0$), with a Lagrange multiplier for $\sum_c q_c = 1$, and say why the point you find is the *global* minimum. Then illustrate it on the sample: no student among 2000 random ones near $q^*$, nor among 2000 far from it, does better. (Samples illustrate a global claim; the proof is what carries it.)
 
 # %% [markdown] id="solution-set-derivative-zero" tags=["solution"]
-# **Solution.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the minimum because $-\log$ is convex (or, by the identity of §6, because $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$).
+# **Solution.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the global minimum: $L(q)$ is a sum of $-w_c p_c \log q_c$ with $w_c p_c \ge 0$, convex on the convex set of distributions, so a stationary point is a global minimiser; or, by the identity of §6, $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$ for every $q$, with equality only at $q = q^*$. The random students below only illustrate this: however many, they cannot prove it.
 
 # %% tags=["solution"]
-# students near q*: log q* plus small random logits
-random_students = q_star.log() + 0.05 * torch.randn(2000, *s.shape, dtype=torch.float64)
-random_losses = torch.stack(
-    [klloss.klloss_v2(**{**args, "input": student_r}) for student_r in random_students]
-)
 best = klloss.klloss_v2(**{**args, "input": q_star.log()})
-assert (random_losses > best).all()
-print(f"loss at q* = {best.item():.6f}; best of 2000 students near q* = {random_losses.min().item():.6f}")
+for name, spread in [("near q* (log q* plus logits of size 0.05)", 0.05), ("far from it (size 5)", 5.0)]:
+    random_students = q_star.log() + spread * torch.randn(2000, *s.shape, dtype=torch.float64)
+    random_losses = torch.stack(
+        [klloss.klloss_v2(**{**args, "input": student_r}) for student_r in random_students]
+    )
+    assert (random_losses > best).all()
+    print(f"loss at q* = {best.item():.6f}; best of 2000 students {name} = {random_losses.min().item():.6f}")
 
 # %% [markdown] id="exercise-3-prove-with"
 # **Exercise 3 · Prove $L_{\min} \le 0$**, with equality exactly when all weights of the row are equal. Check it on 1000 random teachers with all weights $\ge 0$, and on a row whose weights are all equal.
@@ -707,3 +732,44 @@ for b in (0.1, beta, 10.0, 100.0):
         f"beta = {b:>5g}: lower bound {lower.numpy().round(4).tolist()} <= q*_y / p_y = "
         f"{ratio_b.numpy().round(4).tolist()} <= 1"
     )
+
+
+# %% [markdown] id="exercise-5-dkd-every-beta"
+# **Exercise 5 · klloss_v2 in DKD's terms, at every β.** Show the decomposition of §7,
+# $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c},$$
+# check it against `klloss_v2` per sample at several β, and find the β at which its binary part is exactly $k$ times TCKD.
+
+# %% [markdown] id="solution-split-label-rest" tags=["solution"]
+# **Solution.** Split $L_i = \sum_c w_c p_c \log(p_c/q_c)$ into the label's term, $w_y = k$: $k\,p_y\log(p_y/q_y)$, and the rest. For $c \ne y$, $p_c = (1 - p_y)\hat p_c$ and $q_c = (1 - q_y)\hat q_c$, so $\log(p_c/q_c) = \log\frac{1-p_y}{1-q_y} + \log\frac{\hat p_c}{\hat q_c}$. The first piece does not depend on $c$: summed with the weights $w_c p_c$ over $c \ne y$ it gives $(W - k p_y)\log\frac{1-p_y}{1-q_y}$. The second gives $\sum_{c\ne y} w_c (1 - p_y)\hat p_c \log(\hat p_c/\hat q_c)$.
+#
+# The binary part is $k\,\mathrm{TCKD} = k\,p_y\log\frac{p_y}{q_y} + k(1-p_y)\log\frac{1-p_y}{1-q_y}$ exactly when $W - k p_y = k(1 - p_y)$, that is $W = k$: as β → ∞ (all $w = k$), or on a row whose teacher-weighted mean margin $\mu = \sum_c p_c m_c$ is 0. At every finite β on the sample $\mu > 0$, so $W > k$: the non-target side of the binary part gets the weight $W - k p_y$, more than KD's $k(1 - p_y)$, and the binary part differs from $k\,\mathrm{TCKD}$ by $(W - k)\log\frac{1-p_y}{1-q_y}$ (negative on the sample, where the student gives the label less than the teacher does).
+
+
+# %% tags=["solution"]
+def finite_beta_dkd(b):
+    """(binary part, non-target part) of klloss_v2 per sample at beta = b, by the decomposition."""
+    w_b = klloss.weight(klloss.margin(z, y), b, k)  # w = m / b + k
+    q_s = torch.softmax(s, 1)
+    p_y, q_y = p[rows, y], q_s[rows, y]
+    big_w_b = (w_b * p).sum(1)  # W = sum_c w_c p_c
+    binary = k * p_y * (p_y / q_y).log() + (big_w_b - k * p_y) * ((1 - p_y) / (1 - q_y)).log()
+    target = F.one_hot(y, z.shape[1]).bool()
+    p_hat = p.masked_fill(target, 0) / (1 - p_y)[:, None]  # p_c / (1 - p_y) for c != y, 0 at y
+    q_hat = q_s.masked_fill(target, 0) / (1 - q_y)[:, None]
+    ratio = (p_hat / q_hat.masked_fill(target, 1)).masked_fill(target, 1)  # 1 at y: log 1 = 0
+    return binary, (1 - p_y) * (w_b * p_hat * ratio.log()).sum(1)
+
+
+for b in (0.1, beta, 10.0, math.inf):
+    binary, rest = finite_beta_dkd(b)
+    per_row = klloss.klloss_v2(**{**args, "beta": b}, reduction="none")
+    torch.testing.assert_close(binary + rest, per_row, rtol=1e-12, atol=1e-15)
+    gap = binary - k * tckd  # binary part minus k TCKD = (W - k) log((1 - p_y) / (1 - q_y))
+    big_w_b = (klloss.weight(klloss.margin(z, y), b, k) * p).sum(1)
+    torch.testing.assert_close(
+        gap, (big_w_b - k) * ((1 - p[rows, y]) / (1 - torch.softmax(s, 1)[rows, y])).log()
+    )
+    shown = "< 1e-12 in size" if b == math.inf else f"= {gap.numpy().round(6).tolist()}"
+    print(f"beta = {b:>4g}: binary + non-target = klloss_v2 per sample (1e-12); binary part - k TCKD {shown}")
+assert (finite_beta_dkd(math.inf)[0] - k * tckd).abs().max() < 1e-12  # W = k: the binary part is k TCKD
+torch.testing.assert_close(finite_beta_dkd(math.inf)[1], k * (1 - p[rows, y]) * nckd)  # and k (1 - p_y) NCKD

@@ -9,7 +9,9 @@
 #
 # Each weight is $w_c = k + m_c/\beta$ with margin $m_c = z_y - z_c$, and the loss on a batch of $N$ samples is
 #
-# $$L = \frac1N \sum_{i,c} w_{ic}\, p_{ic} \log\frac{p_{ic}}{q_{ic}} = k\,\mathrm{KL} + \frac{M}{\beta}.$$
+# $$L = \frac1N \sum_{i,c} w_{ic}\, p_{ic} \log\frac{p_{ic}}{q_{ic}} = k\,\mathrm{KL} + \frac{M}{\beta},$$
+#
+# where $\mathrm{KL} = \frac1N\sum_i \mathrm{KL}(p_i\|q_i)$ is the batch mean of the per-sample divergences and $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$ (notebook 03).
 #
 # The first cell computes, from the sample, the numbers to look for when you move the sliders.
 
@@ -31,9 +33,14 @@ args = sample.tensors(torch.float64)
 k = klloss.ARTICLE_OFFSET
 parts = analysis.decompose(**args)
 kl, big_m = parts.kl.item(), parts.margin_term.item()
+# KL is the batch mean of the per-sample KL(p_i || q_i)
+per_sample_kl = [
+    klloss.oracle.kl(sample.target[i : i + 1], sample.input[i : i + 1]) for i in range(len(sample.label))
+]
+assert abs(kl - sum(per_sample_kl) / len(per_sample_kl)) < 1e-12
 # L = k KL + M / beta = 0  at  beta = -M / (k KL)
 beta_zero = -big_m / (k * kl)
-print(f"on the sample: KL(p||q) = {kl:.5f}, M = {big_m:.5f}")
+print(f"on the sample: KL(p||q) = {kl:.5f} (the mean of the two samples' divergences), M = {big_m:.5f}")
 print(f"at k = {k:g} the loss is negative for beta < {beta_zero:.4f}")
 print(f"at the article's (beta, k) = ({sample.beta:g}, {k:g}): L = {klloss.klloss_v2(**args).item():.5f}")
 assert big_m < 0 < kl
@@ -54,7 +61,7 @@ print("at k = 0 the loss is negative for every beta on the slider")
 # - **top right**: the loss on the article's batch of two samples, red when it is negative, and its two parts $k\,\mathrm{KL}$ and $M/\beta$;
 # - **bottom**: for each sample, the teacher's $p$ beside $q^* = w \odot p / W$ (with $W = \sum_c w_c p_c$), the student that minimises the loss (notebook 04). It exists only while every weight of the row is $\ge 0$.
 #
-# The third row is not part of the batch: it is sample 0 with its label changed to class 1, so the teacher ranks three wrong classes above the label, by the margins printed below the explorer. Its weight on a class turns negative where $m < -k\beta$, and then $q^*$ does not exist.
+# The third row is not part of the batch: it is sample 0 with its label changed to class 1, so the teacher ranks three wrong classes above the label. Its weight on a class turns negative where $m < -k\beta$, and then $q^*$ does not exist.
 #
 # Things to try: β below the value printed above (the loss turns negative at $k = 8$); $k = 0$ (the label's weight drops to 0, and the loss is negative for every β); the third row at small $k\beta$.
 
@@ -135,7 +142,7 @@ print("saved", course.plotting.save(fig, "07-loss-against-inverse-beta"))
 plt.show()
 
 # %% [markdown]
-# ## What the sliders range over, and the relabelled sample's margins
+# ## What the sliders range over
 #
 # The colour scale is fixed at the largest $|w|$ any slider setting gives; since $w$ is linear in $k$ and in $1/\beta$ the largest value sits at a corner of the slider ranges, which the next cell checks against every setting.
 
@@ -155,11 +162,6 @@ largest = max(
 )
 assert math.isclose(largest, w_limit)
 print(f"largest |w| over every setting and row: {largest:.4g} (the colour scale spans ±{w_limit:.4g})")
-
-wrong = rows[-1]
-m_wrong = klloss.margin(torch.tensor(wrong["logits_t"])[None], torch.tensor([wrong["label"]]))[0]
-print(f"{wrong['name']}: margins m = {[round(v, 3) for v in m_wrong.tolist()]}")
-print(f"a weight turns negative where m < -k beta, so first on the class with m = {m_wrong.min().item():.3g}")
 
 # %% [markdown]
 # ## How the explorer is made, and why this way
@@ -194,9 +196,12 @@ assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing
 # At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
 
 # %% [markdown] tags=["solution"]
-# **Solution.** The most negative margin of the third row is printed above; its class's weight $k + m/\beta$ is negative exactly when $k < -m/\beta$. Only the smallest offsets on the slider qualify.
+# **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins and the offsets that qualify: only the smallest on the slider.
 
 # %% tags=["solution"]
+wrong = rows[-1]
+m_wrong = klloss.margin(torch.tensor(wrong["logits_t"])[None], torch.tensor([wrong["label"]]))[0]
+print(f"{wrong['name']}: margins m = {[round(v, 3) for v in m_wrong.tolist()]}")
 threshold = -m_wrong.min().item() / sample.beta
 negative_offsets = [o for o in explorer.OFFSETS if (klloss.weight(m_wrong, sample.beta, o) < 0).any()]
 print(f"k < {threshold:.3g}: offsets with a negative weight at beta = {sample.beta:g}: {negative_offsets}")

@@ -1,12 +1,14 @@
 """Run notebook 05's full experiment and store it with its provenance (``make experiments``).
 
-    python -m tools.run_experiments              # the full plan: several minutes on one core
+    python -m tools.run_experiments              # the full plan: an hour or more on one core
     python -m tools.run_experiments --subset     # the small subset tests/test_experiments.py re-runs
 
 Applies the pinned environment of course/nbenv.py (one thread, CPU-independent code paths) BEFORE
-torch is imported, so the stored numbers are those any x86-64 CPU computes under the same pins,
-and writes data/experiments/digits.json (or, with --out, another file; with --subset, prints the
-JSON instead). What is trained is course.experiments.Plan with course.experiments.Config.
+torch is imported (a re-run under the same pins gives the stored numbers bit for bit on the CPU
+model that stored them, within course.experiments.REPRODUCTION on another), and writes
+data/experiments/digits.json (or, with --out, another file; with --subset, prints the JSON
+instead); its provenance records how long the run took. What is trained is
+course.experiments.Plan with course.experiments.Config.
 """
 
 import argparse
