@@ -45,7 +45,7 @@ def _path(input, target, impl):
     """The one dispatch point: which form computes this call."""
     if impl != "auto":
         return impl
-    if input.is_cuda and _triton().available(input.device):
+    if input.is_cuda and _triton().handles(input):
         return "triton"  # registered with torch.library: torch.compile sees the kernels
     if torch.compiler.is_compiling():
         return "reference"  # the compiler fuses the plain operations itself
