@@ -39,7 +39,12 @@ class Trace:
         """Each intermediate as a pandas DataFrame (rows are samples, columns classes): a dict in
         the article's order; ``per_sample`` is one column, ``loss`` 1 x 1. Needs pandas
         (``pip install 'klloss[frames]'``)."""
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(
+                "Trace.to_frames needs pandas: pip install 'klloss[frames]'", name="pandas"
+            ) from error
 
         n, c = self.log_input.shape
         samples = pd.Index([f"sample {i}" for i in range(n)], name="sample")

@@ -38,6 +38,7 @@ def _nonnegative(batch):
     return np.all(klloss.oracle.intermediates(*batch)["weight"] >= 0)
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(batch=batches(max_abs=5.0))
 def test_stationary_student_is_the_minimiser(batch):
@@ -89,6 +90,7 @@ def test_negative_weights_have_no_minimum():
     assert losses[-1] < losses[len(losses) // 2] - 1
 
 
+@pytest.mark.slow
 def test_descend_converges_to_the_stationary_student(sample):
     t = sample.tensors(torch.float64)
     run = analysis.descend(t["logits_t"], t["target"], t["label"], t["beta"], steps=2000, lr=0.5)

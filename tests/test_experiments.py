@@ -588,6 +588,7 @@ def _as_rerun(summary, rerun):
     return cut
 
 
+@pytest.mark.slow
 def test_a_subset_rerun_reproduces_the_stored_numbers(stored):
     # rerun under the pins (tools/run_experiments.py applies them before importing torch), from a caller
     # that asks for AVX2 kernels: the pins must win, and every number must come back, bit for bit on the

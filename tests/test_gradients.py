@@ -11,6 +11,7 @@ from hypothesis import given, settings
 import klloss
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(batch=batches(max_n=4, max_c=6, max_abs=10.0))
 def test_gradcheck_against_finite_differences(batch):

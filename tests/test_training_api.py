@@ -252,6 +252,7 @@ def test_hessian_vector_product_with_ignored_rows(classes):
     torch.testing.assert_close(hv[kept], hv2, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 @settings(max_examples=30)
 @given(batch=batches(max_n=4, max_c=6, max_abs=10.0))
 def test_gradcheck_with_an_ignored_row(batch):
