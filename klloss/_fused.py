@@ -20,8 +20,13 @@ import torch
 
 
 def _rows(x, c, dtype):
-    """``x`` as contiguous (N, C) rows in the compute dtype (a view where nothing changes)."""
-    return x.reshape(-1, c).to(dtype).contiguous()
+    """``x`` as contiguous (N, C) rows in the compute dtype (``x`` itself where nothing changes:
+    at small sizes each call costs as much as an operator)."""
+    if x.dim() != 2:
+        x = x.reshape(-1, c)
+    if x.dtype != dtype:
+        x = x.to(dtype)
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
@@ -38,9 +43,9 @@ def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
     if options.beta == math.inf:
         neg_wp = p * (-sigma * options.offset)  # -sigma w p = -sigma k p
     else:
-        m = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z', formed first
-        # -sigma w p = (-sigma / beta) m p - sigma k p
-        neg_wp = torch.addcmul(p * (-sigma * options.offset), p, m, value=-sigma / options.beta)
+        # -sigma w p = ((-sigma / beta) m - sigma k) p, with m = z'_y - z' formed first; in m's buffer
+        neg_wp = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)
+        neg_wp.mul_(-sigma / options.beta).sub_(sigma * options.offset).mul_(p)
     d = torch.sub(log_q, log_p, out=log_p)  # log q - log p, in log p's buffer
     if exact_zeros:
         massless = p == 0  # classes that add nothing, whatever their weight (inf * 0 is NaN)
@@ -88,6 +93,8 @@ class FusedLoss(torch.autograd.Function):
             q = torch.softmax(s, -1)
             neg_wp = grad + q.detach() * neg_w
             return (neg_wp - q * neg_w) * factor, None, None, None, None, None, None
+        if not ctx.per_row and grad_out.is_cpu and grad_out.item() == 1.0:  # loss.backward(): G (a CPU read)
+            return grad, None, None, None, None, None, None
         return grad * factor, None, None, None, None, None, None  # dL/ds = G g
 
 
@@ -98,7 +105,8 @@ def loss(input, target, logits_t, label, options, kept):
     dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
     s, z = _rows(input, c, dtype), _rows(target.detach(), c, dtype)
     z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)
-    y = label.reshape(-1).long()
+    y = label if label.dim() == 1 else label.reshape(-1)
+    y = y if y.dtype == torch.int64 else y.long()
     ignored = None
     if kept < y.numel():
         ignored = y == options.ignore_index
