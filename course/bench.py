@@ -271,9 +271,10 @@ def machine_name(env):
 
 def code_state(record):
     """Which code a stored result describes, as (state, sentence): ``"current"`` (no commit since
-    the one measured changed ``klloss/``), ``"stale"`` (some did), ``"uncommitted"`` (measured on
-    a tree that differed from its commit: which code, is not recorded), ``"not recorded"`` or
-    ``"unknown"`` (no git history here). Computed with git from this checkout."""
+    the one measured changed ``klloss/``, or changed only comment lines), ``"stale"`` (some
+    changed its code), ``"uncommitted"`` (measured on a tree that differed from its commit: which
+    code, is not recorded), ``"not recorded"`` or ``"unknown"`` (no git history here). Computed
+    with git from this checkout."""
     version = record["environment"].get("klloss")
     if version in (None, "unknown"):
         return "not recorded", "the benchmark did not record which klloss commit it measured"
@@ -281,19 +282,29 @@ def code_state(record):
     if version.endswith("+changes"):
         return "uncommitted", f"measured on a tree that differed from {commit}: which code, is not recorded"
     try:
-        later = subprocess.run(
-            ["git", "log", "--format=%h", f"{commit}..HEAD", "--", "klloss"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split()
+        diff = _git("diff", "--unified=0", f"{commit}..HEAD", "--", "klloss")
     except (OSError, subprocess.SubprocessError):
         return "unknown", f"measured at {commit}; this checkout has no git history to compare with"
-    if later:
+    if any(not _comment_only(line) for line in diff.splitlines()):
         return "stale", f"measured at {commit}; klloss/ has changed since: it describes earlier code"
+    if diff:
+        return "current", f"measured at {commit}; klloss/ has changed since only in comments"
     return "current", f"measured at {commit}; klloss/ has not changed since"
+
+
+def _git(*args):
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+
+
+def _comment_only(line):
+    """Whether one line of a unified diff leaves the code as it was: a header, or an added or
+    removed line that is blank or a ``#`` comment (the record of a measurement, for example)."""
+    if line.startswith(("diff ", "index ", "--- ", "+++ ", "@@", "new file", "deleted file")):
+        return True
+    body = line[1:].strip() if line[:1] in "+-" else line.strip()
+    return body == "" or body.startswith("#")
 
 
 LM_DIR = BENCH_DIR / "lm"

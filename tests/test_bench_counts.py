@@ -24,3 +24,26 @@ def test_published_loop_dispatches_three_operators_per_sample():
     extra = per_n[9] - per_n[4]  # Counter difference: what 5 more samples add
     assert dict(extra) == {"aten._local_scalar_dense": 5, "aten.select": 5, "aten.sub": 5}
     assert per_n[4]["aten.cat"] == per_n[9]["aten.cat"] == 1
+
+
+def test_a_stored_measurement_stays_current_through_comment_only_changes():
+    """code_state reads a diff of klloss/: comment or blank lines leave a measurement current, any
+    other line makes it stale."""
+    comment_only = [
+        "diff --git a/klloss/loss.py b/klloss/loss.py",
+        "@@ -38 +38 @@",
+        "-#   fused (1.4x)",
+        "+#   fused (2.4x)",
+        "+",
+    ]
+    assert all(bench._comment_only(line) for line in comment_only)
+    for code in ["+    return impl", "-    x = 1  # a comment after code", '+    """A docstring."""']:
+        assert not bench._comment_only(code)
+
+
+def test_code_state_of_the_current_commit_is_current():
+    head = bench._git("rev-parse", "--short", "HEAD").strip()
+    state, sentence = bench.code_state({"environment": {"klloss": head}})
+    assert state == "current", sentence
+    assert bench.code_state({"environment": {"klloss": head + "+changes"}})[0] == "uncommitted"
+    assert bench.code_state({"environment": {}})[0] == "not recorded"
