@@ -158,7 +158,7 @@ def main(argv=None):
     write()
     for v in record["targets"]:
         print(
-            f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
+            f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']:.3g}) -> "
             + ("met" if v["met"] else "MISSED")
         )
     fig = bench.plot_ratios(record, _title(record))
