@@ -265,7 +265,7 @@ def machine_name(env):
     ``cuda-<gpu>``, so that results from different machines sit side by side."""
     if env["device"].startswith("cuda"):
         return f"cuda-{_slug(env['gpu'])}"
-    model = _slug(env["cpu_model"]).removesuffix("-processor")
+    model = _slug(re.sub(r"\((r|tm)\)|\b(processor|cpu)\b", " ", env["cpu_model"].lower()))
     return f"cpu-{model}-{_slug(env['cpu_capability'])}"
 
 
@@ -380,6 +380,38 @@ COLOURS = {
 """One colour per variant in every figure; red is kept for the targets."""
 
 
+def _draw_target(ax, target, sizes, variants, width, table, first):
+    """A target's bound as a red line across the bar it applies to, in the figure's unit (eager
+    plain KD's time): a bound relative to another variant is drawn at that variant's height."""
+    at = (
+        sizes.index((target["N"], target["C"]))
+        + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
+    )
+    versus = target.get("versus", "plain KD")
+    height = target["bound"] * (
+        1.0 if versus == "plain KD" else table.loc[(target["N"], target["C"]), versus]
+    )
+    label = f"≤ {target['bound']:.3g}" + ("" if versus == "plain KD" else f" of {versus}'s")
+    ax.plot(
+        [at - width * 0.7, at + width * 0.7],
+        [height] * 2,
+        color="red",
+        linewidth=2,
+        label="target: its bar at most this" if first else None,
+    )
+    ax.annotate(
+        label,
+        (at, height),
+        xytext=(0, 2),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color="red",
+        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
+    )
+
+
 def plot_ratios(results, title):
     """Forward + backward time of each variant over eager plain KD's, per size: bars from the line
     of parity (above it: slower than plain KD), log scale, with each target's bound; returns the
@@ -415,29 +447,7 @@ def plot_ratios(results, title):
     first = True
     for target in results.get("targets", []):
         if (target["N"], target["C"]) in sizes and target.get("variant") in variants:
-            # the bound, across the bar it applies to
-            at = (
-                sizes.index((target["N"], target["C"]))
-                + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
-            )
-            ax.plot(
-                [at - width * 0.7, at + width * 0.7],
-                [target["bound"]] * 2,
-                color="red",
-                linewidth=2,
-                label="target: its bar at most this" if first else None,
-            )
-            ax.annotate(
-                f"≤ {target['bound']:g}",
-                (at, target["bound"]),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                color="red",
-                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
-            )
+            _draw_target(ax, target, sizes, variants, width, table, first)
             first = False
     ax.set(
         yscale="log",

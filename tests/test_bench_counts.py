@@ -58,3 +58,12 @@ def test_a_plain_backward_of_klloss_v2_takes_the_saved_gradient_itself():
         loss = klloss.klloss_v2(teacher, student, teacher, label, 1.5)
         counts = bench.op_counts(loss.backward, upstream)
         assert counts["aten.mul"] == multiplications, counts
+
+
+def test_stored_results_are_named_by_machine_and_capability():
+    def name(model, capability="AVX2"):
+        return bench.machine_name({"device": "cpu", "cpu_model": model, "cpu_capability": capability})
+
+    assert name("Intel(R) Xeon(R) Processor @ 2.00GHz", "AVX512") == "cpu-intel-xeon-2-00ghz-avx512"
+    assert name("AMD EPYC 7B13 64-Core Processor") == "cpu-amd-epyc-7b13-64-core-avx2"
+    assert bench.machine_name({"device": "cuda", "gpu": "NVIDIA H200"}) == "cuda-nvidia-h200"
