@@ -133,7 +133,7 @@ assert moved[min(BETAS)] > (1 - p_y).mean().item()  # more than the mass off the
 # By the identity, klloss_v2 gives row $i$ the weight $W_i/k$ relative to KD, with $W_i = k + \mu_i/\beta$ and $\mu_i = \sum_c p_{ic} m_{ic} = z_{iy} - \sum_c p_{ic} z_{ic}$, the label's lead over the teacher's mean logit. So:
 #
 # - on a row the teacher gets **right** (every $m_c \ge 0$), $W_i/k \ge 1$, and the more so the more mass the teacher puts on classes far below the label: the loss **weights up rows where the teacher is right but unsure**;
-# - on a row with $\mu_i < 0$ (possible only where the teacher is **wrong**), $W_i/k < 1$: the row counts less, and its target puts **more** on the label than the teacher does, $q^*_y / p_y = k/W_i > 1$.
+# - on a row with $\mu_i < 0$ (possible only where the teacher is **wrong**) and every $w_{ic} \ge 0$ (then $W_i > 0$ and $q^*_i$ is a distribution; with $\mu_i < -k\beta$ even $W_i$ is negative), $0 < W_i/k < 1$: the row counts less, and its target puts **more** on the label than the teacher does, $q^*_y / p_y = k/W_i > 1$.
 #
 # Below, $W_i/k$ for the stored teacher at β = 0.5 on its training and test rows (it gets some test rows wrong), at $T = 1$ (klloss_v2 itself) and at $T = 4$ (our softened extension, further down: the same weights on $p_T = \mathrm{softmax}(z/T)$), and for the teacher trained on 40 % flipped labels at β = 1.5 (rows with a negative weight, which have no $q^*$, left out and counted).
 
@@ -228,9 +228,11 @@ for frame in weights_rows.values():
     right = frame[frame["right"]]
     # a right row weighs at least as in KD, and its target gives the label less than the teacher does
     assert (right["mu"] >= 0).all() and (right["W/k"] >= 1).all() and (right["q*_y / p_y"] <= 1 + 1e-12).all()
-    # a row with mu < 0 (only where the teacher is wrong) weighs less, and its target gives the label more
+    # a row with mu < 0 (only where the teacher is wrong) and every w >= 0 (the rows kept) weighs less, and
+    # its target gives the label more
     below = frame[frame["mu"] < 0]
-    assert (~below["right"]).all() and (below["W/k"] < 1).all() and (below["q*_y / p_y"] > 1).all()
+    assert (~below["right"]).all() and (0 < below["W/k"]).all() and (below["W/k"] < 1).all()
+    assert (below["q*_y / p_y"] > 1).all()
     np.testing.assert_allclose(frame["q*_y / p_y"], 1 / frame["W/k"], rtol=1e-10)  # q*_y / p_y = k / W
 # right but unsure rows weigh more: at T = 1, rows with p_y < 0.9 against rows with p_y > 0.99
 train_t1 = weights_rows["clean teacher, train rows, T = 1, beta = 0.5"]
