@@ -760,12 +760,12 @@ for temperature, beta in plan.ablation:
         target_v = [ablation[metric].loc[(a, target, kd), "verdict"] for a in ALPHAS]
         both_v = [ablation[metric].loc[(a, both, kd), "verdict"] for a in ALPHAS]
         assert target_v == both_v and set(both_v) <= {"higher", "lower"}
-    # the row weight alone changes no metric but the ECE beyond its margin, at any (T, beta) and alpha
+    # the row weight alone is equivalent to KD in accuracy, p_true and NLL, at any (T, beta) and alpha ...
     for metric in ("accuracy", "p_true", "nll"):
         assert (ablation[metric].loc[[(a, scale, kd) for a in ALPHAS], "verdict"] == "equivalent").all()
-    assert (
-        not ablation["ece"].loc[[(a, scale, kd) for a in ALPHAS], "verdict"].isin(["higher", "lower"]).any()
-    )
+    # ... and in ECE at T = 1; at T = 4 its ECE difference is not settled either way
+    scale_ece = set(ablation["ece"].loc[[(a, scale, kd) for a in ALPHAS], "verdict"])
+    assert scale_ece == ({"equivalent"} if temperature == 1 else {"not settled"})
     # at T = 4 the target alone also carries the worse calibration
     if temperature != 1:
         assert (ablation["ece"].loc[[(a, target, kd) for a in ALPHAS], "verdict"] == "higher").all()
@@ -774,8 +774,8 @@ for temperature, beta in plan.ablation:
 # On this teacher the answer is clear (each asserted above): **the target moves the metrics, the row weight does not.**
 #
 # - **Target only** reproduces what the full loss does to confidence and NLL, at $T = 1$ (slightly lower $p_{\text{true}}$ and NLL) and at $T = 4$ (much lower $p_{\text{true}}$, much higher ECE and NLL): the same verdicts as klloss_v2 or our softened variant, at every setting tried and both α.
-# - **Scale only** is shown equivalent to KD in accuracy, $p_{\text{true}}$ and NLL at every setting, even at $T = 4$, β = 0.5, where the rows weigh most (the mean $W/k$, and the α the mix behaves as if it had, are printed in the $W_i/k$ section); its ECE differences are not settled, none shown.
-# - So notebook 04's $q^*_y < p_y$ is the mechanism behind the lower confidence here, and the heavier rows are not. The wrong teachers below show the opposite case: there the row weight is what matters.
+# - **Scale only** is shown equivalent to KD in accuracy, $p_{\text{true}}$ and NLL at every setting, even at $T = 4$, β = 0.5, where the rows weigh most (the mean $W/k$, and the α the mix behaves as if it had, are printed in the $W_i/k$ section). Its ECE is shown equivalent to KD's at $T = 1$ (β = 0.5); at $T = 4$ the ECE difference is not settled, shown neither way.
+# - So notebook 04's $q^*_y < p_y$ is the mechanism behind the lower confidence here, and the heavier rows are not. The wrong teachers below show another case: there the row weight carries the accuracy gain, alone at β = 1.5 and together with the (clamped) target at β = 0.5.
 
 # %% [markdown]
 # ## A teacher that is wrong
