@@ -1009,16 +1009,18 @@ print(
     "(labels flipped, loss) with a negative training loss at the end, and in how many runs:",
     {key: int(count) for key, count in negative_final.items()},
 )
+growth = {}  # (flipped, alpha) -> {beta: median largest |s| / KD's}
 for f in flipped:
     for a in ALPHAS:
         beta_small = runs_of(f, a, kl(min(BETAS)))
         still_falling = bool((beta_small["history"].map(lambda h: h[-1] < h[len(h) * 2 // 3])).all())
-        growth = beta_small["max_logit"].median() / runs_of(f, a, KD1)["max_logit"].median()
+        kd_logit = runs_of(f, a, KD1)["max_logit"].median()
+        growth[f, a] = {b: runs_of(f, a, kl(b))["max_logit"].median() / kd_logit for b in (0.5, 1.5)}
         print(
             f"{f:.0%} flipped, alpha = {a}, beta = {min(BETAS)}: every seed still falling in the last third: {still_falling}; "
-            f"largest |s| {growth:.0f}x KD's"
+            f"largest |s| {growth[f, a][0.5]:.0f}x KD's (at beta = 1.5: {growth[f, a][1.5]:.1f}x)"
         )
-        assert still_falling and growth > 10
+        assert still_falling and growth[f, a][0.5] > 10
 for metric in ("accuracy", "nll", "ece"):
     for b in (0.5, 1.5):
         print(f"{metric}, beta = {b} minus KD T = 1:", wrong_verdicts(metric, kl(b)))
@@ -1054,12 +1056,11 @@ assert ece_15.pop((min(flipped), ALPHAS[0])) == "not settled" and set(ece_15.val
 assert set(wrong_verdicts("accuracy", "CE only").values()) == {"higher"}
 ce_15 = wrong_verdicts("accuracy", "CE only", kl(1.5))
 assert ce_15.pop((min(flipped), ALPHAS[0])) == "not settled" and set(ce_15.values()) == {"higher"}
-# at beta = 1.5 the few negative weights already drive the logits at the largest share flipped
-assert all(
-    runs_of(max(flipped), a, kl(1.5))["max_logit"].median()
-    > 5 * runs_of(max(flipped), a, KD1)["max_logit"].median()
-    for a in ALPHAS
-)
+# at beta = 1.5 the few negative weights already drive the logits, at the largest share flipped only,
+# above ten times KD's at alpha = 0.9, yet less than at beta = 0.5 at any share flipped
+assert all((g[1.5] > 5) == (f == max(flipped)) for (f, _), g in growth.items())
+assert growth[max(flipped), 0.9][1.5] > 10
+assert max(g[1.5] for g in growth.values()) < min(g[0.5] for g in growth.values())
 # with the teacher trained the same way on the true labels, klloss_v2 is KD at T = 1 again
 assert all(set(wrong_verdicts("accuracy", kl(b), fractions=[0.0]).values()) == {"equivalent"} for b in BETAS)
 
@@ -1068,7 +1069,7 @@ assert all(set(wrong_verdicts("accuracy", kl(b), fractions=[0.0]).values()) == {
 #
 # - **Where the weights turn negative.** Only on rows whose label the teacher learned wrong (it fits every label it was given, so elsewhere the true label is its top class), and at β = 0.5 on most of them: the teacher ranks its wrong class above the true label by more than $k\beta = 4$. At β = 1.5 ($k\beta = 12$) on about 1 % of rows or fewer, at β ≥ 5 on none. With the article's $k = 8$, a negative weight needs a teacher that is wrong *and* sure of it.
 # - **What the negative weights do to training (β = 0.5).** Exactly as notebooks 03 and 04 warn: the training loss goes negative in every run with flipped labels, at both α, and is still falling in the last third of training: it has no floor. The student's logits run away (median largest $|s|$ more than ten times KD's) and its test NLL explodes (higher than KD's everywhere). Its accuracy is settled lower than KD's at $T = 1$ only at 40 % flipped; at 10 % and 20 % every interval lies below zero on its own, but the drop does not survive the adjustment with this few seeds.
-# - **A few negative weights (β = 1.5).** The loss stays positive within the epochs trained, though at 40 % flipped the logits already grow to several times KD's. The student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped (both α); at 40 % the difference is **not settled** (at α = 0.5 the interval includes zero; at α = 0.9 it excludes zero alone but does not survive the adjustment). Its NLL is lower at every share flipped and its ECE lower at all but one setting: better calibrated than the KD twin.
+# - **A few negative weights (β = 1.5).** At 40 % flipped the logits already grow to several times KD's (the ratios printed above; at α = 0.9 above ten times too), though less than at β = 0.5 at any share flipped; at 10 % and 20 % they stay near KD's. What sets this regime apart is the loss: it stays positive within the epochs trained, where at β = 0.5 it is negative in every run. The student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped (both α); at 40 % the difference is **not settled** (at α = 0.5 the interval includes zero; at α = 0.9 it excludes zero alone but does not survive the adjustment). Its NLL is lower at every share flipped and its ECE lower at all but one setting: better calibrated than the KD twin.
 # - **Better no teacher than a wrong one.** With any labels flipped, cross-entropy alone is more accurate than KD at $T = 1$ everywhere, and than klloss_v2 at β = 1.5 in every setting but one (10 % flipped, α = 0.5: not settled). And with a teacher trained the same long way on the true labels (0 %), klloss_v2 is again shown equivalent to KD at $T = 1$ in accuracy at every β.
 
 # %% [markdown]
