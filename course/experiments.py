@@ -619,10 +619,10 @@ the chance that any "higher", "lower" or "equivalent" verdict is wrong is at mos
 MARGINS = {"accuracy": 0.005, "p_true": 0.005, "nll": 0.01, "ece": 0.003}
 """The equivalence margin of each metric, in its own units (accuracy, p_true and ECE as fractions,
 NLL in nats): two losses are called equivalent on a metric when the difference of their means is
-shown to lie within plus or minus this. Each is below the standard error with which a test set
-of this size measures the metric (``se_*`` in every stored run; notebook 05 asserts it): a
-difference inside the margin could not be told apart on a fresh test set of 540 images. For
-accuracy it is also under three test images."""
+shown to lie within plus or minus this (by TOST, Holm-adjusted in :func:`settle`). Each is below
+the sampling error of the metric itself on the 540-image test set (``se_*`` in every stored run:
+one model's metric, not a paired difference between two models on the same images; notebook 05
+asserts it). For accuracy it is also under three test images."""
 
 
 def paired_differences(results, metric, loss, baseline):
