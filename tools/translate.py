@@ -35,7 +35,6 @@ ZH = NOTEBOOKS / "zh"
 # notebooks not translated yet, each with the reason; tests/test_translation.py checks that none of
 # them has a translation file and that every other notebook has a complete one
 PENDING = {
-    "03-beta-and-offset": "issue 19 is rewriting it; translated once that text is settled",
     "05-real-data": "issue 19 is rewriting it; translated once that text is settled",
     "07-explorer": "issue 19 is rewriting it and issue 18 splits the explorer; translated after both",
 }
