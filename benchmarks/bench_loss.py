@@ -67,6 +67,7 @@ def _verdicts(results, device):
                 {
                     "target": what,
                     "variant": top,
+                    "versus": bottom,
                     "N": row["N"],
                     "C": row["C"],
                     "ratio": ratio,
@@ -158,8 +159,9 @@ def main(argv=None):
     write()
     for v in record["targets"]:
         print(
-            f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f} (at most {v['bound']}) -> "
-            + ("met" if v["met"] else "MISSED")
+            f"target {v['target']} at N = {v['N']}, C = {v['C']}: {v['ratio']:.2f}",
+            f"(at most {v['bound']:.3g}) ->",
+            "met" if v["met"] else "MISSED",
         )
     fig = bench.plot_ratios(record, _title(record))
     print("wrote", out / f"{name}.json", "and", plotting.save(fig, f"bench-{name}", args.figures))

@@ -265,15 +265,16 @@ def machine_name(env):
     ``cuda-<gpu>``, so that results from different machines sit side by side."""
     if env["device"].startswith("cuda"):
         return f"cuda-{_slug(env['gpu'])}"
-    model = _slug(env["cpu_model"]).removesuffix("-processor")
+    model = _slug(re.sub(r"\((r|tm)\)|\b(processor|cpu)\b", " ", env["cpu_model"].lower()))
     return f"cpu-{model}-{_slug(env['cpu_capability'])}"
 
 
 def code_state(record):
     """Which code a stored result describes, as (state, sentence): ``"current"`` (no commit since
-    the one measured changed ``klloss/``), ``"stale"`` (some did), ``"uncommitted"`` (measured on
-    a tree that differed from its commit: which code, is not recorded), ``"not recorded"`` or
-    ``"unknown"`` (no git history here). Computed with git from this checkout."""
+    the one measured changed ``klloss/``, or changed only comment lines), ``"stale"`` (some
+    changed its code), ``"uncommitted"`` (measured on a tree that differed from its commit: which
+    code, is not recorded), ``"not recorded"`` or ``"unknown"`` (no git history here). Computed
+    with git from this checkout."""
     version = record["environment"].get("klloss")
     if version in (None, "unknown"):
         return "not recorded", "the benchmark did not record which klloss commit it measured"
@@ -281,19 +282,29 @@ def code_state(record):
     if version.endswith("+changes"):
         return "uncommitted", f"measured on a tree that differed from {commit}: which code, is not recorded"
     try:
-        later = subprocess.run(
-            ["git", "log", "--format=%h", f"{commit}..HEAD", "--", "klloss"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split()
+        diff = _git("diff", "--unified=0", f"{commit}..HEAD", "--", "klloss")
     except (OSError, subprocess.SubprocessError):
         return "unknown", f"measured at {commit}; this checkout has no git history to compare with"
-    if later:
+    if any(not _comment_only(line) for line in diff.splitlines()):
         return "stale", f"measured at {commit}; klloss/ has changed since: it describes earlier code"
+    if diff:
+        return "current", f"measured at {commit}; klloss/ has changed since only in comments"
     return "current", f"measured at {commit}; klloss/ has not changed since"
+
+
+def _git(*args):
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+
+
+def _comment_only(line):
+    """Whether one line of a unified diff leaves the code as it was: a header, or an added or
+    removed line that is blank or a ``#`` comment (the record of a measurement, for example)."""
+    if line.startswith(("diff ", "index ", "--- ", "+++ ", "@@", "new file", "deleted file")):
+        return True
+    body = line[1:].strip() if line[:1] in "+-" else line.strip()
+    return body == "" or body.startswith("#")
 
 
 LM_DIR = BENCH_DIR / "lm"
@@ -369,6 +380,38 @@ COLOURS = {
 """One colour per variant in every figure; red is kept for the targets."""
 
 
+def _draw_target(ax, target, sizes, variants, width, table, first):
+    """A target's bound as a red line across the bar it applies to, in the figure's unit (eager
+    plain KD's time): a bound relative to another variant is drawn at that variant's height."""
+    at = (
+        sizes.index((target["N"], target["C"]))
+        + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
+    )
+    versus = target.get("versus", "plain KD")
+    height = target["bound"] * (
+        1.0 if versus == "plain KD" else table.loc[(target["N"], target["C"]), versus]
+    )
+    label = f"≤ {target['bound']:.3g}" + ("" if versus == "plain KD" else f" of {versus}'s")
+    ax.plot(
+        [at - width * 0.7, at + width * 0.7],
+        [height] * 2,
+        color="red",
+        linewidth=2,
+        label="target: its bar at most this" if first else None,
+    )
+    ax.annotate(
+        label,
+        (at, height),
+        xytext=(0, 2),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color="red",
+        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
+    )
+
+
 def plot_ratios(results, title):
     """Forward + backward time of each variant over eager plain KD's, per size: bars from the line
     of parity (above it: slower than plain KD), log scale, with each target's bound; returns the
@@ -404,29 +447,7 @@ def plot_ratios(results, title):
     first = True
     for target in results.get("targets", []):
         if (target["N"], target["C"]) in sizes and target.get("variant") in variants:
-            # the bound, across the bar it applies to
-            at = (
-                sizes.index((target["N"], target["C"]))
-                + (variants.index(target["variant"]) - (len(variants) - 1) / 2) * width
-            )
-            ax.plot(
-                [at - width * 0.7, at + width * 0.7],
-                [target["bound"]] * 2,
-                color="red",
-                linewidth=2,
-                label="target: its bar at most this" if first else None,
-            )
-            ax.annotate(
-                f"≤ {target['bound']:g}",
-                (at, target["bound"]),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                color="red",
-                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
-            )
+            _draw_target(ax, target, sizes, variants, width, table, first)
             first = False
     ax.set(
         yscale="log",

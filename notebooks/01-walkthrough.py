@@ -389,25 +389,26 @@ assert q_star[i, c] > p64[i, c]
 #
 # Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves.
 #
-# **Exercise 1 · a weight by hand.** Sample 0's label is class 3. From the teacher logits in the table of inputs, compute by hand the margin and the weight of class 1 on sample 0 (β = `sample.beta`, k = 8). Then say whether the optimum $q^*$ puts more or less probability on that class than the teacher does, using only $w$ and $W$.
+# **Exercise 1 · a weight by hand.** A row the sample does not have: teacher logits $z = (2.5, 0.5, 3, -1)$, label class 2, β = 1.5 (the article's), k = 8. Compute by hand (a calculator for the exponentials) the margin and the weight of class 1, and $W = \sum_c w_c p_c$. Then say whether the optimum $q^*$ puts more or less probability on class 1 than the teacher does, using only $w$ and $W$.
 
 # %% [markdown] id="solution-1-since-optimum" tags=["solution"]
-# **Solution 1.** $m_{0,1} = z_{0,3} - z_{0,1}$ and $w_{0,1} = m_{0,1} / \beta + k$. Since $q^*_c / p_c = w_c / W$, the optimum puts more on class 1 than the teacher exactly when $w_{0,1} > W_0 = \sum_c w_{0,c}\, p_{0,c}$. The cell prints each number and checks it against the trace.
+# **Solution 1.** $m_1 = z_2 - z_1$ and $w_1 = m_1 / \beta + k$; the other weights the same way ($w_2 = k$ at the label). Since $q^*_c / p_c = w_c / W$, the optimum puts more on class 1 than the teacher exactly when $w_1 > W$. The cell prints each number and checks it against the library.
 
 # %% tags=["solution"]
-i, c, y0 = 0, 1, int(sample.label[0])
-z0 = sample.logits_t[0].astype(float)
-m_01 = z0[y0] - z0[c]  # m = z_y - z_c
-w_01 = m_01 / sample.beta + klloss.ARTICLE_OFFSET  # w = m / beta + k
-print(
-    f"m = {z0[y0]:g} - {z0[c]:g} = {m_01:.4f};  w = {m_01:.4f} / {sample.beta:g} + {klloss.ARTICLE_OFFSET:g} = {w_01:.4f}"
-)
-assert math.isclose(w_01, tr.weight[i, c].item(), rel_tol=1e-6)
-W_0 = (tr.weight[i] * tr.target_prob[i]).sum().item()  # W = sum_c w_c p_c
-print(
-    f"W_0 = {W_0:.4f}: w {'>' if w_01 > W_0 else '<'} W, so q* puts {'more' if w_01 > W_0 else 'less'} on class {c}"
-)
-assert (w_01 > W_0) == bool(q_star[i, c] > p64[i, c])
+row = torch.tensor([[2.5, 0.5, 3.0, -1.0]], dtype=torch.float64)  # teacher logits z
+row_label, c, beta_1 = torch.tensor([2]), 1, 1.5
+m_1 = row[0, 2].item() - row[0, c].item()  # m = z_y - z_c
+w_1 = m_1 / beta_1 + klloss.ARTICLE_OFFSET  # w = m / beta + k
+print(f"m = {row[0, 2].item():g} - {row[0, c].item():g} = {m_1:g};  w = {m_1:g} / {beta_1:g} + 8 = {w_1:.4f}")
+w_row = klloss.weight(klloss.margin(row, row_label), beta_1)
+p_row = row.softmax(1)
+W_row = (w_row * p_row).sum().item()  # W = sum_c w_c p_c
+assert math.isclose(w_1, w_row[0, c].item(), rel_tol=1e-12)
+print(f"p = {p_row.numpy().round(4).tolist()[0]}; w = {w_row.numpy().round(4).tolist()[0]}; W = {W_row:.4f}")
+more = w_1 > W_row
+print(f"w_1 {'>' if more else '<'} W, so q* puts {'more' if more else 'less'} on class {c} than the teacher")
+q_row = course.analysis.stationary_student(row, row, row_label, beta_1)
+assert more == bool(q_row[0, c] > p_row[0, c])
 
 # %% [markdown] id="exercise-2-gradient-closed"
 # **Exercise 2 · the gradient in closed form.** Derive $\partial L_i / \partial s_j$ for one sample, using $\log q_c = s_c - \operatorname{lse}(s)$ and the Kronecker delta $\delta_{jc}$. Check your formula against autograd on the sample, and show that it vanishes at the $q^*$ of the section above and at no other $q$.

@@ -7,7 +7,7 @@
 #
 # **You need first:** notebook 01 (the loss and its symbols) and notebook 03 (the weight $w = m/\beta + k$, and where it turns negative); softmax, KL divergence, and the derivative of a log-softmax.
 #
-# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is settled by code that runs, with `course.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
+# Plain KD pulls the student's distribution $q$ towards the teacher's $p$: KL(p ‖ q) is zero exactly at $q = p$. Does `klloss_v2` do the same? Each claim below is derived, and checked on examples by code that runs, with `course.analysis` (tested against autograd, the NumPy oracle and numerical optimisation in `tests/test_analysis.py`).
 
 # %%
 import itertools
@@ -499,7 +499,7 @@ print(
 #
 # $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c}$$
 #
-# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence (single terms can be negative). The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence: with unequal weights the sum as a whole can be negative (with $\hat p = (0.5, 0.5)$, $\hat q = (0.4, 0.6)$ and weights $(8, 10)$ it is about $-0.02$, checked below), and it is not smallest at $\hat q = \hat p$. The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 
 # %%
@@ -534,6 +534,10 @@ tckd_p, nckd_p = dkd_parts(x)
 dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha_DKD = 1, beta_DKD = 8
 (dkd_grad,) = torch.autograd.grad(dkd_at_p, x)
 assert abs(dkd_at_p.item()) < 1e-12 and dkd_grad.abs().max() < 1e-12
+# a w-weighted sum like the non-target part can be negative: p_hat = (.5, .5), q_hat = (.4, .6), w = (8, 10)
+weighted_sum = sum(w_c * p_c * math.log(p_c / q_c) for w_c, p_c, q_c in [(8, 0.5, 0.4), (10, 0.5, 0.6)])
+assert -0.03 < weighted_sum < -0.01
+print(f"8 * 0.5 log(0.5/0.4) + 10 * 0.5 log(0.5/0.6) = {weighted_sum:.3f} < 0")
 print(
     "KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
     f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}"
@@ -697,23 +701,22 @@ for name, spread in [("near q* (log q* plus logits of size 0.05)", 0.05), ("far 
     print(f"loss at q* = {best.item():.6f}; best of 2000 students {name} = {random_losses.min().item():.6f}")
 
 # %% [markdown] id="exercise-3-prove-with"
-# **Exercise 3 · Prove $L_{\min} \le 0$**, with equality exactly when all weights of the row are equal. Check it on 1000 random teachers with all weights $\ge 0$, and on a row whose weights are all equal.
+# **Exercise 3 · How far below zero can $L_{\min}$ go?** §5 showed $L_{\min} \le 0$. For a row whose weights are all $\ge 0$, show the lower bound $L_{\min} \ge -W \log(w_{\max}/W)$, with $w_{\max} = \max_c w_c$, and check it on 1000 random teachers. (Hint: the identity of §6 at $q = p$.)
 
 # %% [markdown] id="solution-strictly-convex-jensen" tags=["solution"]
-# **Solution.** $f(x) = x\log x$ is strictly convex on $x \ge 0$. Jensen's inequality with the probabilities $p_c > 0$: $\sum_c p_c f(w_c) \ge f(\sum_c p_c w_c) = W\log W$, so $L_{\min} = W\log W - \sum_c p_c w_c\log w_c \le 0$, with equality iff all $w_c$ are equal. A second proof from §6: the loss is 0 at $q = p$, so $L_{\min} = -W\,\mathrm{KL}(q^*\|p) \le 0$.
+# **Solution.** At $q = p$ the loss is 0, so the identity of §6 gives $L_{\min} = -W\,\mathrm{KL}(q^*\|p)$. With $q^*_c/p_c = w_c/W$, $\mathrm{KL}(q^*\|p) = \sum_c q^*_c \log(w_c/W) \le \log(w_{\max}/W)$, an average of logarithms being at most the largest (a class with $w_c = 0$ has $q^*_c = 0$ and adds nothing). Multiplying by $-W < 0$ turns it round: $L_{\min} \ge -W\log(w_{\max}/W)$. The bound is 0, and tight, when all weights are equal.
 
 # %% tags=["solution"]
 teachers = 3 * torch.randn(1000, 5, dtype=torch.float64)
 teacher_labels = torch.randint(0, 5, (1000,))
-nonnegative = (klloss.weight(klloss.margin(teachers, teacher_labels), beta, k) >= 0).all(1)
-teachers, teacher_labels = teachers[nonnegative], teacher_labels[nonnegative]
+w_t = klloss.weight(klloss.margin(teachers, teacher_labels), beta, k)
+nonnegative = (w_t >= 0).all(1)
+teachers, teacher_labels, w_t = teachers[nonnegative], teacher_labels[nonnegative], w_t[nonnegative]
 l_min = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, beta).min_loss
-assert (l_min < 0).all()
-equal = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, math.inf).min_loss  # every w = k
-assert equal.abs().max() < 1e-12
-print(
-    f"{len(l_min)} random teachers: largest L_min = {l_min.max().item():.2e} < 0; with equal weights |L_min| < 1e-12"
-)
+big_w = (w_t * teachers.softmax(1)).sum(1)  # W = sum_c w_c p_c
+lower = -big_w * (w_t.max(1).values / big_w).log()  # -W log(w_max / W)
+assert (lower <= l_min + 1e-12).all() and (l_min <= 0).all()
+print(f"{len(l_min)} random teachers with every w >= 0: -W log(w_max / W) <= L_min <= 0 on each")
 
 # %% [markdown] id="exercise-4-much-confidence"
 # **Exercise 4 · How much confidence is lost, at most?** On a sample the teacher classifies correctly, show that

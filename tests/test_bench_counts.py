@@ -24,3 +24,46 @@ def test_published_loop_dispatches_three_operators_per_sample():
     extra = per_n[9] - per_n[4]  # Counter difference: what 5 more samples add
     assert dict(extra) == {"aten._local_scalar_dense": 5, "aten.select": 5, "aten.sub": 5}
     assert per_n[4]["aten.cat"] == per_n[9]["aten.cat"] == 1
+
+
+def test_a_stored_measurement_stays_current_through_comment_only_changes():
+    """code_state reads a diff of klloss/: comment or blank lines leave a measurement current, any
+    other line makes it stale."""
+    comment_only = [
+        "diff --git a/klloss/loss.py b/klloss/loss.py",
+        "@@ -38 +38 @@",
+        "-#   fused (1.4x)",
+        "+#   fused (2.4x)",
+        "+",
+    ]
+    assert all(bench._comment_only(line) for line in comment_only)
+    for code in ["+    return impl", "-    x = 1  # a comment after code", '+    """A docstring."""']:
+        assert not bench._comment_only(code)
+
+
+def test_code_state_of_the_current_commit_is_current():
+    head = bench._git("rev-parse", "--short", "HEAD").strip()
+    state, sentence = bench.code_state({"environment": {"klloss": head}})
+    assert state == "current", sentence
+    assert bench.code_state({"environment": {"klloss": head + "+changes"}})[0] == "uncommitted"
+    assert bench.code_state({"environment": {}})[0] == "not recorded"
+
+
+def test_a_plain_backward_of_klloss_v2_takes_the_saved_gradient_itself():
+    """Notebook 06, section 7: the fused path's backward multiplies G by the upstream gradient,
+    and skips that multiplication for a plain ``loss.backward()`` (upstream gradient 1)."""
+    teacher, student, label = bench.make_inputs(8, 5, dtype=torch.float32)
+    student.requires_grad_(True)
+    for upstream, multiplications in ((None, 0), (torch.tensor(2.0), 1)):
+        loss = klloss.klloss_v2(teacher, student, teacher, label, 1.5)
+        counts = bench.op_counts(loss.backward, upstream)
+        assert counts["aten.mul"] == multiplications, counts
+
+
+def test_stored_results_are_named_by_machine_and_capability():
+    def name(model, capability="AVX2"):
+        return bench.machine_name({"device": "cpu", "cpu_model": model, "cpu_capability": capability})
+
+    assert name("Intel(R) Xeon(R) Processor @ 2.00GHz", "AVX512") == "cpu-intel-xeon-2-00ghz-avx512"
+    assert name("AMD EPYC 7B13 64-Core Processor") == "cpu-amd-epyc-7b13-64-core-avx2"
+    assert bench.machine_name({"device": "cuda", "gpu": "NVIDIA H200"}) == "cuda-nvidia-h200"

@@ -2,6 +2,7 @@
 
 * README.md: the notebook table (titles and summaries from the notebooks, run times as measured
   by tools/time_notebooks.py in data/notebook-times.json);
+* README.zh.md: the notebooks not yet in the Chinese edition (tools/translate.py's PENDING);
 * docs/glossary.md: the glossary (from course.glossary);
 * docs/performance.md: the stored benchmark results (data/bench/);
 * docs/architecture.md: the import graph (tools/architecture.py, read from the sources).
@@ -22,6 +23,7 @@ from tools import architecture
 ROOT = Path(__file__).resolve().parents[1]
 
 README = ROOT / "README.md"
+README_ZH = ROOT / "README.zh.md"
 DOCS = ROOT / "docs"
 TIMES = ROOT / "data" / "notebook-times.json"
 
@@ -31,8 +33,8 @@ def section(name):
     return re.compile(rf"(<!-- {name}:[^\n]*-->\n).*?(<!-- /{name} -->)", re.S)
 
 
-GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, IMPORTS = (
-    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "imports")
+GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, IMPORTS, PENDING = (
+    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "imports", "pending")
 )
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
@@ -146,8 +148,18 @@ def lm_bench_text():
     return "\n".join(parts).rstrip("\n")
 
 
+def pending_zh():
+    """README.zh.md's line on the notebooks the Chinese edition does not have yet."""
+    from tools.translate import PENDING as pending
+
+    if not pending:
+        return "目前每个笔记本都已翻译。"
+    return "目前尚未翻译：" + "、".join(f"`{name}`" for name in sorted(pending)) + "。"
+
+
 GENERATED = {
     README: [(NOTEBOOKS, notebook_table)],
+    README_ZH: [(PENDING, pending_zh)],
     DOCS / "glossary.md": [(GLOSSARY, lambda: course.glossary.as_markdown())],
     DOCS / "performance.md": [(BENCH, bench_table), (BENCH_LM, lm_bench_text)],
     DOCS / "architecture.md": [(IMPORTS, lambda: architecture.as_markdown())],
