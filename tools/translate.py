@@ -35,9 +35,7 @@ NOTEBOOKS = ROOT / "notebooks"
 ZH = NOTEBOOKS / "zh"
 # notebooks not translated yet, each with the reason; tests/test_translation.py checks that none of
 # them has a translation file and that every other notebook has a complete one
-PENDING = {
-    "05-real-data": "issue 19 is rewriting it; translated once that text is settled",
-}
+PENDING = {}
 TODO = "TODO translate"
 STOPWORDS = {"the", "a", "an", "of", "and", "to", "in", "is", "its", "it", "on", "for", "what", "how"}
 
