@@ -14,7 +14,9 @@ A Markdown output that code makes (``display(...)`` of :func:`markdown`) is a te
 values: the English template stays in the notebook's code, its Chinese one is an entry
 ``<!-- message KEY en:HASH -->`` in the same files, and the output stores its values in its
 metadata, so that ``python -m tools.translate`` writes the Chinese output from the same numbers
-without running anything again. ``tools/translate.py`` builds ``notebooks/zh/`` from these;
+without running anything again. An output that a renderer writes whole (the glossary's tables;
+notebook 07's explorer, in HTML) stores only the renderer's name, and the Chinese edition calls
+the renderer again in Chinese. ``tools/translate.py`` builds ``notebooks/zh/`` from these;
 ``tests/test_translation.py`` fails on every missing or stale entry and names it.
 """
 
@@ -148,16 +150,26 @@ def render_message(key, template, values, lang, translations=None):
     return entry.text.format(**values)
 
 
-# what a rendered output (not a template) is made by: name -> (module, function of lang)
-RENDERERS = {"glossary": ("course.glossary", "as_markdown")}
+# what a rendered output (not a template) is made by: name -> (module, function of lang, MIME type)
+RENDERERS = {
+    "glossary": ("course.glossary", "as_markdown", "text/markdown"),
+    "explorer": ("course.explorer", "article_html", "text/html"),  # notebook 07's explorer
+}
+MIMES = ("text/markdown", "text/html")
+
+
+def output_mime(spec):
+    """The MIME type of the output a ``spec`` describes: a message is Markdown, a renderer says."""
+    return RENDERERS[spec["render"]][2] if "render" in spec else "text/markdown"
 
 
 def render_output(spec, lang, translations=None):
-    """The Markdown of a stored output's ``spec`` (its ``klloss_i18n`` metadata) in ``lang``."""
+    """The text (Markdown, or HTML for an HTML renderer) of a stored output's ``spec`` (its
+    ``klloss_i18n`` metadata) in ``lang``."""
     if "render" in spec:
         import importlib
 
-        module, function = RENDERERS[spec["render"]]
+        module, function, _ = RENDERERS[spec["render"]]
         return getattr(importlib.import_module(module), function)(lang=lang)
     return render_message(spec["message"], spec["template"], spec["values"], lang, translations)
 
@@ -176,6 +188,15 @@ class Output:
         return f"<{type(self).__name__} {json.dumps(self.spec, ensure_ascii=False)[:60]}>"
 
 
+class HtmlOutput(Output):
+    """An HTML output in the reader's language (the explorer), written by a renderer."""
+
+    _repr_markdown_ = None  # IPython skips a repr method that is not callable
+
+    def _repr_html_(self):
+        return render_output(self.spec, language()), {METADATA_KEY: self.spec}
+
+
 def markdown(key, template, **values):
     """A Markdown output made by code: ``template`` (English, ``str.format`` fields) filled with
     ``values``, computed once; in the Chinese edition the entry ``<!-- message key ... -->`` is
@@ -190,7 +211,9 @@ def markdown(key, template, **values):
 
 
 def rendered(name):
-    """A Markdown output written by the renderer ``name`` of :data:`RENDERERS` (the glossary)."""
+    """An output written by the renderer ``name`` of :data:`RENDERERS` (the glossary in Markdown,
+    the explorer in HTML), in the reader's language."""
     if name not in RENDERERS:
         raise ValueError(f"name must be one of {sorted(RENDERERS)}, got {name!r}")
-    return Output({"render": name})
+    spec = {"render": name}
+    return HtmlOutput(spec) if output_mime(spec) == "text/html" else Output(spec)

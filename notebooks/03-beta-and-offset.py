@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 03 · How β and the offset reshape the weights
 #
 # *The weight $w_c = m_c/\beta + k$ as β and k vary: where it departs from plain KL, where it turns negative, and what the loss tends to at both ends.*
@@ -37,7 +37,7 @@ betas = np.logspace(-1, 2, 7)  # 0.1 ... 100, log-spaced
 betas = np.sort(np.append(betas, sample.beta))  # and the article's 1.5
 print("betas:", [round(float(b), 3) for b in betas])
 
-# %% [markdown]
+# %% [markdown] id="weight-against-margin"
 # ## Weight against margin
 #
 # Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The right-hand axis reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$ (the two dots, for the article's β). Right: at the article's β for several offsets; the offset only slides the line up or down. The article's setting, β = 1.5 and k = 8, is the thick crimson line in both panels.
@@ -102,7 +102,7 @@ print(
 )
 print(f"at the article's beta a class counts double when its margin is k*beta = {k * sample.beta:g}")
 
-# %% [markdown]
+# %% [markdown] id="sample-weight-matrix-as"
 # ## The sample's weight matrix as β sweeps
 #
 # On the sample the teacher is right on both rows, so every margin is $\ge 0$ and every weight $\ge k$. As β grows the matrix flattens to $k$ everywhere. All panels share one colour scale (the colour bar), so a flat panel looks flat. β changes the weights only: the teacher's $p = \mathrm{softmax}(z)$ is the same in every panel. That is why β is a margin scale and not a temperature, which would soften $p$ itself.
@@ -130,7 +130,7 @@ p_sweep = [klloss.trace(**{**args, "beta": beta}).target_prob for beta in sweep]
 assert all(torch.equal(p_beta, p_sweep[0]) for p_beta in p_sweep)  # p = softmax(z) whatever beta
 print("p = softmax(z) is identical for every beta in the sweep")
 
-# %% [markdown]
+# %% [markdown] id="where-weights-turn-negative"
 # ## Where weights turn negative
 #
 # $w_c < 0 \iff m_c < -k\beta$: a class the teacher ranks **above** the label by more than $k\beta$. The weight there is negative, so the loss *rewards* the student for moving away from the teacher on that class, and (notebook 04) the loss then has no lower bound.
@@ -177,7 +177,7 @@ w = klloss.weight(klloss.margin(wrong_by, torch.tensor([0])), sample.beta, k)
 print("teacher logits", wrong_by.tolist(), "label 0 -> weights", w.round(decimals=4).tolist())
 assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 
-# %% [markdown]
+# %% [markdown] id="at-article-threshold-logits"
 # At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. (Notebook 05 shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on a sizeable share of their training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
 #
 # ## The loss as a function of β and of the offset, and its limits
@@ -208,7 +208,7 @@ table = pd.DataFrame(rows)
 display(table[table["offset"] == k].set_index("beta"))
 assert math.isclose(klloss.klloss_v2(**{**args, "beta": math.inf}).item(), k * parts.kl.item(), rel_tol=1e-12)
 
-# %% [markdown]
+# %% [markdown] id="axes-where-straight-line"
 # On axes where it is a straight line: against $1/\beta$ the loss is a line with intercept $k\,\mathrm{KL}$ (β = ∞) and slope $M$; against $k$ a line with slope KL.
 
 # %%
@@ -268,7 +268,7 @@ print(
     f"M = {parts.margin_term.item():.4f} < 0: below some beta the loss on the sample is negative (exercise 1 finds where)"
 )
 
-# %% [markdown]
+# %% [markdown] id="offset-buys-costs"
 # ## What the offset buys, and what it costs
 #
 # - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits (notebook 04), yet not a divergence, because its minimum is negative unless all weights are equal (notebook 04, §5).
@@ -283,14 +283,14 @@ print("with k = 0, weight at the labels:", zero_offset[torch.arange(2), args["la
 assert torch.all(zero_offset[torch.arange(2), args["label"]] == 0)
 assert torch.all(klloss.trace(**args).weight >= k)
 
-# %% [markdown]
+# %% [markdown] id="exercises"
 # ## Exercises
 #
 # Each has a worked solution below it, folded: try first, then unfold.
 #
 # **Exercise 1 · When does the sample's loss turn negative?** Using only `klloss.klloss_v2` (no decomposition), find the β at which the loss on the sample is 0 by bisection, then check your answer against the formula $\beta = -M/(k\,\mathrm{KL})$.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-loss-with-increasing" tags=["solution"]
 # **Solution.** The loss is $k\,\mathrm{KL} + M/\beta$ with $M < 0$: increasing in β, negative for small β and positive for large β, so bisection on $\log\beta$ between 0.01 and 100 finds the one zero. Setting $k\,\mathrm{KL} + M/\beta = 0$ gives $\beta = -M/(k\,\mathrm{KL})$.
 
 # %% tags=["solution"]
@@ -308,10 +308,10 @@ formula = -parts.margin_term.item() / (k * parts.kl.item())
 assert math.isclose(middle, formula, rel_tol=1e-9)
 print(f"bisection: beta = {middle:.6f};  -M / (k KL) = {formula:.6f}")
 
-# %% [markdown]
+# %% [markdown] id="exercise-2-keeping-wrong"
 # **Exercise 2 · Keeping a wrong teacher's weights non-negative.** A teacher ranks a wrong class 20 logits above the label. At the article's $k = 8$, what is the smallest β that keeps every weight $\ge 0$ (so that the loss stays bounded below; at the bound itself the weight is 0 and the infimum is approached as $q_c \to 0$, not reached)? At the article's β = 1.5, what is the smallest offset $k$? Check both with `klloss.weight` and `analysis.min_loss`.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-wrong-class-has" tags=["solution"]
 # **Solution.** The wrong class has $m = -20$ and weight $k - 20/\beta$, which is $\ge 0$ when $k\beta \ge 20$: $\beta \ge 20/8 = 2.5$ at $k = 8$, and $k \ge 20/1.5 \approx 13.33$ at β = 1.5. Just below either bound the weight is negative and `min_loss` refuses, because the loss has no lower bound.
 
 # %% tags=["solution"]
@@ -336,10 +336,10 @@ for name, beta_bound, offset_bound in [("beta", 20 / k, k), ("k", sample.beta, 2
         " 1% more has a minimum, 1% less has none"
     )
 
-# %% [markdown]
+# %% [markdown] id="exercise-3-only-k"
 # **Exercise 3 · Only kβ shapes the loss.** Show that $L(\beta, k) = k\,L(k\beta, 1)$: the offset scales the loss, and the product $k\beta$ alone decides its shape. Check it on the sample for $(\beta, k) = (1.5, 8), (3, 4), (12, 1), (0.75, 16)$.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-so-all-four" tags=["solution"]
 # **Solution.** $w = m/\beta + k = k\,(1 + m/(k\beta))$, so $L(\beta, k) = k\sum_c (1 + m_c/(k\beta))\,p_c\log(p_c/q_c)/N = k\,L(k\beta, 1)$. All four settings have $k\beta = 12$, so $L/k$ is the same for all of them.
 
 # %% tags=["solution"]
@@ -355,10 +355,10 @@ for beta_try, offset_try in [(1.5, 8.0), (3.0, 4.0), (12.0, 1.0), (0.75, 16.0)]:
 assert all(math.isclose(v, shape[(1.5, 8.0)], rel_tol=1e-12) for v in shape.values())
 print("L / k for (beta, k) with k*beta = 12:", {key: round(v, 6) for key, v in shape.items()})
 
-# %% [markdown]
+# %% [markdown] id="exercise-4-large-must"
 # **Exercise 4 · How large must β be for plain KL?** For which β is the loss on the sample within 1% of its β → ∞ limit $k\,\mathrm{KL}$? Check just above and just below your answer.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-so-exactly-when" tags=["solution"]
 # **Solution.** $L - k\,\mathrm{KL} = M/\beta$, so $|L - k\,\mathrm{KL}| \le 0.01\,k\,\mathrm{KL}$ exactly when $\beta \ge 100\,|M|/(k\,\mathrm{KL})$: a hundred times the β at which the loss is 0 (exercise 1).
 
 # %% tags=["solution"]

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 05 · Does it help? Distillation on real data
 #
 # *A teacher and a much smaller student on scikit-learn's handwritten digits: cross-entropy alone, plain KD and klloss_v2 across β, compared seed by seed; which part of the loss moves which metric; teachers that are confidently wrong; and a practical recipe.*
@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 from matplotlib.ticker import FixedLocator, NullFormatter
 from scipy import stats
 
@@ -34,6 +34,7 @@ import course
 import klloss
 from course import analysis
 from course import experiments as ex
+from course.i18n import markdown
 
 ex.seeds_everything(0)  # every run below also seeds its own generator from its seed
 pd.set_option("display.precision", 4)
@@ -64,7 +65,7 @@ print(
     f"{len(main)} students: {len(SEEDS)} seeds for each of {main.groupby(['alpha', 'loss']).ngroups} (alpha, loss) pairs"
 )
 
-# %% [markdown]
+# %% [markdown] id="data-teacher-student"
 # ## Data, teacher and student
 #
 # A fixed, stratified 70/30 split; features standardised on the training part. The teacher is a one-hidden-layer MLP with a wide hidden layer; the student has a hidden layer of a few units, a small fraction of the teacher's parameters.
@@ -88,7 +89,7 @@ print(
 )
 assert teacher_stored["test"]["accuracy"] > 0.95 and student_size < ex.count_parameters(teacher) / 10
 
-# %% [markdown]
+# %% [markdown] id="much-there-weights-act"
 # **How much is there for the weights to act on?** The weights multiply the teacher's probabilities, and the optimum $q^* = w \odot p / W$ moves mass between classes in proportion to how unequal the weights are. Its total variation from the teacher, $\mathrm{TV} = \frac12 \sum_c |q^*_c - p_c|$, is the share of probability mass the weighting relocates. On a row the teacher gets right the label has the smallest weight ($w_y = k \le W$), so mass moves from the label and the classes with $w_c < W$ to those with $w_c > W$, and
 #
 # $$\mathrm{TV} = \sum_{c:\,w_c > W} p_c\Big(\frac{w_c}{W} - 1\Big) \;\le\; (1 - p_y)\Big(\frac{\max_c w_c}{W} - 1\Big).$$
@@ -125,7 +126,7 @@ for beta in BETAS:
 assert train_accuracy == 1 and max(moved.values()) < 0.01
 assert moved[min(BETAS)] > (1 - p_y).mean().item()  # more than the mass off the label, on average
 
-# %% [markdown]
+# %% [markdown] id="this-teacher-gets-every"
 # This teacher gets every training image right and is almost certain of each: about 1 % of the probability mass, or less, is there for the weights to move, at any β, and no weight is negative. **On this teacher the experiment barely exercises the loss.** That limits what "no difference" below can mean; the softened variant, the ablation and the wrong teachers further down exercise it much more.
 #
 # ## Which rows the loss weights up, and which down: $W_i/k$
@@ -258,7 +259,7 @@ print(
 )
 assert soft_train.mean() > 1.5 and train_t1["W/k"].mean() < 1.01
 
-# %% [markdown]
+# %% [markdown] id="table-figure-show"
 # What the table and figure show (each asserted above):
 #
 # - **Right rows weigh at least as in KD, unsure ones more.** Every row the teacher gets right has $W_i/k \ge 1$ and a target that gives the label less than the teacher ($q^*_y \le p_y$). On the clean teacher at $T = 1$ almost every row is sure, and $W_i/k$ hardly leaves 1; the few rows where the teacher is unsure ($p_y < 0.9$) all weigh more than every sure row ($p_y > 0.99$).
@@ -285,7 +286,7 @@ print(
 )
 display(ex.summarise(main)[["accuracy", "accuracy std", "nll", "ece", "p_true", "p_true std"]])
 
-# %% [markdown]
+# %% [markdown] id="any-difference-real-paired"
 # ## Is any difference real? Paired comparisons
 #
 # Every loss used the same seeds, so the fair comparison is seed by seed: for each seed, the difference between a student and its twin. For each comparison the table gives the mean paired difference over the seeds, its **95 % Student-t interval** (mean ± $t_{n-1}\,s/\sqrt n$; with as few seeds as here, and fewer further down, a percentile bootstrap would be too narrow, `tests/test_experiments.py` measures by how much), Student's paired t-test, and how many seeds lie above or below zero.
@@ -364,19 +365,23 @@ def readable(table, pairs=None, unit="pp"):
     )
 
 
-display(Markdown("**Test accuracy: first minus second**"), readable(tests["accuracy"], PAIRS))
 display(
-    Markdown("**Mean probability on the true class (test): first minus second**"),
+    markdown("title-accuracy", "**Test accuracy: first minus second**"), readable(tests["accuracy"], PAIRS)
+)
+display(
+    markdown("title-p-true", "**Mean probability on the true class (test): first minus second**"),
     readable(tests["p_true"], PAIRS),
 )
 display(
-    Markdown("**Test negative log-likelihood (lower is better), in nats: first minus second**"),
+    markdown("title-nll", "**Test negative log-likelihood (lower is better), in nats: first minus second**"),
     readable(tests["nll"], PAIRS, unit="nats"),
 )
-display(Markdown("**Test ECE (lower is better): first minus second**"), readable(tests["ece"], PAIRS))
+display(
+    markdown("title-ece", "**Test ECE (lower is better): first minus second**"), readable(tests["ece"], PAIRS)
+)
 
 
-# %% [markdown]
+# %% [markdown] id="same-differences-one-dot"
 # The same differences, one dot per seed, with each mean and its 95 % t-interval (black); the grey band is the metric's equivalence margin. A dot to the right of zero is a seed where the first loss gave the higher value:
 
 
@@ -434,7 +439,7 @@ fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", nco
 print("saved", course.plotting.save(fig, "05-paired-differences"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="paired-comparisons-settle"
 # ## What the paired comparisons settle
 #
 # Read off the tables above, after Holm's adjustment:
@@ -524,7 +529,7 @@ assert all(0.8 < v < 1.25 for v in scaling.values()) and all(p < 1e-4 for p in s
 assert all(((far[a] < 0).sum() >= 27) for a in ALPHAS)
 assert (conf.loc[[(a, kl(1000), KD1) for a in ALPHAS], "verdict"] == "equivalent").all()
 
-# %% [markdown]
+# %% [markdown] id="kd-at-beats-kd"
 # - **KD at $T = 4$ beats KD at $T = 1$** on test accuracy, at both mixing weights: it survives the adjustment.
 # - **klloss_v2 against its own limit, KD at $T = 1$**: at every β and both α the accuracy difference is shown to lie within the accuracy margin (printed above). That is a settled *equivalence*, not a failure to find a difference: with this teacher, any effect of the loss on accuracy is smaller than the margin, under three test images.
 # - **klloss_v2 against KD at $T = 4$**: lower accuracy at every β and both α. No setting of the article's loss reaches ordinary KD with a temperature; klloss_v2 has no temperature, and the article does not add one.
@@ -532,7 +537,7 @@ assert (conf.loc[[(a, kl(1000), KD1) for a in ALPHAS], "verdict"] == "equivalent
 # - **Test NLL** (lower is better): lower than the KD twin's at β = 0.5 and 1.5 for both α, so slightly *better*; within the margin except at β = 0.5 with α = 0.9, where its interval lies inside the margin, but the equivalence test does not survive Holm's adjustment (its TOST p-values printed above). At β = 5 the difference is significant on its own but not after adjustment: equivalent. Calibration error (ECE): no difference survives.
 # - **β = 1000 is not round-off.** The difference from KD at $T = 1$ there is real: on the training set it lies below zero in nearly every seed (sign test above), and its median is what $L = k\,\mathrm{KL} + M/\beta$ predicts, $5/1000$ of the effect at β = 5 (the printed ratio is close to 1). It is just negligible (the medians printed above), and shown equivalent on the test set. (On the test set a single seed whose training took another path dominates the mean; the median and the signs are robust to it.)
 
-# %% [markdown]
+# %% [markdown] id="does-student-end-less"
 # ## Does the student end less confident, as notebook 04 predicts? Prediction and observation on the same split
 #
 # Notebook 04's optimum $q^* = w \odot p / W$ is what the klloss_v2 term alone would make of a student free to take any logits. Our students also have a cross-entropy term; with it the per-sample optimum is still in closed form (`ex.mixed_optimum`): $(1-\alpha)\mathrm{CE} + \frac{\alpha}{k}\sum_c w_c p_c \log(p_c/q_c)$ is, up to a constant, the cross-entropy of $q$ against $t = (1-\alpha)e_y + \frac{\alpha}{k}\, w\odot p$, so $q = t / \sum_c t_c$; at β → ∞ it is KD's $(1-\alpha)e_y + \alpha p$. This mixed optimum has both of klloss_v2's changes in it: the target $q^*$ and the row weight $W/k$ (the $\frac{\alpha}{k} w \odot p$ in $t$ is $\alpha \frac{W}{k} q^*$).
@@ -592,7 +597,7 @@ assert (mixed_share.loc["train"] > 0.7).all() and (
 pure_prediction = prediction["predicted, pure (pp)"]
 assert (pure_prediction.loc["test"].to_numpy() < pure_prediction.loc["train"].to_numpy()).all()
 
-# %% [markdown]
+# %% [markdown] id="measured-same-split-direction"
 # Measured on the same split, the direction is always the one notebook 04 predicts. The size depends on α, and on which prediction one holds it to:
 #
 # - Against the **pure-klloss** optimum, the share realised grows with α, at every β and on both splits (asserted): at α = 0.9 the cross-entropy term that pulls the other way has a fifth of the weight it has at α = 0.5. So "much less than predicted" holds on both splits at α = 0.5; at α = 0.9 it holds on the test split only, not on the training split (the printed ratios).
@@ -616,13 +621,20 @@ for beta in SOFT_BETAS:
     )
 soft = {metric: tests[metric].loc[[(a, *pair) for a in ALPHAS for pair in SOFT_PAIRS]] for metric in tests}
 display(
-    Markdown(f"**Ours (klloss_v2 weights at T = {T:g}) minus KD at T = {T:g}, test accuracy**"),
+    markdown(
+        "title-soft-accuracy",
+        "**Ours (klloss_v2 weights at T = {T:g}) minus KD at T = {T:g}, test accuracy**",
+        T=T,
+    ),
     readable(soft["accuracy"]),
 )
-display(Markdown("**... mean probability on the true class**"), readable(soft["p_true"]))
-display(Markdown("**... expected calibration error (lower is better)**"), readable(soft["ece"]))
+display(markdown("title-soft-p-true", "**... mean probability on the true class**"), readable(soft["p_true"]))
 display(
-    Markdown("**... negative log-likelihood (lower is better), in nats**"), readable(soft["nll"], unit="nats")
+    markdown("title-soft-ece", "**... expected calibration error (lower is better)**"), readable(soft["ece"])
+)
+display(
+    markdown("title-soft-nll", "**... negative log-likelihood (lower is better), in nats**"),
+    readable(soft["nll"], unit="nats"),
 )
 
 # %%
@@ -668,7 +680,7 @@ assert (soft["ece"].loc[worse, "verdict"] == "higher").all() and (
 largest = [(a, ex.soft_name(T, max(SOFT_BETAS)), KD4) for a in ALPHAS]
 assert (soft["nll"].loc[largest, "verdict"] == "equivalent").all()
 
-# %% [markdown]
+# %% [markdown] id="with-mass-act-weights"
 # With mass to act on, the weights do change the student, but not for the better. Test accuracy is never higher than KD's at $T = 4$; it is shown equivalent at β = 5 (both α) and at β = 1.5 with α = 0.5, and elsewhere not settled (one interval excludes zero on its own, at β = 0.5 and α = 0.9, but does not survive the adjustment). The student ends markedly *less* confident on the true class than its KD twin at every β, and worse calibrated (higher ECE and NLL) at β ≤ 1.5. At β = 5 the weights are nearly flat: NLL equivalent to KD at $T = 4$, the student still slightly less confident. On this data, putting the article's weights under a temperature buys nothing. Which of the two changes, the target $q^*$ or the heavier rows ($W/k$, as if α were larger), does this? The next section trains with each alone.
 #
 # ## Which part moves which metric? An ablation read off the identity *(ours)*
@@ -700,7 +712,8 @@ print(
 )
 for metric in METRICS:
     unit = "nats" if metric == "nll" else "pp"
-    display(Markdown(f"**{metric}: first minus second**"), readable(ablation[metric], unit=unit))
+    title = markdown("title-ablation", "**{metric}: first minus second**", metric=metric)
+    display(title, readable(ablation[metric], unit=unit))
 
 # %%
 fig, axes = plt.subplots(1, len(METRICS), figsize=(16, 4.6), sharey=True, layout="constrained")
@@ -770,14 +783,14 @@ for temperature, beta in plan.ablation:
     if temperature != 1:
         assert (ablation["ece"].loc[[(a, target, kd) for a in ALPHAS], "verdict"] == "higher").all()
 
-# %% [markdown]
+# %% [markdown] id="this-teacher-answer-clear"
 # On this teacher the answer is clear (each asserted above): **the target moves the metrics, the row weight does not.**
 #
 # - **Target only** reproduces what the full loss does to confidence and NLL, at $T = 1$ (slightly lower $p_{\text{true}}$ and NLL) and at $T = 4$ (much lower $p_{\text{true}}$, much higher ECE and NLL): the same verdicts as klloss_v2 or our softened variant, at every setting tried and both α.
 # - **Scale only** is shown equivalent to KD in accuracy, $p_{\text{true}}$ and NLL at every setting, even at $T = 4$, β = 0.5, where the rows weigh most (the mean $W/k$, and the α the mix behaves as if it had, are printed in the $W_i/k$ section). Its ECE is shown equivalent to KD's at $T = 1$ (β = 0.5); at $T = 4$ the ECE difference is not settled, shown neither way.
 # - So notebook 04's $q^*_y < p_y$ is the mechanism behind the lower confidence here, and the heavier rows are not. The wrong teachers below show another case: there the row weight carries the accuracy gain, alone at β = 1.5 and together with the (clamped) target at β = 0.5.
 
-# %% [markdown]
+# %% [markdown] id="teacher-that-wrong"
 # ## A teacher that is wrong
 #
 # Negative weights, the loss's worst failure (notebooks 03 and 04: a class the teacher ranks above the label by more than $k\beta$ gets a negative weight, and the loss has no lower bound), need training samples the teacher gets wrong, confidently. The teacher above gets none wrong. So `make experiments` also trains **teachers on training labels with 0 %, 10 %, 20 % and 40 % of them flipped** to another class at random, for long enough (`config.wrong_teacher_epochs` epochs) that they fit the flipped labels: they are confidently wrong on those rows. The students are still taught with the true labels, by the same losses, at both α, with fewer seeds each (printed below).
@@ -815,7 +828,7 @@ for w in wrong.values():
     for b, share in w["teacher"]["negative_weight_rows"].items():
         assert klloss.negative_weight_share(z_f, data.y_train, float(b)).item() == share
 
-# %% [markdown]
+# %% [markdown] id="happened-training-per-fraction"
 # What happened in training, per fraction of flipped labels (columns) and per loss: the mean training loss in the last epoch, and the largest student logit $|s|$ over the training set (median over seeds: a loss that runs off to $-\infty$ drives logits without bound):
 
 # %%
@@ -833,12 +846,17 @@ def wrong_table(column, how="mean"):
 
 
 for title, column, how, digits in [
-    ("mean training loss, last epoch", "final_loss", "mean", 3),
-    ("largest |s| on the training set (median over seeds)", "max_logit", "median", 1),
+    (markdown("title-wrong-loss", "**mean training loss, last epoch**"), "final_loss", "mean", 3),
+    (
+        markdown("title-wrong-logit", "**largest |s| on the training set (median over seeds)**"),
+        "max_logit",
+        "median",
+        1,
+    ),
 ]:
-    display(Markdown(f"**{title}**"), wrong_table(column, how).round(digits))
+    display(title, wrong_table(column, how).round(digits))
 
-# %% [markdown]
+# %% [markdown] id="students-compared-with-intervals"
 # **The students, compared with intervals.** Each klloss_v2 student against its KD ($T = 1$) twin, and the student with no teacher (CE only) against KD at $T = 1$ and against klloss_v2 at β = 1.5, per fraction of flipped labels: the mean paired difference over the seeds (printed above), its 95 % t-interval, the t-test and its Holm-adjusted p-value over every comparison of this section (a family of its own), and the verdict. With this few seeds a t-interval is wide: several differences that look clear in a table of means do not survive.
 
 # %%
@@ -874,12 +892,12 @@ def readable_wrong(table, unit="pp"):
 
 
 for metric, title in [
-    ("accuracy", "test accuracy"),
-    ("nll", "test NLL (lower is better), in nats"),
-    ("ece", "test ECE (lower is better)"),
+    ("accuracy", markdown("title-wrong-accuracy", "**test accuracy: first minus second**")),
+    ("nll", markdown("title-wrong-nll", "**test NLL (lower is better), in nats: first minus second**")),
+    ("ece", markdown("title-wrong-ece", "**test ECE (lower is better): first minus second**")),
 ]:
     display(
-        Markdown(f"**{title}: first minus second**"),
+        title,
         readable_wrong(wrong_tests[metric], "nats" if metric == "nll" else "pp"),
     )
 
@@ -1064,7 +1082,7 @@ assert max(g[1.5] for g in growth.values()) < min(g[0.5] for g in growth.values(
 # with the teacher trained the same way on the true labels, klloss_v2 is KD at T = 1 again
 assert all(set(wrong_verdicts("accuracy", kl(b), fractions=[0.0]).values()) == {"equivalent"} for b in BETAS)
 
-# %% [markdown]
+# %% [markdown] id="wrong-teachers-show"
 # What the wrong teachers show (each statement asserted above; "settled" after Holm's adjustment over this section):
 #
 # - **Where the weights turn negative.** Only on rows whose label the teacher learned wrong (it fits every label it was given, so elsewhere the true label is its top class), and at β = 0.5 on most of them: the teacher ranks its wrong class above the true label by more than $k\beta = 4$. At β = 1.5 ($k\beta = 12$) on about 1 % of rows or fewer, at β ≥ 5 on none. With the article's $k = 8$, a negative weight needs a teacher that is wrong *and* sure of it.
@@ -1072,7 +1090,7 @@ assert all(set(wrong_verdicts("accuracy", kl(b), fractions=[0.0]).values()) == {
 # - **A few negative weights (β = 1.5).** At 40 % flipped the logits already grow to several times KD's (the ratios printed above; at α = 0.9 above ten times too), though less than at β = 0.5 at any share flipped; at 10 % and 20 % they stay near KD's. What sets this regime apart is the loss: it stays positive within the epochs trained, where at β = 0.5 it is negative in every run. The student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped (both α); at 40 % the difference is **not settled** (at α = 0.5 the interval includes zero; at α = 0.9 it excludes zero alone but does not survive the adjustment). Its NLL is lower at every share flipped and its ECE lower at all but one setting: better calibrated than the KD twin.
 # - **Better no teacher than a wrong one.** With any labels flipped, cross-entropy alone is more accurate than KD at $T = 1$ everywhere, and than klloss_v2 at β = 1.5 in every setting but one (10 % flipped, α = 0.5: not settled). And with a teacher trained the same long way on the true labels (0 %), klloss_v2 is again shown equivalent to KD at $T = 1$ in accuracy at every β.
 
-# %% [markdown]
+# %% [markdown] id="klloss_v2-does-row-teacher"
 # **What klloss_v2 does on a row the teacher gets wrong.** Take a row with $\mu = z_y - \sum_c p_c z_c < 0$, which needs a teacher that is wrong (a label on top has $\mu \ge 0$), and whose weights are all $\ge 0$ (otherwise $q^*$ does not exist at all: the row's loss has no minimum). Then:
 #
 # - $W = k + \mu/\beta < k$, so the target gives the true label **more** than the teacher does: $q^*_y / p_y = k/W > 1$;
@@ -1119,7 +1137,7 @@ for f in [f for f in wrong if f > 0]:
     )
 display(pd.DataFrame(mechanism).set_index("labels flipped").round(3))
 
-# %% [markdown]
+# %% [markdown] id="practical-recipe-choosing-your"
 # ## A practical recipe: choosing β for your teacher, before training
 #
 # **1 · Read kβ off your teacher's margins.** A row gets a negative weight exactly when some class leads the label by more than $k\beta$: when its *lead* $g_i = \max_c z_{ic} - z_{iy}$ (0 where the teacher is right, the most negative margin's size where it is wrong) exceeds $k\beta$. So the share of rows with a negative weight at a given $k\beta$ is the share of leads above it, and the quantiles of the leads over your training set tell you which $k\beta$ keeps that share below a level you choose. On the teachers with flipped labels (stored logits; the β each quantile needs at $k = 8$, and the share of rows with a negative weight there, by `klloss.negative_weight_share`):
@@ -1163,7 +1181,7 @@ assert floorless[0.0] == 0 and floorless[1e2] < 0 and floorless[1e4] < 50 * floo
 # the two regimes of step 2: a sizeable share at beta = 0.5, under 1 % at beta = 1.5
 assert min(neg[f][0.5] for f in flipped) > 0.05 and 0 < neg[max(flipped)][1.5] < 0.01
 
-# %% [markdown]
+# %% [markdown] id="price-large-point-loss"
 # The price of a large $k\beta$ is the point of the loss: the relative weight is $1 + m/(k\beta)$ (notebook 03), so the larger $k\beta$, the less the margins matter and the closer klloss_v2 comes to $k$ times plain KD. On these teachers every weight stays $\ge 0$ from the β of the "largest" rows of the table on; how much of the weighting is left there is what the earlier sections measure at β = 1.5 and 5.
 #
 # **2 · Compute the share before training.** One line, on the teacher's logits for your training set:
@@ -1191,9 +1209,12 @@ n_ours = sum(len(table) for table in ours_tests.values())
 print(
     f"{n_ours} comparisons, each tested for a difference and for equivalence: Holm over {2 * n_ours} p-values"
 )
-display(Markdown("**test accuracy: first minus second**"), readable_wrong(ours_tests["accuracy"]))
 display(
-    Markdown("**test NLL (lower is better), in nats: first minus second**"),
+    markdown("title-ours-accuracy", "**test accuracy: first minus second**"),
+    readable_wrong(ours_tests["accuracy"]),
+)
+display(
+    markdown("title-ours-nll", "**test NLL (lower is better), in nats: first minus second**"),
     readable_wrong(ours_tests["nll"], "nats"),
 )
 clamped_runs = wrong_runs[wrong_runs["loss"].str.startswith("ours: max(w, 0)")]
@@ -1285,7 +1306,7 @@ for f in flipped:
     )
     assert share[0.5] > 0.75 and on_top > 0.95 and q_label > 0.4 > 0.01 > p_label and share[1.5] < 0.03
 
-# %% [markdown]
+# %% [markdown] id="clamped-variant-parts-show"
 # What the clamped variant and its parts show on the wrong teachers (asserted above; *ours, not the article's loss*):
 #
 # - **Clamping removes the failure.** At β = 0.5, where klloss_v2 diverges, $\max(w, 0)$ gives students more accurate and with a lower NLL than both KD at $T = 1$ and klloss_v2, at every share flipped and both α, with logits of ordinary size (printed above). No accuracy difference from the student with no teacher at all is shown either way. At β = 1.5, where few weights are negative, it is more accurate than KD everywhere and never less accurate than klloss_v2 (more accurate at 40 % flipped with α = 0.9, where klloss_v2's logits grew).
@@ -1303,17 +1324,40 @@ for f in flipped:
 
 # %%
 n_images = len(data.y_train) + len(data.y_test)
-display(
-    Markdown(f"""
+LIMITATIONS = """
 > **Limitations.**
 >
-> - **One small dataset.** {n_images} images of 8×8 pixels, {data.classes} classes, one fixed train/test split; {len(data.y_test)} test images, so accuracy moves in steps of {100 / len(data.y_test):.2f} pp. Other data, and many classes (where the weights have many more classes to act on), need their own runs.
-> - **Small MLPs.** One teacher architecture and one student of {student_size} parameters, one optimiser (Adam, learning rate {config.lr:g}), {config.epochs} epochs. A student able to fit its teacher, or a convolutional network, could behave differently, and a divergence that {config.epochs} epochs only begin could go further with more.
-> - **What the intervals cover.** {len(SEEDS)} seeds ({len(plan.noise_seeds)} with the wrong teachers) vary the student's initialisation and batch order only; the split, each teacher and the test set are fixed. The t-intervals and verdicts describe that variation and nothing else: "settled" does not cover test-set sampling (whose standard errors, printed with the margins, are larger than the margins) nor another split.
+> - **One small dataset.** {n_images} images of 8×8 pixels, {classes} classes, one fixed train/test split; {n_test} test images, so accuracy moves in steps of {step:.2f} pp. Other data, and many classes (where the weights have many more classes to act on), need their own runs.
+> - **Small MLPs.** One teacher architecture and one student of {student_size} parameters, one optimiser (Adam, learning rate {lr:g}), {epochs} epochs. A student able to fit its teacher, or a convolutional network, could behave differently, and a divergence that {epochs} epochs only begin could go further with more.
+> - **What the intervals cover.** {n_seeds} seeds ({n_noise_seeds} with the wrong teachers) vary the student's initialisation and batch order only; the split, each teacher and the test set are fixed. The t-intervals and verdicts describe that variation and nothing else: "settled" does not cover test-set sampling (whose standard errors, printed with the margins, are larger than the margins) nor another split.
 > - **How many comparisons.** {n_main} comparisons on the clean teacher, {n_ablation} in the ablation, {n_wrong} on the wrong teachers and {n_ours} for the clamped variant, each tested for a difference and for equivalence; the verdicts are Holm-adjusted within each of these four families. The 95 % intervals in the tables are per comparison: an interval that excludes zero with a verdict of "not settled" is one that did not survive the adjustment.
 > - **The margins.** One per metric, each below the test-set standard error of its metric; other margins would move some verdicts (most directly the equivalences).
-> - **How confident the teacher is.** The clean teacher puts a mean {p_y.mean().item():.4f} on the true training label, so the weights move under {max(moved.values()):.1%} of the mass: "equivalent to KD at T = 1" holds for that regime. The softened variant, the ablation and the wrong teachers show that the loss behaves differently once there is mass to move; teachers that are wrong but unsure (trained less long on flipped labels, or underfit) were not run.
-> - **β and α.** {len(BETAS)} values of β and {len(ALPHAS)} of α; the article recommends none. Between β = {BETAS[0]:g}, where weights go negative on a wrong teacher's rows, and β = {BETAS[1]:g}, where they barely do, lies a boundary that depends on the teacher's logit scale (the recipe reads it off the teacher).
+> - **How confident the teacher is.** The clean teacher puts a mean {p_y_mean:.4f} on the true training label, so the weights move under {moved_max:.1%} of the mass: "equivalent to KD at T = 1" holds for that regime. The softened variant, the ablation and the wrong teachers show that the loss behaves differently once there is mass to move; teachers that are wrong but unsure (trained less long on flipped labels, or underfit) were not run.
+> - **β and α.** {n_betas} values of β and {n_alphas} of α; the article recommends none. Between β = {beta_low:g}, where weights go negative on a wrong teacher's rows, and β = {beta_next:g}, where they barely do, lies a boundary that depends on the teacher's logit scale (the recipe reads it off the teacher).
 > - **Ours, not the article's.** The softened variant, the ablation's parts and the clamped variant are our constructions, labelled as such wherever they appear.
-""")
+"""
+display(
+    markdown(
+        "limitations",
+        LIMITATIONS,
+        n_images=n_images,
+        classes=data.classes,
+        n_test=len(data.y_test),
+        step=100 / len(data.y_test),
+        student_size=student_size,
+        lr=config.lr,
+        epochs=config.epochs,
+        n_seeds=len(SEEDS),
+        n_noise_seeds=len(plan.noise_seeds),
+        n_main=n_main,
+        n_ablation=n_ablation,
+        n_wrong=n_wrong,
+        n_ours=n_ours,
+        p_y_mean=p_y.mean().item(),
+        moved_max=max(moved.values()),
+        n_betas=len(BETAS),
+        n_alphas=len(ALPHAS),
+        beta_low=BETAS[0],
+        beta_next=BETAS[1],
+    )
 )

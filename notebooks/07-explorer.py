@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] id="title"
 # # 07 · Explorer: move β and the offset
 #
 # *Two sliders, β and the offset k, and the weights, the weighted terms, the loss and the student it teaches on the article's sample batch, recomputed in your browser with no kernel and no network.*
@@ -21,7 +21,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import HTML, display
+from IPython.display import display
 from matplotlib.colors import SymLogNorm
 
 import course
@@ -51,7 +51,7 @@ for beta in (beta_zero / 1.01, beta_zero * 1.01):
 assert all(klloss.klloss_v2(**{**args, "beta": b}, offset=0.0).item() < 0 for b in explorer.BETAS)
 print("at k = 0 the loss is negative for every beta on the slider")
 
-# %% [markdown]
+# %% [markdown] id="explorer"
 # ## The explorer
 #
 # Move the sliders with the mouse or, after a click or Tab, with the arrow keys. The β slider steps through values on a log scale from 0.01 to 1000; the article's β = 1.5 and k = 8 are marked. What you see:
@@ -66,9 +66,9 @@ print("at k = 0 the loss is negative for every beta on the slider")
 # Things to try: β below the value printed above (the loss turns negative at $k = 8$); $k = 0$ (the label's weight drops to 0, and the loss is negative for every β); the third row at small $k\beta$.
 
 # %%
-display(HTML(explorer.html(sample)))
+display(explorer.output())  # in the reader's language: notebooks/zh/ shows it in Chinese
 
-# %% [markdown]
+# %% [markdown] id="same-drawn-once-weight"
 # The same, drawn once (this figure is what you see if the explorer above does not run, for instance in a JupyterLab notebook that is not trusted): the weight matrix at five values of β and three offsets, on the same fixed colour scale, with the loss on the batch above each panel.
 
 # %%
@@ -115,7 +115,7 @@ fig.suptitle(
 print("saved", course.plotting.save(fig, "07-weights-small-multiples"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="loss-straight-line-each"
 # The loss is a straight line in $1/\beta$ for each offset, $L = k\,\mathrm{KL} + M\cdot(1/\beta)$, with the same slope $M$ for every $k$; here it is against $1/\beta$, where those lines are straight, with the article's β and the zero crossing at $k = 8$ marked.
 
 # %%
@@ -141,7 +141,7 @@ ax.legend(fontsize=8)
 print("saved", course.plotting.save(fig, "07-loss-against-inverse-beta"))
 plt.show()
 
-# %% [markdown]
+# %% [markdown] id="sliders-range-over"
 # ## What the sliders range over
 #
 # The colour scale is fixed at the largest $|w|$ any slider setting gives; since $w$ is linear in $k$ and in $1/\beta$ the largest value sits at a corner of the slider ranges, which the next cell checks against every setting.
@@ -163,7 +163,7 @@ largest = max(
 assert math.isclose(largest, w_limit)
 print(f"largest |w| over every setting and row: {largest:.4g} (the colour scale spans ±{w_limit:.4g})")
 
-# %% [markdown]
+# %% [markdown] id="explorer-made-why-this"
 # ## How the explorer is made, and why this way
 #
 # The page computes the loss itself: `course.explorer` writes the formula as a chain of named Vega transforms (log-softmax, margin, weight, weighted terms, batch mean), one per line of the formula, and Vega recomputes the ones a slider reaches. That makes it a third implementation of the loss, beside `klloss.klloss_v2` and the oracle, so it is tested like them: `tests/test_explorer.py` opens this page of the site in Chromium with the network cut, sets the sliders to several $(\beta, k)$, and compares the readout with `klloss.oracle.klloss_v2` to the digits shown.
@@ -190,12 +190,12 @@ print(
 )
 assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing dated
 
-# %% [markdown]
+# %% [markdown] id="exercise"
 # ## Exercise
 #
 # At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] id="solution-weight-negative-exactly" tags=["solution"]
 # **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins and the offsets that qualify: only the smallest on the slider.
 
 # %% tags=["solution"]

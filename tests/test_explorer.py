@@ -25,7 +25,8 @@ from course import explorer
 from klloss import oracle
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = "07-explorer.html"
+# the explorer's page in each language of the site: the Chinese one shows the Chinese strings
+PAGES = {"en": "07-explorer.html", "zh": "zh/07-explorer.html"}
 
 # (beta, k): the article's setting, a negative loss, k = 0, both ends of the beta slider, and a
 # setting just above the zero crossing at k = 8 where the loss is small
@@ -205,12 +206,19 @@ def test_missing_or_wrong_vega_is_reported(tmp_path, monkeypatch):
 
 # --- in the browser ---------------------------------------------------------------------------
 
-LOSS = re.compile(r"L = (-?\d+\.(\d+))")
+
+def _loss_pattern(text):
+    return re.compile(re.escape(text["loss_value"]) + r"(-?\d+\.(\d+))")
+
+
+@pytest.fixture(params=sorted(PAGES))
+def lang(request):
+    return request.param
 
 
 @pytest.fixture
-def page(browser, site):  # noqa: F811 -- fixtures from test_site
-    page, outside, failed = _open(browser, site, PAGE)
+def page(browser, site, lang):  # noqa: F811 -- fixtures from test_site
+    page, outside, failed = _open(browser, site, PAGES[lang])
     page.wait_for_selector(".klloss-explorer[data-ready]", timeout=30_000)
     yield page
     page.context.close()
@@ -240,30 +248,49 @@ def _wait_for(page, beta, offset):
     )
 
 
-def _shown_loss(page):
+def _shown_loss(page, lang="en"):
     text = page.inner_text("#explorer-loss")
-    match = LOSS.search(text)
+    match = _loss_pattern(explorer.LABELS[lang]).search(text)
     assert match, f"no decimal number in the readout {text!r}"
     return float(match.group(1)), len(match.group(2)), text
 
 
-def test_the_page_computes_the_oracle_loss_at_every_setting(page, sample):
+def test_the_page_computes_the_oracle_loss_at_every_setting(page, lang, sample):
+    words = explorer.LABELS[lang]
     for beta, offset in SETTINGS:
         _set(page, beta, offset)
         expected = _oracle_loss(sample, beta, offset)
-        shown, decimals, text = _shown_loss(page)
+        shown, decimals, text = _shown_loss(page, lang)
         # equal to the precision shown: within half a unit of the last digit (and 4 significant digits)
         assert abs(shown - expected) <= 0.5 * 10.0**-decimals * (1 + 1e-9), (beta, offset, text, expected)
-        assert len(LOSS.search(text).group(1).replace("-", "").replace(".", "").lstrip("0")) == 4, text
-        # the sign is visible
-        assert ("negative" in text) == (expected < 0), text
+        digits = _loss_pattern(words).search(text).group(1)
+        assert len(digits.replace("-", "").replace(".", "").lstrip("0")) == 4, text
+        # the sign is visible, in the page's words
+        assert (words["negative"].strip() in text) == (expected < 0), text
         assert page.evaluate("document.getElementById('explorer-loss').classList.contains('negative')") == (
             expected < 0
         )
         # the beta in use is in the slider's aria-valuetext and on its visible label
-        assert page.get_attribute("#explorer-beta", "aria-valuetext") == f"β = {beta:g}"
-        assert page.inner_text(".klloss-explorer-beta-value") == f"β = {beta:g}"
-        assert page.get_attribute("#explorer-offset", "aria-valuetext") == f"k = {offset:g}"
+        assert page.get_attribute("#explorer-beta", "aria-valuetext") == f"{words['beta_value']}{beta:g}"
+        assert page.inner_text(".klloss-explorer-beta-value") == f"{words['beta_value']}{beta:g}"
+        offset_text = page.get_attribute("#explorer-offset", "aria-valuetext")
+        assert offset_text == f"{words['offset_value']}{offset:g}"
+
+
+def test_the_page_shows_the_words_of_its_language(page, lang):
+    # labels and readouts (the controls, the chart's SVG text) come from the page's language, and
+    # on the Chinese page no English string is left where the Chinese one differs
+    words, english = explorer.LABELS[lang], explorer.LABELS["en"]
+    root = ".klloss-explorer"
+    assert page.get_attribute(root, "lang") == lang
+    shown = page.evaluate(f"document.querySelector('{root}').textContent")
+    svg = page.evaluate(f"Array.from(document.querySelectorAll('{root} svg text')).map(t => t.textContent)")
+    for key in ("readout", "weights_title", "weighted_title", "teacher", "pulled_to"):
+        assert words[key] in shown + "".join(svg), key
+    assert words["beta_control"].split("{")[0] in page.inner_text("label[for=explorer-beta]")
+    if lang != "en":
+        left = [key for key, text in english.items() if text.strip() and text != words[key] and text in shown]
+        assert left == [], left
 
 
 def test_every_intermediate_in_the_page_matches_the_oracle(page, sample):
@@ -302,25 +329,30 @@ def test_every_intermediate_in_the_page_matches_the_oracle(page, sample):
                 assert all(c["q_star"] is None for c in mine)
 
 
-def test_the_decomposition_line_matches_the_analysis(page, sample):
+def test_the_decomposition_line_matches_the_analysis(page, lang, sample):
     args = sample.tensors(torch.float64)
     parts = course.analysis.decompose(**args)
+    words = explorer.LABELS[lang]
+    number = r"(-?[\d.]+)"
+    kl_and_m = re.compile(re.escape(words["why_parts"]) + number + re.escape(words["why_m"]) + number)
+    zero_at = re.compile(re.escape(words["why_negative_below"]) + number + re.escape(words["why_at_offset"]))
     for beta, offset in [(1.5, 8.0), (1.5, 0.0), (0.5, 3.0)]:
         _set(page, beta, offset)
         why = page.inner_text(".klloss-explorer-why")
-        kl, big_m = (float(x) for x in re.search(r"KL = (-?[\d.]+), M = (-?[\d.]+)", why).groups())
+        kl, big_m = (float(x) for x in kl_and_m.search(why).groups())
         assert math.isclose(kl, parts.kl.item(), rel_tol=5e-4)
         assert math.isclose(big_m, parts.margin_term.item(), rel_tol=5e-4)
         if offset > 0:
-            zero = float(re.search(r"negative for β < ([\d.]+)", why).group(1))
+            zero = float(zero_at.search(why).group(1))
             assert math.isclose(zero, -parts.margin_term.item() / (offset * parts.kl.item()), rel_tol=5e-3), (
                 why
             )
+            assert why.endswith(f"{offset:g}{words['why_end']}"), why
         else:
-            assert "negative for every β at k = 0" in why
+            assert why.endswith(words["why_never_positive"]), why
 
 
-def test_the_sliders_work_from_the_keyboard(page, sample):
+def test_the_sliders_work_from_the_keyboard(page, lang, sample):
     start = explorer.BETAS.index(sample.beta)
     page.focus("#explorer-beta")
     page.keyboard.press("ArrowLeft")
@@ -330,20 +362,22 @@ def test_the_sliders_work_from_the_keyboard(page, sample):
     page.focus("#explorer-offset")
     page.keyboard.press("Home")
     _wait_for(page, explorer.BETAS[-1], 0.0)
-    shown, _, _ = _shown_loss(page)
+    shown, _, _ = _shown_loss(page, lang)
     assert math.isclose(shown, _oracle_loss(sample, explorer.BETAS[-1], 0.0), rel_tol=1e-3)
 
 
-def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site):  # noqa: F811
+@pytest.mark.parametrize("lang", sorted(PAGES))
+def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site, lang):  # noqa: F811
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
     context.route(
         "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
     )
     try:
         page = context.new_page()
-        page.goto((site / PAGE).resolve().as_uri(), wait_until="load")
+        page.goto((site / PAGES[lang]).resolve().as_uri(), wait_until="load")
         assert page.is_visible(".klloss-explorer-fallback")
-        assert "needs JavaScript" in page.inner_text("#explorer-loss")
+        assert page.inner_text(".klloss-explorer-fallback") == explorer.LABELS[lang]["fallback"]
+        assert explorer.LABELS[lang]["readout_without_js"] in page.inner_text("#explorer-loss")
         # the next output down is the static figure
         figure = page.evaluate(
             "(() => { const cells = Array.from(document.querySelectorAll('.jp-Cell'));"

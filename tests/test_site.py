@@ -449,6 +449,7 @@ def test_cjk_glyphs_come_from_the_font_the_set_up_installs(browser, site):
         ("zh/00-cheat-sheet.html", "nav.klloss-nav a"),
         ("zh/index.html", "h1"),
         ("zh/01-walkthrough.html", ".jp-OutputArea-output[data-mime-type='text/markdown'] td:nth-child(4)"),
+        ("zh/07-explorer.html", "label[for=explorer-beta]"),
         ("index.html", "a.klloss-lang"),
     ]
     for name, selector in cases:

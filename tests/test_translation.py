@@ -10,6 +10,8 @@ variant of a term, and when notebooks/zh/ is not what `make zh` writes.
 """
 
 import copy
+import html
+import json
 import os
 import re
 import subprocess
@@ -20,7 +22,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course import glossary, i18n
+from course import explorer, glossary, i18n
 from tools import refresh, translate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,11 +336,39 @@ def test_a_chinese_notebook_is_its_english_run_with_chinese_prose(path):
             en.get("execution_count"),
         )
         for out_en, out_zh in zip(en.get("outputs", []), zh.get("outputs", []), strict=True):
-            spec = translate.output_spec(out_en)
-            if spec is not None:  # the same values, the Chinese words
-                out_en = copy.deepcopy(out_en)
-                out_en.data["text/markdown"] = i18n.render_output(spec, "zh")
+            for mime in i18n.MIMES:
+                spec = translate.output_spec(out_en, mime)
+                if spec is not None:  # the same values, the Chinese words
+                    out_en = copy.deepcopy(out_en)
+                    out_en.data[mime] = i18n.render_output(spec, "zh")
             assert out_zh == out_en
+
+
+def test_the_chinese_explorer_is_in_chinese():
+    # notebook 07's explorer is an HTML output its renderer writes again in Chinese: the same
+    # numbers and page, the words of course.explorer.strings' Chinese dict
+    english = _read(ROOT / "notebooks" / "07-explorer.ipynb")
+    chinese = _read(ROOT / "notebooks" / "zh" / "07-explorer.ipynb")
+    (_, en), *others = list(translate.html_outputs(english))
+    (_, zh), *_ = list(translate.html_outputs(chinese))
+    assert not others
+    assert translate.output_spec(en, "text/html") == {"render": "explorer"}
+    assert en.data["text/html"] == explorer.article_html("en")
+    assert zh.data["text/html"] == explorer.article_html("zh")
+    labels = explorer.LABELS["zh"]
+    assert html.escape(labels["readout"]) in zh.data["text/html"]
+    assert html.escape(labels["readout"]) not in en.data["text/html"]
+    spec = re.search(r'class="klloss-explorer-spec">(.*?)</script>', zh.data["text/html"], re.S).group(1)
+    assert json.loads(spec)["signals"][0] == {"name": "text", "value": labels}
+
+
+def test_a_stale_html_output_is_named():
+    nb = _read(ROOT / "notebooks" / "07-explorer.ipynb")
+    _, output = next(translate.html_outputs(nb))
+    output.data["text/html"] = output.data["text/html"].replace("margin scale", "margin  scale")
+    found = translate.problems(nb, _entries(ROOT / "notebooks" / "07-explorer.ipynb"), "07", i18n.messages())
+    assert len(found) == 1
+    assert "the stored output is not its renderer's output" in found[0]
 
 
 def test_the_glossary_is_in_chinese_in_the_chinese_walkthrough():

@@ -7,8 +7,9 @@
     python -m tools.translate stub notebooks/03-*.py     # add an entry to translate for each missing cell
 
 A Chinese notebook is its English notebook with every Markdown cell replaced by its translation
-(``notebooks/NN-name.zh.md``, keyed by the cell's stable id, see course/i18n.py) and every
-Markdown output written again from the Chinese template with the values the English run stored.
+(``notebooks/NN-name.zh.md``, keyed by the cell's stable id, see course/i18n.py), every
+Markdown output written again from the Chinese template with the values the English run stored,
+and every output a renderer wrote (the glossary, the explorer's HTML) written again in Chinese.
 Code cells and every other output are the English ones, unchanged: both editions show the same
 numbers because they are the same run. Nothing falls back to English: a Markdown cell or output
 without a current translation stops the build, which names every one.
@@ -34,11 +35,7 @@ NOTEBOOKS = ROOT / "notebooks"
 ZH = NOTEBOOKS / "zh"
 # notebooks not translated yet, each with the reason; tests/test_translation.py checks that none of
 # them has a translation file and that every other notebook has a complete one
-PENDING = {
-    "03-beta-and-offset": "issue 19 is rewriting it; translated once that text is settled",
-    "05-real-data": "issue 19 is rewriting it; translated once that text is settled",
-    "07-explorer": "issue 19 is rewriting it and issue 18 splits the explorer; translated after both",
-}
+PENDING = {}
 TODO = "TODO translate"
 STOPWORDS = {"the", "a", "an", "of", "and", "to", "in", "is", "its", "it", "on", "for", "what", "how"}
 
@@ -59,9 +56,18 @@ def markdown_outputs(nb):
                 yield cell, output
 
 
-def output_spec(output):
-    """The ``klloss_i18n`` metadata IPython stored with a Markdown output, or None."""
-    return output.get("metadata", {}).get("text/markdown", {}).get(i18n.METADATA_KEY)
+def output_spec(output, mime="text/markdown"):
+    """The ``klloss_i18n`` metadata IPython stored with an output's ``mime`` part, or None."""
+    return output.get("metadata", {}).get(mime, {}).get(i18n.METADATA_KEY)
+
+
+def html_outputs(nb):
+    """(cell, output) for every HTML output that :mod:`course.i18n` made (the explorer); other
+    HTML (a DataFrame's table) is the same numbers in both editions and stays as it is."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text/html" in output.get("data", {}) and output_spec(output, "text/html") is not None:
+                yield cell, output
 
 
 def problems(nb, entries, name, messages):
@@ -100,6 +106,12 @@ def problems(nb, entries, name, messages):
             i18n.render_output(spec, "zh", messages)
         except (KeyError, ValueError, IndexError) as error:
             found.append(f"{name}: cell {cell.id}: {error}")
+    for cell, output in html_outputs(nb):
+        try:
+            if i18n.render_output(output_spec(output, "text/html"), "en") != output.data["text/html"]:
+                found.append(f"{name}: cell {cell.id}: the stored output is not its renderer's output")
+        except (KeyError, ValueError) as error:
+            found.append(f"{name}: cell {cell.id}: {error}")
     for kind, key in sorted(set(entries) - used):
         found.append(f"{name}: the translation of {kind} {key!r} matches nothing in the English notebook")
     return found
@@ -113,6 +125,8 @@ def translate(nb, entries, messages):
             cell.source = entries[("cell", cell.id)].text
     for _, output in markdown_outputs(zh):
         output.data["text/markdown"] = i18n.render_output(output_spec(output), "zh", messages)
+    for _, output in html_outputs(zh):
+        output.data["text/html"] = i18n.render_output(output_spec(output, "text/html"), "zh")
     return zh
 
 

@@ -17,14 +17,16 @@ How it is built, one file per part:
   and ``explorer.js``. The sliders are native ``<input type="range">`` elements (keyboard-operable,
   labelled), with the ids ``explorer-beta`` and ``explorer-offset``; the loss is written into
   ``explorer-loss``;
-* :mod:`.strings`: every word the page shows, one dict per language.
+* :mod:`.strings`: every word the page shows, one dict per language (English and Chinese);
+  :func:`output` shows the article's explorer in a notebook in the reader's language
+  (:mod:`course.i18n`), so that the Chinese notebook and page show a Chinese explorer.
 
 The output is deterministic: no random ids, no dates. A second run gives the same HTML. Why Vega
 and not Plotly, Bokeh or Altair is said in ``notebooks/07-explorer.ipynb``, which shows it.
 """
 
 from .data import BETAS, OFFSETS, WRONG_LABEL, cells, check_sample, colour_domains, row_intermediates, rows
-from .page import VEGA_VERSION, html, spec_json, vega_js
+from .page import VEGA_VERSION, article_html, html, output, spec_json, vega_js
 from .strings import LABELS
 from .vega_spec import spec
 
@@ -34,10 +36,12 @@ __all__ = [
     "OFFSETS",
     "VEGA_VERSION",
     "WRONG_LABEL",
+    "article_html",
     "cells",
     "check_sample",
     "colour_domains",
     "html",
+    "output",
     "row_intermediates",
     "rows",
     "spec",

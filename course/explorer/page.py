@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from string import Template
 
+import klloss
 from klloss import ARTICLE_OFFSET
 
 from .. import ROOT
@@ -110,6 +111,7 @@ def html(sample, lang="en"):
         raise ValueError(f"lang must be one of {sorted(LABELS)}, got {lang!r}")
     loader = Template(_read("vega-loader.js")).substitute(version=VEGA_VERSION, vega=vega_js())
     return Template(_read("explorer.html")).substitute(
+        lang=lang,
         css=_read("explorer.css"),
         **_controls(sample, LABELS[lang]),
         vega_version=VEGA_VERSION,
@@ -117,3 +119,16 @@ def html(sample, lang="en"):
         spec=spec_json(sample, lang),
         script=_read("explorer.js"),
     )
+
+
+def article_html(lang="en"):
+    """:func:`html` of the article's sample in ``lang`` (notebook 07's explorer, both editions)."""
+    return html(klloss.data.load_sample(), lang)
+
+
+def output():
+    """The article's explorer as a notebook output in the reader's language: its metadata names
+    the renderer, so that the Chinese edition (tools/translate.py) writes it again in Chinese."""
+    from .. import i18n
+
+    return i18n.rendered("explorer")

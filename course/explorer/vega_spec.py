@@ -96,7 +96,8 @@ BATCH_TRANSFORMS = [
         "expr": (
             "text.why_parts + format(datum.KL, '.4r') + text.why_m + format(datum.M, '.4r')"
             " + (datum.beta_zero == null ? (datum.M < 0 ? text.why_never_positive : '')"
-            " : text.why_negative_below + format(datum.beta_zero, '.3r') + text.why_at_offset + offset)"
+            " : text.why_negative_below + format(datum.beta_zero, '.3r') + text.why_at_offset + offset"
+            " + text.why_end)"
         ),
     },
 ]
