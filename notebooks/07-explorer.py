@@ -196,7 +196,7 @@ assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing
 # At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
 
 # %% [markdown] id="solution-weight-negative-exactly" tags=["solution"]
-# **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins and the offsets that qualify: only the smallest on the slider.
+# **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins, that threshold, and the offsets on the slider below it.
 
 # %% tags=["solution"]
 wrong = rows[-1]
