@@ -458,6 +458,7 @@ print("compiled", len(cases) * 2)
 """
 
 
+@pytest.mark.slow  # runs Triton's compiler in a new process
 @pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
 def test_kernels_compile_for_a_gpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -503,6 +504,7 @@ def test_handles_only_float32_and_half_precision():
     assert not _triton.handles("x")
 
 
+@pytest.mark.slow  # imports torch in a new process
 def test_imports_and_says_unavailable_without_triton():
     code = textwrap.dedent(
         """
