@@ -1,5 +1,8 @@
 """course.bench.op_counts: what it counts, checked on calls whose operators are known."""
 
+import inspect
+import json
+
 import torch
 
 import klloss
@@ -67,3 +70,27 @@ def test_stored_results_are_named_by_machine_and_capability():
     assert name("Intel(R) Xeon(R) Processor @ 2.00GHz", "AVX512") == "cpu-intel-xeon-2-00ghz-avx512"
     assert name("AMD EPYC 7B13 64-Core Processor") == "cpu-amd-epyc-7b13-64-core-avx2"
     assert bench.machine_name({"device": "cuda", "gpu": "NVIDIA H200"}) == "cuda-nvidia-h200"
+
+
+def _current_cpu_results():
+    for path in sorted(bench.BENCH_DIR.glob("cpu-*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if bench.code_state(record)[0] == "current":
+            yield path.name, record
+
+
+def test_the_fast_paths_earn_their_place_in_the_stored_cpu_results():
+    """The record beside klloss.loss._path, checked against every stored CPU result that measured
+    the current code: eager, fused beats the eager reference by 1.2x at every size; under
+    torch.compile, the compiled reference beats it by 1.2x wherever it was compiled."""
+    source = inspect.getsource(klloss.loss)
+    checked = 0
+    for name, record in _current_cpu_results():
+        assert record["environment"]["klloss"] in source, f"klloss/loss.py does not cite {name}'s commit"
+        for row in record["results"]:
+            t = row["seconds"]
+            assert t["reference"] / t["klloss_v2"] >= 1.2, (name, row["N"], row["C"])
+            if "klloss_v2 compiled" in t:
+                assert t["reference"] / t["klloss_v2 compiled"] >= 1.2, (name, row["N"], row["C"])
+        checked += 1
+    assert checked >= 1, "no stored CPU result measured the current code: run make bench"
