@@ -49,8 +49,8 @@ LABELS = {
         "row": "样本 {i} · y = {y}",
         "row_relabelled": "样本 0（改了标签）· y = {y}",
         "fallback": (
-            "探索器需要 JavaScript，而这里没有运行 JavaScript（在 JupyterLab 中：这个笔记本未被信任；"
-            "运行这个笔记本，或者信任它）。下方的静态图展示了同样的内容。"
+            "探索器需要 JavaScript，但这里 JavaScript 没有运行（在 JupyterLab 中，原因是笔记本未被信任："
+            "请运行或信任这个笔记本）。下方的静态图展示了同样的内容。"
         ),
         "beta_control": "间隔尺度 {value}（对数刻度）",
         "offset_control": "偏移量 {value}",
@@ -62,15 +62,15 @@ LABELS = {
         "loss_value": "L = ",
         "negative": "（为负）",
         "description": "klloss_v2 探索器：随 β 和偏移量变化的权重、加权 KL 项、损失和 q*",
-        "weights_title": "权重 w = k + m/β（固定的同一色阶）",
+        "weights_title": "权重 w = k + m/β（色阶固定）",
         "weighted_title": "加权 KL 项 w·p·(log p − log q)",
         "class_axis": "c = ",
         "per_sample": "Lᵢ = ",
         "not_in_loss": "不计入 L",
         "weight_note": "加框的是标签（m = 0，w = k）。某个类别比标签领先超过 kβ 时 w < 0；kβ = ",
         "label_mark": "（y）",
-        "no_minimum": "没有 q*：有权重 < 0，损失没有最小值",
-        "teacher": "p = softmax(z)：教师",
+        "no_minimum": "没有 q*：某个权重 < 0，损失没有最小值",
+        "teacher": "p = softmax(z)：教师分布",
         "pulled_to": "q* = w ⊙ p / W：损失把学生拉向的分布",
         "why_parts": "L = k·KL + M/β，其中 KL = ",
         "why_m": "，M = ",
