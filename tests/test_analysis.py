@@ -80,6 +80,7 @@ def test_min_loss_is_negative_with_unequal_weights(sample):
     )
 
 
+@pytest.mark.slow  # the minimiser, then 300 descent steps
 def test_negative_weights_have_no_minimum():
     wrong = torch.tensor([[0.0, 5.0, 0.0]], dtype=torch.float64)
     y = torch.tensor([0])

@@ -361,6 +361,7 @@ def test_paired_test_matches_scipy():
     assert result["p_equivalence"] == pytest.approx(max(above, below), rel=1e-8)
 
 
+@pytest.mark.slow  # thousands of simulated samples
 def test_the_t_interval_covers_as_stated_where_the_percentile_bootstrap_does_not():
     # 2000 samples of n = 10 normal differences: the 95 % t-interval covers the true mean about
     # 95 % of the time, the percentile bootstrap of the mean clearly less (it is too narrow)

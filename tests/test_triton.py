@@ -34,7 +34,11 @@ from klloss.options import Options
 
 # the lock pins Triton for the tests; only `make test-oldest`, which checks the library on its
 # oldest numpy, runs without it
-pytestmark = pytest.mark.skipif(_triton.triton is None, reason="Triton is not installed here")
+# and every kernel runs in Triton's interpreter, about a second a test: slow (make test, not make check)
+pytestmark = [
+    pytest.mark.skipif(_triton.triton is None, reason="Triton is not installed here"),
+    pytest.mark.slow,
+]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 EPS32 = 2.0**-24
 ETA32 = 2.0**-150  # the absolute rounding error of float32 below its normal range
@@ -458,7 +462,6 @@ print("compiled", len(cases) * 2)
 """
 
 
-@pytest.mark.slow  # runs Triton's compiler in a new process
 @pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
 def test_kernels_compile_for_a_gpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -504,7 +507,6 @@ def test_handles_only_float32_and_half_precision():
     assert not _triton.handles("x")
 
 
-@pytest.mark.slow  # imports torch in a new process
 def test_imports_and_says_unavailable_without_triton():
     code = textwrap.dedent(
         """
