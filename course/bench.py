@@ -198,16 +198,9 @@ def _cpu_info():
 def code_version():
     """The klloss commit measured, ``+changes`` when the code measured (``klloss/``,
     ``benchmarks/``) differed from it; ``unknown`` outside a git checkout."""
-    root = ROOT
-
-    def git(*args):
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-
     try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", "klloss", "benchmarks")
+        commit = _git("rev-parse", "--short", "HEAD").strip()
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--", "klloss", "benchmarks").strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit + ("+changes" if changed else "")) or "unknown"
@@ -293,6 +286,7 @@ def code_state(record):
 
 
 def _git(*args):
+    """The output of ``git *args`` in this checkout; raises where git fails or is missing."""
     return subprocess.run(
         ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
     ).stdout

@@ -46,6 +46,7 @@ def test_a_stored_measurement_stays_current_through_comment_only_changes():
 
 def test_code_state_of_the_current_commit_is_current():
     head = bench._git("rev-parse", "--short", "HEAD").strip()
+    assert bench.code_version().removesuffix("+changes") == head  # what a benchmark records
     state, sentence = bench.code_state({"environment": {"klloss": head}})
     assert state == "current", sentence
     assert bench.code_state({"environment": {"klloss": head + "+changes"}})[0] == "uncommitted"
