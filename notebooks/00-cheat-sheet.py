@@ -118,7 +118,7 @@ print(f"z = (0, 1), y = 0, beta = {beta:g}: every w > 0 and q*_y / p_y = {label_
 #
 # If every $w \ge 0$: $\quad L_i = W_i\,\mathrm{KL}(q^*_i \,\|\, q_i) + L_{\min,i}, \qquad L_{\min,i} = W_i\log W_i - \sum_c p_{ic}\,w_{ic}\log w_{ic} \;\le 0.$
 #
-# So klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W_i$, plus a constant that is never positive. Against $k$ times KD two things change at once: the target ($q^*_i$ instead of $p_i$) and each row's weight ($W_i$ instead of $k$). In a mix $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}/k$ row $i$'s distillation term is in effect weighted by $\alpha W_i / k$: more than $\alpha$ where $\mu_i > 0$ (wherever the teacher ranks the label first, short of a row of ties, and more so the less sure it is), less where $\mu_i < 0$ (which needs a wrong teacher; notebook 05 measures both parts).
+# So klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W_i$, plus a constant that is never positive. Against $k$ times KD two things change at once: the target ($q^*_i$ instead of $p_i$) and each row's weight ($W_i$ instead of $k$). In a mix $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}/k$ row $i$'s distillation term is in effect weighted by $\alpha W_i / k$: more than $\alpha$ where $\mu_i > 0$ (wherever the teacher ranks the label first, short of a row of ties, and more so the more mass it puts on classes far below the label), less where $\mu_i < 0$ (which needs a wrong teacher; notebook 05 measures both parts).
 
 # %% tags=["hide-input"]
 per_sample = klloss.klloss_v2(**args, reduction="none").numpy()

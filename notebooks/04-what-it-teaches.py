@@ -499,7 +499,7 @@ print(
 #
 # $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c}$$
 #
-# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence: with unequal weights the sum as a whole can be negative (with $\hat p = (0.5, 0.5)$, $\hat q = (0.4, 0.6)$ and weights $(8, 10)$ it is about $-0.02$, checked below), and it is not smallest at $\hat q = \hat p$. The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence: with unequal weights the sum as a whole can be negative, and it is smallest not at $\hat q = \hat p$ but at $\hat q \propto w \odot \hat p$ (the weighted sum is the loss of §3 on these classes). For example, two non-target classes, the first tied with the label ($m = 0$, $w = k$) and the second $\ln 9$ below it, so $\hat p = (0.9, 0.1)$ and, at β = 1.5, $w = (8, 8 + \ln 9/1.5)$: at $\hat q = (0.88, 0.12)$ the sum is about $-0.01$ (checked below). The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 
 # %%
@@ -534,10 +534,24 @@ tckd_p, nckd_p = dkd_parts(x)
 dkd_at_p = (1.0 * tckd_p + 8.0 * nckd_p).mean()  # DKD with alpha_DKD = 1, beta_DKD = 8
 (dkd_grad,) = torch.autograd.grad(dkd_at_p, x)
 assert abs(dkd_at_p.item()) < 1e-12 and dkd_grad.abs().max() < 1e-12
-# a w-weighted sum like the non-target part can be negative: p_hat = (.5, .5), q_hat = (.4, .6), w = (8, 10)
-weighted_sum = sum(w_c * p_c * math.log(p_c / q_c) for w_c, p_c, q_c in [(8, 0.5, 0.4), (10, 0.5, 0.6)])
-assert -0.03 < weighted_sum < -0.01
-print(f"8 * 0.5 log(0.5/0.4) + 10 * 0.5 log(0.5/0.6) = {weighted_sum:.3f} < 0")
+# a w-weighted sum like the non-target part can be negative: p_hat = (.9, .1) from logits 0 and ln 9 below
+# the label, w = (8, 8 + ln 9 / 1.5) at beta = 1.5, q_hat = (.88, .12); its minimum is at q_hat ~ w p_hat
+w_hat, p_hat = (8.0, 8.0 + math.log(9) / 1.5), (0.9, 0.1)
+
+
+def weighted_sum(q_hat):
+    return sum(w_c * p_c * math.log(p_c / q_c) for w_c, p_c, q_c in zip(w_hat, p_hat, q_hat, strict=True))
+
+
+q_lowest = [
+    w_c * p_c / sum(w * p for w, p in zip(w_hat, p_hat, strict=True))
+    for w_c, p_c in zip(w_hat, p_hat, strict=True)
+]
+assert -0.02 < weighted_sum((0.88, 0.12)) < -0.005 and weighted_sum(q_lowest) < weighted_sum((0.88, 0.12))
+assert weighted_sum(p_hat) == 0.0
+print(
+    f"at q_hat = (0.88, 0.12): {weighted_sum((0.88, 0.12)):.3f} < 0; lowest at q_hat ~ w p_hat: {weighted_sum(q_lowest):.3f}"
+)
 print(
     "KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
     f" klloss_v2's gradient up to {at_teacher.abs().max().item():.4f}"

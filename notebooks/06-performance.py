@@ -136,7 +136,7 @@ assert history[-1] < 0.5 * history[0] and history[-1] > lowest
 # %% [markdown] id="3-torch-func"
 # ## 3. torch.func
 #
-# Under a `torch.func` transform, `klloss_v2` sees that its inputs are wrapped and computes with the reference form, plain tensor operations that `torch.func` differentiates and batches itself (on a GPU, the Triton path's `autograd.Function`s have their own vmap rule). Here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
+# Under a `torch.func` transform, on a CPU or on a GPU without Triton, `klloss_v2` sees that its inputs are wrapped and computes with the reference form, plain tensor operations that `torch.func` differentiates and batches itself; on a GPU with Triton the Triton path runs, and its `autograd.Function`s carry their own vmap rule. Here, per-sequence gradients with `vmap(grad(...))`, checked against a loop of ordinary backward passes.
 
 
 # %%
