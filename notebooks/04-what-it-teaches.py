@@ -550,7 +550,7 @@ q_lowest = [
 assert -0.02 < weighted_sum((0.88, 0.12)) < -0.005 and weighted_sum(q_lowest) < weighted_sum((0.88, 0.12))
 assert weighted_sum(p_hat) == 0.0
 print(
-    f"at q_hat = (0.88, 0.12): {weighted_sum((0.88, 0.12)):.3f} < 0; lowest at q_hat ~ w p_hat: {weighted_sum(q_lowest):.3f}"
+    f"at q_hat = (0.88, 0.12): {weighted_sum((0.88, 0.12)):.4f} < 0; lowest, at q_hat ~ w p_hat: {weighted_sum(q_lowest):.4f}"
 )
 print(
     "KL = TCKD + (1 - p_y) NCKD on the sample; at q = p: DKD = 0 with gradient < 1e-12 in size,"
