@@ -1,10 +1,14 @@
 """klloss: the klloss_v2 knowledge-distillation loss, correct, tested and teachable.
 
-* :func:`klloss_v2` / :class:`KLLossV2` -- the training loss (one dispatch point to the fastest
-  correct form: :mod:`klloss.loss`);
+* :func:`margin_kd_loss` / :class:`MarginKDLoss` -- for training: the student's logits first,
+  the settings distillers use (temperature, normalisation, a global count), wrong orders refused
+  (:mod:`klloss.distill`);
+* :func:`klloss_v2` / :class:`KLLossV2` -- the same loss in the article's argument order (both
+  reach one dispatch point to the fastest correct form: :mod:`klloss.loss`);
 * :func:`klloss_v2_reference` -- the readable plain-torch form, the spine (:mod:`klloss.reference`);
 * :func:`klloss_v2_published` -- the article's algorithm, step for step (:mod:`klloss.published`);
-* :class:`Options` -- beta, offset, reduction and ignore_index as one checked value;
+* :class:`Options` -- every option (beta, offset, reduction, ignore_index, temperature, ...) as
+  one checked value;
 * :func:`trace` -- every intermediate; :func:`margin`, :func:`weight`; :func:`negative_weight_share`;
 * :mod:`klloss.oracle` -- a float64 NumPy reference; :mod:`klloss.data` -- the article's sample.
 
@@ -18,12 +22,15 @@ from . import data, oracle
 _NEEDS_TORCH = (
     "ARTICLE_OFFSET",
     "KLLossV2",
+    "MarginKDLoss",
     "Options",
+    "Parts",
     "Trace",
     "klloss_v2",
     "klloss_v2_published",
     "klloss_v2_reference",
     "margin",
+    "margin_kd_loss",
     "negative_weight_share",
     "trace",
     "weight",
@@ -37,6 +44,7 @@ except ModuleNotFoundError as error:
     _torch_missing = error
 else:
     from .diagnostics import negative_weight_share
+    from .distill import MarginKDLoss, Parts, margin_kd_loss
     from .loss import KLLossV2, klloss_v2
     from .options import ARTICLE_OFFSET, Options
     from .published import klloss_v2_published
@@ -58,13 +66,16 @@ def __getattr__(name):
 __all__ = [
     "ARTICLE_OFFSET",
     "KLLossV2",
+    "MarginKDLoss",
     "Options",
+    "Parts",
     "Trace",
     "data",
     "klloss_v2",
     "klloss_v2_published",
     "klloss_v2_reference",
     "margin",
+    "margin_kd_loss",
     "negative_weight_share",
     "oracle",
     "trace",

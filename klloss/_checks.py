@@ -14,13 +14,16 @@ _INTEGERS = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.
 def _check_logits(name, x):
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if x.dtype not in _FLOATS:
+        allowed = ", ".join(sorted(str(d).removeprefix("torch.") for d in _FLOATS))
+        raise TypeError(f"{name} must have a floating-point dtype ({allowed}), got {x.dtype}")
     if x.dim() == 0:
         raise ValueError(f"{name} must have shape (..., C), got a 0-d tensor")
 
 
 def _check_teachers(logits_t, input, target):
+    # the student and the teachers may have different floating dtypes (a bfloat16 student, a
+    # float32 teacher): every form computes in float32, or float64 if any of them is
     _check_logits("input", input)
     for name, x in (("target", target), ("logits_t", logits_t)):
         _check_logits(name, x)
@@ -28,8 +31,6 @@ def _check_teachers(logits_t, input, target):
             raise ValueError(
                 f"{name} must have the same shape as input {tuple(input.shape)}, got {tuple(x.shape)}"
             )
-        if x.dtype != input.dtype:
-            raise TypeError(f"{name} must have the same dtype as input ({input.dtype}), got {x.dtype}")
         if x.device != input.device:
             raise ValueError(f"{name} must be on the same device as input ({input.device}), got {x.device}")
     if input.shape[-1] == 0:
@@ -57,8 +58,8 @@ def check_loss_tensors(logits_t, input, target, label):
         shape, dtype, device = input.shape, input.dtype, input.device
         if (
             dtype in _FLOATS
-            and target.dtype == dtype
-            and logits_t.dtype == dtype
+            and target.dtype in _FLOATS
+            and logits_t.dtype in _FLOATS
             and label.dtype in _INTEGERS
             and target.shape == shape
             and logits_t.shape == shape
@@ -130,3 +131,32 @@ def check_strict(logits_t, input, target, label):
         raise ValueError(
             f"label values must lie in [0, C) = [0, {input.shape[1]}), got values from {low} to {high}"
         )
+
+
+def check_roles(student, teachers, call):
+    """Refuse a call whose arguments are in the wrong order, before it can return a loss that
+    trains nothing: a teacher argument that requires grad while the student does not, or the
+    student's tensor passed as a teacher. ``student`` is ``(name, tensor)``, ``teachers`` a tuple
+    of them; ``call`` names the signature expected, for the message. Evaluation under
+    ``torch.no_grad()`` passes the grad check; under a torch.func transform nothing is checked."""
+    name, s = student
+    if not all(isinstance(t, torch.Tensor) for t in (s, *(t for _, t in teachers))):
+        return  # check_loss_tensors names the argument that is not a tensor
+    if is_transformed(s) or any(is_transformed(t) for _, t in teachers):
+        return
+    for t_name, t in teachers:
+        if t is s:
+            raise ValueError(
+                f"{t_name} is the same tensor as {name}: the loss would compare the student with "
+                f"itself (0, and no gradient). The order expected is {call}"
+            )
+    if torch.is_grad_enabled() and not s.requires_grad:
+        wrong = [t_name for t_name, t in teachers if t.requires_grad]
+        if wrong:
+            raise ValueError(
+                f"{' and '.join(wrong)} {'requires' if len(wrong) == 1 else 'require'} grad but {name} "
+                f"does not: the arguments look swapped (the loss detaches the teacher, so nothing "
+                f"would train). The order expected is {call}. If the teacher really "
+                f"needs its graph, pass {name} a tensor that requires grad too; to evaluate, call "
+                f"under torch.no_grad()"
+            )

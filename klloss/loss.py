@@ -57,16 +57,29 @@ def _path(input, target, impl):
     return "fused" if input.device.type == "cpu" else "reference"
 
 
-def _loss(logits_t, input, target, label, options, impl):
-    """Check the tensors, then compute with the form :func:`_path` picks."""
+ARTICLE_CALL = (
+    "klloss_v2(logits_t, input, target, label, beta): the teacher's logits first, the student's second"
+)
+STUDENT_FIRST_CALL = "margin_kd_loss(student_logits, teacher_logits, labels)"
+
+
+def _loss(logits_t, input, target, label, options, impl, count=None):
+    """Check the tensors, then compute with the form :func:`_path` picks; ``count``: the divisor
+    of ``batchmean`` when the caller gives it (:func:`margin_kd_loss`'s ``num_items_in_batch``)."""
     _checks.check_loss_tensors(logits_t, input, target, label)
     kept = _checks.check_labels(label, input.shape[-1], options)
+    if count is not None:  # sum_i L_i / count: the global batch's mean
+        options = dataclasses.replace(options, reduction="sum")
     path = _path(input, target, impl)
+    if path == "fused" and not options.plain:
+        path = "reference"  # the fused form computes the article's loss only, for now
     if path == "fused" and kept is not None:
-        return _fused.loss(input, target, logits_t, label, options, kept)
-    if path == "triton":
-        return _triton().loss(input, target, None if logits_t is target else logits_t, label, options)
-    return reference.loss(input, target, logits_t, label, options)
+        out = _fused.loss(input, target, logits_t, label, options, kept)
+    elif path == "triton":
+        out = _triton().loss(input, target, None if logits_t is target else logits_t, label, options)
+    else:
+        out = reference.loss(input, target, logits_t, label, options)
+    return out if count is None else out / count
 
 
 def check_impl(impl):
@@ -76,22 +89,22 @@ def check_impl(impl):
     return impl
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_options(beta, offset, reduction, ignore_index):
-    return Options(beta, offset, reduction, ignore_index)
+_cached_options = functools.lru_cache(maxsize=64, typed=True)(Options)  # typed: True is not 1
 
 
-def _options(beta, offset, reduction, ignore_index):
+def _options(beta, offset, reduction, ignore_index, *extensions):
     # a loss is called once per step with the same options: check each set of plain values once
+    plain = (float, int, bool)
     if (
-        type(beta) in (float, int)
-        and type(offset) in (float, int)
+        type(beta) in plain
+        and type(offset) in plain
         and type(reduction) is str
         and (ignore_index is None or type(ignore_index) is int)
+        and all(type(x) in plain for x in extensions)
         and not torch.compiler.is_compiling()
     ):
-        return _cached_options(beta, offset, reduction, ignore_index)
-    return Options(beta, offset, reduction, ignore_index)
+        return _cached_options(beta, offset, reduction, ignore_index, *extensions)
+    return Options(beta, offset, reduction, ignore_index, *extensions)
 
 
 def klloss_v2(
@@ -135,6 +148,7 @@ def klloss_v2(
     See ``notebooks/01-walkthrough.ipynb``, and for training ``notebooks/06-performance.ipynb``.
     """
     options = _options(beta, offset, reduction, ignore_index)
+    _checks.check_roles(("input", input), (("logits_t", logits_t), ("target", target)), ARTICLE_CALL)
     return _loss(logits_t, input, target, label, options, check_impl(impl))
 
 
@@ -176,6 +190,10 @@ class KLLossV2(nn.Module):
         self._impl = check_impl(value)
 
     def forward(self, logits_t, input, target, label):
+        """:func:`klloss_v2` with this module's options: ``logits_t`` (teacher, for the margin),
+        ``input`` (student), ``target`` (teacher), ``label``. For the student first, use
+        :class:`MarginKDLoss`."""
+        _checks.check_roles(("input", input), (("logits_t", logits_t), ("target", target)), ARTICLE_CALL)
         return _loss(logits_t, input, target, label, self.options, self._impl)
 
     def extra_repr(self):

@@ -63,6 +63,25 @@ def check_offset(offset):
     return offset
 
 
+def check_temperature(temperature):
+    """``temperature`` as a Python float: a finite real number > 0."""
+    if type(temperature) is float and 0 < temperature < math.inf:  # the common case, first and cheap
+        return temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
+    value = float(temperature)
+    if not 0 < value < math.inf:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    return value
+
+
+def check_flag(name, value):
+    """``value`` if it is a bool (``True``/``False``, not 0 or 1)."""
+    if type(value) is not bool:
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_reduction(reduction):
     """``reduction`` if it is one of :data:`REDUCTIONS`."""
     if reduction not in REDUCTIONS:
@@ -91,7 +110,17 @@ class Options:
       (``inf``: every weight equals ``offset``, and the labels are not read);
     * ``offset`` -- :math:`k`, added to every weight, finite (the article's 8.0);
     * ``reduction`` -- ``"batchmean"`` (mean over the rows not ignored), ``"sum"`` or ``"none"``;
-    * ``ignore_index`` -- rows whose label equals it count for nothing; ``None``: no row is ignored.
+    * ``ignore_index`` -- rows whose label equals it count for nothing; ``None``: no row is ignored;
+    * ``temperature`` -- :math:`T`, OUR EXTENSION: :math:`p = \mathrm{softmax}(z/T)`,
+      :math:`q = \mathrm{softmax}(s/T)`, the margin still from the raw teacher logits, the loss
+      times :math:`T^2` (as in KD);
+    * ``normalize`` -- divide the loss by :math:`k` (``offset`` must then be > 0): at
+      :math:`\beta = \infty` it is then plain KD at :math:`T`, :math:`T^2\,\mathrm{KL}(p\|q)`;
+    * ``clamp`` -- OUR VARIANT: :math:`\tilde w = \max(w, 0)` in place of :math:`w`, which keeps
+      every row's loss bounded below (``notebooks/05-real-data.ipynb``).
+
+    Every form computes :math:`L_i = f \sum_c \tilde w_{ic} p_{ic} (\log p_{ic} - \log q_{ic})`
+    with :math:`f` = :attr:`factor`.
 
     ``dataclasses.replace(options, beta=2.0)`` gives a checked copy with one option changed.
     """
@@ -100,6 +129,9 @@ class Options:
     offset: float = ARTICLE_OFFSET
     reduction: str = "batchmean"
     ignore_index: int | None = -100
+    temperature: float = 1.0
+    normalize: bool = False
+    clamp: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: the checked values replace the given ones once, here
@@ -107,3 +139,21 @@ class Options:
         set_(self, "offset", check_offset(self.offset))
         set_(self, "reduction", check_reduction(self.reduction))
         set_(self, "ignore_index", check_ignore_index(self.ignore_index))
+        set_(self, "temperature", check_temperature(self.temperature))
+        set_(self, "normalize", check_flag("normalize", self.normalize))
+        set_(self, "clamp", check_flag("clamp", self.clamp))
+        if self.normalize and not self.offset > 0:
+            raise ValueError(
+                f"offset must be > 0 when normalize=True (the loss is divided by it), got {self.offset}"
+            )
+
+    @property
+    def factor(self):
+        r"""What every row's sum is multiplied by: :math:`T^2/k` when ``normalize``, else :math:`T^2`."""
+        t2 = self.temperature * self.temperature
+        return t2 / self.offset if self.normalize else t2
+
+    @property
+    def plain(self):
+        """True when no extension is on (T = 1, no normalisation, no clamp): the article's loss."""
+        return self.temperature == 1.0 and not self.normalize and not self.clamp

@@ -29,7 +29,18 @@ def log_softmax(x):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def intermediates(logits_t, input, target, label, beta, offset=8.0, ignore_index=None):
+def intermediates(
+    logits_t,
+    input,
+    target,
+    label,
+    beta,
+    offset=8.0,
+    ignore_index=None,
+    temperature=1.0,
+    normalize=False,
+    clamp=False,
+):
     r"""Every intermediate of the loss as float64 arrays, keyed like :class:`klloss.Trace`.
 
     Where the formula meets infinities, its limits: a class with :math:`p_c = 0` (a teacher
@@ -52,8 +63,9 @@ def intermediates(logits_t, input, target, label, beta, offset=8.0, ignore_index
         raise ValueError(f"label values must lie in [0, C) = [0, {c}), got {y.min()} to {y.max()}")
     beta = float(beta)
 
-    log_q = log_softmax(s)
-    log_p = log_softmax(z)
+    temperature = float(temperature)
+    log_q = log_softmax(s / temperature)
+    log_p = log_softmax(z / temperature)
     p = np.exp(log_p)
     with np.errstate(invalid="ignore"):  # 0 * (-inf) where p = 0: replaced by the limit, 0
         kl_terms = np.where(p > 0, p * (log_p - log_q), 0.0)
@@ -61,8 +73,11 @@ def intermediates(logits_t, input, target, label, beta, offset=8.0, ignore_index
     m = z_margin[rows, np.where(kept, y, 0)][:, None] - z_margin
     with np.errstate(over="ignore", invalid="ignore"):  # a weight beyond float64 where p = 0 is inf
         w = np.full_like(m, offset) if beta == np.inf else offset + m / beta
+        if clamp:
+            w = np.maximum(w, 0.0)
         weighted = np.where(p > 0, w * kl_terms, 0.0)  # and its term is the limit, 0
-    per_sample = np.where(kept, weighted.sum(axis=1), 0.0)
+    factor = temperature**2 / offset if normalize else temperature**2
+    per_sample = np.where(kept, factor * weighted.sum(axis=1), 0.0)
     return {
         "log_input": log_q,
         "log_target": log_p,
@@ -76,9 +91,11 @@ def intermediates(logits_t, input, target, label, beta, offset=8.0, ignore_index
     }
 
 
-def klloss_v2(logits_t, input, target, label, beta, offset=8.0, ignore_index=None):
-    """The loss (batch mean over the rows kept) as a Python float, computed in float64."""
-    return float(intermediates(logits_t, input, target, label, beta, offset, ignore_index)["loss"])
+def klloss_v2(logits_t, input, target, label, beta, offset=8.0, ignore_index=None, **extensions):
+    """The loss (batch mean over the rows kept) as a Python float, computed in float64;
+    ``extensions``: ``temperature``, ``normalize``, ``clamp``, as in :func:`intermediates`."""
+    parts = intermediates(logits_t, input, target, label, beta, offset, ignore_index, **extensions)
+    return float(parts["loss"])
 
 
 def kl(target, input):

@@ -83,16 +83,16 @@ BAD_CALLS = [
         "logits_t must have the same shape as input",
     ),
     (
-        "target dtype",
-        with_(target=torch.ones(2, 5, dtype=torch.float64)),
+        "target float8",
+        with_(target=torch.ones(2, 5).to(torch.float8_e4m3fn)),
         TypeError,
-        "target must have the same dtype",
+        "target must have a floating-point dtype (bfloat16, float16, float32, float64), got torch.float8",
     ),
     (
-        "logits_t dtype",
-        with_(logits_t=torch.ones(2, 5, dtype=torch.float16)),
+        "input complex",
+        with_(input=torch.ones(2, 5, dtype=torch.complex64)),
         TypeError,
-        "logits_t must have the same dtype",
+        "input must have a floating-point dtype",
     ),
     (
         "logits_t device",
