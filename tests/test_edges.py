@@ -288,3 +288,61 @@ def test_hard_cases_match_the_oracle_in_float32(batch, form):
         assume(np.all(np.where(parts["target_prob"] > 0, np.abs(parts["weight"]), 0.0) < 1e30))
     assume(np.isfinite(parts["loss"]))
     check_against_oracle(form, z, s, z, y, beta, torch.float32, offset=offset)
+
+
+# -- 7. ignored rows and rows with no teacher distribution (issue 25) -------------------------------
+
+
+def filled_rows(teacher, student):
+    """The article's sample in float64 with a third row, whose teacher and student logits are set
+    by ``teacher`` and ``student``: ``{"all": value}`` or ``{"class0": value}`` (None: as drawn)."""
+    rng = np.random.default_rng(3)
+    z, s = rng.normal(0, 2, (3, 5)), rng.normal(0, 2, (3, 5))
+    for x, fill in ((z, teacher), (s, student)):
+        for where, value in (fill or {}).items():
+            x[2, slice(None) if where == "all" else 0] = value
+    return z, s
+
+
+UNDEFINED = [{"class0": math.nan}, {"class0": math.inf}, {"all": -math.inf}, {"all": math.nan}]
+"""Teacher rows with no distribution: a NaN logit, a logit at +inf, every logit at -inf."""
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("teacher", [None, {"class0": -math.inf}, *UNDEFINED])
+@pytest.mark.parametrize("student", [None, {"class0": math.nan}, {"all": math.inf}, {"class0": -math.inf}])
+def test_an_ignored_row_gives_exactly_zero_whatever_it_holds(form, teacher, student):
+    # the ignored row reads class 0, which the teacher may mask at -inf: 0 * (-inf) must not reach
+    # the gradient; the loss is the oracle's over the two rows kept
+    z, s = filled_rows(teacher, student)
+    y = np.array([2, 4, -100])
+    args = [torch.tensor(a) for a in (z, s, z)]
+    for reduction in ("batchmean", "sum", "none"):
+        value, grad = loss_and_grad(form, *args, torch.tensor(y), 1.5, reduction=reduction)
+        assert torch.equal(grad[2], torch.zeros(5)), (reduction, grad[2])
+        assert torch.isfinite(grad[:2]).all()
+        parts = klloss.oracle.intermediates(z[:2], s[:2], z[:2], y[:2], 1.5)
+        expected = {"batchmean": parts["loss"], "sum": parts["per_sample"].sum()}.get(reduction)
+        if reduction == "none":
+            assert value[2].item() == 0
+            np.testing.assert_allclose(value[:2].numpy(), parts["per_sample"], rtol=1e-12)
+        else:
+            assert value.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("teacher", UNDEFINED)
+def test_a_kept_row_with_no_teacher_distribution_is_nan(form, teacher):
+    # a NaN or +inf teacher logit, or a teacher row at -inf throughout: no p, so no loss; the loss
+    # must say so (NaN), in the row and in the reductions, never come out finite
+    z, s = filled_rows(teacher, None)
+    args = [torch.tensor(a) for a in (z, s, z)]
+    y = torch.tensor([2, 4, 1])
+    assert np.isnan(klloss.oracle.intermediates(z, s, z, y.numpy(), 1.5)["per_sample"][2])
+    rows, _ = loss_and_grad(form, *args, y, 1.5, reduction="none")
+    assert math.isnan(rows[2].item())
+    parts = klloss.oracle.intermediates(z[:2], s[:2], z[:2], y[:2].numpy(), 1.5)
+    np.testing.assert_allclose(rows[:2].numpy(), parts["per_sample"], rtol=1e-12)
+    for reduction in ("batchmean", "sum"):
+        value, _ = loss_and_grad(form, *args, y, 1.5, reduction=reduction)
+        assert math.isnan(value.item()), reduction
