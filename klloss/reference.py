@@ -43,7 +43,9 @@ def weight(margin, beta, offset=ARTICLE_OFFSET):
 
 
 def rows_kept(label, ignore_index):
-    """The rows that count, ``label != ignore_index`` (every row when ``ignore_index`` is None)."""
+    """The rows that count, ``label != ignore_index``, compared without wrapping: every row when
+    ``ignore_index`` is None or outside the range of the label's dtype."""
+    ignore_index = _checks.ignore_value(label.dtype, ignore_index)  # None if no label can equal it
     return torch.ones_like(label, dtype=torch.bool) if ignore_index is None else label != ignore_index
 
 

@@ -346,3 +346,42 @@ def test_a_kept_row_with_no_teacher_distribution_is_nan(form, teacher):
     for reduction in ("batchmean", "sum"):
         value, _ = loss_and_grad(form, *args, y, 1.5, reduction=reduction)
         assert math.isnan(value.item()), reduction
+
+
+# -- 8. narrow label dtypes: compared with ignore_index without wrapping (issue 25) ----------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize(
+    ("dtype", "label", "ignore_index"),
+    [
+        (torch.uint8, [156, 1, 255], -100),  # -100 wraps to 156 in uint8: row 0 is a class, kept
+        (torch.uint8, [156, 1, 255], 255),  # in range: row 2 ignored
+        (torch.int32, [0, 1, 2], 2**40),  # 2**40 wraps to 0 in int32: row 0 kept
+        (torch.int8, [-100, 1, 127], -100),  # in range: row 0 ignored
+        (torch.int16, [200, -100, 3], -100),
+    ],
+)
+def test_narrow_label_dtypes_match_the_oracle_in_int64(form, dtype, label, ignore_index):
+    rng = np.random.default_rng(5)
+    z, s = rng.normal(0, 2, (3, 260)), rng.normal(0, 2, (3, 260))
+    args = [torch.tensor(a) for a in (z, s, z)]
+    y = torch.tensor(label, dtype=dtype)
+    parts = klloss.oracle.intermediates(
+        z, s, z, np.array(label, dtype=np.int64), 1.5, ignore_index=ignore_index
+    )
+    for reduction in ("batchmean", "none"):
+        value, grad = loss_and_grad(form, *args, y, 1.5, reduction=reduction, ignore_index=ignore_index)
+        expected = parts["loss"] if reduction == "batchmean" else parts["per_sample"]
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-12, atol=0)
+        assert torch.isfinite(grad).all()
+    # the diagnostic counts the same rows: at beta = 0.3 every kept row but the last one has a
+    # negative weight
+    kept = np.array(label) != ignore_index
+    last = np.flatnonzero(kept)[-1]
+    z[last, label[last]] = z.max() + 1
+    share = klloss.negative_weight_share(torch.tensor(z), y, 0.3, ignore_index=ignore_index)
+    weight = klloss.oracle.intermediates(z, s, z, np.array(label), 0.3, ignore_index=ignore_index)["weight"]
+    negative = (weight < 0).any(-1) & kept
+    assert negative.sum() == kept.sum() - 1
+    assert share.item() == pytest.approx(negative.sum() / kept.sum(), rel=1e-6)

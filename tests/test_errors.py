@@ -8,6 +8,7 @@ messages differ, a case gives both: {"loss": ..., "strict": ...}.
 
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -107,7 +108,12 @@ BAD_CALLS = [
         "input must have at least one class",
     ),
     ("label list", with_(label=[3, 2]), TypeError, "label must be a torch.Tensor"),
-    ("float label", with_(label=torch.tensor([3.0, 2.0])), TypeError, "label must have an integer dtype"),
+    (
+        "float label",
+        with_(label=torch.tensor([3.0, 2.0])),
+        TypeError,
+        "label must have an integer dtype (int64, int32, int16, int8, uint8), got torch.float32",
+    ),
     ("bool label", with_(label=torch.tensor([True, False])), TypeError, "label must have an integer dtype"),
     (
         "label shape",
@@ -151,6 +157,26 @@ BAD_CALLS = [
             "loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got 7",
             "strict": "label values must lie in [0, C) = [0, 5), got values from -100 to 7",
         },
+    ),
+    (
+        "uint8 label 156, the value -100 wraps to in uint8",
+        with_(label=torch.tensor([156, 2], dtype=torch.uint8)),
+        ValueError,
+        {
+            "loss": "label values must lie in [0, C) = [0, 5) (ignore_index = -100 is outside "
+            "torch.uint8's range: no row is ignored), got 156",
+            "strict": "label values must lie in [0, C) = [0, 5), got values from 2 to 156",
+        },
+    ),
+    *(
+        (
+            f"{dtype} label",
+            with_(label=torch.tensor([3, 2], dtype=dtype)),
+            TypeError,
+            f"label must have an integer dtype (int64, int32, int16, int8, uint8), got {dtype} (torch "
+            "compares none of uint16, uint32, uint64: convert with label.long())",
+        )
+        for dtype in (torch.uint16, torch.uint32, torch.uint64)
     ),
     ("beta 0", with_(beta=0), ValueError, "beta must be > 0"),
     ("beta negative", with_(beta=-1.5), ValueError, "beta must be > 0"),
@@ -204,6 +230,36 @@ def test_minus_100_is_ignored_by_the_loss_and_refused_by_trace():
 def test_without_ignore_index_minus_100_is_refused():
     with pytest.raises(ValueError, match=r"label values must lie in \[0, C\) = \[0, 5\), got -100$"):
         klloss.klloss_v2(**with_(label=torch.tensor([3, -100])), ignore_index=None)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "label", "ignore_index", "words"),
+    [
+        # int8 -56 is 200 wrapped: 200 is outside int8's range, so no row is ignored and -56 is refused
+        (
+            torch.int8,
+            [-56, 2],
+            200,
+            "(ignore_index = 200 is outside torch.int8's range: no row is ignored), got -56",
+        ),
+        # int16 8 is 2**16 + 8 wrapped: 8 is a bad class, not an ignored row
+        (
+            torch.int16,
+            [8, 2],
+            2**16 + 8,
+            "(ignore_index = 65544 is outside torch.int16's range: no row is ignored), got 8",
+        ),
+        # an ignore_index in range is compared in the label's dtype: -100 is ignored, -1 refused
+        (torch.int8, [-100, -1], -100, "or equal ignore_index = -100, got -1"),
+    ],
+)
+def test_labels_are_compared_with_ignore_index_without_wrapping(dtype, label, ignore_index, words):
+    arguments = with_(label=torch.tensor(label, dtype=dtype))
+    with pytest.raises(ValueError, match=re.escape("label values must lie in [0, C) = [0, 5) " + words)):
+        klloss.klloss_v2(**arguments, ignore_index=ignore_index)
+    tensors = (arguments[k] for k in ("logits_t", "input", "target", "label"))
+    with pytest.raises(ValueError, match=re.escape(words)):
+        klloss.KLLossV2(1.5, ignore_index=ignore_index)(*tensors)
 
 
 @pytest.mark.parametrize(
