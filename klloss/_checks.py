@@ -129,7 +129,8 @@ def check_labels(label, c, options):
         if ignore is not None:
             allowed += f" or equal ignore_index = {ignore}"
         elif options.ignore_index is not None:
-            allowed += f" (ignore_index = {options.ignore_index} is outside {label.dtype}'s range: no row is ignored)"
+            outside = f"ignore_index = {options.ignore_index} is outside {label.dtype}'s range"
+            allowed += f" ({outside}: no row is ignored)"
         raise ValueError(f"label values must lie in {allowed}, got {shown}")
     return int(kept.sum())
 

@@ -83,7 +83,7 @@ def intermediates(
     z = _as_logits("target", target)
     for name, x in (("logits_t", z_margin), ("target", z)):
         if x.shape != s.shape:
-            raise ValueError(f"{name} must have the shape of input, (..., C) = {s.shape}, got shape {x.shape}")
+            raise ValueError(f"{name} must have the shape of input, {s.shape}, got shape {x.shape}")
     y = np.asarray(label, dtype=np.int64)
     if y.shape != s.shape[:-1]:
         raise ValueError(f"label must have shape input.shape[:-1] = {s.shape[:-1]}, got shape {y.shape}")
