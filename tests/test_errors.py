@@ -9,6 +9,7 @@ messages differ, a case gives both: {"loss": ..., "strict": ...}.
 import functools
 import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -330,3 +331,60 @@ def test_published_form_keeps_the_article_behaviour_for_label_minus_one():
     minus_one = klloss.klloss_v2_published(**{**args, "label": torch.tensor([-1, 2])})
     last = klloss.klloss_v2_published(**{**args, "label": torch.tensor([4, 2])})
     assert torch.equal(minus_one, last)
+
+
+LARGEST = "(the largest float is 1.79769e+308)"
+BELOW_BETA_MIN = (
+    "beta must be at least BETA_MIN = 1.17549e-38 (float32's smallest normal number; below it the "
+    "margin / beta is 0/0 at the label), got "
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"beta": 10**400},
+            "beta must be at most the largest float, 1.79769e+308, or inf, got an integer of 1329 bits: "
+            "pass math.inf for the limit (every weight k)",
+        ),
+        ({"beta": -(10**400)}, "beta must be > 0, got a negative integer of 1329 bits"),
+        # positive, but 0.0 as a float: said to be below the smallest beta accepted, not "> 0"
+        ({"beta": Fraction(1, 10**400)}, BELOW_BETA_MIN + "1/1000000000000000000000000000... (a Fraction)"),
+        ({"beta": np.float32(1e-39)}, BELOW_BETA_MIN + "1.0000002153053333e-39"),
+        ({"offset": 10**400}, f"offset must be finite, got an integer of 1329 bits {LARGEST}"),
+        (
+            {"offset": -Fraction(10**400, 3)},
+            f"offset must be finite, got -10000000000000000000000000000... (a Fraction) {LARGEST}",
+        ),
+        (
+            {"temperature": 10**400},
+            f"temperature must be a finite number > 0, got an integer of 1329 bits {LARGEST}",
+        ),
+        (
+            {"temperature": Fraction(1, 10**400)},
+            "temperature must be a finite number > 0, got 1/1000000000000000000000000000... (a Fraction), "
+            "which is 0.0 as a float",
+        ),
+        (
+            {"ignore_index": 10**5000},
+            "ignore_index must fit in int64, [-2**63, 2**63), got an integer of 16610 bits",
+        ),
+    ],
+)
+def test_numbers_no_float_holds_are_refused_by_name(options, message):
+    # a bare OverflowError from float(), or a message that spoke of the rounded value, was the
+    # answer before (issue 25)
+    whole = "^" + re.escape(message) + "$"
+    with pytest.raises(ValueError, match=whole):
+        klloss.Options(**{"beta": 1.5, **options})
+    if "temperature" not in options:
+        with pytest.raises(ValueError, match=whole):
+            klloss.klloss_v2(**{**good(), **options})
+
+
+def test_exact_numbers_are_read_as_the_float_they_round_to():
+    exact = klloss.Options(Fraction(3, 2), offset=Fraction(10**400, 10**399), temperature=np.int64(2))
+    assert exact == klloss.Options(1.5, offset=10.0, temperature=2.0)
+    assert type(exact.beta) is float
+    assert type(exact.temperature) is float
