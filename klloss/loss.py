@@ -44,7 +44,7 @@ def _triton():
 #     (64 x 10) to 3.3x (4096 x 10); under AVX2 by 1.2x to 2.4x
 #   CUDA: Triton when importable, else the reference. Not measured at this code: no GPU was at
 #     hand (tools/device_check.sh measures it, docs/gpu.md)
-def _path(input, target, impl):
+def _path(logits_t, input, target, label, impl):
     """The one dispatch point: which form computes this call."""
     if impl != "auto":
         return impl
@@ -52,7 +52,7 @@ def _path(input, target, impl):
         return "triton"  # registered with torch.library: torch.compile sees the kernels
     if torch.compiler.is_compiling():
         return "reference"  # the compiler fuses the plain operations itself
-    if _checks.is_transformed(input) or _checks.is_transformed(target):
+    if any(_checks.is_transformed(x) for x in (logits_t, input, target, label)):
         return "reference"  # torch.func differentiates and batches the plain operations
     return "fused" if input.device.type == "cpu" else "reference"
 
@@ -70,7 +70,7 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
     kept = _checks.check_labels(label, input.shape[-1], options)
     if count is not None:  # sum_i L_i / count: the global batch's mean
         options = dataclasses.replace(options, reduction="sum")
-    path = _path(input, target, impl)
+    path = _path(logits_t, input, target, label, impl)
     if path == "fused" and not options.plain:
         path = "reference"  # the fused form computes the article's loss only, for now
     if path == "fused" and kept is not None:
