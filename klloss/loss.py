@@ -151,7 +151,8 @@ def klloss_v2(
     float16 and bfloat16 inputs are computed in float32 and the result is float32. Works under
     ``torch.compile(fullgraph=True)`` (``beta`` and ``offset`` may be arguments of the compiled
     function, as Python numbers: a tensor ``beta`` is refused there), ``torch.func`` (grad, vmap,
-    jacrev, over any tensor argument) and double backward. See ``notebooks/01-walkthrough.ipynb``, and for training ``notebooks/06-performance.ipynb``.
+    jacrev, over any tensor argument) and double backward. See ``notebooks/01-walkthrough.ipynb``,
+    and for training ``notebooks/06-performance.ipynb``.
     """
     options = _options(beta, offset, reduction, ignore_index)
     _checks.check_roles(("input", input), (("logits_t", logits_t), ("target", target)), ARTICLE_CALL)
