@@ -8,7 +8,17 @@ ignore_index) are checked by :class:`klloss.Options`. The published form calls n
 import torch
 
 _FLOATS = frozenset({torch.float64, torch.float32, torch.float16, torch.bfloat16})
-_INTEGERS = frozenset({torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8})
+_INTEGER_ORDER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+_INTEGERS = frozenset(_INTEGER_ORDER)
+
+
+def ignore_value(dtype, ignore_index):
+    """``ignore_index`` if a label of integer ``dtype`` can hold it, else None: then no label
+    equals it (a uint8 label of 156 is not -100, though -100 wraps to 156 in uint8)."""
+    if ignore_index is None:
+        return None
+    info = torch.iinfo(dtype)
+    return ignore_index if info.min <= ignore_index <= info.max else None
 
 
 def _check_logits(name, x):
@@ -41,7 +51,12 @@ def _check_label_tensor(label, input):
     if not isinstance(label, torch.Tensor):
         raise TypeError(f"label must be a torch.Tensor of integers, got {type(label).__name__}")
     if label.dtype not in _INTEGERS:
-        raise TypeError(f"label must have an integer dtype, got {label.dtype}")
+        allowed = ", ".join(str(d).removeprefix("torch.") for d in _INTEGER_ORDER)
+        hint = " (torch compares none of uint16, uint32, uint64: convert with label.long())"
+        raise TypeError(
+            f"label must have an integer dtype ({allowed}), got {label.dtype}"
+            + (hint if label.dtype in (torch.uint16, torch.uint32, torch.uint64) else "")
+        )
     if label.shape != input.shape[:-1]:
         raise ValueError(
             f"label must have shape input.shape[:-1] = {tuple(input.shape[:-1])}, got {tuple(label.shape)}"
@@ -77,7 +92,10 @@ def check_loss_tensors(logits_t, input, target, label):
 
 def is_transformed(x):
     # a tensor wrapped by a torch.func transform (vmap's batches, grad's tracking): its values
-    # cannot be read on the host
+    # cannot be read on the host. torch.compile cannot trace the unwrapping, and traces the
+    # transforms itself: there, no tensor counts as wrapped
+    if torch.compiler.is_compiling():
+        return False
     return torch.func.debug_unwrap(x, recurse=False) is not x
 
 
@@ -100,16 +118,22 @@ def check_labels(label, c, options):
     if label.numel() == 0:
         return 0
     bounds = torch.aminmax(label)  # one pass; on the CPU the host copy waits for nothing
-    low, high = bounds.min.item(), bounds.max.item()
-    ignore = options.ignore_index
+    low, high = bounds.min.item(), bounds.max.item()  # Python ints: compared without wrapping
+    ignore = ignore_value(label.dtype, options.ignore_index)
     if low >= 0 and high < c and (ignore is None or not low <= ignore <= high):
         return label.numel()  # every label a class, none ignored: the usual case, one pass
     kept = torch.ones_like(label, dtype=torch.bool) if ignore is None else label != ignore
-    bad = kept & ((label < 0) | (label >= c))
+    top = min(c - 1, torch.iinfo(label.dtype).max)  # the largest class, in the label's range
+    bad = kept & ((label < 0) | (label > top))  # (label >= c would wrap c in a narrow dtype)
     if bad.any():
         values = torch.unique(label[bad]).tolist()
         shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-        allowed = f"[0, C) = [0, {c})" + ("" if ignore is None else f" or equal ignore_index = {ignore}")
+        allowed = f"[0, C) = [0, {c})"
+        if ignore is not None:
+            allowed += f" or equal ignore_index = {ignore}"
+        elif options.ignore_index is not None:
+            outside = f"ignore_index = {options.ignore_index} is outside {label.dtype}'s range"
+            allowed += f" ({outside}: no row is ignored)"
         raise ValueError(f"label values must lie in {allowed}, got {shown}")
     return int(kept.sum())
 

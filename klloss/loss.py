@@ -44,7 +44,7 @@ def _triton():
 #     (64 x 10) to 3.3x (4096 x 10); under AVX2 by 1.2x to 2.4x
 #   CUDA: Triton when importable, else the reference. Not measured at this code: no GPU was at
 #     hand (tools/device_check.sh measures it, docs/gpu.md)
-def _path(input, target, impl):
+def _path(logits_t, input, target, label, impl):
     """The one dispatch point: which form computes this call."""
     if impl != "auto":
         return impl
@@ -52,7 +52,7 @@ def _path(input, target, impl):
         return "triton"  # registered with torch.library: torch.compile sees the kernels
     if torch.compiler.is_compiling():
         return "reference"  # the compiler fuses the plain operations itself
-    if _checks.is_transformed(input) or _checks.is_transformed(target):
+    if any(_checks.is_transformed(x) for x in (logits_t, input, target, label)):
         return "reference"  # torch.func differentiates and batches the plain operations
     return "fused" if input.device.type == "cpu" else "reference"
 
@@ -70,7 +70,7 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
     kept = _checks.check_labels(label, input.shape[-1], options)
     if count is not None:  # sum_i L_i / count: the global batch's mean
         options = dataclasses.replace(options, reduction="sum")
-    path = _path(input, target, impl)
+    path = _path(logits_t, input, target, label, impl)
     if path == "fused" and not options.plain:
         path = "reference"  # the fused form computes the article's loss only, for now
     if path == "fused" and kept is not None:
@@ -137,15 +137,22 @@ def klloss_v2(
     and the gradient. A student class at -inf where the teacher puts mass gives +inf (as
     ``F.kl_div``), with the finite gradient :math:`qW - wp`. A row whose label the teacher rules out
     (:math:`z'_y = -\infty`, finite beta) has weights of -inf and no finite loss (NaN or -inf).
+    A kept row with no teacher distribution (a NaN or +inf teacher logit, or every one -inf)
+    gives NaN. An ignored row adds exactly 0 to the loss and the gradient, whatever it holds.
     No rows (N = 0): ``"none"`` gives an empty tensor, ``"sum"`` and ``"batchmean"`` give 0.
 
-    **Labels.** On the CPU in eager mode a label outside [0, C) that is not ``ignore_index``
-    raises ``ValueError`` naming ``label``. Elsewhere the labels are not read on the host: on a
-    GPU a bad label fails a device-side assert, as in ``F.cross_entropy``.
+    **Labels.** int64, int32, int16, int8 or uint8; compared with ``ignore_index`` without
+    wrapping (an ``ignore_index`` outside the dtype's range ignores no row). On the CPU in eager
+    mode a label outside [0, C) that is not ``ignore_index`` raises ``ValueError`` naming
+    ``label``. Elsewhere the labels are not read on the host: on a GPU a bad label fails a
+    device-side assert, as in ``F.cross_entropy``; under ``torch.compile`` on the CPU, the
+    compiled gather's index check raises ``RuntimeError`` ("index out of bounds").
 
     float16 and bfloat16 inputs are computed in float32 and the result is float32. Works under
-    ``torch.compile(fullgraph=True)``, ``torch.func`` (grad, vmap, jacrev) and double backward.
-    See ``notebooks/01-walkthrough.ipynb``, and for training ``notebooks/06-performance.ipynb``.
+    ``torch.compile(fullgraph=True)`` (``beta`` and ``offset`` may be arguments of the compiled
+    function, as Python numbers: a tensor ``beta`` is refused there), ``torch.func`` (grad, vmap,
+    jacrev, over any tensor argument) and double backward. See ``notebooks/01-walkthrough.ipynb``,
+    and for training ``notebooks/06-performance.ipynb``.
     """
     options = _options(beta, offset, reduction, ignore_index)
     _checks.check_roles(("input", input), (("logits_t", logits_t), ("target", target)), ARTICLE_CALL)

@@ -7,8 +7,10 @@ the public signatures and the computation, and nothing else. Symbols as in the g
 """
 
 import dataclasses
+import fractions
 import math
 import numbers
+import sys
 
 import torch
 
@@ -25,9 +27,43 @@ REDUCTIONS = ("batchmean", "sum", "none")
 INT64 = (-(2**63), 2**63 - 1)
 
 
+FLOAT_MAX = sys.float_info.max
+"""The largest finite Python float; a number beyond it has no float but inf."""
+
+
+def _shown(value):
+    """``value`` as a message shows it: an int of many digits by its size, a long text cut; not
+    at all under torch.compile, which may trace it as a symbol that a message cannot show."""
+    if torch.compiler.is_compiling():
+        return "the value passed (not shown under torch.compile)"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"{'a negative' if value < 0 else 'an'} integer of {value.bit_length()} bits"
+    try:
+        text = str(value)
+    except ValueError:  # a Fraction of more digits than str() writes
+        return f"a {type(value).__name__} too long to print"
+    return text if len(text) <= 40 else f"{text[:30]}... (a {type(value).__name__})"
+
+
+def _real(name, value):
+    """``value`` as a Python int, float or Fraction, compared exactly below (a NumPy number by
+    ``.item()``); TypeError naming ``name`` if it is no real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if isinstance(value, (int, float, fractions.Fraction)):
+        return value
+    item = getattr(value, "item", None)
+    return item() if callable(item) else float(value)
+
+
+# The checks below use comparisons only (no math.isnan, math.isfinite): torch.compile traces them
+# on a Python number that it treats as a symbol (a beta or an offset that changes between calls).
+# NaN fails every comparison, so each accepts a value only by a comparison it passes.
+
+
 def check_beta(beta):
     """``beta`` as a Python float: a real number in [BETA_MIN, inf]; a one-element tensor is read
-    with ``.item()`` (which waits for a GPU)."""
+    with ``.item()`` (which waits for a GPU), and is refused under ``torch.compile``."""
     if type(beta) is float and beta >= BETA_MIN:  # the common case, first and cheap (inf included)
         return beta
     if isinstance(beta, torch.Tensor):
@@ -35,43 +71,54 @@ def check_beta(beta):
             raise ValueError(f"beta must be a single number, got a tensor of shape {tuple(beta.shape)}")
         if beta.dtype == torch.bool or beta.is_complex():
             raise TypeError(f"beta must be a real number, got a tensor of dtype {beta.dtype}")
+        if torch.compiler.is_compiling():
+            raise TypeError(
+                "beta must be a Python number under torch.compile, got a tensor (its value would be "
+                "read on the host): pass float(beta), outside the compiled function"
+            )
         beta = beta.item()
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-    beta = float(beta)
-    if math.isnan(beta):
-        raise ValueError("beta must be a real number > 0, got nan")
-    if beta <= 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    if beta < BETA_MIN:
+    beta = _real("beta", beta)
+    if not beta >= BETA_MIN:  # compared exactly, before rounding to a float
+        if beta != beta:
+            raise ValueError("beta must be a real number > 0, got nan")
+        if not beta > 0:
+            raise ValueError(f"beta must be > 0, got {_shown(beta)}")
         raise ValueError(
-            f"beta must be at least {BETA_MIN:.6g} (float32's smallest normal number; below it the "
-            f"margin / beta is 0/0 at the label), got {beta:g}"
+            f"beta must be at least BETA_MIN = {BETA_MIN:.6g} (float32's smallest normal number; below "
+            f"it the margin / beta is 0/0 at the label), got {_shown(beta)}"
         )
-    return beta
+    if FLOAT_MAX < beta < math.inf:
+        raise ValueError(
+            f"beta must be at most the largest float, {FLOAT_MAX:.6g}, or inf, got {_shown(beta)}: "
+            "pass math.inf for the limit (every weight k)"
+        )
+    return float(beta)
 
 
 def check_offset(offset):
     """``offset`` as a Python float; it must be a finite real number."""
-    if type(offset) is float and math.isfinite(offset):  # the common case, first and cheap
+    if type(offset) is float and -FLOAT_MAX <= offset <= FLOAT_MAX:  # the common case, first and cheap
         return offset
-    if isinstance(offset, bool) or not isinstance(offset, numbers.Real):
-        raise TypeError(f"offset must be a real number, got {type(offset).__name__}")
-    offset = float(offset)
-    if not math.isfinite(offset):
-        raise ValueError(f"offset must be finite, got {offset}")
-    return offset
+    offset = _real("offset", offset)
+    if not -FLOAT_MAX <= offset <= FLOAT_MAX:
+        beyond = f" (the largest float is {FLOAT_MAX:.6g})" if FLOAT_MAX < abs(offset) < math.inf else ""
+        raise ValueError(f"offset must be finite, got {_shown(offset)}{beyond}")
+    return float(offset)
 
 
 def check_temperature(temperature):
-    """``temperature`` as a Python float: a finite real number > 0."""
-    if type(temperature) is float and 0 < temperature < math.inf:  # the common case, first and cheap
+    """``temperature`` as a Python float: a finite real number > 0 (and not 0 as a float)."""
+    if type(temperature) is float and 0 < temperature <= FLOAT_MAX:  # the common case, first and cheap
         return temperature
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(f"temperature must be a real number, got {type(temperature).__name__}")
+    temperature = _real("temperature", temperature)
+    if not 0 < temperature <= FLOAT_MAX:
+        beyond = f" (the largest float is {FLOAT_MAX:.6g})" if FLOAT_MAX < temperature < math.inf else ""
+        raise ValueError(f"temperature must be a finite number > 0, got {_shown(temperature)}{beyond}")
     value = float(temperature)
-    if not 0 < value < math.inf:
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    if not value > 0:
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {_shown(temperature)}, which is 0.0 as a float"
+        )
     return value
 
 
@@ -98,7 +145,7 @@ def check_ignore_index(ignore_index):
         raise TypeError(f"ignore_index must be an integer or None, got {type(ignore_index).__name__}")
     ignore_index = int(ignore_index)
     if not INT64[0] <= ignore_index <= INT64[1]:
-        raise ValueError(f"ignore_index must fit in int64, [-2**63, 2**63), got {ignore_index}")
+        raise ValueError(f"ignore_index must fit in int64, [-2**63, 2**63), got {_shown(ignore_index)}")
     return ignore_index
 
 

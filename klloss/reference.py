@@ -7,6 +7,12 @@ r"""klloss_v2 in plain torch, one formula a line: the readable form every other 
 with :math:`p = \mathrm{softmax}(z)`, :math:`q = \mathrm{softmax}(s)` and the batch mean over the
 rows not ignored. Autograd differentiates it; only the student ``input`` gets a gradient.
 Walked through in ``notebooks/01-walkthrough.ipynb``; the symbols are in ``docs/glossary.md``.
+
+At the edges: a class with :math:`p_c = 0` (a teacher logit of -inf) adds 0, whatever its weight.
+An ignored row adds exactly 0 to the loss and to the gradient, whatever it holds (NaN, inf): its
+logits are replaced by zeros before any arithmetic. A kept row with no teacher distribution (a
+NaN or +inf teacher logit, or every one -inf) gives NaN, and so do ``"sum"`` and ``"batchmean"``.
+Labels are compared with ``ignore_index`` without wrapping (:func:`rows_kept`).
 """
 
 import math
@@ -37,7 +43,9 @@ def weight(margin, beta, offset=ARTICLE_OFFSET):
 
 
 def rows_kept(label, ignore_index):
-    """The rows that count, ``label != ignore_index`` (every row when ``ignore_index`` is None)."""
+    """The rows that count, ``label != ignore_index``, compared without wrapping: every row when
+    ``ignore_index`` is None or outside the range of the label's dtype."""
+    ignore_index = _checks.ignore_value(label.dtype, ignore_index)  # None if no label can equal it
     return torch.ones_like(label, dtype=torch.bool) if ignore_index is None else label != ignore_index
 
 
@@ -53,19 +61,25 @@ def intermediates(input, target, logits_t, label, options):
     :class:`klloss.Options`: p and q at temperature T, ``weight`` clamped at 0 if asked, and
     ``per_sample`` times :attr:`klloss.Options.factor`."""
     dtype = compute_dtype(input, target, logits_t)
-    s, z, z_m = input.to(dtype), target.detach().to(dtype), logits_t.detach().to(dtype)
+    s, z = input.to(dtype), target.detach().to(dtype)
+    z_m = z if logits_t is target else logits_t.detach().to(dtype)
     t = options.temperature
     kept = rows_kept(label, options.ignore_index)  # label != ignore_index
+    if options.ignore_index is not None:
+        # an ignored row's s, z, z' replaced by 0 before any arithmetic: whatever it holds (NaN,
+        # inf), it reaches neither the loss nor the gradient
+        row = kept.unsqueeze(-1)
+        s, z, z_m = (torch.where(row, x, 0.0) for x in (s, z, z_m))
     y = torch.where(kept, label, 0).long()  # an ignored row reads class 0, and counts 0
     log_q = F.log_softmax(s if t == 1 else s / t, dim=-1)  # log q = log softmax(s / T)
     log_p = F.log_softmax(z if t == 1 else z / t, dim=-1)  # log p = log softmax(z / T)
     p = log_p.exp()  # p = e^(log p)
-    kl = torch.where(p > 0, p * (log_p - log_q), 0.0)  # p_c (log p_c - log q_c); 0 where p_c = 0
+    kl = torch.where(p == 0, 0.0, p * (log_p - log_q))  # p_c (log p_c - log q_c); 0 where p_c = 0
     m = margin(z_m, y)  # m_c = z'_y - z'_c, from the raw teacher logits
     w = weight(m, options.beta, options.offset)  # w_c = m_c / beta + k
     if options.clamp:
         w = w.clamp(min=0)  # w~_c = max(w_c, 0)
-    weighted = torch.where(p > 0, w * kl, 0.0)  # w_c p_c (log p_c - log q_c); 0 where p_c = 0, w_c = inf too
+    weighted = torch.where(p == 0, 0.0, w * kl)  # w_c p_c (log p_c - log q_c); 0 where p_c = 0, w_c = inf too
     row = weighted.sum(dim=-1)  # sum_c w_c p_c (log p_c - log q_c)
     if options.factor != 1:
         row = row * options.factor  # L_i = f sum_c ..., f = T^2 (/ k)
@@ -96,7 +110,7 @@ def identity_parts(input, target, logits_t, label, options):
         parts[k] for k in ("weight", "target_prob", "log_target", "log_input", "kept")
     )
     with torch.no_grad():
-        live = p > 0
+        live = p != 0  # p_c > 0, or NaN (an undefined row, which stays NaN)
         w_p = torch.where(live, w * p, 0.0)  # w_c p_c, 0 where p_c = 0
         big_w = w_p.sum(-1)  # W_i = sum_c w_c p_c
         defined = (big_w > 0) & ~(live & (w < 0)).any(-1)  # q* a distribution

@@ -118,3 +118,101 @@ def test_compiled_loss_meets_the_edge_cases():
         bound = float32_bound(parts, 0.1, 8.0, len(y), EPS[torch.float32])
         assert abs(value.item() - parts["loss"]) <= bound
         assert torch.isfinite(x.grad).all()
+
+
+def _eager_and_compiled_values(fn, compiled, *args):
+    """fn and compiled on the same arguments: (loss, gradient of the student, the second argument)."""
+    results = []
+    for f in (fn, compiled):
+        s = args[1].clone().requires_grad_(True)
+        value = f(args[0], s, *args[2:])
+        (grad,) = torch.autograd.grad(value.sum(), s)
+        results.append((value.detach(), grad))
+    return results
+
+
+def test_beta_offset_and_temperature_may_change_between_compiled_calls():
+    # passed to the compiled function, they change between calls: after the first change Dynamo
+    # traces them as symbols, which the option checks must accept (math.isnan on one stopped
+    # fullgraph=True, issue 25); dynamic=True traces them as symbols from the start. What failed
+    # was the tracing, so these compile with the "aot_eager" backend (no C++ code to build)
+    import math
+
+    teacher, student, label = _lm_batch(11)
+
+    def article(t, s, y, beta, offset):
+        return klloss.klloss_v2(t, s, t, y, beta, offset=offset)
+
+    def student_first(t, s, y, beta, temperature):
+        return klloss.margin_kd_loss(s, t, y, margin_scale=beta, temperature=temperature)
+
+    calls = [
+        (article, None, [(1, 8), (2, 8), (2.5, 3.0), (0.7, -1), (math.inf, 8.0)]),
+        (article, True, [(0.7, 2)]),
+        (student_first, None, [(1.5, 1.0), (1.5, 2.0), (0.5, 3)]),
+    ]
+    for fn, dynamic, options in calls:
+        compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+        for beta, other in options:
+            (loss, grad), (got, got_grad) = _eager_and_compiled_values(
+                fn, compiled, teacher, student, label, beta, other
+            )
+            torch.testing.assert_close(got, loss, rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(got_grad, grad, rtol=1e-6, atol=1e-7)
+
+
+def test_a_tensor_beta_or_swapped_arguments_under_compile_are_refused_by_name():
+    # with fullgraph=True the exception reaches the caller inside torch.compile's own (a
+    # RuntimeError that quotes it); without, as itself
+    teacher, student, label = _lm_batch(11)
+    words = "beta must be a Python number under torch.compile, got a tensor"
+    compiled = torch.compile(
+        lambda t, s, y, b: klloss.klloss_v2(t, s, t, y, b), fullgraph=True, backend="aot_eager"
+    )
+    with pytest.raises((TypeError, RuntimeError), match=words):
+        compiled(teacher, student, label, torch.tensor(1.5))
+    swapped = torch.compile(lambda t, s, y: klloss.klloss_v2(t, s, t, y, 1.5), backend="aot_eager")
+    with pytest.raises(ValueError, match="logits_t and target require grad but input does not"):
+        swapped(teacher.requires_grad_(True), student, label)
+
+
+def test_compiled_ignored_rows_give_zero_and_undefined_rows_nan():
+    # issue 25 on the compiled reference: an ignored row gives exactly 0 to the loss and the
+    # gradient whatever it holds; a kept row with no teacher distribution gives NaN
+    import math
+
+    import numpy as np
+    from test_edges import UNDEFINED, filled_rows
+
+    def rows(t, s, y):
+        return klloss.klloss_v2(t, s, t, y, 1.5, reduction="none")
+
+    compiled = torch.compile(rows, fullgraph=True, dynamic=False)
+    for teacher in [{"class0": -math.inf}, *UNDEFINED]:
+        z, s = filled_rows(teacher, {"class0": math.nan})
+        ignored = torch.tensor([2, 4, -100])
+        (_, _), (value, grad) = _eager_and_compiled_values(
+            rows, compiled, torch.tensor(z), torch.tensor(s), ignored
+        )
+        assert torch.equal(grad[2], torch.zeros(5)), (teacher, grad[2])
+        assert value[2].item() == 0
+        parts = klloss.oracle.intermediates(z[:2], s[:2], z[:2], ignored[:2].numpy(), 1.5)
+        np.testing.assert_allclose(value[:2].numpy(), parts["per_sample"], rtol=1e-12)
+        z, s = filled_rows(teacher, None)
+        kept = compiled(torch.tensor(z), torch.tensor(s), torch.tensor([2, 4, 1]))
+        assert math.isnan(kept[2].item()) == (teacher != {"class0": -math.inf}), teacher
+
+
+def test_compiled_narrow_labels_are_compared_without_wrapping():
+    # a uint8 label of 156 is a class, not ignore_index = -100 (which wraps to 156 in uint8)
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(7)
+    z, s = (
+        torch.randn(3, 260, generator=gen, dtype=torch.float64),
+        torch.randn(3, 260, generator=gen, dtype=torch.float64),
+    )
+    label = torch.tensor([156, 1, 255], dtype=torch.uint8)
+    compiled = torch.compile(lambda t, x, y: klloss.klloss_v2(t, x, t, y, 1.5), fullgraph=True)
+    expected = klloss.oracle.klloss_v2(z.numpy(), s.numpy(), z.numpy(), label.numpy().astype(np.int64), 1.5)
+    assert compiled(z, s, label).item() == pytest.approx(expected, rel=1e-12)

@@ -288,3 +288,100 @@ def test_hard_cases_match_the_oracle_in_float32(batch, form):
         assume(np.all(np.where(parts["target_prob"] > 0, np.abs(parts["weight"]), 0.0) < 1e30))
     assume(np.isfinite(parts["loss"]))
     check_against_oracle(form, z, s, z, y, beta, torch.float32, offset=offset)
+
+
+# -- 7. ignored rows and rows with no teacher distribution (issue 25) -------------------------------
+
+
+def filled_rows(teacher, student):
+    """The article's sample in float64 with a third row, whose teacher and student logits are set
+    by ``teacher`` and ``student``: ``{"all": value}`` or ``{"class0": value}`` (None: as drawn)."""
+    rng = np.random.default_rng(3)
+    z, s = rng.normal(0, 2, (3, 5)), rng.normal(0, 2, (3, 5))
+    for x, fill in ((z, teacher), (s, student)):
+        for where, value in (fill or {}).items():
+            x[2, slice(None) if where == "all" else 0] = value
+    return z, s
+
+
+UNDEFINED = [{"class0": math.nan}, {"class0": math.inf}, {"all": -math.inf}, {"all": math.nan}]
+"""Teacher rows with no distribution: a NaN logit, a logit at +inf, every logit at -inf."""
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("teacher", [None, {"class0": -math.inf}, *UNDEFINED])
+@pytest.mark.parametrize("student", [None, {"class0": math.nan}, {"all": math.inf}, {"class0": -math.inf}])
+def test_an_ignored_row_gives_exactly_zero_whatever_it_holds(form, teacher, student):
+    # the ignored row reads class 0, which the teacher may mask at -inf: 0 * (-inf) must not reach
+    # the gradient; the loss is the oracle's over the two rows kept
+    z, s = filled_rows(teacher, student)
+    y = np.array([2, 4, -100])
+    args = [torch.tensor(a) for a in (z, s, z)]
+    for reduction in ("batchmean", "sum", "none"):
+        value, grad = loss_and_grad(form, *args, torch.tensor(y), 1.5, reduction=reduction)
+        assert torch.equal(grad[2], torch.zeros(5)), (reduction, grad[2])
+        assert torch.isfinite(grad[:2]).all()
+        parts = klloss.oracle.intermediates(z[:2], s[:2], z[:2], y[:2], 1.5)
+        expected = {"batchmean": parts["loss"], "sum": parts["per_sample"].sum()}.get(reduction)
+        if reduction == "none":
+            assert value[2].item() == 0
+            np.testing.assert_allclose(value[:2].numpy(), parts["per_sample"], rtol=1e-12)
+        else:
+            assert value.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("teacher", UNDEFINED)
+def test_a_kept_row_with_no_teacher_distribution_is_nan(form, teacher):
+    # a NaN or +inf teacher logit, or a teacher row at -inf throughout: no p, so no loss; the loss
+    # must say so (NaN), in the row and in the reductions, never come out finite
+    z, s = filled_rows(teacher, None)
+    args = [torch.tensor(a) for a in (z, s, z)]
+    y = torch.tensor([2, 4, 1])
+    assert np.isnan(klloss.oracle.intermediates(z, s, z, y.numpy(), 1.5)["per_sample"][2])
+    rows, _ = loss_and_grad(form, *args, y, 1.5, reduction="none")
+    assert math.isnan(rows[2].item())
+    parts = klloss.oracle.intermediates(z[:2], s[:2], z[:2], y[:2].numpy(), 1.5)
+    np.testing.assert_allclose(rows[:2].numpy(), parts["per_sample"], rtol=1e-12)
+    for reduction in ("batchmean", "sum"):
+        value, _ = loss_and_grad(form, *args, y, 1.5, reduction=reduction)
+        assert math.isnan(value.item()), reduction
+
+
+# -- 8. narrow label dtypes: compared with ignore_index without wrapping (issue 25) ----------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize(
+    ("dtype", "label", "ignore_index"),
+    [
+        (torch.uint8, [156, 1, 255], -100),  # -100 wraps to 156 in uint8: row 0 is a class, kept
+        (torch.uint8, [156, 1, 255], 255),  # in range: row 2 ignored
+        (torch.int32, [0, 1, 2], 2**40),  # 2**40 wraps to 0 in int32: row 0 kept
+        (torch.int8, [-100, 1, 127], -100),  # in range: row 0 ignored
+        (torch.int16, [200, -100, 3], -100),
+    ],
+)
+def test_narrow_label_dtypes_match_the_oracle_in_int64(form, dtype, label, ignore_index):
+    rng = np.random.default_rng(5)
+    z, s = rng.normal(0, 2, (3, 260)), rng.normal(0, 2, (3, 260))
+    args = [torch.tensor(a) for a in (z, s, z)]
+    y = torch.tensor(label, dtype=dtype)
+    parts = klloss.oracle.intermediates(
+        z, s, z, np.array(label, dtype=np.int64), 1.5, ignore_index=ignore_index
+    )
+    for reduction in ("batchmean", "none"):
+        value, grad = loss_and_grad(form, *args, y, 1.5, reduction=reduction, ignore_index=ignore_index)
+        expected = parts["loss"] if reduction == "batchmean" else parts["per_sample"]
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-12, atol=0)
+        assert torch.isfinite(grad).all()
+    # the diagnostic counts the same rows: at beta = 0.3 every kept row but the last one has a
+    # negative weight
+    kept = np.array(label) != ignore_index
+    last = np.flatnonzero(kept)[-1]
+    z[last, label[last]] = z.max() + 1
+    share = klloss.negative_weight_share(torch.tensor(z), y, 0.3, ignore_index=ignore_index)
+    weight = klloss.oracle.intermediates(z, s, z, np.array(label), 0.3, ignore_index=ignore_index)["weight"]
+    negative = (weight < 0).any(-1) & kept
+    assert negative.sum() == kept.sum() - 1
+    assert share.item() == pytest.approx(negative.sum() / kept.sum(), rel=1e-6)

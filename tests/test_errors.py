@@ -8,6 +8,8 @@ messages differ, a case gives both: {"loss": ..., "strict": ...}.
 
 import functools
 import math
+import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -107,7 +109,12 @@ BAD_CALLS = [
         "input must have at least one class",
     ),
     ("label list", with_(label=[3, 2]), TypeError, "label must be a torch.Tensor"),
-    ("float label", with_(label=torch.tensor([3.0, 2.0])), TypeError, "label must have an integer dtype"),
+    (
+        "float label",
+        with_(label=torch.tensor([3.0, 2.0])),
+        TypeError,
+        "label must have an integer dtype (int64, int32, int16, int8, uint8), got torch.float32",
+    ),
     ("bool label", with_(label=torch.tensor([True, False])), TypeError, "label must have an integer dtype"),
     (
         "label shape",
@@ -151,6 +158,26 @@ BAD_CALLS = [
             "loss": "label values must lie in [0, C) = [0, 5) or equal ignore_index = -100, got 7",
             "strict": "label values must lie in [0, C) = [0, 5), got values from -100 to 7",
         },
+    ),
+    (
+        "uint8 label 156, the value -100 wraps to in uint8",
+        with_(label=torch.tensor([156, 2], dtype=torch.uint8)),
+        ValueError,
+        {
+            "loss": "label values must lie in [0, C) = [0, 5) (ignore_index = -100 is outside "
+            "torch.uint8's range: no row is ignored), got 156",
+            "strict": "label values must lie in [0, C) = [0, 5), got values from 2 to 156",
+        },
+    ),
+    *(
+        (
+            f"{dtype} label",
+            with_(label=torch.tensor([3, 2], dtype=dtype)),
+            TypeError,
+            f"label must have an integer dtype (int64, int32, int16, int8, uint8), got {dtype} (torch "
+            "compares none of uint16, uint32, uint64: convert with label.long())",
+        )
+        for dtype in (torch.uint16, torch.uint32, torch.uint64)
     ),
     ("beta 0", with_(beta=0), ValueError, "beta must be > 0"),
     ("beta negative", with_(beta=-1.5), ValueError, "beta must be > 0"),
@@ -204,6 +231,36 @@ def test_minus_100_is_ignored_by_the_loss_and_refused_by_trace():
 def test_without_ignore_index_minus_100_is_refused():
     with pytest.raises(ValueError, match=r"label values must lie in \[0, C\) = \[0, 5\), got -100$"):
         klloss.klloss_v2(**with_(label=torch.tensor([3, -100])), ignore_index=None)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "label", "ignore_index", "words"),
+    [
+        # int8 -56 is 200 wrapped: 200 is outside int8's range, so no row is ignored and -56 is refused
+        (
+            torch.int8,
+            [-56, 2],
+            200,
+            "(ignore_index = 200 is outside torch.int8's range: no row is ignored), got -56",
+        ),
+        # int16 8 is 2**16 + 8 wrapped: 8 is a bad class, not an ignored row
+        (
+            torch.int16,
+            [8, 2],
+            2**16 + 8,
+            "(ignore_index = 65544 is outside torch.int16's range: no row is ignored), got 8",
+        ),
+        # an ignore_index in range is compared in the label's dtype: -100 is ignored, -1 refused
+        (torch.int8, [-100, -1], -100, "or equal ignore_index = -100, got -1"),
+    ],
+)
+def test_labels_are_compared_with_ignore_index_without_wrapping(dtype, label, ignore_index, words):
+    arguments = with_(label=torch.tensor(label, dtype=dtype))
+    with pytest.raises(ValueError, match=re.escape("label values must lie in [0, C) = [0, 5) " + words)):
+        klloss.klloss_v2(**arguments, ignore_index=ignore_index)
+    tensors = (arguments[k] for k in ("logits_t", "input", "target", "label"))
+    with pytest.raises(ValueError, match=re.escape(words)):
+        klloss.KLLossV2(1.5, ignore_index=ignore_index)(*tensors)
 
 
 @pytest.mark.parametrize(
@@ -274,3 +331,60 @@ def test_published_form_keeps_the_article_behaviour_for_label_minus_one():
     minus_one = klloss.klloss_v2_published(**{**args, "label": torch.tensor([-1, 2])})
     last = klloss.klloss_v2_published(**{**args, "label": torch.tensor([4, 2])})
     assert torch.equal(minus_one, last)
+
+
+LARGEST = "(the largest float is 1.79769e+308)"
+BELOW_BETA_MIN = (
+    "beta must be at least BETA_MIN = 1.17549e-38 (float32's smallest normal number; below it the "
+    "margin / beta is 0/0 at the label), got "
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"beta": 10**400},
+            "beta must be at most the largest float, 1.79769e+308, or inf, got an integer of 1329 bits: "
+            "pass math.inf for the limit (every weight k)",
+        ),
+        ({"beta": -(10**400)}, "beta must be > 0, got a negative integer of 1329 bits"),
+        # positive, but 0.0 as a float: said to be below the smallest beta accepted, not "> 0"
+        ({"beta": Fraction(1, 10**400)}, BELOW_BETA_MIN + "1/1000000000000000000000000000... (a Fraction)"),
+        ({"beta": np.float32(1e-39)}, BELOW_BETA_MIN + "1.0000002153053333e-39"),
+        ({"offset": 10**400}, f"offset must be finite, got an integer of 1329 bits {LARGEST}"),
+        (
+            {"offset": -Fraction(10**400, 3)},
+            f"offset must be finite, got -10000000000000000000000000000... (a Fraction) {LARGEST}",
+        ),
+        (
+            {"temperature": 10**400},
+            f"temperature must be a finite number > 0, got an integer of 1329 bits {LARGEST}",
+        ),
+        (
+            {"temperature": Fraction(1, 10**400)},
+            "temperature must be a finite number > 0, got 1/1000000000000000000000000000... (a Fraction), "
+            "which is 0.0 as a float",
+        ),
+        (
+            {"ignore_index": 10**5000},
+            "ignore_index must fit in int64, [-2**63, 2**63), got an integer of 16610 bits",
+        ),
+    ],
+)
+def test_numbers_no_float_holds_are_refused_by_name(options, message):
+    # a bare OverflowError from float(), or a message that spoke of the rounded value, was the
+    # answer before (issue 25)
+    whole = "^" + re.escape(message) + "$"
+    with pytest.raises(ValueError, match=whole):
+        klloss.Options(**{"beta": 1.5, **options})
+    if "temperature" not in options:
+        with pytest.raises(ValueError, match=whole):
+            klloss.klloss_v2(**{**good(), **options})
+
+
+def test_exact_numbers_are_read_as_the_float_they_round_to():
+    exact = klloss.Options(Fraction(3, 2), offset=Fraction(10**400, 10**399), temperature=np.int64(2))
+    assert exact == klloss.Options(1.5, offset=10.0, temperature=2.0)
+    assert type(exact.beta) is float
+    assert type(exact.temperature) is float

@@ -123,10 +123,10 @@ def test_the_article_sample(sample):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"input": np.zeros(5)}, "input must have shape (N, C)"),
+        ({"input": np.float64(0.0)}, "input must have shape (..., C), got a 0-d array"),
         ({"logits_t": np.zeros((2, 4))}, "logits_t must have the shape of input"),
         ({"target": np.zeros((3, 5))}, "target must have the shape of input"),
-        ({"label": np.array([0, 1, 2])}, "label must have shape (N,) = (2,)"),
+        ({"label": np.array([0, 1, 2])}, "label must have shape input.shape[:-1] = (2,)"),
         ({"label": np.array([0, 5])}, "label values must lie in [0, C) = [0, 5)"),
         ({"label": np.array([-1, 0])}, "label values must lie in [0, C) = [0, 5)"),
     ],
@@ -141,6 +141,56 @@ def test_bad_arguments_are_named(sample, change, message):
     }
     with pytest.raises(ValueError, match=re.escape(message)):
         oracle.klloss_v2(**{**args, **change})
+
+
+@given(batch=batches(), seed=st.integers(0, 2**32 - 1))
+def test_leading_dimensions_are_rows(batch, seed):
+    # logits (B, T, C) and labels (B, T) are the rows of (B * T, C): the same losses, per_sample of
+    # shape (B, T); a single row (C,) with a 0-d label is one row
+    logits_t, s, z, y, beta = batch
+    rng = np.random.default_rng(seed)
+    n, c = s.shape
+    y = np.where(rng.random(n) < 0.3, -100, y)  # some rows ignored, as padding is
+    flat = oracle.intermediates(logits_t, s, z, y, beta)
+    shaped = oracle.intermediates(*(x.reshape(1, n, c) for x in (logits_t, s, z)), y.reshape(1, n), beta)
+    assert shaped["per_sample"].shape == (1, n)
+    assert shaped["weight"].shape == (1, n, c)
+    np.testing.assert_array_equal(shaped["per_sample"].reshape(n), flat["per_sample"])
+    assert shaped["loss"] == flat["loss"]
+    one = oracle.intermediates(logits_t[0], s[0], z[0], np.int64(y[0]), beta)
+    assert one["per_sample"].shape == ()
+    assert one["per_sample"] == flat["per_sample"][0]
+
+
+def test_ignore_index_defaults_to_minus_100_as_the_loss(sample):
+    args = [np.concatenate([x, x[:1]]) for x in (sample.logits_t, sample.input, sample.target)]
+    label = np.append(sample.label, -100)
+    parts = oracle.intermediates(*args, label, sample.beta)
+    assert parts["per_sample"][-1] == 0
+    # the mean over the two rows kept: the sample's own loss
+    own = oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
+    assert parts["loss"] == pytest.approx(own, rel=1e-15)
+    with pytest.raises(ValueError, match=re.escape("label values must lie in [0, C)")):
+        oracle.klloss_v2(*args, label, sample.beta, ignore_index=None)
+
+
+@pytest.mark.parametrize(
+    "fill",
+    [{"at": (0, 2), "value": math.nan}, {"at": (0, 2), "value": math.inf}, {"at": 0, "value": -math.inf}],
+    ids=["a NaN logit", "a logit at +inf", "every logit at -inf"],
+)
+def test_a_row_with_no_teacher_distribution_is_nan(sample, fill):
+    z = sample.target.copy()
+    z[fill["at"]] = fill["value"]
+    args = (z, sample.input, z, sample.label, sample.beta)
+    parts = oracle.intermediates(*args)
+    assert np.isnan(parts["per_sample"][0])
+    assert np.isfinite(parts["per_sample"][1])
+    assert math.isnan(oracle.klloss_v2(*args))
+    # the same row ignored counts for nothing, whatever it holds
+    ignored = oracle.intermediates(z, sample.input, z, np.array([-100, sample.label[1]]), sample.beta)
+    assert ignored["per_sample"][0] == 0
+    assert ignored["loss"] == parts["per_sample"][1]
 
 
 def test_klloss_imports_without_torch():
