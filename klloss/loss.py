@@ -65,6 +65,8 @@ def _loss(logits_t, input, target, label, options, impl):
     if path == "fused" and kept is not None:
         return _fused.loss(input, target, logits_t, label, options, kept)
     if path == "triton":
+        if (reason := _triton().why_not(input, target, logits_t)) is not None:
+            raise ValueError(f"impl={impl!r} cannot compute this call: {reason}")
         return _triton().loss(input, target, None if logits_t is target else logits_t, label, options)
     return reference.loss(input, target, logits_t, label, options)
 

@@ -13,13 +13,23 @@ TOL(C) = 16 eps32 (4 + log2 C + blocks), and the same for the gradient q_c W - w
 sizes of its two parts; a float16/bfloat16 gradient adds one rounding to its own precision. Each
 rounding may also lose an absolute 2**-150 where numbers fall below float32's normal range (a
 weight of m / 1e30 makes a gradient of 1e-40), so TOL(C) / eps32 of those are allowed besides.
+
+With a temperature T the log-probabilities are those of z/T and s/T. Where T is a power of 2 the
+kernels' z * (1/T) is exact and nothing changes; elsewhere each scaled logit is rounded twice (1/T,
+then the product), which moves log p_c and log q_c by up to 4 eps32 max_j |x_j / T|: the spread
+max |z/T| + max |s/T| is then added to the factors (1 + |log p_c|) and (1 + |log q_c|) of the
+sizes. With clamp, a weight well below 0 (by more than 1e-3 of its parts, or -inf) is 0 exactly
+in both computations and adds nothing to the size. The factor f (T^2, or T^2/k) multiplies the
+loss, the gradient and their bounds.
 """
 
+import dataclasses
 import math
 import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -51,13 +61,32 @@ def tol(c, block=None):
     return 16 * EPS32 * (4 + math.log2(max(c, 2)) + blocks)
 
 
+def loss_settings(options):
+    """(T, clamp, f) of ``options``, read here from their definitions: the temperature, whether
+    weights are clamped at 0, and the factor f = T^2 (T^2 / k with normalize); Options without
+    these fields mean T = 1, no clamp."""
+    temperature = getattr(options, "temperature", 1.0)
+    normalize = getattr(options, "normalize", False)
+    factor = temperature**2 / options.offset if normalize else temperature**2
+    return temperature, getattr(options, "clamp", False), factor
+
+
+def with_settings(options, **fields):
+    """``options`` with other fields, ``temperature``, ``normalize`` or ``clamp`` among them (which
+    klloss.options.Options gains in another branch): a plain namespace, which klloss._triton reads
+    as it reads an Options."""
+    return types.SimpleNamespace(**{**vars(options), **fields})
+
+
 def oracle_rows(logits_t, input, target, label, options):
     """float64 NumPy, from the formula: (L_i, dL_i/ds, size_i, gradient size), ignored rows 0,
-    classes with p = 0 adding 0 whatever their weight. Built on klloss.oracle.log_softmax."""
+    classes with p = 0 adding 0 whatever their weight; with the temperature, clamp and factor of
+    ``options`` (:func:`loss_settings`). Built on klloss.oracle.log_softmax."""
     zm, s, z = (np.asarray(x, dtype=np.float64) for x in (logits_t, input, target))
     y = np.asarray(label, dtype=np.int64)
+    temperature, clamp, factor = loss_settings(options)
     kept = np.ones(y.shape, bool) if options.ignore_index is None else y != options.ignore_index
-    log_q, log_p = klloss.oracle.log_softmax(s), klloss.oracle.log_softmax(z)
+    log_q, log_p = klloss.oracle.log_softmax(s / temperature), klloss.oracle.log_softmax(z / temperature)
     q, p = np.exp(log_q), np.exp(log_p)
     live = p > 0
     if options.beta == math.inf:
@@ -65,14 +94,21 @@ def oracle_rows(logits_t, input, target, label, options):
     else:
         z_label = zm[np.arange(len(y)), np.where(kept, y, 0)][:, None]
         scaled = np.where(live, z_label - np.where(live, zm, 0.0), 0.0) / options.beta  # m / beta
-    w = np.where(live, scaled + options.offset, 0.0)
+    parts = np.abs(scaled) + abs(options.offset)  # |m| / beta + |k|
+    w = np.where(live, scaled + options.offset, 0.0)  # w = m / beta + k from the raw z'
+    if clamp:
+        negative = (w < 0) & ((w < -1e-3 * parts) | np.isinf(w))  # 0 in float32 too
+        w, parts = np.maximum(w, 0.0), np.where(negative, 0.0, parts)  # max(w, 0)
     log_ratio = np.where(live, log_p, 0.0) - log_q  # log p - log q where p > 0
-    rows = (w * p * log_ratio).sum(1) * kept
-    grad = (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
-    part = (np.abs(scaled) + abs(options.offset)) * p * (1 + np.abs(np.where(live, log_p, 0.0)))
-    size = (part * (1 + np.abs(log_q))).sum(1)
-    grad_size = q * (1 + np.abs(log_q)) * part.sum(1, keepdims=True) + part
-    return rows, grad, size, grad_size
+    rows = factor * (w * p * log_ratio).sum(1) * kept  # f sum w p (log p - log q)
+    grad = factor / temperature * (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
+    spread = 0.0  # the rounding of z * (1/T), s * (1/T): none where T is a power of 2
+    if math.frexp(temperature)[0] != 0.5:
+        spread = (np.abs(z).max(1, keepdims=True) + np.abs(s).max(1, keepdims=True)) / temperature
+    part = parts * p * (1 + np.abs(np.where(live, log_p, 0.0)) + spread)
+    size = abs(factor) * (part * (1 + np.abs(log_q) + spread)).sum(1)
+    grad_size = q * (1 + np.abs(log_q) + spread) * part.sum(1, keepdims=True) + part
+    return rows, grad, size, abs(factor) / temperature * grad_size
 
 
 def run(logits_t, input, target, label, options):
@@ -96,14 +132,24 @@ def batch(shape, c, dtype=torch.float32, seed=0, padding=3):
     return teacher, student, label
 
 
+def reduced(options, reduction):
+    """``options`` with another reduction (an Options, or a namespace of :func:`with_settings`)."""
+    if isinstance(options, Options):
+        return dataclasses.replace(options, reduction=reduction)
+    return with_settings(options, reduction=reduction)
+
+
 def check_against_oracle(teacher, student, label, options, logits_t=None, block=None):
     """Per-row losses and the gradient from the kernels within the error model of the oracle's."""
     c = student.shape[-1]
-    rows_options = Options(options.beta, options.offset, "none", options.ignore_index)
+    rows_options = reduced(options, "none")
     rows, grad = run(logits_t, student, teacher, label, rows_options)
-    flat = [x.reshape(-1, c).double().numpy() for x in (teacher if logits_t is None else logits_t, student)]
+    flat = [
+        x.reshape(-1, c).double().cpu().numpy() for x in (teacher if logits_t is None else logits_t, student)
+    ]
+    labels = label.reshape(-1).cpu().numpy()
     want, want_grad, size, grad_size = oracle_rows(
-        flat[0], flat[1], teacher.reshape(-1, c).double().numpy(), label.reshape(-1).numpy(), rows_options
+        flat[0], flat[1], teacher.reshape(-1, c).double().cpu().numpy(), labels, rows_options
     )
     bound = tol(c, block)
     floor = bound / EPS32 * ETA32  # below float32's normal range
@@ -421,56 +467,81 @@ def test_compiles_with_fullgraph():
     torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)
 
 
-# compiled for a GPU, without one: Triton's compiler down to a Hopper binary (the interpreter
-# accepts code that the compiler refuses, such as a loop that reassigns a name of another type)
+# compiled for real GPUs, without one: Triton's compiler down to Ampere and Hopper binaries (the
+# interpreter accepts code that the compiler refuses, such as a loop that reassigns a name of another
+# type, or arithmetic between a pointer and a float)
 
-COMPILE_FOR_A_GPU = """
-import itertools, sys, triton
+COMPILE_FOR_GPUS = """
+import concurrent.futures, itertools, multiprocessing, os, sys, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from klloss import _triton
 
-scalars = {"C": "i32", "limit": "fp32", "scale": "fp32", "offset": "fp32", "ignore_index": "i64"}
-def signature(kernel, dtype, switches):
+SWITCHES = ("HAS_IGNORE", "SEPARATE_MARGIN", "BETA_INF", "RECIPROCAL", "CLAMP")
+TARGETS = {80: 163 * 1024, 90: 227 * 1024}  # compute capability: shared memory a block may use
+BLOCKS = (16, _triton.MAX_BLOCK)
+# (s and the gradient, z, z'), the label and the integers as a launch may pass them
+POINTERS = [("fp32", "fp32", "fp32"), ("bf16", "bf16", "bf16"), ("bf16", "fp32", "fp32"),
+            ("fp32", "bf16", "bf16"), ("fp16", "fp16", "bf16"), ("bf16", "fp16", "fp32")]
+LABELS = ("i64", "i32", "u8", "i16")
+INTEGERS = ("i32", "i64")
+
+def signature(kernel, pointers, label, integer, switches):
+    s, z, zm = pointers
     types = {}  # in the kernel's order of arguments
     for name in kernel.arg_names:
         if name in switches:
             types[name] = "constexpr"
-        elif name.endswith("stride"):
-            types[name] = "i64"
-        elif name in scalars:
-            types[name] = scalars[name]
-        elif name in ("label_ptr",):
-            types[name] = "*i64"
-        elif name in ("loss_ptr", "stats_ptr", "grad_out_ptr"):
-            types[name] = "*fp32"
+        elif name in ("limit", "scale", "offset", "inv_temperature"):
+            types[name] = "fp32"
+        elif name == "C" or name.endswith("stride") or name == "ignore_index":
+            types[name] = integer
         else:
-            types[name] = "*" + dtype
+            types[name] = {"s_ptr": "*" + s, "grad_ptr": "*" + s, "z_ptr": "*" + z, "zm_ptr": "*" + zm,
+                           "label_ptr": "*" + label}.get(name, "*fp32")  # loss, stats, grad_out
     return types
 
-cases = [("bf16", True, False, False, True, 4096), ("fp32", False, True, True, True, 16),
-         ("fp16", True, False, False, False, 1024)]
-for (dtype, ignore, separate, beta_inf, reciprocal, block), kernel in itertools.product(
-    cases, (_triton._forward_kernel, _triton._backward_kernel)
-):
-    switches = {"HAS_IGNORE": ignore, "SEPARATE_MARGIN": separate, "BETA_INF": beta_inf,
-                "RECIPROCAL": reciprocal, "BLOCK": block, "STATS": _triton.STATS}
-    source = ASTSource(kernel, signature(kernel, dtype, switches), switches)
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
-    assert compiled.asm["cubin"], kernel
-print("compiled", len(cases) * 2)
+def compile_one(case):
+    i, capability, kernel_name, values, block = case
+    kernel = getattr(_triton, kernel_name)
+    switches = dict(zip(SWITCHES, values), BLOCK=block, STATS=_triton.STATS)
+    pointers, label, integer = POINTERS[i % len(POINTERS)], LABELS[i % len(LABELS)], INTEGERS[i % 2]
+    source = ASTSource(kernel, signature(kernel, pointers, label, integer, switches), switches)
+    warps = _triton._launch_shape(block)[1]
+    compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps})
+    assert compiled.asm["cubin"] and ".target sm_%d" % capability in compiled.asm["ptx"], case
+    assert compiled.metadata.num_warps == warps, case
+    assert compiled.metadata.shared <= TARGETS[capability], (case, compiled.metadata.shared)
+    return pointers
+
+cases = list(itertools.product(TARGETS, ("_forward_kernel", "_backward_kernel"),
+                               itertools.product((False, True), repeat=len(SWITCHES)), BLOCKS))
+cases = [(i, *case) for i, case in enumerate(cases)]
+fork = multiprocessing.get_context("fork")
+with concurrent.futures.ProcessPoolExecutor(min(os.cpu_count() or 1, 8), mp_context=fork) as pool:
+    done = list(pool.map(compile_one, cases))
+print("compiled", len(done), "pointer-types", len(set(done)))
 """
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
-def test_kernels_compile_for_a_gpu(tmp_path):
+def test_kernels_compile_for_ampere_and_hopper(tmp_path):
+    """Both kernels through Triton's whole compiler for CUDA targets sm_80 (A100) and sm_90 (H100),
+    with no GPU and no driver: the front end (types, which the interpreter does not check), the
+    target's layouts and lowering, LLVM to PTX, and PTX to a binary (cubin) by the ptxas that
+    Triton's wheel brings. For each target and kernel, every combination of the switches
+    HAS_IGNORE, SEPARATE_MARGIN, BETA_INF, RECIPROCAL and CLAMP at BLOCK = 16 and MAX_BLOCK (256
+    binaries), the pointer types cycling through float32, bfloat16, float16 and mixed student and
+    teacher dtypes, the label through int64, int32, uint8 and int16, the integers through i32 and
+    i64; each binary's shared memory within what the target gives a block. What only a device
+    shows (loading the binary, registers and spills, the values) is tests/test_cuda.py's."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile, not read back a cached binary
     result = subprocess.run(
-        [sys.executable, "-c", COMPILE_FOR_A_GPU], capture_output=True, text=True, timeout=600, env=env
+        [sys.executable, "-c", COMPILE_FOR_GPUS], capture_output=True, text=True, timeout=900, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["compiled", "6"]
+    assert result.stdout.split() == ["compiled", "256", "pointer-types", "6"]
 
 
 # where Triton or torch is missing or too old
