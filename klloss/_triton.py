@@ -200,6 +200,11 @@ if triton is not None:
         return w, finite
 
     @triton.jit
+    def _tempered(x, inv_temperature):
+        # x / T as x (1/T); +inf (no distribution) made NaN by choice, so that no inf - inf follows
+        return tl.where(x == float("inf"), float("nan"), x) * inv_temperature
+
+    @triton.jit
     def _finite_max(running, block):
         # (M', R, R_old): the running maximum updated, a finite stand-in for it (0 while every
         # value seen is -inf) and for the old one (R itself on the first block)
@@ -242,9 +247,9 @@ if triton is not None:
         for start in range(0, C, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             inside = cols < C
-            s = tl.load(s_row + cols, mask=inside, other=neg_inf).to(tl.float32) * inv_temperature  # s/T
+            s = _tempered(tl.load(s_row + cols, mask=inside, other=neg_inf).to(tl.float32), inv_temperature)
             zm = tl.load(z_row + cols, mask=inside, other=neg_inf).to(tl.float32)  # raw z
-            z = zm * inv_temperature  # z/T
+            z = _tempered(zm, inv_temperature)  # z/T
             if SEPARATE_MARGIN:  # z' another tensor than z
                 zm = tl.load(zm_row + cols, mask=inside, other=0.0).to(tl.float32)
             w, finite = _weight(z_label, zm, limit, scale, offset, BETA_INF, RECIPROCAL, CLAMP)
@@ -263,6 +268,10 @@ if triton is not None:
             sum_z = alpha * sum_z + tl.sum(e_z, 0)  # S_z'
             sum_s = tl.exp(old_s - ref_s) * sum_s + tl.sum(e_s, 0)  # S_s'
             inf_weight_max = tl.maximum(inf_weight_max, tl.max(tl.where(finite, neg_inf, z), 0))
+        # every teacher or every student logit -inf: no distribution, NaN chosen, not log 0
+        empty = (sum_z == 0.0) | (sum_s == 0.0)
+        sum_z, sum_s = tl.where(empty, float("nan"), sum_z), tl.where(empty, float("nan"), sum_s)
+        max_z, max_s = tl.where(empty, float("nan"), max_z), tl.where(empty, float("nan"), max_s)
         log_sum_z, log_sum_s = tl.log(sum_z), tl.log(sum_s)
         # L_i = sum w p ((z - M_z) - (s - M_s) - log S_z + log S_s) = (B - A (log S_z - log S_s)) / S_z
         loss = (big_b - big_a * (log_sum_z - log_sum_s)) / sum_z
@@ -307,9 +316,11 @@ if triton is not None:
         for start in range(0, C, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             inside = cols < C
-            s = tl.load(s_row + cols, mask=inside, other=float("-inf")).to(tl.float32) * inv_temperature
+            s = _tempered(
+                tl.load(s_row + cols, mask=inside, other=float("-inf")).to(tl.float32), inv_temperature
+            )
             zm = tl.load(z_row + cols, mask=inside, other=float("-inf")).to(tl.float32)  # raw z
-            z = zm * inv_temperature  # z/T
+            z = _tempered(zm, inv_temperature)  # z/T
             if SEPARATE_MARGIN:
                 zm = tl.load(zm_row + cols, mask=inside, other=0.0).to(tl.float32)
             w, _finite = _weight(z_label, zm, limit, scale, offset, BETA_INF, RECIPROCAL, CLAMP)

@@ -281,6 +281,156 @@ def test_int32_labels():
     check_against_oracle(teacher, student, label.int(), Options(1.5))
 
 
+# labels: any stride, any integer dtype, compared with ignore_index without wrapping
+
+
+def check_batchmean(teacher, student, label, options, logits_t=None):
+    """The batch mean from the kernels against klloss.oracle.klloss_v2 (float64, labels in int64),
+    within the rows' bound of the error model plus the rounding of a float32 sum of N rows."""
+    c = student.shape[-1]
+    got, _ = run(logits_t, student, teacher, label, dataclasses.replace(options, reduction="batchmean"))
+    flat = [x.reshape(-1, c).double().cpu().numpy() for x in (teacher, student)]
+    labels = label.reshape(-1).cpu().numpy().astype(np.int64)
+    want = klloss.oracle.klloss_v2(
+        flat[0], flat[1], flat[0], labels, options.beta, options.offset, options.ignore_index
+    )
+    rows, _, size, _ = oracle_rows(flat[0], flat[1], flat[0], labels, reduced(options, "none"))
+    kept = max(
+        int(np.sum(labels != options.ignore_index)) if options.ignore_index is not None else len(labels), 1
+    )
+    bound = tol(c) * size.sum() + (len(labels) + 1) * EPS32 * np.abs(rows).sum()
+    assert abs(got.item() - want) <= bound / kept, (got.item(), want)
+    return got
+
+
+def on_device(label):
+    """``label`` made on DEVICE with its strides (``Tensor.to`` may make a copy contiguous)."""
+    return torch.empty_strided(label.shape, label.stride(), dtype=label.dtype, device=DEVICE).copy_(label)
+
+
+def test_labels_are_read_at_their_stride():
+    # every other entry of a (N, 2) tensor (stride 2), one label expanded to every row (stride 0),
+    # and a (B, T) label taken as buf[..., 0]; the old kernels read label_ptr + row: 0, 5, 1, 5
+    teacher, student, _ = batch((4,), 6, seed=11)
+    pairs = on_device(torch.tensor([[0, 5], [1, 5], [2, 5], [3, 5]]))
+    strided = pairs[:, 0]
+    assert strided.stride() == (2,)
+    check_against_oracle(teacher, student, strided, Options(1.5))
+    check_batchmean(teacher, student, strided, Options(1.5))
+    expanded = on_device(torch.tensor([3])).expand(4)
+    assert expanded.stride() == (0,)
+    check_against_oracle(teacher, student, expanded, Options(1.5))
+    check_batchmean(teacher, student, expanded, Options(1.5))
+    # (B, T) = (2, 3) in a buffer of (label, something else) pairs, every third row ignored
+    teacher, student, label = batch((2, 3), 7, seed=12)
+    for dtype in (torch.int64, torch.int32):
+        buf = on_device(torch.stack([label, torch.full_like(label, 6)], dim=-1).to(dtype))
+        taken = buf[..., 0]
+        assert taken.stride() == (6, 2)
+        check_against_oracle(teacher, student, taken, Options(1.5))
+        check_batchmean(teacher, student, taken, Options(1.5))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values", "ignore_index", "ignored"),
+    [
+        (torch.int32, [0, 3, 0, 5], 2**40, 0),  # 2**40 wraps to 0 in int32: not a label here
+        (torch.int32, [0, 3, 0, 5], -(2**40), 0),
+        (torch.uint8, [156, 3, 156, 0], -100, 0),  # -100 wraps to 156 in uint8
+        (torch.uint8, [200, 3, 7, 200], 200, 2),
+        (torch.int8, [-56, 3, 7, 0], 200, 0),  # 200 wraps to -56 in int8: not a label here
+        (torch.int8, [-100, 3, 7, -100], -100, 2),
+        (torch.int16, [0, 3, 7, 1], 2**16, 0),
+        (torch.int64, [-(2**63), 3, 7, 1], -(2**63), 1),
+    ],
+    ids=["int32, 2**40", "int32, -2**40", "uint8 156, -100", "uint8, 200", "int8 -56, 200",
+         "int8, -100", "int16, 2**16", "int64, -2**63"],
+)  # fmt: skip
+def test_labels_compare_with_ignore_index_without_wrapping(dtype, values, ignore_index, ignored):
+    # rows whose label equals ignore_index as integers are ignored, and only those; a label that
+    # is no class and not ignored (-56 here) gives a NaN row, so it is left out of the oracle's part
+    teacher, student, _ = batch((4,), 160, seed=13)
+    label = torch.tensor(values, dtype=dtype)
+    options = Options(1.5, ignore_index=ignore_index)
+    rows, grad = run(None, student, teacher, label.to(DEVICE), dataclasses.replace(options, reduction="none"))
+    is_ignored = torch.tensor([int(v) == ignore_index for v in values])
+    assert torch.all(rows[is_ignored] == 0)
+    assert torch.all(grad[is_ignored] == 0)
+    assert int(is_ignored.sum()) == ignored
+    valid = torch.tensor([0 <= int(v) < 160 or int(v) == ignore_index for v in values])
+    assert torch.isnan(rows[~valid]).all()
+    check_against_oracle(teacher[valid], student[valid], label[valid].to(DEVICE), options)
+    check_batchmean(teacher[valid], student[valid], label[valid].to(DEVICE), options)
+
+
+def test_int32_label_zero_is_not_ignore_index_2_pow_40():
+    # the issue's example: float64 truth 7.886, the old Triton path twice that (batchmean divided by
+    # one row instead of two, the int32 count comparing with 2**40 wrapped to 0)
+    gen = torch.Generator().manual_seed(0)
+    teacher, student = 3 * torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    label = torch.tensor([0, 3], dtype=torch.int32, device=DEVICE)
+    got = check_batchmean(teacher, student, label, Options(1.5, ignore_index=2**40))
+    rows, _ = run(None, student, teacher, label, Options(1.5, ignore_index=2**40, reduction="none"))
+    torch.testing.assert_close(got, rows.mean(), rtol=2 * EPS32, atol=0)
+
+
+# undefined teachers and ignored rows
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_undefined_teacher_rows_are_nan(temperature, clamp):
+    # a NaN teacher logit, a +inf one, a row all -inf, a NaN margin logit, a NaN at the label's
+    # margin logit: no teacher distribution or no weight, so NaN in the row's loss and gradient;
+    # the other rows as computed alone
+    teacher, student, label = batch((7,), 10, seed=14, padding=0)
+    margin_logits = teacher.clone()
+    teacher[0, 4] = math.nan
+    teacher[1, 2] = math.inf
+    teacher[2] = -math.inf
+    margin_logits[3, 6] = math.nan
+    margin_logits[4, label[4]] = math.nan
+    options = with_settings(Options(1.5, reduction="none"), temperature=temperature, clamp=clamp)
+    for zm, undefined in ((None, 3), (margin_logits, 5)):
+        rows, grad = run(zm, student, teacher, label, options)
+        assert torch.isnan(rows[:undefined]).all(), rows
+        assert torch.isnan(grad[:undefined]).all(), grad
+        alone = run(None if zm is None else zm[5:], student[5:], teacher[5:], label[5:], options)
+        torch.testing.assert_close(rows[5:], alone[0], rtol=0, atol=0)
+        torch.testing.assert_close(grad[5:], alone[1], rtol=0, atol=0)
+        mean, _ = run(zm, student, teacher, label, with_settings(options, reduction="batchmean"))
+        assert torch.isnan(mean)
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_ignored_rows_give_exactly_zero_whatever_they_hold(clamp):
+    # ignored rows holding NaN, +-inf and -inf at class 0 in the teacher, the margin logits and the
+    # student: loss 0, gradient 0 and second derivatives 0, exactly; the kept rows as computed alone
+    teacher, student, label = batch((8,), 10, seed=15, padding=0)
+    margin_logits = teacher + 1.0
+    ignored = torch.tensor([True, True, True, True, True, False, False, False])
+    label[ignored] = -100
+    teacher[0, 3], teacher[1, 0], teacher[2], teacher[3, 1] = math.nan, -math.inf, -math.inf, math.inf
+    margin_logits[4, 0], student[4, 2], student[0, 1] = math.nan, math.inf, -math.inf
+    student[1] = 1e30
+    options = with_settings(Options(0.5), temperature=4.0, clamp=clamp)
+    direction = torch.randn(student.shape, generator=torch.Generator().manual_seed(16)).to(DEVICE)
+    results = []
+    for rows in (slice(None), ~ignored):
+        s = student[rows].to(DEVICE).requires_grad_(True)
+        z, zm, y = teacher[rows].to(DEVICE), margin_logits[rows].to(DEVICE), label[rows].to(DEVICE)
+        out = _triton.loss(s, z, zm, y, reduced(options, "none"))
+        (grad,) = torch.autograd.grad(out.sum(), s, create_graph=True)
+        (hvp,) = torch.autograd.grad((grad * direction[rows]).sum(), s)
+        results.append((out.detach().cpu(), grad.detach().cpu(), hvp.cpu()))
+    (rows, grad, hvp), kept = results
+    for result in (rows, grad, hvp):
+        assert torch.all(result[ignored] == 0)
+    for got, alone in zip((rows, grad, hvp), kept, strict=True):
+        assert torch.isfinite(alone).all()
+        torch.testing.assert_close(got[~ignored], alone, rtol=0, atol=0)
+
+
 # the edge cases of the numerics issue
 
 
