@@ -104,7 +104,8 @@ def oracle_rows(logits_t, input, target, label, options):
     grad = factor / temperature * (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
     spread = 0.0  # the rounding of z * (1/T), s * (1/T): none where T is a power of 2
     if math.frexp(temperature)[0] != 0.5:
-        spread = (np.abs(z).max(1, keepdims=True) + np.abs(s).max(1, keepdims=True)) / temperature
+        largest = [np.abs(np.where(np.isfinite(x), x, 0.0)).max(1, keepdims=True) for x in (z, s)]
+        spread = (largest[0] + largest[1]) / temperature  # -inf / T is exact
     part = parts * p * (1 + np.abs(np.where(live, log_p, 0.0)) + spread)
     size = abs(factor) * (part * (1 + np.abs(log_q) + spread)).sum(1)
     grad_size = q * (1 + np.abs(log_q) + spread) * part.sum(1, keepdims=True) + part
@@ -431,6 +432,149 @@ def test_ignored_rows_give_exactly_zero_whatever_they_hold(clamp):
         torch.testing.assert_close(got[~ignored], alone, rtol=0, atol=0)
 
 
+# temperature, clamp and normalize; mixed student and teacher dtypes
+
+
+def negative_weights(teacher, label, options, rows):
+    """``teacher`` with, in ``rows``, a class 20 above the label's logit plus k beta: a negative
+    weight (m / beta + k = -20 / beta) on a class with much of p's mass."""
+    teacher = teacher.clone()
+    for i in rows:
+        y = int(label[i]) if int(label[i]) >= 0 else 0
+        teacher[i, (y + 1) % teacher.shape[-1]] = teacher[i, y] + options.offset * options.beta + 20.0
+    return teacher
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("clamp", [False, True])
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 1.7])
+def test_temperature_clamp_and_normalize_match_the_formula(temperature, clamp, normalize):
+    # L_i = f sum_c w~ p (log p - log q), p = softmax(z/T), q = softmax(s/T), w from the raw z',
+    # f = T^2 (or T^2/k); half the rows with negative weights, which clamp makes 0
+    teacher, student, label = batch((8,), 37, seed=17)
+    options = Options(1.5, offset=3.0)
+    teacher = negative_weights(teacher, label, options, range(0, 8, 2))
+    tempered = with_settings(options, temperature=temperature, clamp=clamp, normalize=normalize)
+    check_against_oracle(teacher, student, label, tempered)
+    margin_logits = teacher + torch.randn(teacher.shape, generator=torch.Generator().manual_seed(18))
+    check_against_oracle(teacher, student, label, tempered, logits_t=margin_logits)
+
+
+def test_clamp_changes_only_the_rows_with_negative_weights():
+    teacher, student, label = batch((6,), 20, seed=19, padding=0)
+    options = Options(1.5, reduction="none")
+    teacher = negative_weights(teacher, label, options, [1, 4])
+    for temperature in (1.0, 2.0):
+        plain, plain_grad = run(
+            None, student, teacher, label, with_settings(options, temperature=temperature)
+        )
+        clamped, clamped_grad = run(
+            None, student, teacher, label, with_settings(options, temperature=temperature, clamp=True)
+        )
+        changed = torch.tensor([False, True, False, False, True, False])
+        torch.testing.assert_close(clamped[~changed], plain[~changed], rtol=0, atol=0)
+        torch.testing.assert_close(clamped_grad[~changed], plain_grad[~changed], rtol=0, atol=0)
+        assert torch.all(clamped[changed] > plain[changed])  # the negative terms left out
+
+
+def test_clamp_makes_weights_below_float32s_range_zero():
+    # beta = 2**-126: a class 10 above the label has m / beta = -8.5e38, beyond float32; unclamped
+    # the row is NaN, clamped that weight is 0 and the row matches the formula. A margin of +10
+    # (+inf weight on a class with p > 0) stays NaN either way
+    teacher, student, label = batch((3,), 10, seed=20, padding=0)
+    teacher[:] = 1.0
+    label[:] = torch.tensor([1, 2, 3])
+    teacher[0, 0] = 11.0  # m = -10 on class 0
+    teacher[1, 0] = -9.0  # m = +10 on class 0
+    options = Options(2.0**-126, reduction="none")
+    rows, _ = run(None, student, teacher, label, options)
+    assert torch.isnan(rows[:2]).all()
+    clamped = with_settings(options, clamp=True)
+    rows, grad = run(None, student, teacher, label, clamped)
+    assert torch.isnan(rows[1])
+    assert torch.isnan(grad[1]).all()
+    keep = torch.tensor([True, False, True])
+    got, _ = check_against_oracle(teacher[keep], student[keep], label[keep], clamped)
+    assert torch.isfinite(got).all()
+
+
+def test_clamp_at_beta_inf_uses_max_k_0():
+    # beta = inf: every weight is k; clamped, max(k, 0): k = -2 gives 0 loss and gradient exactly
+    teacher, student, label = batch((5,), 12, seed=21)
+    for offset in (-2.0, 5.0):
+        options = with_settings(Options(math.inf, offset=offset), clamp=True, temperature=2.0)
+        rows, grad = check_against_oracle(teacher, student, label, options)
+        assert torch.all(rows == 0) == (offset < 0)
+        assert torch.all(grad == 0) == (offset < 0)
+
+
+@pytest.mark.parametrize(
+    ("student_dtype", "teacher_dtype", "margin_dtype"),
+    [
+        (torch.bfloat16, torch.float32, None),
+        (torch.bfloat16, torch.float32, torch.float32),
+        (torch.float32, torch.bfloat16, torch.bfloat16),
+        (torch.float16, torch.bfloat16, torch.float32),
+    ],
+)
+def test_mixed_student_and_teacher_dtypes(student_dtype, teacher_dtype, margin_dtype):
+    # arithmetic in float32 from each tensor's own dtype; the gradient in the student's; the
+    # oracle reads the same rounded inputs
+    teacher, student, label = batch((6,), 300, seed=22)
+    teacher, student = teacher.to(teacher_dtype), student.to(student_dtype)
+    margin_logits = None if margin_dtype is None else (teacher.double() - 0.5).to(margin_dtype)
+    options = with_settings(Options(1.5), temperature=2.0, clamp=True)
+    _, grad = check_against_oracle(teacher, student, label, options, logits_t=margin_logits)
+    assert grad.dtype == student_dtype
+
+
+def tempered_torch(zm, s, z, label, options):
+    """The per-row losses from the formula in float64 torch, differentiable in ``s`` to any
+    order: f sum_c w~ p (log p - log q), p = softmax(z/T), q = softmax(s/T), w from the raw z'."""
+    temperature, clamp, factor = loss_settings(options)
+    kept = label != options.ignore_index
+    y = torch.where(kept, label, 0)
+    w = (zm.gather(-1, y.unsqueeze(-1)) - zm) / options.beta + options.offset
+    w = w.clamp(min=0) if clamp else w
+    log_p, log_q = torch.log_softmax(z / temperature, -1), torch.log_softmax(s / temperature, -1)
+    rows = factor * (w * log_p.exp() * (log_p - log_q)).sum(-1)
+    return torch.where(kept, rows, 0.0)
+
+
+def test_temperature_and_clamp_with_double_backward_and_torch_func():
+    teacher, student, label = batch((5,), 9, seed=23)
+    teacher = negative_weights(teacher, label, Options(1.5), [1, 3])
+    options = with_settings(Options(1.5, reduction="sum"), temperature=3.0, clamp=True, normalize=True)
+    z, y = teacher.to(DEVICE), label.to(DEVICE)
+    direction = torch.randn(student.shape, generator=torch.Generator().manual_seed(24)).to(DEVICE)
+
+    def ours(x, reduction="sum"):
+        return _triton.loss(x, z, None, y, reduced(options, reduction))
+
+    def theirs(x, reduction="sum"):
+        rows = tempered_torch(z.double(), x, z.double(), y, options)
+        return rows if reduction == "none" else rows.sum()
+
+    weights = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], device=DEVICE)  # dL/dL_i, differentiated too
+    results = []
+    for fn, dtype in ((ours, torch.float32), (theirs, torch.float64)):
+        s = student.to(DEVICE, dtype).requires_grad_(True)
+        u = weights.to(dtype).requires_grad_(True)
+        rows = fn(s, "none")
+        (grad,) = torch.autograd.grad(rows, s, u, create_graph=True)  # sum_i u_i dL_i/ds
+        # d/ds and d/du of <grad, v>: the Hessian-vector product, and G's derivative in its upstream
+        hvp, d_u = torch.autograd.grad((grad * direction.to(dtype)).sum(), (s, u))
+        results.append([x.detach().double().cpu() for x in (rows, grad, hvp, d_u)])
+    for got, want, rtol in zip(results[0], results[1], (1e-5, 1e-5, 1e-4, 1e-5), strict=True):
+        torch.testing.assert_close(got, want, rtol=rtol, atol=1e-7)
+    s = student.to(DEVICE)
+    batch_of_students = torch.stack([s, 2 * s, s - 1])
+    torch.testing.assert_close(
+        torch.func.vmap(torch.func.grad(ours))(batch_of_students),
+        torch.func.vmap(torch.func.grad(theirs))(batch_of_students.double()).float(),
+    )
+
+
 # the edge cases of the numerics issue
 
 
@@ -500,7 +644,8 @@ def test_labels_outside_the_classes_give_nan_rows_and_touch_nothing_else():
 @st.composite
 def hard_batches(draw):
     """(teacher, student, label, options, block): shifts, ties, huge magnitudes, -inf teacher
-    entries, extreme beta and k, and sometimes blocks of 16 to run the loop."""
+    entries, extreme beta and k, temperatures, clamped weights, and sometimes blocks of 16 to run
+    the loop."""
     n, c = draw(st.integers(1, 4)), draw(st.integers(1, 40))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([1e-3, 1.0, 10.0, 1e30]))
@@ -518,8 +663,13 @@ def hard_batches(draw):
     beta = draw(st.sampled_from([2.0**-126, 1e-30, 0.01, 1.5, 1e6, 1e30, 2.0**127, math.inf]))
     offset = draw(st.sampled_from([-1e3, -8.0, 0.0, 8.0, 1e3]))
     block = draw(st.sampled_from([None, 16]))
+    options = with_settings(
+        Options(beta, offset, "none"),
+        temperature=draw(st.sampled_from([1.0, 0.5, 4.0, 1.7])),
+        clamp=draw(st.booleans()),
+    )
     as32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
-    return as32(teacher), as32(student), torch.tensor(label), Options(beta, offset, "none"), block
+    return as32(teacher), as32(student), torch.tensor(label), options, block
 
 
 def _in_float32_range(teacher, student, label, options):
