@@ -23,7 +23,9 @@ in both computations and adds nothing to the size. The factor f (T^2, or T^2/k) 
 loss, the gradient and their bounds.
 """
 
+import ast
 import dataclasses
+import inspect
 import math
 import os
 import subprocess
@@ -876,6 +878,62 @@ def test_handles_only_float32_and_half_precision():
     assert _triton.handles(x.half())
     assert not _triton.handles(x.double())
     assert not _triton.handles("x")
+
+
+def _call(impl, dtype=torch.float32, device="cpu"):
+    teacher, student, label = batch((3,), 5, dtype)
+    z, s, y = teacher.to(device), student.to(device), label.to(device)
+    return klloss.klloss_v2(z, s, z, y, 1.5, impl=impl)
+
+
+@pytest.mark.parametrize(
+    ("patch", "dtype", "device", "reason"),
+    [
+        ({"triton": None}, torch.float32, "cpu", "Triton is not installed"),
+        ({"TRITON_VERSION": "3.1.0"}, torch.float32, "cpu", r"Triton >= 3\.2, found .* Triton 3\.1\.0"),
+        ({"TORCH_VERSION": "2.5.1"}, torch.float32, "cpu", r"torch >= 2\.6 .* found torch 2\.5\.1"),
+        ({"INTERPRETED": False}, torch.float32, "cpu", "on the CPU, .*TRITON_INTERPRET=1"),
+        ({}, torch.float64, DEVICE, "take float32, float16, bfloat16, got input of dtype torch.float64"),
+        ({}, torch.float32, "meta", "run on CUDA devices, got tensors on 'meta'"),
+    ],
+    ids=["no Triton", "Triton too old", "torch too old", "CPU without the interpreter", "float64", "meta"],
+)  # fmt: skip
+def test_impl_triton_says_why_it_cannot_run(patch, dtype, device, reason, monkeypatch):
+    # before: AttributeError ('NoneType' has no 'next_power_of_2'), or Triton's "0 active drivers"
+    for name, value in patch.items():
+        monkeypatch.setattr(_triton, name, value)
+    with pytest.raises(ValueError, match=f"^impl='triton' cannot compute this call: .*{reason}"):
+        _call("triton", dtype, device)
+    x = torch.zeros(2, 3, dtype=dtype, device=device)
+    assert not _triton.handles(x)
+    assert _triton.why_not(x) is not None
+    if device != "meta":  # the reference computes it
+        assert torch.isfinite(_call("reference", dtype, device))
+
+
+def test_why_not_names_a_teacher_of_another_dtype():
+    s = torch.zeros(2, 3, device=DEVICE)
+    assert _triton.why_not(s) is None
+    assert _triton.why_not(s, s.bfloat16(), s.half()) is None
+    assert "got target of dtype torch.float64" in _triton.why_not(s, s.double())
+    assert "got logits_t of dtype torch.float64" in _triton.why_not(s, s, s.double())
+    assert "input must be a torch.Tensor" in _triton.why_not("s")
+
+
+def test_no_private_torch_names_in_the_module():
+    # torch._C, torch._dynamo and the like change without notice; dunders (torch.__version__) are public
+    tree = ast.parse(inspect.getsource(_triton))
+    private = set()
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id == "torch" and chain:
+            names = chain[::-1]
+            if any(n.startswith("_") and not n.endswith("__") for n in names):
+                private.add(".".join(["torch", *names]))
+    assert not private
 
 
 def test_imports_and_says_unavailable_without_triton():
