@@ -33,11 +33,14 @@ weight is infinite. A row in which a class with an infinite weight has :math:`p_
 :math:`z'_y=-\infty`, or :math:`\beta` so small that :math:`m/\beta` overflows) gets NaN in the
 loss and the gradient (the reference gives NaN or :math:`\pm\infty` there, depending on signs);
 with ``clamp``, a weight known to be negative (:math:`m=-\infty`, or :math:`m/\beta` below
-float32's range) is clamped to 0 like any other. A row with no defined teacher distribution (a
-NaN or :math:`+\infty` teacher logit, or every one :math:`-\infty`) is NaN too. A label outside
-[0, C) that is not ``ignore_index`` is never used as an index: its row's loss and gradient are
-NaN, on the device, with no host synchronisation. An ignored row reads nothing but its label and
-gets exactly 0. Labels are read at their stride, in any integer dtype, and compared with
+float32's range) is clamped to 0 like any other. The sums are float32: a term
+:math:`\tilde w e^{z/T-M_z} d` beyond :math:`2^{127}` relative to a block's running maximum makes
+the row NaN, unless a later block's maximum discards it (:math:`e^{M_z-M_z'}=0`), as it does a
+huge weight on a class that only looked likely early in the row. A row with no defined teacher
+distribution (a NaN or :math:`+\infty` teacher logit, or every one :math:`-\infty`) is NaN too. A
+label outside [0, C) that is not ``ignore_index`` is never used as an index: its row's loss and
+gradient are NaN, on the device, with no host synchronisation. An ignored row reads nothing but
+its label and gets exactly 0. Labels are read at their stride, in any integer dtype, and compared with
 ``ignore_index`` only where it fits that dtype (elsewhere no label can equal it).
 """
 
@@ -244,6 +247,7 @@ if triton is not None:
         max_z, max_s = neg_inf, neg_inf  # M_z, M_s: running maxima
         sum_z, sum_s, big_a, big_b = 0.0, 0.0, 0.0, 0.0  # S_z, S_s, A, B (relative to M_z, M_s)
         inf_weight_max = neg_inf  # the largest z among classes whose weight is not finite
+        overflowed = False  # B holds a term beyond float32's range, not yet discarded
         for start in range(0, C, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             inside = cols < C
@@ -263,7 +267,16 @@ if triton is not None:
             d = (tl.where(live, z, ref_z) - ref_z) - (tl.where(live, s, ref_s) - ref_s)
             alpha = tl.exp(old_z - ref_z)  # e^(M_z - M_z')
             shift = (ref_z - old_z) - (ref_s - old_s)  # (M_z' - M_z) - (M_s' - M_s)
-            big_b = alpha * (big_b - big_a * shift) + tl.sum(w_e * d, 0)  # B' (relative to M_z', M_s')
+            # w e d at the edge of float32's range or past it (a huge weight on this block's
+            # maximum, which a later maximum may discard): chosen 0 and flagged, not computed;
+            # |w e| |d| > 2**127 tested on both scaled by 2**-64, a product that cannot overflow
+            over = (tl.abs(w_e) * 5.421010862427522e-20) * (tl.abs(d) * 5.421010862427522e-20) > 0.5
+            w_e_d = tl.where(over, 0.0, w_e) * d  # w e^(z - M_z') d
+            # a term past the range stays in B unless e^(M_z - M_z') = 0 discards the old B
+            overflowed = (overflowed & (alpha != 0.0)) | (tl.max(over.to(tl.int32), 0) > 0)
+            # B' relative to M_z', M_s': e^(M_z - M_z') (B - A shift) + sum w e d, with A rescaled
+            # before it meets the shift (alpha A shift is of the size of B'; A shift may overflow)
+            big_b = alpha * big_b - (alpha * big_a) * shift + tl.sum(w_e_d, 0)
             big_a = alpha * big_a + tl.sum(w_e, 0)  # A' = e^(M_z - M_z') A + sum w e
             sum_z = alpha * sum_z + tl.sum(e_z, 0)  # S_z'
             sum_s = tl.exp(old_s - ref_s) * sum_s + tl.sum(e_s, 0)  # S_s'
@@ -277,7 +290,7 @@ if triton is not None:
         loss = (big_b - big_a * (log_sum_z - log_sum_s)) / sum_z
         big_w = big_a / sum_z  # W = sum w p
         # a weight that is not finite on a class with p > 0, or a bad label: no finite loss
-        broken = bad | (tl.exp((inf_weight_max - max_z) - log_sum_z) > 0.0)
+        broken = bad | overflowed | (tl.exp((inf_weight_max - max_z) - log_sum_z) > 0.0)
         loss = tl.where(broken, float("nan"), loss)
         big_w = tl.where(broken, float("nan"), big_w)
         tl.store(loss_ptr + row, loss)

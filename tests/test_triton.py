@@ -643,6 +643,20 @@ def test_labels_outside_the_classes_give_nan_rows_and_touch_nothing_else():
     assert torch.isnan(mean)
 
 
+def test_a_huge_term_on_a_maximum_that_a_later_block_discards(monkeypatch):
+    # blocks of 16: the first block's maximum z_0 = 0 carries w_0 = 200 / 1e-30 and d_0 = 1e7, so
+    # w e d = 2e39 is past float32's range; the second block's maximum z_16 = 200 discards it
+    # (e^(0 - 200) = 0 in float32), and the row's loss is an ordinary number. The sums once
+    # overflowed there (NaN on a GPU; an overflow warning in the interpreter)
+    monkeypatch.setattr(_triton, "MAX_BLOCK", 16)
+    teacher = torch.full((1, 17), -50.0)
+    teacher[0, 0], teacher[0, 16] = 0.0, 200.0
+    student = torch.zeros(1, 17)
+    student[0, 0] = -1e7
+    rows, _ = check_against_oracle(teacher, student, torch.tensor([16]), Options(1e-30), block=16)
+    assert torch.isfinite(rows).all()
+
+
 @st.composite
 def hard_batches(draw):
     """(teacher, student, label, options, block): shifts, ties, huge magnitudes, -inf teacher
