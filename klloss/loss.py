@@ -76,6 +76,8 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
     if path == "fused" and kept is not None:
         out = _fused.loss(input, target, logits_t, label, options, kept)
     elif path == "triton":
+        if (reason := _triton().why_not(input, target, logits_t)) is not None:
+            raise ValueError(f"impl={impl!r} cannot compute this call: {reason}")
         out = _triton().loss(input, target, None if logits_t is target else logits_t, label, options)
     else:
         out = reference.loss(input, target, logits_t, label, options)

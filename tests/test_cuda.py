@@ -6,6 +6,7 @@ them on a GPU machine)."""
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import pytest
@@ -199,6 +200,60 @@ def test_triton_memory_is_the_gradient_and_a_few_numbers_a_row():
     # the gradient, the per-row losses and statistics (7 float32 a row), and a few scalars, each
     # allocation rounded up to the allocator's 512 bytes
     assert gradient <= peak <= gradient + 7 * 4 * n + 16 * 512
+
+
+@needs_triton
+def test_triton_new_options_strided_labels_and_mixed_dtypes_never_wait():
+    # temperature, clamp and normalize (read from a namespace until klloss.Options has them), a
+    # bfloat16 student with float32 teachers, int32 labels taken as buf[..., 0] (stride 2) with an
+    # ignore_index that int32 cannot hold: no host synchronisation, and the float64 formula's value
+    teacher, student, label = _batch((4, 16), 1000, seed=5)
+    options = types.SimpleNamespace(
+        beta=1.5, offset=8.0, reduction="batchmean", ignore_index=2**40, temperature=2.0, clamp=True,
+        normalize=True,
+    )  # fmt: skip
+    label = label.clamp(min=0).int()
+    buf = torch.stack([label, torch.full_like(label, 999)], dim=-1).cuda()
+    y = buf[..., 0]
+    z = teacher.cuda()
+    s = student.cuda().bfloat16().requires_grad_(True)
+    _triton.loss(s, z, None, y, options).backward()  # compiles the kernels
+    s.grad = None
+    torch.cuda.synchronize()
+    try:
+        _sync_debug_mode("error")  # any host synchronisation raises
+        loss = _triton.loss(s, z, None, y, options)
+        loss.backward()
+    finally:
+        _sync_debug_mode("default")
+    assert s.grad.dtype == torch.bfloat16
+    # the formula in float64 on the CPU, from the same bfloat16 student: f = T^2 / k = 0.5
+    s64 = s.detach().double().cpu().requires_grad_(True)
+    z64, y64 = teacher.double(), label.long()
+    w = ((z64.gather(-1, y64.unsqueeze(-1)) - z64) / 1.5 + 8.0).clamp(min=0)
+    log_p, log_q = torch.log_softmax(z64 / 2, -1), torch.log_softmax(s64 / 2, -1)
+    want = 0.5 * (w * log_p.exp() * (log_p - log_q)).sum(-1).mean()
+    want.backward()
+    torch.testing.assert_close(loss.detach().cpu().double(), want.detach(), rtol=1e-4, atol=1e-6)
+    scale = s64.grad.abs().max().item()
+    torch.testing.assert_close(s.grad.cpu().double(), s64.grad, rtol=1e-2, atol=1e-2 * scale)
+
+
+@needs_triton
+def test_triton_undefined_teacher_rows_are_nan_and_ignored_rows_zero_on_the_device():
+    # compiled, the maximum may pass over a NaN (the interpreter's does not): the rows are NaN still
+    teacher, student, label = (x.cuda() for x in _batch((6,), 10, seed=6))
+    label[:] = torch.tensor([1, 2, 3, -100, -100, 4], device="cuda")
+    teacher[0, 4], teacher[1, 2], teacher[2] = float("nan"), float("inf"), float("-inf")
+    teacher[3, 0], teacher[4] = float("nan"), float("-inf")
+    s = student.requires_grad_(True)
+    rows = _triton.loss(s, teacher, None, label, Options(1.5, reduction="none"))
+    rows.sum().backward()
+    assert torch.isnan(rows[:3]).all().item()
+    assert torch.isnan(s.grad[:3]).all().item()
+    assert (rows[3:5] == 0).all().item()
+    assert (s.grad[3:5] == 0).all().item()
+    assert torch.isfinite(rows[5]).item()
 
 
 @needs_triton

@@ -13,8 +13,19 @@ TOL(C) = 16 eps32 (4 + log2 C + blocks), and the same for the gradient q_c W - w
 sizes of its two parts; a float16/bfloat16 gradient adds one rounding to its own precision. Each
 rounding may also lose an absolute 2**-150 where numbers fall below float32's normal range (a
 weight of m / 1e30 makes a gradient of 1e-40), so TOL(C) / eps32 of those are allowed besides.
+
+With a temperature T the log-probabilities are those of z/T and s/T. Where T is a power of 2 the
+kernels' z * (1/T) is exact and nothing changes; elsewhere each scaled logit is rounded twice (1/T,
+then the product), which moves log p_c and log q_c by up to 4 eps32 max_j |x_j / T|: the spread
+max |z/T| + max |s/T| is then added to the factors (1 + |log p_c|) and (1 + |log q_c|) of the
+sizes. With clamp, a weight well below 0 (by more than 1e-3 of its parts, or -inf) is 0 exactly
+in both computations and adds nothing to the size. The factor f (T^2, or T^2/k) multiplies the
+loss, the gradient and their bounds.
 """
 
+import ast
+import dataclasses
+import inspect
 import math
 import os
 import subprocess
@@ -51,13 +62,29 @@ def tol(c, block=None):
     return 16 * EPS32 * (4 + math.log2(max(c, 2)) + blocks)
 
 
+def loss_settings(options):
+    """(T, clamp, f) of ``options``, read here from their definitions (not from Options.factor):
+    the temperature, whether weights are clamped at 0, and the factor f = T^2 (T^2 / k with
+    normalize)."""
+    t = options.temperature
+    factor = t**2 / options.offset if options.normalize else t**2
+    return t, options.clamp, factor
+
+
+def with_settings(options, **fields):
+    """``options`` with other fields (``temperature``, ``normalize``, ``clamp`` among them), checked."""
+    return dataclasses.replace(options, **fields)
+
+
 def oracle_rows(logits_t, input, target, label, options):
     """float64 NumPy, from the formula: (L_i, dL_i/ds, size_i, gradient size), ignored rows 0,
-    classes with p = 0 adding 0 whatever their weight. Built on klloss.oracle.log_softmax."""
+    classes with p = 0 adding 0 whatever their weight; with the temperature, clamp and factor of
+    ``options`` (:func:`loss_settings`). Built on klloss.oracle.log_softmax."""
     zm, s, z = (np.asarray(x, dtype=np.float64) for x in (logits_t, input, target))
     y = np.asarray(label, dtype=np.int64)
+    temperature, clamp, factor = loss_settings(options)
     kept = np.ones(y.shape, bool) if options.ignore_index is None else y != options.ignore_index
-    log_q, log_p = klloss.oracle.log_softmax(s), klloss.oracle.log_softmax(z)
+    log_q, log_p = klloss.oracle.log_softmax(s / temperature), klloss.oracle.log_softmax(z / temperature)
     q, p = np.exp(log_q), np.exp(log_p)
     live = p > 0
     if options.beta == math.inf:
@@ -65,14 +92,22 @@ def oracle_rows(logits_t, input, target, label, options):
     else:
         z_label = zm[np.arange(len(y)), np.where(kept, y, 0)][:, None]
         scaled = np.where(live, z_label - np.where(live, zm, 0.0), 0.0) / options.beta  # m / beta
-    w = np.where(live, scaled + options.offset, 0.0)
+    parts = np.abs(scaled) + abs(options.offset)  # |m| / beta + |k|
+    w = np.where(live, scaled + options.offset, 0.0)  # w = m / beta + k from the raw z'
+    if clamp:
+        negative = (w < 0) & ((w < -1e-3 * parts) | np.isinf(w))  # 0 in float32 too
+        w, parts = np.maximum(w, 0.0), np.where(negative, 0.0, parts)  # max(w, 0)
     log_ratio = np.where(live, log_p, 0.0) - log_q  # log p - log q where p > 0
-    rows = (w * p * log_ratio).sum(1) * kept
-    grad = (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
-    part = (np.abs(scaled) + abs(options.offset)) * p * (1 + np.abs(np.where(live, log_p, 0.0)))
-    size = (part * (1 + np.abs(log_q))).sum(1)
-    grad_size = q * (1 + np.abs(log_q)) * part.sum(1, keepdims=True) + part
-    return rows, grad, size, grad_size
+    rows = factor * (w * p * log_ratio).sum(1) * kept  # f sum w p (log p - log q)
+    grad = factor / temperature * (q * (w * p).sum(1, keepdims=True) - w * p) * kept[:, None]
+    spread = 0.0  # the rounding of z * (1/T), s * (1/T): none where T is a power of 2
+    if math.frexp(temperature)[0] != 0.5:
+        largest = [np.abs(np.where(np.isfinite(x), x, 0.0)).max(1, keepdims=True) for x in (z, s)]
+        spread = (largest[0] + largest[1]) / temperature  # -inf / T is exact
+    part = parts * p * (1 + np.abs(np.where(live, log_p, 0.0)) + spread)
+    size = abs(factor) * (part * (1 + np.abs(log_q) + spread)).sum(1)
+    grad_size = q * (1 + np.abs(log_q) + spread) * part.sum(1, keepdims=True) + part
+    return rows, grad, size, abs(factor) / temperature * grad_size
 
 
 def run(logits_t, input, target, label, options):
@@ -96,14 +131,22 @@ def batch(shape, c, dtype=torch.float32, seed=0, padding=3):
     return teacher, student, label
 
 
+def reduced(options, reduction):
+    """``options`` with another reduction."""
+    return dataclasses.replace(options, reduction=reduction)
+
+
 def check_against_oracle(teacher, student, label, options, logits_t=None, block=None):
     """Per-row losses and the gradient from the kernels within the error model of the oracle's."""
     c = student.shape[-1]
-    rows_options = Options(options.beta, options.offset, "none", options.ignore_index)
+    rows_options = reduced(options, "none")
     rows, grad = run(logits_t, student, teacher, label, rows_options)
-    flat = [x.reshape(-1, c).double().numpy() for x in (teacher if logits_t is None else logits_t, student)]
+    flat = [
+        x.reshape(-1, c).double().cpu().numpy() for x in (teacher if logits_t is None else logits_t, student)
+    ]
+    labels = label.reshape(-1).cpu().numpy()
     want, want_grad, size, grad_size = oracle_rows(
-        flat[0], flat[1], teacher.reshape(-1, c).double().numpy(), label.reshape(-1).numpy(), rows_options
+        flat[0], flat[1], teacher.reshape(-1, c).double().cpu().numpy(), labels, rows_options
     )
     bound = tol(c, block)
     floor = bound / EPS32 * ETA32  # below float32's normal range
@@ -235,6 +278,299 @@ def test_int32_labels():
     check_against_oracle(teacher, student, label.int(), Options(1.5))
 
 
+# labels: any stride, any integer dtype, compared with ignore_index without wrapping
+
+
+def check_batchmean(teacher, student, label, options, logits_t=None):
+    """The batch mean from the kernels against klloss.oracle.klloss_v2 (float64, labels in int64),
+    within the rows' bound of the error model plus the rounding of a float32 sum of N rows."""
+    c = student.shape[-1]
+    got, _ = run(logits_t, student, teacher, label, dataclasses.replace(options, reduction="batchmean"))
+    flat = [x.reshape(-1, c).double().cpu().numpy() for x in (teacher, student)]
+    labels = label.reshape(-1).cpu().numpy().astype(np.int64)
+    want = klloss.oracle.klloss_v2(
+        flat[0], flat[1], flat[0], labels, options.beta, options.offset, options.ignore_index
+    )
+    rows, _, size, _ = oracle_rows(flat[0], flat[1], flat[0], labels, reduced(options, "none"))
+    kept = max(
+        int(np.sum(labels != options.ignore_index)) if options.ignore_index is not None else len(labels), 1
+    )
+    bound = tol(c) * size.sum() + (len(labels) + 1) * EPS32 * np.abs(rows).sum()
+    assert abs(got.item() - want) <= bound / kept, (got.item(), want)
+    return got
+
+
+def on_device(label):
+    """``label`` made on DEVICE with its strides (``Tensor.to`` may make a copy contiguous)."""
+    return torch.empty_strided(label.shape, label.stride(), dtype=label.dtype, device=DEVICE).copy_(label)
+
+
+def test_labels_are_read_at_their_stride():
+    # every other entry of a (N, 2) tensor (stride 2), one label expanded to every row (stride 0),
+    # and a (B, T) label taken as buf[..., 0]; the old kernels read label_ptr + row: 0, 5, 1, 5
+    teacher, student, _ = batch((4,), 6, seed=11)
+    pairs = on_device(torch.tensor([[0, 5], [1, 5], [2, 5], [3, 5]]))
+    strided = pairs[:, 0]
+    assert strided.stride() == (2,)
+    check_against_oracle(teacher, student, strided, Options(1.5))
+    check_batchmean(teacher, student, strided, Options(1.5))
+    expanded = on_device(torch.tensor([3])).expand(4)
+    assert expanded.stride() == (0,)
+    check_against_oracle(teacher, student, expanded, Options(1.5))
+    check_batchmean(teacher, student, expanded, Options(1.5))
+    # (B, T) = (2, 3) in a buffer of (label, something else) pairs, every third row ignored
+    teacher, student, label = batch((2, 3), 7, seed=12)
+    for dtype in (torch.int64, torch.int32):
+        buf = on_device(torch.stack([label, torch.full_like(label, 6)], dim=-1).to(dtype))
+        taken = buf[..., 0]
+        assert taken.stride() == (6, 2)
+        check_against_oracle(teacher, student, taken, Options(1.5))
+        check_batchmean(teacher, student, taken, Options(1.5))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values", "ignore_index", "ignored"),
+    [
+        (torch.int32, [0, 3, 0, 5], 2**40, 0),  # 2**40 wraps to 0 in int32: not a label here
+        (torch.int32, [0, 3, 0, 5], -(2**40), 0),
+        (torch.uint8, [156, 3, 156, 0], -100, 0),  # -100 wraps to 156 in uint8
+        (torch.uint8, [200, 3, 7, 200], 200, 2),
+        (torch.int8, [-56, 3, 7, 0], 200, 0),  # 200 wraps to -56 in int8: not a label here
+        (torch.int8, [-100, 3, 7, -100], -100, 2),
+        (torch.int16, [0, 3, 7, 1], 2**16, 0),
+        (torch.int64, [-(2**63), 3, 7, 1], -(2**63), 1),
+    ],
+    ids=["int32, 2**40", "int32, -2**40", "uint8 156, -100", "uint8, 200", "int8 -56, 200",
+         "int8, -100", "int16, 2**16", "int64, -2**63"],
+)  # fmt: skip
+def test_labels_compare_with_ignore_index_without_wrapping(dtype, values, ignore_index, ignored):
+    # rows whose label equals ignore_index as integers are ignored, and only those; a label that
+    # is no class and not ignored (-56 here) gives a NaN row, so it is left out of the oracle's part
+    teacher, student, _ = batch((4,), 160, seed=13)
+    label = torch.tensor(values, dtype=dtype)
+    options = Options(1.5, ignore_index=ignore_index)
+    rows, grad = run(None, student, teacher, label.to(DEVICE), dataclasses.replace(options, reduction="none"))
+    is_ignored = torch.tensor([int(v) == ignore_index for v in values])
+    assert torch.all(rows[is_ignored] == 0)
+    assert torch.all(grad[is_ignored] == 0)
+    assert int(is_ignored.sum()) == ignored
+    valid = torch.tensor([0 <= int(v) < 160 or int(v) == ignore_index for v in values])
+    assert torch.isnan(rows[~valid]).all()
+    check_against_oracle(teacher[valid], student[valid], label[valid].to(DEVICE), options)
+    check_batchmean(teacher[valid], student[valid], label[valid].to(DEVICE), options)
+
+
+def test_int32_label_zero_is_not_ignore_index_2_pow_40():
+    # the issue's example: float64 truth 7.886, the old Triton path twice that (batchmean divided by
+    # one row instead of two, the int32 count comparing with 2**40 wrapped to 0)
+    gen = torch.Generator().manual_seed(0)
+    teacher, student = 3 * torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    label = torch.tensor([0, 3], dtype=torch.int32, device=DEVICE)
+    got = check_batchmean(teacher, student, label, Options(1.5, ignore_index=2**40))
+    rows, _ = run(None, student, teacher, label, Options(1.5, ignore_index=2**40, reduction="none"))
+    torch.testing.assert_close(got, rows.mean(), rtol=2 * EPS32, atol=0)
+
+
+# undefined teachers and ignored rows
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_undefined_teacher_rows_are_nan(temperature, clamp):
+    # a NaN teacher logit, a +inf one, a row all -inf, a NaN margin logit, a NaN at the label's
+    # margin logit: no teacher distribution or no weight, so NaN in the row's loss and gradient;
+    # the other rows as computed alone
+    teacher, student, label = batch((7,), 10, seed=14, padding=0)
+    margin_logits = teacher.clone()
+    teacher[0, 4] = math.nan
+    teacher[1, 2] = math.inf
+    teacher[2] = -math.inf
+    margin_logits[3, 6] = math.nan
+    margin_logits[4, label[4]] = math.nan
+    options = with_settings(Options(1.5, reduction="none"), temperature=temperature, clamp=clamp)
+    for zm, undefined in ((None, 3), (margin_logits, 5)):
+        rows, grad = run(zm, student, teacher, label, options)
+        assert torch.isnan(rows[:undefined]).all(), rows
+        assert torch.isnan(grad[:undefined]).all(), grad
+        alone = run(None if zm is None else zm[5:], student[5:], teacher[5:], label[5:], options)
+        torch.testing.assert_close(rows[5:], alone[0], rtol=0, atol=0)
+        torch.testing.assert_close(grad[5:], alone[1], rtol=0, atol=0)
+        mean, _ = run(zm, student, teacher, label, with_settings(options, reduction="batchmean"))
+        assert torch.isnan(mean)
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_ignored_rows_give_exactly_zero_whatever_they_hold(clamp):
+    # ignored rows holding NaN, +-inf and -inf at class 0 in the teacher, the margin logits and the
+    # student: loss 0, gradient 0 and second derivatives 0, exactly; the kept rows as computed alone
+    teacher, student, label = batch((8,), 10, seed=15, padding=0)
+    margin_logits = teacher + 1.0
+    ignored = torch.tensor([True, True, True, True, True, False, False, False])
+    label[ignored] = -100
+    teacher[0, 3], teacher[1, 0], teacher[2], teacher[3, 1] = math.nan, -math.inf, -math.inf, math.inf
+    margin_logits[4, 0], student[4, 2], student[0, 1] = math.nan, math.inf, -math.inf
+    student[1] = 1e30
+    options = with_settings(Options(0.5), temperature=4.0, clamp=clamp)
+    direction = torch.randn(student.shape, generator=torch.Generator().manual_seed(16)).to(DEVICE)
+    results = []
+    for rows in (slice(None), ~ignored):
+        s = student[rows].to(DEVICE).requires_grad_(True)
+        z, zm, y = teacher[rows].to(DEVICE), margin_logits[rows].to(DEVICE), label[rows].to(DEVICE)
+        out = _triton.loss(s, z, zm, y, reduced(options, "none"))
+        (grad,) = torch.autograd.grad(out.sum(), s, create_graph=True)
+        (hvp,) = torch.autograd.grad((grad * direction[rows]).sum(), s)
+        results.append((out.detach().cpu(), grad.detach().cpu(), hvp.cpu()))
+    (rows, grad, hvp), kept = results
+    for result in (rows, grad, hvp):
+        assert torch.all(result[ignored] == 0)
+    for got, alone in zip((rows, grad, hvp), kept, strict=True):
+        assert torch.isfinite(alone).all()
+        torch.testing.assert_close(got[~ignored], alone, rtol=0, atol=0)
+
+
+# temperature, clamp and normalize; mixed student and teacher dtypes
+
+
+def negative_weights(teacher, label, options, rows):
+    """``teacher`` with, in ``rows``, a class 20 above the label's logit plus k beta: a negative
+    weight (m / beta + k = -20 / beta) on a class with much of p's mass."""
+    teacher = teacher.clone()
+    for i in rows:
+        y = int(label[i]) if int(label[i]) >= 0 else 0
+        teacher[i, (y + 1) % teacher.shape[-1]] = teacher[i, y] + options.offset * options.beta + 20.0
+    return teacher
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("clamp", [False, True])
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 1.7])
+def test_temperature_clamp_and_normalize_match_the_formula(temperature, clamp, normalize):
+    # L_i = f sum_c w~ p (log p - log q), p = softmax(z/T), q = softmax(s/T), w from the raw z',
+    # f = T^2 (or T^2/k); half the rows with negative weights, which clamp makes 0
+    teacher, student, label = batch((8,), 37, seed=17)
+    options = Options(1.5, offset=3.0)
+    teacher = negative_weights(teacher, label, options, range(0, 8, 2))
+    tempered = with_settings(options, temperature=temperature, clamp=clamp, normalize=normalize)
+    check_against_oracle(teacher, student, label, tempered)
+    margin_logits = teacher + torch.randn(teacher.shape, generator=torch.Generator().manual_seed(18))
+    check_against_oracle(teacher, student, label, tempered, logits_t=margin_logits)
+
+
+def test_clamp_changes_only_the_rows_with_negative_weights():
+    teacher, student, label = batch((6,), 20, seed=19, padding=0)
+    options = Options(1.5, reduction="none")
+    teacher = negative_weights(teacher, label, options, [1, 4])
+    for temperature in (1.0, 2.0):
+        plain, plain_grad = run(
+            None, student, teacher, label, with_settings(options, temperature=temperature)
+        )
+        clamped, clamped_grad = run(
+            None, student, teacher, label, with_settings(options, temperature=temperature, clamp=True)
+        )
+        changed = torch.tensor([False, True, False, False, True, False])
+        torch.testing.assert_close(clamped[~changed], plain[~changed], rtol=0, atol=0)
+        torch.testing.assert_close(clamped_grad[~changed], plain_grad[~changed], rtol=0, atol=0)
+        assert torch.all(clamped[changed] > plain[changed])  # the negative terms left out
+
+
+def test_clamp_makes_weights_below_float32s_range_zero():
+    # beta = 2**-126: a class 10 above the label has m / beta = -8.5e38, beyond float32; unclamped
+    # the row is NaN, clamped that weight is 0 and the row matches the formula. A margin of +10
+    # (+inf weight on a class with p > 0) stays NaN either way
+    teacher, student, label = batch((3,), 10, seed=20, padding=0)
+    teacher[:] = 1.0
+    label[:] = torch.tensor([1, 2, 3])
+    teacher[0, 0] = 11.0  # m = -10 on class 0
+    teacher[1, 0] = -9.0  # m = +10 on class 0
+    options = Options(2.0**-126, reduction="none")
+    rows, _ = run(None, student, teacher, label, options)
+    assert torch.isnan(rows[:2]).all()
+    clamped = with_settings(options, clamp=True)
+    rows, grad = run(None, student, teacher, label, clamped)
+    assert torch.isnan(rows[1])
+    assert torch.isnan(grad[1]).all()
+    keep = torch.tensor([True, False, True])
+    got, _ = check_against_oracle(teacher[keep], student[keep], label[keep], clamped)
+    assert torch.isfinite(got).all()
+
+
+def test_clamp_at_beta_inf_uses_max_k_0():
+    # beta = inf: every weight is k; clamped, max(k, 0): k = -2 gives 0 loss and gradient exactly
+    teacher, student, label = batch((5,), 12, seed=21)
+    for offset in (-2.0, 5.0):
+        options = with_settings(Options(math.inf, offset=offset), clamp=True, temperature=2.0)
+        rows, grad = check_against_oracle(teacher, student, label, options)
+        assert torch.all(rows == 0) == (offset < 0)
+        assert torch.all(grad == 0) == (offset < 0)
+
+
+@pytest.mark.parametrize(
+    ("student_dtype", "teacher_dtype", "margin_dtype"),
+    [
+        (torch.bfloat16, torch.float32, None),
+        (torch.bfloat16, torch.float32, torch.float32),
+        (torch.float32, torch.bfloat16, torch.bfloat16),
+        (torch.float16, torch.bfloat16, torch.float32),
+    ],
+)
+def test_mixed_student_and_teacher_dtypes(student_dtype, teacher_dtype, margin_dtype):
+    # arithmetic in float32 from each tensor's own dtype; the gradient in the student's; the
+    # oracle reads the same rounded inputs
+    teacher, student, label = batch((6,), 300, seed=22)
+    teacher, student = teacher.to(teacher_dtype), student.to(student_dtype)
+    margin_logits = None if margin_dtype is None else (teacher.double() - 0.5).to(margin_dtype)
+    options = with_settings(Options(1.5), temperature=2.0, clamp=True)
+    _, grad = check_against_oracle(teacher, student, label, options, logits_t=margin_logits)
+    assert grad.dtype == student_dtype
+
+
+def tempered_torch(zm, s, z, label, options):
+    """The per-row losses from the formula in float64 torch, differentiable in ``s`` to any
+    order: f sum_c w~ p (log p - log q), p = softmax(z/T), q = softmax(s/T), w from the raw z'."""
+    temperature, clamp, factor = loss_settings(options)
+    kept = label != options.ignore_index
+    y = torch.where(kept, label, 0)
+    w = (zm.gather(-1, y.unsqueeze(-1)) - zm) / options.beta + options.offset
+    w = w.clamp(min=0) if clamp else w
+    log_p, log_q = torch.log_softmax(z / temperature, -1), torch.log_softmax(s / temperature, -1)
+    rows = factor * (w * log_p.exp() * (log_p - log_q)).sum(-1)
+    return torch.where(kept, rows, 0.0)
+
+
+def test_temperature_and_clamp_with_double_backward_and_torch_func():
+    teacher, student, label = batch((5,), 9, seed=23)
+    teacher = negative_weights(teacher, label, Options(1.5), [1, 3])
+    options = with_settings(Options(1.5, reduction="sum"), temperature=3.0, clamp=True, normalize=True)
+    z, y = teacher.to(DEVICE), label.to(DEVICE)
+    direction = torch.randn(student.shape, generator=torch.Generator().manual_seed(24)).to(DEVICE)
+
+    def ours(x, reduction="sum"):
+        return _triton.loss(x, z, None, y, reduced(options, reduction))
+
+    def theirs(x, reduction="sum"):
+        rows = tempered_torch(z.double(), x, z.double(), y, options)
+        return rows if reduction == "none" else rows.sum()
+
+    weights = torch.tensor([1.0, -2.0, 0.5, 3.0, 1.0], device=DEVICE)  # dL/dL_i, differentiated too
+    results = []
+    for fn, dtype in ((ours, torch.float32), (theirs, torch.float64)):
+        s = student.to(DEVICE, dtype).requires_grad_(True)
+        u = weights.to(dtype).requires_grad_(True)
+        rows = fn(s, "none")
+        (grad,) = torch.autograd.grad(rows, s, u, create_graph=True)  # sum_i u_i dL_i/ds
+        # d/ds and d/du of <grad, v>: the Hessian-vector product, and G's derivative in its upstream
+        hvp, d_u = torch.autograd.grad((grad * direction.to(dtype)).sum(), (s, u))
+        results.append([x.detach().double().cpu() for x in (rows, grad, hvp, d_u)])
+    for got, want, rtol in zip(results[0], results[1], (1e-5, 1e-5, 1e-4, 1e-5), strict=True):
+        torch.testing.assert_close(got, want, rtol=rtol, atol=1e-7)
+    s = student.to(DEVICE)
+    batch_of_students = torch.stack([s, 2 * s, s - 1])
+    torch.testing.assert_close(
+        torch.func.vmap(torch.func.grad(ours))(batch_of_students),
+        torch.func.vmap(torch.func.grad(theirs))(batch_of_students.double()).float(),
+    )
+
+
 # the edge cases of the numerics issue
 
 
@@ -301,10 +637,25 @@ def test_labels_outside_the_classes_give_nan_rows_and_touch_nothing_else():
     assert torch.isnan(mean)
 
 
+def test_a_huge_term_on_a_maximum_that_a_later_block_discards(monkeypatch):
+    # blocks of 16: the first block's maximum z_0 = 0 carries w_0 = 200 / 1e-30 and d_0 = 1e7, so
+    # w e d = 2e39 is past float32's range; the second block's maximum z_16 = 200 discards it
+    # (e^(0 - 200) = 0 in float32), and the row's loss is an ordinary number. The sums once
+    # overflowed there (NaN on a GPU; an overflow warning in the interpreter)
+    monkeypatch.setattr(_triton, "MAX_BLOCK", 16)
+    teacher = torch.full((1, 17), -50.0)
+    teacher[0, 0], teacher[0, 16] = 0.0, 200.0
+    student = torch.zeros(1, 17)
+    student[0, 0] = -1e7
+    rows, _ = check_against_oracle(teacher, student, torch.tensor([16]), Options(1e-30), block=16)
+    assert torch.isfinite(rows).all()
+
+
 @st.composite
 def hard_batches(draw):
     """(teacher, student, label, options, block): shifts, ties, huge magnitudes, -inf teacher
-    entries, extreme beta and k, and sometimes blocks of 16 to run the loop."""
+    entries, extreme beta and k, temperatures, clamped weights, and sometimes blocks of 16 to run
+    the loop."""
     n, c = draw(st.integers(1, 4)), draw(st.integers(1, 40))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([1e-3, 1.0, 10.0, 1e30]))
@@ -322,8 +673,13 @@ def hard_batches(draw):
     beta = draw(st.sampled_from([2.0**-126, 1e-30, 0.01, 1.5, 1e6, 1e30, 2.0**127, math.inf]))
     offset = draw(st.sampled_from([-1e3, -8.0, 0.0, 8.0, 1e3]))
     block = draw(st.sampled_from([None, 16]))
+    options = with_settings(
+        Options(beta, offset, "none"),
+        temperature=draw(st.sampled_from([1.0, 0.5, 4.0, 1.7])),
+        clamp=draw(st.booleans()),
+    )
     as32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
-    return as32(teacher), as32(student), torch.tensor(label), Options(beta, offset, "none"), block
+    return as32(teacher), as32(student), torch.tensor(label), options, block
 
 
 def _in_float32_range(teacher, student, label, options):
@@ -421,56 +777,81 @@ def test_compiles_with_fullgraph():
     torch.testing.assert_close(results[1][1], results[0][1], rtol=0, atol=0)
 
 
-# compiled for a GPU, without one: Triton's compiler down to a Hopper binary (the interpreter
-# accepts code that the compiler refuses, such as a loop that reassigns a name of another type)
+# compiled for real GPUs, without one: Triton's compiler down to Ampere and Hopper binaries (the
+# interpreter accepts code that the compiler refuses, such as a loop that reassigns a name of another
+# type, or arithmetic between a pointer and a float)
 
-COMPILE_FOR_A_GPU = """
-import itertools, sys, triton
+COMPILE_FOR_GPUS = """
+import concurrent.futures, itertools, multiprocessing, os, sys, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from klloss import _triton
 
-scalars = {"C": "i32", "limit": "fp32", "scale": "fp32", "offset": "fp32", "ignore_index": "i64"}
-def signature(kernel, dtype, switches):
+SWITCHES = ("HAS_IGNORE", "SEPARATE_MARGIN", "BETA_INF", "RECIPROCAL", "CLAMP")
+TARGETS = {80: 163 * 1024, 90: 227 * 1024}  # compute capability: shared memory a block may use
+BLOCKS = (16, _triton.MAX_BLOCK)
+# (s and the gradient, z, z'), the label and the integers as a launch may pass them
+POINTERS = [("fp32", "fp32", "fp32"), ("bf16", "bf16", "bf16"), ("bf16", "fp32", "fp32"),
+            ("fp32", "bf16", "bf16"), ("fp16", "fp16", "bf16"), ("bf16", "fp16", "fp32")]
+LABELS = ("i64", "i32", "u8", "i16")
+INTEGERS = ("i32", "i64")
+
+def signature(kernel, pointers, label, integer, switches):
+    s, z, zm = pointers
     types = {}  # in the kernel's order of arguments
     for name in kernel.arg_names:
         if name in switches:
             types[name] = "constexpr"
-        elif name.endswith("stride"):
-            types[name] = "i64"
-        elif name in scalars:
-            types[name] = scalars[name]
-        elif name in ("label_ptr",):
-            types[name] = "*i64"
-        elif name in ("loss_ptr", "stats_ptr", "grad_out_ptr"):
-            types[name] = "*fp32"
+        elif name in ("limit", "scale", "offset", "inv_temperature"):
+            types[name] = "fp32"
+        elif name == "C" or name.endswith("stride") or name == "ignore_index":
+            types[name] = integer
         else:
-            types[name] = "*" + dtype
+            types[name] = {"s_ptr": "*" + s, "grad_ptr": "*" + s, "z_ptr": "*" + z, "zm_ptr": "*" + zm,
+                           "label_ptr": "*" + label}.get(name, "*fp32")  # loss, stats, grad_out
     return types
 
-cases = [("bf16", True, False, False, True, 4096), ("fp32", False, True, True, True, 16),
-         ("fp16", True, False, False, False, 1024)]
-for (dtype, ignore, separate, beta_inf, reciprocal, block), kernel in itertools.product(
-    cases, (_triton._forward_kernel, _triton._backward_kernel)
-):
-    switches = {"HAS_IGNORE": ignore, "SEPARATE_MARGIN": separate, "BETA_INF": beta_inf,
-                "RECIPROCAL": reciprocal, "BLOCK": block, "STATS": _triton.STATS}
-    source = ASTSource(kernel, signature(kernel, dtype, switches), switches)
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
-    assert compiled.asm["cubin"], kernel
-print("compiled", len(cases) * 2)
+def compile_one(case):
+    i, capability, kernel_name, values, block = case
+    kernel = getattr(_triton, kernel_name)
+    switches = dict(zip(SWITCHES, values), BLOCK=block, STATS=_triton.STATS)
+    pointers, label, integer = POINTERS[i % len(POINTERS)], LABELS[i % len(LABELS)], INTEGERS[i % 2]
+    source = ASTSource(kernel, signature(kernel, pointers, label, integer, switches), switches)
+    warps = _triton._launch_shape(block)[1]
+    compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps})
+    assert compiled.asm["cubin"] and ".target sm_%d" % capability in compiled.asm["ptx"], case
+    assert compiled.metadata.num_warps == warps, case
+    assert compiled.metadata.shared <= TARGETS[capability], (case, compiled.metadata.shared)
+    return pointers
+
+cases = list(itertools.product(TARGETS, ("_forward_kernel", "_backward_kernel"),
+                               itertools.product((False, True), repeat=len(SWITCHES)), BLOCKS))
+cases = [(i, *case) for i, case in enumerate(cases)]
+fork = multiprocessing.get_context("fork")
+with concurrent.futures.ProcessPoolExecutor(min(os.cpu_count() or 1, 8), mp_context=fork) as pool:
+    done = list(pool.map(compile_one, cases))
+print("compiled", len(done), "pointer-types", len(set(done)))
 """
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Triton's wheel brings its CUDA compiler on Linux")
-def test_kernels_compile_for_a_gpu(tmp_path):
+def test_kernels_compile_for_ampere_and_hopper(tmp_path):
+    """Both kernels through Triton's whole compiler for CUDA targets sm_80 (A100) and sm_90 (H100),
+    with no GPU and no driver: the front end (types, which the interpreter does not check), the
+    target's layouts and lowering, LLVM to PTX, and PTX to a binary (cubin) by the ptxas that
+    Triton's wheel brings. For each target and kernel, every combination of the switches
+    HAS_IGNORE, SEPARATE_MARGIN, BETA_INF, RECIPROCAL and CLAMP at BLOCK = 16 and MAX_BLOCK (256
+    binaries), the pointer types cycling through float32, bfloat16, float16 and mixed student and
+    teacher dtypes, the label through int64, int32, uint8 and int16, the integers through i32 and
+    i64; each binary's shared memory within what the target gives a block. What only a device
+    shows (loading the binary, registers and spills, the values) is tests/test_cuda.py's."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile, not read back a cached binary
     result = subprocess.run(
-        [sys.executable, "-c", COMPILE_FOR_A_GPU], capture_output=True, text=True, timeout=600, env=env
+        [sys.executable, "-c", COMPILE_FOR_GPUS], capture_output=True, text=True, timeout=900, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["compiled", "6"]
+    assert result.stdout.split() == ["compiled", "256", "pointer-types", "6"]
 
 
 # where Triton or torch is missing or too old
@@ -505,6 +886,62 @@ def test_handles_only_float32_and_half_precision():
     assert _triton.handles(x.half())
     assert not _triton.handles(x.double())
     assert not _triton.handles("x")
+
+
+def _call(impl, dtype=torch.float32, device="cpu"):
+    teacher, student, label = batch((3,), 5, dtype)
+    z, s, y = teacher.to(device), student.to(device), label.to(device)
+    return klloss.klloss_v2(z, s, z, y, 1.5, impl=impl)
+
+
+@pytest.mark.parametrize(
+    ("patch", "dtype", "device", "reason"),
+    [
+        ({"triton": None}, torch.float32, "cpu", "Triton is not installed"),
+        ({"TRITON_VERSION": "3.1.0"}, torch.float32, "cpu", r"Triton >= 3\.2, found .* Triton 3\.1\.0"),
+        ({"TORCH_VERSION": "2.5.1"}, torch.float32, "cpu", r"torch >= 2\.6 .* found torch 2\.5\.1"),
+        ({"INTERPRETED": False}, torch.float32, "cpu", "on the CPU, .*TRITON_INTERPRET=1"),
+        ({}, torch.float64, DEVICE, "take float32, float16, bfloat16, got input of dtype torch.float64"),
+        ({}, torch.float32, "meta", "run on CUDA devices, got tensors on 'meta'"),
+    ],
+    ids=["no Triton", "Triton too old", "torch too old", "CPU without the interpreter", "float64", "meta"],
+)  # fmt: skip
+def test_impl_triton_says_why_it_cannot_run(patch, dtype, device, reason, monkeypatch):
+    # before: AttributeError ('NoneType' has no 'next_power_of_2'), or Triton's "0 active drivers"
+    for name, value in patch.items():
+        monkeypatch.setattr(_triton, name, value)
+    with pytest.raises(ValueError, match=f"^impl='triton' cannot compute this call: .*{reason}"):
+        _call("triton", dtype, device)
+    x = torch.zeros(2, 3, dtype=dtype, device=device)
+    assert not _triton.handles(x)
+    assert _triton.why_not(x) is not None
+    if device != "meta":  # the reference computes it
+        assert torch.isfinite(_call("reference", dtype, device))
+
+
+def test_why_not_names_a_teacher_of_another_dtype():
+    s = torch.zeros(2, 3, device=DEVICE)
+    assert _triton.why_not(s) is None
+    assert _triton.why_not(s, s.bfloat16(), s.half()) is None
+    assert "got target of dtype torch.float64" in _triton.why_not(s, s.double())
+    assert "got logits_t of dtype torch.float64" in _triton.why_not(s, s, s.double())
+    assert "input must be a torch.Tensor" in _triton.why_not("s")
+
+
+def test_no_private_torch_names_in_the_module():
+    # torch._C, torch._dynamo and the like change without notice; dunders (torch.__version__) are public
+    tree = ast.parse(inspect.getsource(_triton))
+    private = set()
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id == "torch" and chain:
+            names = chain[::-1]
+            if any(n.startswith("_") and not n.endswith("__") for n in names):
+                private.add(".".join(["torch", *names]))
+    assert not private
 
 
 def test_imports_and_says_unavailable_without_triton():

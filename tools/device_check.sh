@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of klloss, in one run of at most 6 minutes on a machine with one CUDA GPU
-# (written for a lent H200: its own python3 with torch, Triton, pytest and hypothesis, and no
-# network). From the repository root (docs/gpu.md gives the exact call):
+# (written for a machine with its own python3 with torch, Triton, pytest and hypothesis, and no
+# network). From the repository root (docs/gpu.md says what to prepare):
 #
 #     OUT=/some/folder KLLOSS_COMMIT=$(git rev-parse --short HEAD) bash tools/device_check.sh
 #
