@@ -1,5 +1,6 @@
-"""The examples of the README and docs/ run and print what they show; the generated parts of the
-README and of docs/ are current; the README stays short, and every file it links to exists."""
+"""The examples of the READMEs (English and Chinese) and docs/ run and print what they show; the
+generated parts of the README and of docs/ are current; the README stays short, and every file it
+links to exists."""
 
 import doctest
 import re
@@ -15,7 +16,9 @@ MAX_README_LINES = 150
 
 
 EXAMPLES = [README] + [
-    p for p in sorted((ROOT / "docs").glob("*.md")) if ">>> " in p.read_text(encoding="utf-8")
+    p
+    for p in [ROOT / "README.zh.md", *sorted((ROOT / "docs").glob("*.md"))]
+    if ">>> " in p.read_text(encoding="utf-8")
 ]
 
 
