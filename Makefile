@@ -32,7 +32,7 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all help setup check browser cxx test lint test-oracle test-oldest lock report refresh nb times zh lab lab-zh lab-check screenshots docs bench experiments clean
+.PHONY: all help setup check browser cxx test lint test-oracle test-oldest lock report student refresh nb times zh lab lab-zh lab-student lab-check screenshots docs bench experiments clean
 
 all: report
 
@@ -139,12 +139,19 @@ docs: $(READY)
 	$(PY) -m tools.readme
 
 ## report: execute every notebook (regenerating figures/), write the HTML site to build/site/, its
-## Chinese edition (from the same executed notebooks and the translation files) to build/site/zh/
+## Chinese edition (from the same executed notebooks and the translation files) to build/site/zh/,
+## and the student edition (every worked solution removed, not folded) to build/site-student/
 report: $(READY) $(SITE_JS) cxx
 	$(PY) -m tools.refresh --out build/executed $(call notebooks,)
 	$(PY) -m tools.translate build --src build/executed --out build/executed-zh
-	rm -rf build/site
-	$(PY) -m tools.build_site build/executed build/site --zh build/executed-zh
+	rm -rf build/site build/site-student
+	$(PY) -m tools.build_site build/executed build/site --zh build/executed-zh --student build/site-student
+
+## student: write the student notebooks (every worked solution removed) to build/student/notebooks/,
+## the Chinese ones to build/student/notebooks/zh/, cut from the committed notebooks (nothing runs)
+student: $(READY)
+	rm -rf build/student
+	$(PY) -m tools.student notebooks build/student/notebooks --zh notebooks/zh
 
 ## bench: time the loss against plain KD on this CPU, as it is and capped at AVX2 (data/bench/)
 # forward + backward, side by side, 1 thread; writes data/bench/cpu-<model>-<capability>.json
@@ -179,6 +186,11 @@ lab: $(READY) $(SITE_JS) cxx
 lab-zh: $(READY) $(SITE_JS) cxx
 	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
 	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. $(LAB_ARGS) notebooks/zh/00-cheat-sheet.ipynb
+
+## lab-student: the same, on the student notebooks (`make student` writes them first)
+lab-student: student $(SITE_JS) cxx
+	$(PIP) install --quiet -c $(LOCK) -e '.[lab]'
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. $(LAB_ARGS) build/student/notebooks/01-walkthrough.ipynb
 
 ## lab-check: start `make lab` headless and run every notebook's cells there, as a reader would
 lab-check: $(READY)

@@ -56,6 +56,8 @@ def sample():
 MARKED_BY_FIXTURE = {
     "browser": "browser",  # starts Chromium
     "site": "browser",  # builds the HTML site from every notebook
+    "editions": "browser",  # the same, both editions (teacher's and student's)
+    "student_site": "browser",
     "synthetic_site": "browser",
     "inductor_cache": "slow",  # torch.compile: seconds per test
     "ddp_gradients": "slow",  # spawns two processes

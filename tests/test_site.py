@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from bs4 import BeautifulSoup  # nbconvert's dependency
 
 import course
 from tools import build_site
@@ -66,10 +67,22 @@ def _image_outputs(path):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    site_dir = tmp_path_factory.mktemp("site")
-    build_site.build(ROOT / "notebooks", site_dir, ROOT / "notebooks" / "zh")
-    return site_dir
+def editions(tmp_path_factory):
+    """The teacher's site and the student edition, built as `make report` builds them, from the
+    committed (executed) notebooks: (teacher's folder, student's folder)."""
+    site_dir, student_dir = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("site-student")
+    build_site.build_editions(ROOT / "notebooks", site_dir, ROOT / "notebooks" / "zh", student_dir)
+    return site_dir, student_dir
+
+
+@pytest.fixture(scope="module")
+def site(editions):
+    return editions[0]
+
+
+@pytest.fixture(scope="module")
+def student_site(editions):
+    return editions[1]
 
 
 # ---- the Markdown renderer, on its own ----
@@ -626,5 +639,122 @@ def test_figures_code_and_solutions_fold_and_unfold_from_the_keyboard(browser, s
         code.locator("summary").focus()
         page.keyboard.press("Enter")
         assert page.get_by_text("draw_the_figure").first.is_visible()
+    finally:
+        page.context.close()
+
+
+# ---- the student edition: every worked solution removed, in both languages ----
+
+NOTEBOOK_PAGES = [f"{p.stem}.html" for p in NOTEBOOKS] + [f"zh/{p.stem}.html" for p in CHINESE]
+
+
+def _soup(path):
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def _words(text):
+    return " ".join(text.split())
+
+
+def _cell_texts(soup):
+    """(the text of each cell outside a solution, of each cell inside one), in page order."""
+    kept, solutions = [], []
+    for cell in soup.select(".jp-Cell"):
+        inside = cell.find_parent("details", class_="klloss-solution")
+        (solutions if inside else kept).append(cell.get_text())
+    return kept, solutions
+
+
+def _solution_runs(notebook):
+    tags = ["solution" in c["metadata"].get("tags", []) for c in _cells(notebook)]
+    return sum(t and (i == 0 or not tags[i - 1]) for i, t in enumerate(tags))
+
+
+# what a student finds where a solution was, as the page shows it
+NOTE_WORDS = {
+    "en": "Student edition: the worked solution is left out of this copy. Work the exercise out yourself.",
+    "zh": "学生版：这一版不含解答，请自己完成这道练习。",
+}
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_PAGES)
+def test_the_student_edition_has_every_cell_but_the_solutions(site, student_site, name):
+    teacher, pupil = _soup(site / name), _soup(student_site / name)
+    notebook = ROOT / "notebooks" / name.replace(".html", ".ipynb")
+    kept, solutions = _cell_texts(teacher)
+    cells, folded = _cell_texts(pupil)
+    # the teacher's page has every solution cell, folded (closed)
+    assert len(solutions) == sum("solution" in c["metadata"].get("tags", []) for c in _cells(notebook))
+    assert all(not d.has_attr("open") for d in teacher.select("details.klloss-solution"))
+    # the student's page: no fold, every other cell as on the teacher's page, a note per solution
+    assert not folded
+    assert not pupil.select("details.klloss-solution")
+    note = NOTE_WORDS["zh" if name.startswith("zh/") else "en"]
+    assert [c for c in cells if _words(c) != note] == kept
+    assert sum(_words(c) == note for c in cells) == _solution_runs(notebook)
+    # no line of any solution (its prose, code or printed output) is on the student's page
+    others, left = "\n".join(kept), pupil.get_text()
+    for solution in solutions:
+        lines = sorted({line.strip() for line in solution.splitlines()}, key=len, reverse=True)
+        own = [line for line in lines if len(line) >= 8 and line not in others]
+        assert own, f"{name}: a solution cell with no line of its own: {_words(solution)[:80]}"
+        assert not [line for line in own if line in left], f"{name}: solution text on the student's page"
+
+
+def test_the_student_edition_links_only_to_itself(student_site):
+    root = student_site.resolve()
+    pages = sorted(student_site.rglob("*.html"))
+    assert sorted(p.relative_to(student_site).as_posix() for p in pages) == sorted(
+        ["index.html", "zh/index.html", *NOTEBOOK_PAGES]
+    )
+    for page in pages:
+        soup = _soup(page)
+        text = soup.get_text()
+        for words in ("Show solution", "Hide solution", "显示解答", "收起解答", "Teacher", "教师版"):
+            assert words not in text, f"{page.name}: {words}"
+        for element in soup.select("[href], [src]"):
+            link = element.get("href") or element.get("src")
+            if link.startswith(("data:", "#")):
+                continue
+            target = (page.parent / link.split("#")[0]).resolve()
+            assert target.is_relative_to(root), f"{page.name} links outside the student edition: {link}"
+            assert target.is_file(), f"{page.name}: {link} does not resolve"
+
+
+def test_each_index_says_its_edition_and_the_teachers_links_to_the_students(site, student_site):
+    for folder, teacher_words, student_words, link_words in (
+        ("", "Teacher's edition", "Student edition", "The student edition"),
+        ("zh", "教师版", "学生版", "学生版"),
+    ):
+        teacher = _soup(site / folder / "index.html").select_one("#edition")
+        pupil = _soup(student_site / folder / "index.html").select_one("#edition")
+        assert teacher.get_text().startswith(teacher_words)
+        assert pupil.get_text().startswith(student_words)
+        assert not pupil.select("a")
+        link = teacher.select_one("a.klloss-student")
+        assert link.get_text() == link_words
+        target = (site / folder / link["href"]).resolve()
+        assert target == (student_site / folder / "index.html").resolve()
+    # every student page says so beside the index link, top and bottom; a teacher's page does not
+    for name in NOTEBOOK_PAGES:
+        badge = "学生版" if name.startswith("zh/") else "Student edition"
+        assert [e.get_text() for e in _soup(student_site / name).select("nav .klloss-edition")] == [badge] * 2
+        assert not _soup(site / name).select(".klloss-edition")
+
+
+@pytest.mark.parametrize("name", ["01-walkthrough.html", "zh/07-explorer.html"])
+def test_a_student_page_with_exercises_renders_offline(browser, student_site, name):
+    page, outside, failed = _open(browser, student_site, name)
+    try:
+        assert not outside
+        assert not failed
+        assert page.evaluate("document.querySelectorAll('mjx-merror').length") == 0
+        assert page.locator("details.klloss-solution").count() == 0
+        note = page.locator(".jp-MarkdownCell blockquote").last
+        assert _words(note.inner_text()) == NOTE_WORDS["zh" if name.startswith("zh/") else "en"]
+        assert note.is_visible()
+        note.scroll_into_view_if_needed()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"student-{name.replace('/', '-').replace('.html', '.png')}"))
     finally:
         page.context.close()

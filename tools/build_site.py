@@ -1,7 +1,7 @@
 """Build the teaching site: one HTML page per notebook and an index, readable with no network,
 in English and, under ``zh/``, in Chinese.
 
-    python -m tools.build_site NOTEBOOK_DIR SITE_DIR [--zh ZH_NOTEBOOK_DIR]
+    python -m tools.build_site NOTEBOOK_DIR SITE_DIR [--zh ZH_NOTEBOOK_DIR] [--student STUDENT_SITE_DIR]
 
 Every ``*.ipynb`` in NOTEBOOK_DIR becomes a page (no list to maintain), rendered with the
 ``klloss`` template (tools/site/templates), which extends nbconvert's ``lab`` template without
@@ -16,14 +16,22 @@ What the site reads from a notebook (the conventions the notebooks follow):
 * the file name's number: notebooks numbered in :data:`CORE` form the core of the reading path,
   every other notebook is optional;
 * cell tags: ``solution`` folds the whole cell (consecutive solution cells fold together behind
-  one "Show solution"); ``hide-input`` folds a code cell's input; a code cell whose outputs
-  include an image has its input folded too, so that prose and figures lead.
+  one "Show solution"; the student edition removes them); ``hide-input`` folds a code cell's
+  input; a code cell whose outputs include an image has its input folded too, so that prose and
+  figures lead.
 
 The Chinese edition (``--zh``, the notebooks ``tools/translate.py`` writes) is built the same
 way into ``SITE_DIR/zh/``, its opening lines reading ``**你将学到：**`` and ``**你需要先读：**``, its
 words set in a CJK font that ``make browser`` installs (Noto Sans CJK SC, named in the pages'
 CSS). Every page links to its counterpart in the other language; an English notebook whose
 translation is still pending is listed on the Chinese index as an English page.
+
+Two editions: the teacher's (SITE_DIR), where each worked solution is folded under its
+exercise, and, with ``--student``, the student's (STUDENT_SITE_DIR, its Chinese pages in ``zh/``),
+where every solution cell is removed and a note stands in its place (tools/student.py, which
+writes the student notebooks the same way). Both are built from the same executed notebooks:
+nothing runs twice. Each index says which edition it is; the teacher's links to the student's,
+and nothing in the student's links to a solution.
 
 Markdown outputs (``text/markdown``, e.g. ``IPython.display.Markdown``) are rendered with
 markdown-it-py, whose tables follow GitHub's rules as JupyterLab's renderer does: nbconvert's
@@ -32,8 +40,11 @@ more cells than the header.
 """
 
 import argparse
+import concurrent.futures
 import html
 import math
+import multiprocessing
+import os
 import re
 import shutil
 from pathlib import Path
@@ -42,6 +53,8 @@ import nbformat
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from nbconvert import HTMLExporter
+
+from tools import student
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_SOURCES = ROOT / "tools" / "site"
@@ -59,8 +72,10 @@ WORDS_PER_MINUTE = 200
 # still count at WORDS_PER_MINUTE
 CJK_CHARACTERS_PER_MINUTE = 255
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+# the teacher's edition folds each worked solution, the student's removes it
+EDITIONS = ("teacher", "student")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
-SOLUTION_TAG = "solution"
+SOLUTION_TAG = student.SOLUTION_TAG
 HIDE_INPUT_TAG = "hide-input"
 # what differs between the two editions' pages: the words of the site itself, where the opening
 # lines of a notebook are found, and the other language's edition (the switch on every page)
@@ -80,6 +95,10 @@ UI = {
         "switch": "中文",
         "untranslated": "中文版尚未翻译",
         "pending": "",
+        "teacher": "Teacher's edition: under each exercise, its worked solution, folded.",
+        "to_student": ("The student edition", " has the same pages without the solutions."),
+        "student": "Student edition: the exercises without their worked solutions.",
+        "student_badge": "Student edition",
     },
     "zh": {
         "language_code": "zh",
@@ -96,6 +115,10 @@ UI = {
         "switch": "English",
         "untranslated": "",
         "pending": "英文页面：中文翻译尚未完成",
+        "teacher": "教师版：每道练习下方折叠着它的解答。",
+        "to_student": ("学生版", "的页面相同，只是不含解答。"),
+        "student": "学生版：只有练习，不含解答。",
+        "student_badge": "学生版",
     },
 }
 OPENING = {
@@ -225,12 +248,20 @@ def project_paragraph(lang="en"):
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
-def read_pages(notebook_dir, lang="en"):
+def load(path, lang="en", edition="teacher"):
+    """The notebook at ``path`` as the ``edition`` shows it: as it is (``teacher``), or with its
+    solutions removed and a note in ``lang`` where each was (``student``, tools/student.py)."""
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {EDITIONS}, not {edition!r}")
+    return student.student_copy(path, lang) if edition == "student" else nbformat.read(path, as_version=4)
+
+
+def read_pages(notebook_dir, lang="en", edition="teacher"):
     """Every notebook of ``notebook_dir`` as a page record, in reading-path order: the core
     notebooks by number, then the optional ones by number."""
     pages = []
     for path in sorted(Path(notebook_dir).glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
+        nb = load(path, lang, edition)
         title, summary = notebook_info(path)
         pages.append(
             {
@@ -269,9 +300,22 @@ def index_item(page, lang="en"):
     return "".join(parts)
 
 
-def index_page(pages, lang="en", switch=None):
-    """The index: the reading path (core, then optional) with reading times; ``switch`` is the
-    href of the other language's index, or None."""
+def edition_note(lang="en", edition="teacher", student_href=None):
+    """The index's line that says which edition it is; the teacher's links to the student
+    edition's index (``student_href``) if there is one, the student's links to no solution."""
+    ui = UI[lang]
+    text = html.escape(ui[edition])
+    if edition == "teacher" and student_href:
+        link, rest = ui["to_student"]
+        space = "" if lang == "zh" else " "  # no space after a Chinese full stop
+        anchor = f'<a class="klloss-student" href="{student_href}">{html.escape(link)}</a>'
+        text += space + anchor + html.escape(rest)
+    return f'<p class="edition {edition}" id="edition">{text}</p>'
+
+
+def index_page(pages, lang="en", switch=None, edition="teacher", student_href=None):
+    """The index: which edition it is, the reading path (core, then optional) with reading times;
+    ``switch`` is the href of the other language's index, or None."""
     ui = UI[lang]
     core = [p for p in pages if p["core"]]
     optional = [p for p in pages if not p["core"]]
@@ -294,6 +338,7 @@ def index_page(pages, lang="en", switch=None):
             wpm=WORDS_PER_MINUTE,
             cpm=CJK_CHARACTERS_PER_MINUTE,
             switch=link,
+            edition=edition_note(lang, edition, student_href),
         )
     )
 
@@ -308,7 +353,7 @@ def exporter(lang="en"):
     return html_exporter
 
 
-def write_pages(pages, folder, lang, counterparts, assets=""):
+def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher"):
     """One HTML page per record of ``pages`` into ``folder``; ``counterparts``: the href of each
     page's counterpart in the other language, by file name; ``assets``: the way to mathjax/."""
     html_exporter = exporter(lang)
@@ -322,22 +367,25 @@ def write_pages(pages, folder, lang, counterparts, assets=""):
             "assets": assets,
             "switch": counterparts.get(page["href"]),
             "switch_lang": other["language_code"],
+            "edition": edition,
         }
         resources = {"metadata": {"name": page["title"]}, "klloss": site}
-        nb = mark_folds(nbformat.read(page["path"], as_version=4))
+        nb = mark_folds(load(page["path"], lang, edition))
         body, _ = html_exporter.from_notebook_node(nb, resources=resources)
         (folder / page["href"]).write_text(body, encoding="utf-8")
 
 
-def build(notebook_dir, site_dir, zh_dir=None):
+def build(notebook_dir, site_dir, zh_dir=None, edition="teacher", student_dir=None):
     """Write ``index.html``, one page per notebook and ``mathjax/`` into ``site_dir``; with
-    ``zh_dir`` (the Chinese notebooks) the Chinese pages and their index into ``site_dir/zh/``."""
+    ``zh_dir`` (the Chinese notebooks) the Chinese pages and their index into ``site_dir/zh/``.
+    ``edition``: ``teacher`` (solutions folded) or ``student`` (solutions removed); a teacher's
+    index links to the student edition built in ``student_dir``, if given."""
     if not MATHJAX.is_file():
         raise FileNotFoundError(f"{MATHJAX} is missing: run `npm ci --prefix tools/site` (make report does)")
-    pages = read_pages(notebook_dir)
+    pages = read_pages(notebook_dir, "en", edition)
     if not pages:
         raise FileNotFoundError(f"no notebooks in {notebook_dir}")
-    zh_pages = read_pages(zh_dir, "zh") if zh_dir else []
+    zh_pages = read_pages(zh_dir, "zh", edition) if zh_dir else []
     if zh_dir and not zh_pages:
         raise FileNotFoundError(f"no notebooks in {zh_dir}")
     site = Path(site_dir)
@@ -345,19 +393,40 @@ def build(notebook_dir, site_dir, zh_dir=None):
     (site / "mathjax").mkdir(exist_ok=True)
     shutil.copyfile(MATHJAX, site / "mathjax" / MATHJAX.name)
 
+    def student_index(folder):  # the student edition's index, seen from ``folder`` of this site
+        if student_dir is None:
+            return None
+        target = Path(student_dir) / folder.relative_to(site)
+        return Path(os.path.relpath(target, folder), "index.html").as_posix()
+
     translated = {p["href"] for p in zh_pages}
-    write_pages(pages, site, "en", {href: f"zh/{href}" for href in translated})
-    (site / "index.html").write_text(
-        index_page(pages, "en", "zh/index.html" if zh_pages else None), encoding="utf-8"
-    )
+    write_pages(pages, site, "en", {href: f"zh/{href}" for href in translated}, "", edition)
+    index = index_page(pages, "en", "zh/index.html" if zh_pages else None, edition, student_index(site))
+    (site / "index.html").write_text(index, encoding="utf-8")
     if zh_pages:
         (site / "zh").mkdir(exist_ok=True)
-        write_pages(zh_pages, site / "zh", "zh", {p["href"]: f"../{p['href']}" for p in pages}, "../")
+        counterparts = {p["href"]: f"../{p['href']}" for p in pages}
+        write_pages(zh_pages, site / "zh", "zh", counterparts, "../", edition)
         # an English page whose translation is pending keeps its place on the Chinese reading path
         chinese = {p["href"]: p for p in zh_pages}
         listed = [chinese.get(p["href"]) or {**p, "href": f"../{p['href']}", "lang": "en"} for p in pages]
-        (site / "zh" / "index.html").write_text(index_page(listed, "zh", "../index.html"), encoding="utf-8")
+        index = index_page(listed, "zh", "../index.html", edition, student_index(site / "zh"))
+        (site / "zh" / "index.html").write_text(index, encoding="utf-8")
     return site / "index.html"
+
+
+def build_editions(notebook_dir, site_dir, zh_dir=None, student_dir=None):
+    """The teacher's site into ``site_dir`` and, with ``student_dir``, the student edition there,
+    both from the same (executed) notebooks; the teacher's index links to the student's. The
+    student edition is built in a second process meanwhile, so that it adds little to the time."""
+    if student_dir is None:
+        return build(notebook_dir, site_dir, zh_dir)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of this one's threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        student_edition = pool.submit(build, notebook_dir, student_dir, zh_dir, "student")
+        index = build(notebook_dir, site_dir, zh_dir, "teacher", student_dir)
+        student_edition.result()
+    return index
 
 
 def main(argv=None):
@@ -365,9 +434,12 @@ def main(argv=None):
     parser.add_argument("notebook_dir")
     parser.add_argument("site_dir")
     parser.add_argument("--zh", help="the Chinese notebooks (python -m tools.translate build writes them)")
+    parser.add_argument("--student", metavar="STUDENT_SITE_DIR", help="also build the student edition there")
     args = parser.parse_args(argv)
-    index = build(args.notebook_dir, args.site_dir, args.zh)
+    index = build_editions(args.notebook_dir, args.site_dir, args.zh, args.student)
     print(f"open {index.resolve()}")
+    if args.student:
+        print(f"student edition: {(Path(args.student) / 'index.html').resolve()}")
 
 
 if __name__ == "__main__":
