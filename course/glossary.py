@@ -164,6 +164,70 @@ TERMS = (
         "for a convex f and weights λ_c ≥ 0 that sum to 1, f(Σ_c λ_c x_c) ≤ Σ_c λ_c f(x_c); "
         "notebook 04 uses it with f(x) = x log x and λ = p",
     ),
+    (
+        "p-value",
+        "P",
+        "the probability, were the null hypothesis true, of a result at least as far from it as the one "
+        "observed; a small p-value is evidence against the null hypothesis, not the probability that it is "
+        "true. Written P in formulas, since p is the teacher's distribution (notebook 04a)",
+    ),
+    (
+        "paired design",
+        "d_i = b_i − a_i",
+        "comparing two training losses run on the same seeds through their difference d_i on each seed i: "
+        "what a seed does to both runs (initialisation, batch order) cancels, so the interval of the mean "
+        "difference is narrower than one from two separate means (notebook 04a)",
+    ),
+    (
+        "confidence interval",
+        "[lo, hi]",
+        "an interval computed from the data by a rule that covers the true value in the stated share of "
+        "repetitions (95%); in notebook 05 it covers the mean difference over seeds, on a fixed split, "
+        "teacher and test set, not the sampling of the test set",
+    ),
+    (
+        "Student-t interval",
+        "d̄ ± t_{n−1} sd / √n",
+        "the confidence interval of the mean of n values, with t_{n−1} the quantile of Student's t "
+        "distribution with n − 1 degrees of freedom and sd the values' standard deviation; exact for "
+        "normal values, and wider than the normal distribution's interval when n is small "
+        "(`course.experiments.paired_test`)",
+    ),
+    (
+        "equivalence test (TOST)",
+        "",
+        "two one-sided t-tests of whether a mean difference lies within ± Δ: one tests 'mean ≤ −Δ', the "
+        "other 'mean ≥ Δ'; equivalence is shown when both are rejected, that is when the larger of their "
+        "p-values is below the level: at level 0.05, exactly when the 90% t-interval lies inside ± Δ",
+    ),
+    (
+        "equivalence margin",
+        "Δ",
+        "the largest difference between two losses that counts as no difference, fixed per metric before "
+        "the results are read, in the metric's own units (`course.experiments.MARGINS`; notebook 05 "
+        "justifies each)",
+    ),
+    (
+        "Holm's adjustment",
+        "",
+        "a step-down adjustment of a family of J p-values: the i-th smallest is multiplied by J − i + 1, "
+        "made non-decreasing in that order and capped at 1. Rejecting where the adjusted p-value is below "
+        "the level keeps the family-wise error rate at that level, and rejects everything Bonferroni's J × "
+        "P rejects, and sometimes more (`course.experiments.holm`)",
+    ),
+    (
+        "family-wise error rate, FWER",
+        "",
+        "the probability that a family of tests rejects at least one null hypothesis that is true: a "
+        "verdict of a difference (or of equivalence) where there is none; for J independent tests each at "
+        "level 0.05 it is 1 − 0.95^J",
+    ),
+    (
+        "oracle",
+        "klloss.oracle",
+        "the float64 NumPy reference implementation of the loss, written straight from the formula and "
+        "independent of torch; the tests and notebooks check every other form of the loss against it",
+    ),
 )
 
 
@@ -347,6 +411,63 @@ ZH = {
         "对凸函数 f 和总和为 1 的权重 λ_c ≥ 0，f(Σ_c λ_c x_c) ≤ Σ_c λ_c f(x_c)；笔记本 04 取 f(x) = x log x、λ = p",
         "",
         "3bc7f63473d7",
+    ),
+    "p-value": (
+        "p 值",
+        "若零假设成立，得到至少与观察到的结果一样偏离它的结果的概率；p 值小是反对零假设的证据，而不是零假设成立的概率。p 已表示教师分布，所以公式中把 p 值写作 P（笔记本 04a）",
+        "",
+        "179e285c710e",
+    ),
+    "paired design": (
+        "配对设计",
+        "在相同的种子上运行两个训练损失，通过每个种子 i 上的差 d_i 来比较：种子对两次运行的共同影响（初始化、批的顺序）相互抵消，所以平均差的区间比分别由两个平均值得到的区间窄（笔记本 04a）",
+        "",
+        "a7b0f452e25e",
+    ),
+    "confidence interval": (
+        "置信区间",
+        "由数据按某个规则算出的区间，在所说比例（95%）的重复中覆盖真值；在笔记本 05 中，它覆盖的是各种子上的平均差，划分、教师和测试集都固定，不包括测试集的抽样",
+        "",
+        "522413b668be",
+    ),
+    "Student-t interval": (
+        "Student t 区间",
+        "n 个值的平均值的置信区间，其中 t_{n−1} 是自由度为 n − 1 的 Student t 分布的分位数，sd 是这些值的标准差；值服从正态分布时它是精确的，n "
+        "小时比按正态分布算的区间宽（`course.experiments.paired_test`）",
+        "",
+        "04de82294316",
+    ),
+    "equivalence test (TOST)": (
+        "等价检验（TOST）",
+        "两个单侧 t 检验，检验平均差是否在 ± Δ 之内：一个检验「平均差 ≤ −Δ」，另一个检验「平均差 ≥ Δ」；两个都被拒绝，即两个 p 值中较大的一个低于检验水平时，等价成立：水平为 0.05 "
+        "时，恰好是 90% t 区间落在 ± Δ 之内的时候",
+        "",
+        "b8fe31762267",
+    ),
+    "equivalence margin": (
+        "等价界值",
+        "两个损失之间仍算作没有差别的最大差，按指标在读结果之前定好，用该指标自己的单位（`course.experiments.MARGINS`；笔记本 05 说明每个界值的理由）",
+        "",
+        "2b3949cbe0dc",
+    ),
+    "Holm's adjustment": (
+        "Holm 校正",
+        "对 J 个 p 值组成的族所做的逐步向下的校正：第 i 小的 p 值乘以 J − i + 1，按这个顺序使之单调不减，并截断在 1。在校正后的 p "
+        "值低于检验水平处拒绝，族错误率就保持在该水平之内；凡是 Bonferroni 校正（J × P）拒绝的它都拒绝，有时还拒绝更多（`course.experiments.holm`）",
+        "",
+        "d732974e5226",
+    ),
+    "family-wise error rate, FWER": (
+        "族错误率（FWER）",
+        "一族检验至少拒绝一个成立的零假设的概率，即在实际没有差别（或不等价）的地方给出差别（或等价）的结论；J 个独立检验各在 0.05 的水平下进行时，它等于 1 − 0.95^J",
+        "",
+        "74cdec7d8186",
+    ),
+    "oracle": (
+        "oracle（参照实现）",
+        "损失的 float64 NumPy 参照实现，直接按公式写成，不依赖 torch；测试和笔记本把损失的其他每种实现都与它对照",
+        "",
+        "709889e4a8c9",
     ),
 }
 

@@ -138,7 +138,24 @@ def test_the_symbols_the_notebooks_use_are_defined(symbol):
 
 
 @pytest.mark.parametrize(
-    "term", ["log-sum-exp", "Kronecker delta", "elementwise product", "convexity", "Jensen's inequality"]
+    "term",
+    [
+        "log-sum-exp",
+        "Kronecker delta",
+        "elementwise product",
+        "convexity",
+        "Jensen's inequality",
+        # notebook 04a's statistics, used by notebook 05
+        "p-value",
+        "paired design",
+        "confidence interval",
+        "Student-t interval",
+        "equivalence test (TOST)",
+        "equivalence margin",
+        "Holm's adjustment",
+        "family-wise error rate, FWER",
+        "oracle",
+    ],
 )
 def test_the_terms_the_notebooks_use_are_defined(term):
     assert term in {row[0] for row in glossary.TERMS}

@@ -120,6 +120,41 @@ def test_opening_lines_are_read_and_may_be_missing():
     assert build_site.opening(nbformat.v4.new_notebook()) == {"learn": None, "need": None}
 
 
+def test_the_chinese_opening_lines_are_read_in_either_wording():
+    # issue 27's wording (预备知识) and the older one (你需要先读) both give the 'need' line; the
+    # index shows the new wording
+    for need in ("预备知识：", "你需要先读："):
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell(
+                    f"# 09 · T\n\n*s*\n\n**你将学到：** 甲。\n\n**{need}** 笔记本 01。"
+                )
+            ]
+        )
+        assert build_site.opening(nb, "zh") == {"learn": "甲。", "need": "笔记本 01。"}
+        assert build_site.opening(nb, "en") == {"learn": None, "need": None}
+    nb.cells[0].source = "# 09 · T\n\n*s*\n\n**需要：** 笔记本 01。"
+    assert build_site.opening(nb, "zh") == {"learn": None, "need": None}
+    page = {
+        "href": "x.html",
+        "title": "T",
+        "summary": "s",
+        "minutes": 1,
+        "learn": None,
+        "need": "笔记本 01。",
+    }
+    assert "<strong>预备知识：</strong> 笔记本 01。" in build_site.index_item(page, "zh")
+
+
+def test_a_notebook_number_may_carry_a_letter_and_only_the_core_numbers_are_core():
+    assert build_site.number("notebooks/04a-statistics-primer.ipynb") == "04a"
+    assert build_site.number(Path("04-what-it-teaches.ipynb")) == "04"
+    assert build_site.is_core("04-what-it-teaches.ipynb")
+    # a primer placed after 04 is read before 05, outside the core path
+    assert not build_site.is_core("04a-statistics-primer.ipynb")
+    assert not build_site.is_core("05-real-data.ipynb")
+
+
 def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):
     path = tmp_path / "09-x.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("no title")]), path)
@@ -131,9 +166,9 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
     index = (site / "index.html").read_text(encoding="utf-8")
     core_block = index.split('<ol class="core">')[1].split("</ol>")[0]
     optional_block = index.split('<ul class="optional">')[1].split("</ul>")[0]
-    core = [p for p in NOTEBOOKS if p.name[:2] in build_site.CORE]
+    core = [p for p in NOTEBOOKS if build_site.number(p) in build_site.CORE]
     optional = [p for p in NOTEBOOKS if p not in core]
-    assert [p.name[:2] for p in core] == list(build_site.CORE), "a core notebook is missing"
+    assert [build_site.number(p) for p in core] == list(build_site.CORE), "a core notebook is missing"
     assert re.findall(r'href="([^"]+)"', core_block) == [f"{p.stem}.html" for p in core]
     assert re.findall(r'href="([^"]+)"', optional_block) == [f"{p.stem}.html" for p in optional]
     assert f"at {build_site.WORDS_PER_MINUTE} words per minute" in index
@@ -181,8 +216,10 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
     for path in NOTEBOOKS:
         translated = path.name in chinese
         expected.append(f"{path.stem}.html" if translated else f"../{path.stem}.html")
-    core = [e for e, p in zip(expected, NOTEBOOKS, strict=True) if p.name[:2] in build_site.CORE]
-    optional = [e for e, p in zip(expected, NOTEBOOKS, strict=True) if p.name[:2] not in build_site.CORE]
+    core = [e for e, p in zip(expected, NOTEBOOKS, strict=True) if build_site.number(p) in build_site.CORE]
+    optional = [
+        e for e, p in zip(expected, NOTEBOOKS, strict=True) if build_site.number(p) not in build_site.CORE
+    ]
     assert re.findall(r'href="([^"]+)"', core_block) == core
     assert re.findall(r'href="([^"]+)"', optional_block) == optional
     total = 0
@@ -216,7 +253,7 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
             assert 'hreflang="en"' in item[0]
         assert int(item[1]) == minutes, path.name
         assert f"{minutes} 分钟" in item[0], path.name
-        total += minutes if path.name[:2] in build_site.CORE else 0
+        total += minutes if build_site.number(path) in build_site.CORE else 0
     assert f"约 {total} 分钟" in index
     assert "每分钟 255 字" in index
     assert "每分钟 200 词" in index

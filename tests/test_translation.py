@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 from course import explorer, glossary, i18n
-from tools import refresh, translate
+from tools import build_site, refresh, translate
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -405,5 +405,5 @@ def test_the_build_names_every_problem_and_writes_nothing(tmp_path):
 def test_the_chinese_title_and_summary_lines_are_where_the_site_reads_them():
     for path in CHINESE:
         first = _read(path).cells[0].source.splitlines()
-        assert first[0].startswith(f"# {path.name[:2]} · "), path.name
+        assert first[0].startswith(f"# {build_site.number(path)} · "), path.name
         assert any(line.startswith("*") and line.endswith("*") for line in first), path.name

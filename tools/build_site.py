@@ -13,15 +13,17 @@ What the site reads from a notebook (the conventions the notebooks follow):
 * the first cell: a ``# `` title line, a ``*one-line summary*`` line, and optionally the lines
   ``**You will learn:** ...`` and ``**You need first:** ...`` (shown on the index; a notebook
   without them still builds);
-* the file name's number: notebooks numbered in :data:`CORE` form the core of the reading path,
-  every other notebook is optional;
+* the file name's number, what comes before its first ``-`` (``04``, or ``04a`` for a notebook
+  placed after 04): notebooks numbered in :data:`CORE` form the core of the reading path, every
+  other notebook is optional;
 * cell tags: ``solution`` folds the whole cell (consecutive solution cells fold together behind
   one "Show solution"; the student edition removes them); ``hide-input`` folds a code cell's
   input; a code cell whose outputs include an image has its input folded too, so that prose and
   figures lead.
 
 The Chinese edition (``--zh``, the notebooks ``tools/translate.py`` writes) is built the same
-way into ``SITE_DIR/zh/``, its opening lines reading ``**你将学到：**`` and ``**你需要先读：**``, its
+way into ``SITE_DIR/zh/``, its opening lines reading ``**你将学到：**`` and ``**预备知识：**`` (or the
+older ``**你需要先读：**``), its
 words set in a CJK font that ``make browser`` installs (Noto Sans CJK SC, named in the pages'
 CSS). Every page links to its counterpart in the other language; an English notebook whose
 translation is still pending is listed on the Chinese index as an English page.
@@ -109,7 +111,7 @@ UI = {
         "solution": ("显示解答", "收起解答"),
         "code": ("显示代码", "收起代码"),
         "learn": "你将学到：",
-        "need": "你需要先读：",
+        "need": "预备知识：",
         "minutes": "{} 分钟",
         "other": "en",
         "switch": "English",
@@ -121,10 +123,16 @@ UI = {
         "student_badge": "学生版",
     },
 }
+# older wordings of an opening line that are still read (the index shows the UI's words)
+OPENING_ALIASES = {"zh": {"need": ("你需要先读：",)}}
 OPENING = {
     lang: {
-        "learn": re.compile(rf"^\*\*{re.escape(ui['learn'])}\*\*\s*(.*)$"),
-        "need": re.compile(rf"^\*\*{re.escape(ui['need'])}\*\*\s*(.*)$"),
+        key: re.compile(
+            r"^\*\*(?:"
+            + "|".join(map(re.escape, (ui[key], *OPENING_ALIASES.get(lang, {}).get(key, ()))))
+            + r")\*\*\s*(.*)$"
+        )
+        for key in ("learn", "need")
     }
     for lang, ui in UI.items()
 }
@@ -205,8 +213,13 @@ def reading_minutes(nb, lang="en"):
     return max(1, math.ceil(characters / CJK_CHARACTERS_PER_MINUTE + words / WORDS_PER_MINUTE))
 
 
+def number(path):
+    """A notebook's number: its file name up to the first ``-`` ("04a" for ``04a-name.ipynb``)."""
+    return Path(path).name.split("-", 1)[0]
+
+
 def is_core(path):
-    return Path(path).name.startswith(CORE)
+    return number(path) in CORE
 
 
 def _has_image(cell):
