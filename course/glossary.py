@@ -80,7 +80,8 @@ GLOSSARY = (
         "temperature",
         "scalar > 0",
         "temperature of plain KD: p_T = softmax(z / T) and q_T = softmax(s / T); a larger T flattens both "
-        "distributions (notebook 05). klloss_v2 has no temperature",
+        "distributions (notebook 05). The article's klloss_v2 has none; margin_kd_loss takes one (our "
+        "extension: p and q softened, the margin from the raw logits, the loss times T²)",
     ),
     (
         "α",
@@ -317,7 +318,8 @@ ZH = {
     ),
     "temperature": (
         "温度",
-        "普通 KD 的温度：p_T = softmax(z / T)，q_T = softmax(s / T)；T 越大，两个分布都越平（笔记本 05）。klloss_v2 没有温度",
+        "普通 KD 的温度：p_T = softmax(z / T)，q_T = softmax(s / T)；T 越大，两个分布都越平（笔记本 05）。"
+        "原文的 klloss_v2 没有温度；margin_kd_loss 有（我们的扩展：p 和 q 都按温度变平，间隔仍取原始 logits，损失乘以 T²）",
         "",
         "ef95c7dbc9da",
     ),

@@ -48,7 +48,7 @@ def _path(logits_t, input, target, label, impl):
     """The one dispatch point: which form computes this call."""
     if impl != "auto":
         return impl
-    if input.is_cuda and _triton().handles(input):
+    if input.is_cuda and _triton().why_not(input, target, logits_t) is None:
         return "triton"  # registered with torch.library: torch.compile sees the kernels
     if torch.compiler.is_compiling():
         return "reference"  # the compiler fuses the plain operations itself
@@ -81,7 +81,10 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
         out = _triton().loss(input, target, None if logits_t is target else logits_t, label, options)
     else:
         out = reference.loss(input, target, logits_t, label, options)
-    return out if count is None else out / count
+    if count is None:
+        return out
+    # at least 1, as batchmean's own count: a global batch of padding alone gives 0, not 0/0
+    return out / (count.clamp(min=1) if isinstance(count, torch.Tensor) else count)
 
 
 def check_impl(impl):

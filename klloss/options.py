@@ -106,20 +106,24 @@ def check_offset(offset):
     return float(offset)
 
 
+TEMPERATURE_RANGE = (2.0**-126, 2.0**126)
+"""The temperatures accepted: T and 1/T both normal float32 numbers (the kernels scale by 1/T)."""
+
+
 def check_temperature(temperature):
-    """``temperature`` as a Python float: a finite real number > 0 (and not 0 as a float)."""
-    if type(temperature) is float and 0 < temperature <= FLOAT_MAX:  # the common case, first and cheap
+    """``temperature`` as a Python float, in :data:`TEMPERATURE_RANGE`."""
+    low, high = TEMPERATURE_RANGE
+    if type(temperature) is float and low <= temperature <= high:  # the common case, first and cheap
         return temperature
     temperature = _real("temperature", temperature)
-    if not 0 < temperature <= FLOAT_MAX:
-        beyond = f" (the largest float is {FLOAT_MAX:.6g})" if FLOAT_MAX < temperature < math.inf else ""
-        raise ValueError(f"temperature must be a finite number > 0, got {_shown(temperature)}{beyond}")
-    value = float(temperature)
-    if not value > 0:
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number > 0, got {_shown(temperature)}")
+    if not low <= temperature <= high:
         raise ValueError(
-            f"temperature must be a finite number > 0, got {_shown(temperature)}, which is 0.0 as a float"
+            f"temperature must lie in [2**-126, 2**126] (T and 1/T normal float32 numbers), "
+            f"got {_shown(temperature)}"
         )
-    return value
+    return float(temperature)
 
 
 def check_flag(name, value):
