@@ -76,5 +76,7 @@ def test_transcription_matches_the_article_number_for_number(article):
 def test_the_article_code_prints_nothing(article):
     # notebook 02: the article says its function first prints its inputs; its listing has no print
     code = article[article.index("def klloss_v2(") : article.index("return loss")]
-    assert "F.log_softmax(input" in code and "matrix = matrix + 8.0" in code  # the listing, whole
+    # the whole listing, from its first operation to its last
+    assert "F.log_softmax(input" in code
+    assert "matrix = matrix + 8.0" in code
     assert "print" not in code
