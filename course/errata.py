@@ -147,7 +147,8 @@ def _printed_arrays():
 
 
 def broken_invariants(key, values, halves, sample):
-    """Names of the invariants the printed tensor ``key`` breaks (printed numbers alone).
+    """Names of the invariants the printed tensor ``key`` breaks (from the printed numbers, and the
+    echoed inputs where a check needs them: the label, the logits, beta).
     See ``notebooks/02-errata.ipynb``."""
     v, h = values, halves
     y, z, s, n = sample.label, sample.logits_t, sample.input, len(sample.label)

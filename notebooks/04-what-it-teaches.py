@@ -255,7 +255,7 @@ np.testing.assert_allclose(confidence["q*_y / p_y"], confidence["k / W"], rtol=1
 
 
 # %% [markdown] id="equality-condition-checked-teacher"
-# The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and 2000 random teachers with all weights $\ge 0$, where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
+# The equality condition, checked: a teacher with equal logits, one that prefers the label by a hair, a *wrong* teacher whose label logit equals its average logit (found by bisection), and random teachers: of 2000 drawn, those whose weights are all $\ge 0$ (their count is printed), where $q^*_y < p_y$ exactly when $z_y > \sum_c p_c z_c$.
 
 
 # %%
@@ -300,7 +300,10 @@ above_mean = random_teachers[torch.arange(len(random_labels)), random_labels] - 
 ).sum(1)  # z_y - sum_c p_c z_c
 ratio_random = label_ratio(random_teachers, random_labels)
 assert ((ratio_random < 1) == (above_mean > 0)).all()
-print(f"{int(keep.sum())} random teachers with all w >= 0: q*_y < p_y exactly when z_y > sum_c p_c z_c")
+print(
+    f"{int(keep.sum())} of the {len(keep)} random teachers drawn have all w >= 0; on each,"
+    " q*_y < p_y exactly when z_y > sum_c p_c z_c"
+)
 
 # %% [markdown] id="much-depends-with-small"
 # How much depends on β: with small β the margins dominate the weights and the optimum moves far from the teacher; as β → ∞ all weights equal $k$ and $q^* \to p$.
@@ -715,7 +718,7 @@ for name, spread in [("near q* (log q* plus logits of size 0.05)", 0.05), ("far 
     print(f"loss at q* = {best.item():.6f}; best of 2000 students {name} = {random_losses.min().item():.6f}")
 
 # %% [markdown] id="exercise-3-prove-with"
-# **Exercise 3 · How far below zero can $L_{\min}$ go?** §5 showed $L_{\min} \le 0$. For a row whose weights are all $\ge 0$, show the lower bound $L_{\min} \ge -W \log(w_{\max}/W)$, with $w_{\max} = \max_c w_c$, and check it on 1000 random teachers. (Hint: the identity of §6 at $q = p$.)
+# **Exercise 3 · How far below zero can $L_{\min}$ go?** §5 showed $L_{\min} \le 0$. For a row whose weights are all $\ge 0$, show the lower bound $L_{\min} \ge -W \log(w_{\max}/W)$, with $w_{\max} = \max_c w_c$, and check it on random teachers: draw 1000 and keep those whose weights are all $\ge 0$ (the cell prints how many). (Hint: the identity of §6 at $q = p$.)
 
 # %% [markdown] id="solution-strictly-convex-jensen" tags=["solution"]
 # **Solution.** At $q = p$ the loss is 0, so the identity of §6 gives $L_{\min} = -W\,\mathrm{KL}(q^*\|p)$. With $q^*_c/p_c = w_c/W$, $\mathrm{KL}(q^*\|p) = \sum_c q^*_c \log(w_c/W) \le \log(w_{\max}/W)$, an average of logarithms being at most the largest (a class with $w_c = 0$ has $q^*_c = 0$ and adds nothing). Multiplying by $-W < 0$ turns it round: $L_{\min} \ge -W\log(w_{\max}/W)$. The bound is 0, and tight, when all weights are equal.
@@ -730,7 +733,11 @@ l_min = analysis.reweighted_kd(teachers, teachers, teachers, teacher_labels, bet
 big_w = (w_t * teachers.softmax(1)).sum(1)  # W = sum_c w_c p_c
 lower = -big_w * (w_t.max(1).values / big_w).log()  # -W log(w_max / W)
 assert (lower <= l_min + 1e-12).all() and (l_min <= 0).all()
-print(f"{len(l_min)} random teachers with every w >= 0: -W log(w_max / W) <= L_min <= 0 on each")
+assert 0 < len(l_min) <= len(nonnegative)
+print(
+    f"{len(l_min)} of the {len(nonnegative)} random teachers drawn have every w >= 0 (the others are dropped);"
+    " on each, -W log(w_max / W) <= L_min <= 0"
+)
 
 # %% [markdown] id="exercise-4-much-confidence"
 # **Exercise 4 · How much confidence is lost, at most?** On a sample the teacher classifies correctly, show that
@@ -790,3 +797,29 @@ for b in (0.1, beta, 10.0, math.inf):
     print(f"beta = {b:>4g}: binary + non-target = klloss_v2 per sample (1e-12); binary part - k TCKD {shown}")
 assert (finite_beta_dkd(math.inf)[0] - k * tckd).abs().max() < 1e-12  # W = k: the binary part is k TCKD
 torch.testing.assert_close(finite_beta_dkd(math.inf)[1], k * (1 - p[rows, y]) * nckd)  # and k (1 - p_y) NCKD
+
+# %% [markdown] id="exercise-6-sharper-softer"
+# **Exercise 6 · A sharper or a softer teacher.** *(open-ended)* Multiply the sample teacher's logits by a factor $a > 0$: the same ranking, held with more ($a > 1$) or less ($a < 1$) certainty. At the article's β, how does the optimum's confidence on the label relative to the teacher's, $q^*_y/p_y = k/W$, behave as $a \to 0$ and as $a \to \infty$? Predict first, then compute it for $a$ from 0.001 to 1000. Where does the optimum lose the most confidence, and what does that say about a teacher that is right and almost certain on every training row, as in notebook 05?
+
+# %% [markdown] id="solution-sharper-softer" tags=["solution"]
+# **Solution.** $q^*_y/p_y = k/W$ with $W = k + \mu/\beta$ and $\mu = \sum_c p_c m_c$, and scaling the logits by $a$ scales every margin by $a$. As $a \to 0$ the margins vanish and $\mu \to 0$: the ratio tends to 1 (a flat teacher, uniform $p$, equal weights). As $a \to \infty$ the teacher (which ranks the label first on both samples) puts all its mass on the label, whose margin is 0; each other class's $p_c$ falls like $e^{-a m_c}$ while its margin grows only like $a$, so $\mu \to 0$ again, and the ratio tends to 1. In between, $\mu > 0$ and the optimum puts less on the label than the teacher does: the loss of confidence is largest at an intermediate sharpness (printed below), where the teacher is neither flat nor certain. A teacher that is right and almost certain on every row sits at the sharp end: there is almost no mass off the label for the weights to move, so the loss can do little but what KD does. Notebook 05 measures exactly that on real data.
+
+# %% tags=["solution"]
+scales = np.logspace(-3, 3, 61)  # a from 0.001 to 1000
+label_share = []  # q*_y / p_y per scale, one column per sample
+for a_scale in scales:
+    sharp = a_scale * z  # the same ranking, held with more or less certainty
+    q_sharp = analysis.stationary_student(sharp, sharp, y, beta)
+    label_share.append((q_sharp[rows, y] / torch.softmax(sharp, 1)[rows, y]).numpy())
+label_share = np.array(label_share)
+deepest = scales[label_share.argmin(0)]
+for i in range(len(y)):
+    print(
+        f"sample {i}: q*_y / p_y = {label_share[0, i]:.6f} at a = {scales[0]:g}, "
+        f"lowest {label_share[:, i].min():.4f} at a = {deepest[i]:.3g}, {label_share[-1, i]:.6f} at a = {scales[-1]:g}"
+    )
+assert (z.argmax(1) == y).all()  # the teacher ranks the label first on both samples
+assert (label_share <= 1 + 1e-12).all()  # never more than the teacher, at any sharpness
+assert (np.abs(label_share[[0, -1]] - 1) < 1e-3).all()  # both ends: q*_y = p_y, to 1e-3
+assert (label_share.min(0) < label_share[[0, -1]].min(0) - 0.01).all()  # a dip in between
+assert ((scales[0] < deepest) & (deepest < scales[-1])).all()

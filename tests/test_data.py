@@ -71,3 +71,12 @@ def test_transcription_matches_the_article_number_for_number(article):
     for step in klloss.data.load_article_printed().values():
         ours.extend(np.array(step.text, dtype=object).ravel().tolist())
     assert in_article == ours
+
+
+def test_the_article_code_prints_nothing(article):
+    # notebook 02: the article says its function first prints its inputs; its listing has no print
+    code = article[article.index("def klloss_v2(") : article.index("return loss")]
+    # the whole listing, from its first operation to its last
+    assert "F.log_softmax(input" in code
+    assert "matrix = matrix + 8.0" in code
+    assert "print" not in code
