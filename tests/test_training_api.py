@@ -299,3 +299,23 @@ def test_gradcheck_with_an_ignored_row(batch):
             lambda x, reduction=reduction: klloss.klloss_v2(logits_t, x, z, y, beta, reduction=reduction),
             (s,),
         )
+
+
+def test_parts_of_an_ignored_row_are_zero_and_of_an_undefined_row_nan():
+    # return_parts comes from the reference: an ignored row is 0 in every part, its gradient 0,
+    # whatever it holds; a kept row with a NaN teacher logit is NaN in every part (issue 25)
+    z, s, _ = _batch(7, n=3, c=5)
+    z[1, 0] = -math.inf
+    z[2, 0] = math.nan
+    s = s.requires_grad_(True)
+    ignored = klloss.margin_kd_loss(s, z, torch.tensor([0, 1, IGNORE]), return_parts=True)
+    for part in ignored[1:]:
+        assert part[2].item() == 0
+        assert torch.isfinite(part).all()
+    (grad,) = torch.autograd.grad(ignored.loss, s)
+    assert torch.equal(grad[2], torch.zeros(5, dtype=grad.dtype))
+    kept = klloss.margin_kd_loss(s, z, torch.tensor([0, 1, 2]), return_parts=True)
+    for part in kept:
+        assert math.isnan(part.reshape(-1)[-1].item())
+    for row_part, same_row_part in zip(kept[1:], ignored[1:], strict=True):
+        assert torch.equal(row_part[:2], same_row_part[:2])  # rows 0 and 1 as they were
