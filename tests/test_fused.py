@@ -37,6 +37,11 @@ from klloss.options import Options
 IGNORE = -100
 REDUCTIONS = ("batchmean", "sum", "none")
 TEMPERATURES = (0.5, 1.0, 4.0)
+EXTENSIONS = [
+    {"normalize": False},
+    {"temperature": 4.0, "clamp": True, "normalize": True},
+    {"temperature": 0.5, "clamp": False, "normalize": True},
+]
 
 
 def computed_by_fused(out):
@@ -203,6 +208,49 @@ def test_every_option_against_the_oracle_on_a_batch_with_negative_weights(
     assert torch.all((g_fused - g_ref).abs() <= bound)
     assert torch.all(g_fused[2] == 0)
     assert g_fused.abs().max() > 1e-3
+
+
+def check_reductions(z, s, y, beta, ext):
+    """Every reduction of the fused form against the oracle and the reference: values to
+    :func:`value_tolerance`, gradients to :func:`gradient_tolerance`, 0 in the ignored row 2."""
+    upstream = torch.linspace(0.5, 2.0, len(y), dtype=torch.float64)
+    parts = oracle_parts(z, s, z, y, beta, **ext)
+    for reduction in REDUCTIONS:
+        fused, g_fused = value_and_gradient("fused", s, z, y, beta, reduction, upstream, **ext)
+        ref, g_ref = value_and_gradient("reference", s, z, y, beta, reduction, upstream, **ext)
+        tol = value_tolerance(parts, y, reduction, ext)
+        assert np.all(np.abs(fused.numpy() - reduced(parts, reduction)) <= tol), reduction
+        assert np.all(np.abs(fused.numpy() - ref.numpy()) <= tol), reduction
+        bound = gradient_tolerance(parts, s, z, y, reduction, ext)
+        bound = bound * (upstream.unsqueeze(-1) if reduction == "none" else 1)
+        assert torch.all((g_fused - g_ref).abs() <= bound), reduction
+        assert torch.all(g_fused[2] == 0)
+    return parts
+
+
+@pytest.mark.parametrize("beta", [1.5, math.inf])
+@pytest.mark.parametrize("offset", [-8.0, 0.0, 8.0])
+@pytest.mark.parametrize("clamp", [False, True])
+def test_any_offset_with_and_without_clamp(beta, offset, clamp):
+    # k <= 0 makes weights negative (at beta = inf every one: clamped, the loss is 0)
+    z, s, y = negative_weight_batch()
+    parts = check_reductions(
+        z, s, y, beta, {"temperature": 4.0, "clamp": clamp, "normalize": False, "offset": offset}
+    )
+    if beta == math.inf and offset < 0:
+        assert (parts["loss"] == 0) == clamp  # every weight k < 0: clamped, nothing is left
+
+
+@pytest.mark.parametrize("ext", EXTENSIONS)
+@pytest.mark.parametrize("beta", [1.5, 1e-9])
+def test_masked_teacher_classes_add_nothing_with_options(ext, beta):
+    # a teacher class at -inf: p = 0 and an infinite weight; the term is its limit, 0
+    z, s, y = negative_weight_batch()
+    y = torch.where(y == 4, 3, y)
+    z[:, 4] = -math.inf
+    parts = check_reductions(z, s, y, beta, ext)
+    assert math.isfinite(parts["loss"])
+    assert np.all(np.isinf(parts["weight"][:, 4]))
 
 
 @pytest.mark.parametrize("temperature", TEMPERATURES)
@@ -411,13 +459,6 @@ def _spoil(z, how):
     else:
         z[1, :] = -math.inf
     return z
-
-
-EXTENSIONS = [
-    {"normalize": False},
-    {"temperature": 4.0, "clamp": True, "normalize": True},
-    {"temperature": 0.5, "clamp": False, "normalize": True},
-]
 
 
 @pytest.mark.parametrize("how", ["nan", "+inf", "all -inf"])
