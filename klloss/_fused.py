@@ -1,13 +1,19 @@
 r"""The CPU fast path: one ``autograd.Function`` that computes the loss and its gradient in one go.
 
 .. math::
-    \frac{\partial L_i}{\partial s_{ic}} = q_{ic} W_i - w_{ic} p_{ic}, \qquad W_i = \sum_c w_{ic} p_{ic}.
+    L_i = f \sum_c \tilde w_{ic} p_{ic} (\log p_{ic} - \log q_{ic}), \qquad
+    \frac{\partial L_i}{\partial s_{ic}} = \frac{f}{T} (q_{ic} \tilde W_i - \tilde w_{ic} p_{ic}),
+    \qquad \tilde W_i = \sum_c \tilde w_{ic} p_{ic},
 
-The forward has both softmaxes at hand, so it writes :math:`G = \sigma (qW - wp)` into the buffer
-of the weighted teacher and saves it; the backward only multiplies it by the upstream gradient.
-Where the reference keeps about ten (N, C) tensors for autograd, this keeps one. Same numbers as
-:mod:`klloss.reference` (tested against it, and the float64 oracle), with the same care at the
-edges: the margin formed before it is scaled, log-probabilities, and 0 for a class with p = 0.
+with :math:`p = \mathrm{softmax}(z/T)`, :math:`q = \mathrm{softmax}(s/T)`, the margin from the raw
+teacher logits, :math:`\tilde w = w` (or :math:`\max(w, 0)`, ``clamp``) and :math:`f` =
+:attr:`klloss.Options.factor`. The forward has both softmaxes at hand, so it writes
+:math:`G = \sigma (q\tilde W - \tilde w p)` (:math:`\sigma = f/T` times the reduction's scale)
+into the buffer of the weighted teacher and saves it; the backward only multiplies it by the
+upstream gradient. Where the reference keeps about ten (N, C) tensors for autograd, this keeps
+one. Same numbers as :mod:`klloss.reference` (tested against it, and the float64 oracle), with
+the same care at the edges: the margin formed before it is scaled, log-probabilities, and 0 for a
+class with p = 0.
 
 Plain eager calls only (:func:`klloss.loss._path` decides): ``torch.compile`` compiles the
 reference, and ``torch.func`` differentiates the reference. Whether it earns its place is
@@ -17,6 +23,25 @@ measured by ``make bench`` (the numbers are beside the switch in :mod:`klloss.lo
 import math
 
 import torch
+
+from .reference import compute_dtype
+
+_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+
+
+def graph_kept():
+    """Whether the backward running now keeps its graph for another backward (``retain_graph``,
+    ``create_graph``). torch >= 2.5 says so through a private function, the one its own
+    AOTAutograd reads before it reuses a saved buffer; where torch cannot say, assume it does."""
+    return True if _keep_graph is None else _keep_graph()
+
+
+def _compute_dtype(input, target, logits_t):
+    """:func:`klloss.reference.compute_dtype`, first checking cheaply for one dtype throughout."""
+    dtype = input.dtype
+    if target.dtype is dtype and (logits_t is target or logits_t.dtype is dtype):
+        return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    return compute_dtype(input, target, logits_t)  # float64 if any is, else float32
 
 
 def _rows(x, c, dtype):
@@ -29,23 +54,36 @@ def _rows(x, c, dtype):
     return x if x.is_contiguous() else x.contiguous()
 
 
-def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
-    """(out, G, -sigma W) on (N, C) rows; ``scale`` None: per-row losses, else sigma sum_i L_i.
+def _neg_weighted(z_m, y, p, options, sigma):
+    """-sigma w~ p on (N, C) rows: the margin m = z'_y - z' formed first (in its own buffer), then
+    scaled; ``clamp``: -sigma w~ = min(-sigma w, 0), as sigma > 0."""
+    if options.beta == math.inf:
+        k = max(options.offset, 0.0) if options.clamp else options.offset
+        return p * (-sigma * k)  # -sigma w~ p = -sigma k~ p
+    neg_w = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z'
+    neg_w.mul_(-sigma / options.beta).sub_(sigma * options.offset)  # -sigma w = (-sigma / beta) m - sigma k
+    if options.clamp:
+        neg_w.clamp_(max=0.0)  # -sigma w~ = -sigma max(w, 0)
+    return neg_w.mul_(p)  # -sigma w~ p
 
-    The weighted teacher is kept negated, -sigma w p, and the log-ratio as log q - log p, so that
+
+def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
+    """(out, G, -sigma W~) on (N, C) rows; ``scale`` None: per-row losses, else scale sum_i L_i.
+
+    sigma = (f / T) scale folds the factor, the temperature's 1/T in the gradient and the
+    reduction into the weights; the loss is T times their sum (nothing to multiply at T = 1). The
+    weighted teacher is kept negated, -sigma w~ p, and the log-ratio as log q - log p, so that
     the loss is their dot product and G one fused update. ``exact_zeros``: mask the classes with
     p = 0 (needed only where a weight or a log-probability is infinite; see :func:`loss`).
     """
+    t = options.temperature
     sigma = 1.0 if scale is None else scale
-    log_q = torch.log_softmax(s, -1)  # log q
-    log_p = torch.log_softmax(z, -1)  # log p
+    if t != 1 or options.normalize:
+        sigma = sigma * options.factor / t
+    log_q = torch.log_softmax(s if t == 1 else s / t, -1)  # log q = log softmax(s / T)
+    log_p = torch.log_softmax(z if t == 1 else z / t, -1)  # log p = log softmax(z / T)
     p = log_p.exp()  # p
-    if options.beta == math.inf:
-        neg_wp = p * (-sigma * options.offset)  # -sigma w p = -sigma k p
-    else:
-        # -sigma w p = ((-sigma / beta) m - sigma k) p, with m = z'_y - z' formed first; in m's buffer
-        neg_wp = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)
-        neg_wp.mul_(-sigma / options.beta).sub_(sigma * options.offset).mul_(p)
+    neg_wp = _neg_weighted(z_m, y, p, options, sigma)  # -sigma w~ p, margin from the raw z'
     d = torch.sub(log_q, log_p, out=log_p)  # log q - log p, in log p's buffer
     if exact_zeros:
         massless = p == 0  # classes that add nothing, whatever their weight (inf * 0 is NaN)
@@ -55,12 +93,14 @@ def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
         rows = ignored.unsqueeze(-1)
         neg_wp.masked_fill_(rows, 0.0)  # an ignored row weighs nothing
         d.masked_fill_(rows, 0.0)  # and its logits, whatever they hold, reach no sum
-    neg_w = neg_wp.sum(-1, keepdim=True)  # -sigma W = sum_c -sigma w p
-    # sigma L_i = sum_c (-sigma w p)(log q - log p), or their sum in one dot product
+    neg_w = neg_wp.sum(-1, keepdim=True)  # -sigma W~ = sum_c -sigma w~ p
+    # scale L_i / T = sum_c (-sigma w~ p)(log q - log p), or their sum in one dot product
     out = d.mul_(neg_wp).sum(-1) if scale is None else torch.dot(neg_wp.view(-1), d.view(-1))
+    if t != 1:
+        out = out.mul_(t)  # scale L_i
     if not need_grad:
         return out, None, None
-    grad = neg_wp.addcmul_(log_q.exp_(), neg_w, value=-1)  # sigma G = q sigma W - sigma w p
+    grad = neg_wp.addcmul_(log_q.exp_(), neg_w, value=-1)  # sigma G = q sigma W~ - sigma w~ p
     if ignored is not None:
         grad.masked_fill_(ignored.unsqueeze(-1), 0.0)
     return out, grad, neg_w
@@ -81,30 +121,38 @@ class FusedLoss(torch.autograd.Function):
             # their limit, 0 (on the CPU this read of one number waits for nothing)
             out, grad, neg_w = _forward(*args, exact_zeros=True)
         ctx.per_row = scale is None
-        ctx.save_for_backward(s, grad, neg_w)
+        ctx.temperature = options.temperature
+        ctx.save_for_backward(s, grad, neg_w, ignored)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        s, grad, neg_w = ctx.saved_tensors
+        s, grad, neg_w, ignored = ctx.saved_tensors
         factor = grad_out.unsqueeze(-1) if ctx.per_row else grad_out  # g_i per row, or one g
         if torch.is_grad_enabled():
-            # a graph of the gradient: q differentiable in s; -w p = G - q W, a constant
-            q = torch.softmax(s, -1)
+            # a graph of the gradient: q = softmax(s / T) differentiable in s; -w~ p = G - q W~, a
+            # constant; an ignored row's logits, whatever they hold, reach no softmax
+            x = s if ignored is None else s.masked_fill(ignored.unsqueeze(-1), 0.0)
+            t = ctx.temperature
+            q = torch.softmax(x if t == 1 else x / t, -1)
             neg_wp = grad + q.detach() * neg_w
             return (neg_wp - q * neg_w) * factor, None, None, None, None, None, None
-        if not ctx.per_row and grad_out.is_cpu and grad_out.item() == 1.0:  # loss.backward(): G (a CPU read)
+        if not ctx.per_row and grad_out.is_cpu and grad_out.item() == 1.0 and not graph_kept():
+            # loss.backward(): G itself (a CPU read), the saved buffer handed out only when the graph
+            # is freed after this call; a kept graph needs it unchanged for the next backward
             return grad, None, None, None, None, None, None
-        return grad * factor, None, None, None, None, None, None  # dL/ds = G g
+        return grad * factor, None, None, None, None, None, None  # dL/ds = G g, a new tensor
 
 
 def loss(input, target, logits_t, label, options, kept):
     """The loss on checked arguments, on the CPU in eager mode; ``kept``: the number of rows not
-    ignored, counted on the host by :func:`klloss._checks.check_labels`."""
+    ignored, counted on the host by :func:`klloss._checks.check_labels`. Computed in float32, or
+    float64 if any argument is (:func:`klloss.reference.compute_dtype`); the gradient reaches
+    ``input`` in its own dtype (through the ``to`` outside the Function)."""
     c = input.shape[-1]
-    dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+    dtype = _compute_dtype(input, target, logits_t)
     s, z = _rows(input, c, dtype), _rows(target.detach(), c, dtype)
-    z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)
+    z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)  # raw: never scaled by 1/T
     y = label if label.dim() == 1 else label.reshape(-1)
     y = y if y.dtype == torch.int64 else y.long()
     ignored = None

@@ -71,8 +71,6 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
     if count is not None:  # sum_i L_i / count: the global batch's mean
         options = dataclasses.replace(options, reduction="sum")
     path = _path(logits_t, input, target, label, impl)
-    if path == "fused" and not options.plain:
-        path = "reference"  # the fused form computes the article's loss only, for now
     if path == "fused" and kept is not None:
         out = _fused.loss(input, target, logits_t, label, options, kept)
     elif path == "triton":
