@@ -14,6 +14,8 @@ __all__ = ["EPS", "as_tensors", "batches", "float32_bound", "gradient_scale", "l
 
 EPS = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 """The unit roundoff of each dtype."""
+SMALLEST_SUBNORMAL = {2.0**-24: 2.0**-149, 2.0**-53: 2.0**-1074}
+"""The spacing of each dtype's numbers below its normal range, by its unit roundoff."""
 
 
 def as_tensors(batch, dtype=torch.float64, requires_grad=False):
@@ -42,6 +44,12 @@ def float32_bound(parts, beta, offset, n_kept, eps):
 
     with d = log p - log q, plus the roundings of the sums (one eps per term added, N C terms at
     most); divided by the rows kept. Nothing here grows with a constant added to the logits.
+
+    Below the dtype's normal range (p = e^-92 is subnormal in float32) a product is rounded to an
+    absolute spacing, the smallest subnormal number, not to a relative one, and the factors it
+    is multiplied by afterwards carry that error: per class, a few of those spacings times
+    (1 + |w_c|)(1 + |d_c|). No computation in that dtype does better: its result itself is
+    rounded to that spacing.
     """
     p, log_p, log_q, w, m = (parts[k] for k in ("target_prob", "log_target", "log_input", "weight", "margin"))
     c = p.shape[1]
@@ -51,7 +59,9 @@ def float32_bound(parts, beta, offset, n_kept, eps):
         d = np.abs(log_p - log_q)
         term = np.where(p > 0, 8 * size * (1 + d) * (2 + np.abs(log_p) + np.abs(log_q) + math.log(c)), 0.0)
         sums = np.where(p > 0, np.abs(parts["weighted"]), 0.0) * p.size
-    return eps * float(term.sum() + sums.sum()) / max(n_kept, 1)
+        tiny = SMALLEST_SUBNORMAL[eps]
+        floor = np.where(p > 0, 4 * tiny * (1 + np.abs(w)) * (1 + d), 0.0)
+    return (eps * float(term.sum() + sums.sum()) + float(floor.sum())) / max(n_kept, 1)
 
 
 # Two warnings that torch raises inside torch.compile itself (seen with torch 2.13), which our
