@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 import klloss
-from klloss import linear
+from klloss import _triton, linear
 
 IGNORE = -100
 F64 = torch.float64
@@ -190,11 +190,24 @@ def test_value_and_the_three_gradients_are_the_full_logit_ones(options, dtype):
         assert not torch.isclose(want[0], full_logits(x)[0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["auto", "reference"])
+TRITON = pytest.mark.skipif(
+    not _triton.available("cuda" if torch.cuda.is_available() else "cpu"),
+    reason="Triton is not available here (on a CPU it runs in its interpreter, TRITON_INTERPRET=1)",
+)
+
+
+@pytest.mark.parametrize("impl", ["auto", "reference", pytest.param("triton", marks=TRITON)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_each_inner_form_and_without_biases(impl, bias):
-    x = make(seed=7, bias=bias, dtype=torch.float32)
-    assert_within(x, chunked(x, chunk_size=3, impl=impl), full_logits(x), UNIT[torch.float32])
+    # auto: the fused form on the CPU; triton: the kernels (in Triton's interpreter without a GPU)
+    device = "cuda" if impl == "triton" and torch.cuda.is_available() else "cpu"
+    x = {
+        k: None if v is None else v.to(device)
+        for k, v in make(seed=7, bias=bias, dtype=torch.float32).items()
+    }
+    loss, grads = chunked(x, chunk_size=3, impl=impl)
+    x = {k: None if v is None else v.cpu() for k, v in x.items()}
+    assert_within(x, (loss.cpu(), [g.cpu() for g in grads]), full_logits(x), UNIT[torch.float32])
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 15, 1000])
