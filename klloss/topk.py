@@ -210,7 +210,7 @@ def _rows(s, idx, logp, label_logp, y, options, tail):
     in_top = (idx == y.unsqueeze(-1)).any(-1, keepdim=True)  # y among the top K
     cols = torch.cat([idx.long(), y.unsqueeze(-1)], -1)  # S = top K, then y: (N, K + 1)
     ell = torch.cat([logp, torch.where(in_top, NEG_INF, label_logp.unsqueeze(-1))], -1)  # log p_c; y once
-    live = ell > NEG_INF  # p_c > 0
+    live = ell != NEG_INF  # p_c > 0 (or NaN: an undefined teacher gives NaN)
     log_q_all = F.log_softmax(s if t == 1 else s / t, -1)  # log q = log softmax(s / T), all V classes
     log_q = log_q_all.gather(-1, cols)  # log q_c, c in S
     w = torch.where(live, _weight(label_logp.unsqueeze(-1) - ell, options), 0.0)  # w~_c, m_c = l_y - l_c

@@ -390,6 +390,22 @@ def test_ignored_rows_count_for_nothing_whatever_the_store_holds():
         assert torch.equal(got_grad, grad)
 
 
+@pytest.mark.parametrize("where", ["topk_logprobs", "label_logprob", "student_logits"])
+@pytest.mark.parametrize("tail", ["renormalize", "bucket"])
+def test_an_undefined_input_in_a_kept_row_gives_nan(tail, where):
+    s, z, y = make(seed=35, ignored=False)
+    store = klloss.topk_store(z, y, k=4)
+    s, logprobs, label_logprob = s.clone(), store.logprobs.clone(), store.label_logprob.clone()
+    {"topk_logprobs": logprobs[2], "label_logprob": label_logprob[2:3], "student_logits": s[2]}[where][0] = (
+        math.nan
+    )
+    rows = klloss.margin_kd_loss_topk(
+        s, store.indices, logprobs, label_logprob, y, tail=tail, reduction="none"
+    )
+    assert rows[2].isnan()
+    assert torch.all(torch.isfinite(rows[torch.arange(6) != 2]))
+
+
 @pytest.mark.parametrize("tail", ["renormalize", "bucket"])
 def test_reductions_and_num_items_in_batch(tail):
     s, z, y = make(seed=33)
