@@ -3,6 +3,10 @@
 * :func:`margin_kd_loss` / :class:`MarginKDLoss` -- for training: the student's logits first,
   the settings distillers use (temperature, normalisation, a global count), wrong orders refused
   (:mod:`klloss.distill`);
+* :func:`margin_kd_loss_from_hidden` / :class:`MarginKDLossFromHidden` -- the same loss from
+  hidden states and an output layer, chunk by chunk, without the (N, V) logits
+  (:mod:`klloss.linear`); :func:`margin_kd_loss_topk` -- from a stored top-k teacher, which
+  :func:`topk_store` builds (:mod:`klloss.topk`);
 * :func:`klloss_v2` / :class:`KLLossV2` -- the same loss in the article's argument order (both
   reach one dispatch point to the fastest correct form: :mod:`klloss.loss`);
 * :func:`klloss_v2_reference` -- the readable plain-torch form, the spine (:mod:`klloss.reference`);
@@ -23,15 +27,20 @@ _NEEDS_TORCH = (
     "ARTICLE_OFFSET",
     "KLLossV2",
     "MarginKDLoss",
+    "MarginKDLossFromHidden",
     "Options",
     "Parts",
+    "TopKStore",
     "Trace",
     "klloss_v2",
     "klloss_v2_published",
     "klloss_v2_reference",
     "margin",
     "margin_kd_loss",
+    "margin_kd_loss_from_hidden",
+    "margin_kd_loss_topk",
     "negative_weight_share",
+    "topk_store",
     "trace",
     "weight",
 )
@@ -45,10 +54,12 @@ except ModuleNotFoundError as error:
 else:
     from .diagnostics import negative_weight_share
     from .distill import MarginKDLoss, Parts, margin_kd_loss
+    from .linear import MarginKDLossFromHidden, margin_kd_loss_from_hidden
     from .loss import KLLossV2, klloss_v2
     from .options import ARTICLE_OFFSET, Options
     from .published import klloss_v2_published
     from .reference import klloss_v2_reference, margin, weight
+    from .topk import TopKStore, margin_kd_loss_topk, topk_store
     from .trace import Trace, trace
 
 
@@ -67,8 +78,10 @@ __all__ = [
     "ARTICLE_OFFSET",
     "KLLossV2",
     "MarginKDLoss",
+    "MarginKDLossFromHidden",
     "Options",
     "Parts",
+    "TopKStore",
     "Trace",
     "data",
     "klloss_v2",
@@ -76,8 +89,11 @@ __all__ = [
     "klloss_v2_reference",
     "margin",
     "margin_kd_loss",
+    "margin_kd_loss_from_hidden",
+    "margin_kd_loss_topk",
     "negative_weight_share",
     "oracle",
+    "topk_store",
     "trace",
     "weight",
 ]

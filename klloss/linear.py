@@ -1,0 +1,365 @@
+r"""The loss from hidden states: :func:`margin_kd_loss_from_hidden` and :class:`MarginKDLossFromHidden`.
+
+A language model's last layer turns hidden states :math:`h` (N, H) into logits
+:math:`s = h W^\top + b` over a vocabulary of V classes; at N = 8192 positions and V = 128k,
+one (N, V) float32 tensor is 4 GiB, and the loss needs several. This entry point never holds
+them: it walks over the rows in chunks, and for each chunk
+
+1. forms both chunks of logits in float32 (float64 if an argument is), :math:`s = hW^\top + b`
+   and :math:`z = h_t W_t^\top + b_t`, never rounded to the inputs' bfloat16;
+2. computes the chunk's loss and :math:`G = \partial L / \partial s` (C x V) with the library's
+   own forms (:func:`klloss.loss._loss`: the CPU fused form or Triton where they apply, else the
+   reference under autograd);
+3. turns G at once into the gradients of the inputs: :math:`\partial L/\partial h = G W`,
+   :math:`\partial L/\partial W \mathrel{+}= G^\top h`, :math:`\partial L/\partial b \mathrel{+}= \sum_i G_i`.
+
+Only the gradients are kept for the backward pass, which multiplies them by the upstream gradient.
+Memory: one chunk's logits and gradient (a few C x V tensors), plus float32 copies of bfloat16
+weights and a float32 accumulator for :math:`\partial L/\partial W` (V x H each). The loss is
+the same as :func:`klloss.margin_kd_loss` on the full logits (``tests/test_linear.py`` checks the
+value and the three gradients against it, with the error model stated there). The teacher gets
+no gradient. Plain eager mode only: ``torch.compile`` and ``torch.func`` are not supported here.
+Explained in ``docs/training.md``.
+"""
+
+import dataclasses
+import numbers
+
+import torch
+from torch import nn
+
+from . import _checks, distill, loss, reference
+from .options import ARTICLE_OFFSET, Options
+
+CALL = "margin_kd_loss_from_hidden(student_hidden, student_weight, teacher_hidden, teacher_weight, labels)"
+VOCAB = ("equal", "truncate")
+"""The values of ``vocab``: the two vocabularies must be equal, or the teacher's is cut to the
+student's first V classes."""
+
+
+def _check_matrix(name, x, rows=None, cols=None):
+    """``x`` a float tensor of shape (rows, cols) (None: any)."""
+    _checks._check_logits(name, x)
+    if x.dim() != 2 or (rows is not None and x.shape[0] != rows) or (cols is not None and x.shape[1] != cols):
+        want = f"({'V' if rows is None else rows}, {'H' if cols is None else cols})"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
+
+
+def _check_bias(name, bias, v, device):
+    if bias is None:
+        return
+    _checks._check_logits(name, bias)
+    if bias.shape != (v,):
+        raise ValueError(f"{name} must have shape ({v},), one number per class, got {tuple(bias.shape)}")
+    if bias.device != device:
+        raise ValueError(f"{name} must be on the same device as student_hidden ({device}), got {bias.device}")
+
+
+def _check_vocab(vocab, v_s, v_t):
+    """The number of teacher classes used: V_s, when the vocabularies match or ``vocab`` allows a cut."""
+    if vocab not in VOCAB:
+        raise ValueError(f"vocab must be one of {', '.join(map(repr, VOCAB))}, got {vocab!r}")
+    if v_t == v_s:
+        return v_s
+    if vocab == "truncate" and v_t > v_s:
+        return v_s  # the teacher's first V_s classes; p renormalised over them
+    raise ValueError(
+        f"teacher_weight has {v_t} classes (rows) and student_weight {v_s}: the vocabularies differ. "
+        + (
+            "vocab='truncate' uses the teacher's first V_s classes, when the student's vocabulary is "
+            "a prefix of the teacher's; nothing is padded"
+            if v_t > v_s
+            else "A teacher with fewer classes than the student cannot be cut to it; nothing is padded"
+        )
+    )
+
+
+def _check_tensors(h, w, b, h_t, w_t, b_t, y):
+    """Shapes, dtypes and devices of every tensor argument; values unread."""
+    _checks._check_logits("student_hidden", h)
+    _check_matrix("student_weight", w, cols=h.shape[-1])
+    _checks._check_logits("teacher_hidden", h_t)
+    if h_t.shape[:-1] != h.shape[:-1]:
+        raise ValueError(
+            f"teacher_hidden must have the leading shape of student_hidden {tuple(h.shape[:-1])}, "
+            f"got {tuple(h_t.shape)}"
+        )
+    _check_matrix("teacher_weight", w_t, cols=h_t.shape[-1])
+    for name, x in (("student_weight", w), ("teacher_hidden", h_t), ("teacher_weight", w_t)):
+        if x.device != h.device:
+            raise ValueError(
+                f"{name} must be on the same device as student_hidden ({h.device}), got {x.device}"
+            )
+    _check_bias("student_bias", b, w.shape[0], h.device)
+    _check_bias("teacher_bias", b_t, w_t.shape[0], h.device)
+    if w.shape[0] == 0:
+        raise ValueError("student_weight must have at least one class (row), got shape (0, H)")
+    _check_labels(y, h)
+
+
+def _check_labels(y, h):
+    if not isinstance(y, torch.Tensor) or y.dtype not in _checks._INTEGERS:
+        raise TypeError(f"labels must be a tensor of integers, got {getattr(y, 'dtype', type(y).__name__)}")
+    if y.shape != h.shape[:-1]:
+        raise ValueError(
+            f"labels must have shape student_hidden.shape[:-1] = {tuple(h.shape[:-1])}, got {tuple(y.shape)}"
+        )
+    if y.device != h.device:
+        raise ValueError(f"labels must be on the same device as student_hidden ({h.device}), got {y.device}")
+
+
+def _check_roles(students, teachers):
+    """Refuse a swapped call (:func:`klloss._checks.check_roles`): a teacher tensor that requires
+    grad while none of the student's does, or the student's hidden states passed as the teacher's.
+    A weight both sides share (the same ``lm_head``) is allowed: the teacher's side is detached."""
+    students = [(n, t) for n, t in students if t is not None]
+    trained = [(n, t) for n, t in students if t.requires_grad]
+    shared = [t for _, t in students[1:]]
+    teachers = [(n, t) for n, t in teachers if t is not None and not any(t is s for s in shared)]
+    with torch.no_grad():  # here only the identity check: the hidden states are never one tensor
+        _checks.check_roles(students[0], teachers[:1], CALL)
+    _checks.check_roles((trained or students)[0], tuple(teachers), CALL)
+
+
+def _check_chunk_size(chunk_size):
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise TypeError(f"chunk_size must be a positive integer, got {type(chunk_size).__name__}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    return int(chunk_size)
+
+
+def _chunk_form(options, impl):
+    """(options, impl, sigma) for one chunk's sum: where the extensions reduce to a constant factor
+    (T = 1, no clamp), the article's loss (which every form computes) times sigma = f; else the
+    reference with every option (the fused and Triton forms compute the article's loss only)."""
+    chunk = dataclasses.replace(options, reduction="sum", normalize=False)
+    if chunk.plain:
+        return chunk, impl, options.factor  # sum_i f L_i = f sum_i L_i (f = 1/k with normalize)
+    return dataclasses.replace(options, reduction="sum"), "reference", 1.0
+
+
+def _chunk_loss(s, z, y, options, impl, need_grad):
+    """(sum_i L_i, dL/ds or None) of one chunk of checked (C, V) logits, by the library's forms."""
+    if not need_grad:
+        return loss._loss(z, s, z, y, options, impl), None
+    with torch.enable_grad():  # the forward of an autograd.Function runs without it
+        s = s.detach().requires_grad_(True)
+        total = loss._loss(z, s, z, y, options, impl)  # sum_i L_i
+        (grad,) = torch.autograd.grad(total, s)  # G = d sum_i L_i / ds, (C, V)
+    return total.detach(), grad
+
+
+def _logits(h, w, b):
+    """h W^T + b, in the dtype of ``w`` (the compute dtype); ``b`` may be None."""
+    return h @ w.T if b is None else torch.addmm(b, h, w.T)
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """The arguments as the chunk loop uses them: (N, H) rows and weights in the compute dtype."""
+
+    h: torch.Tensor  # (N, H_s), any float dtype
+    w: torch.Tensor  # (V, H_s), compute dtype
+    b: torch.Tensor | None  # (V,), compute dtype
+    h_t: torch.Tensor  # (N, H_t)
+    w_t: torch.Tensor  # (V, H_t), compute dtype, the first V classes when cut
+    b_t: torch.Tensor | None
+    y: torch.Tensor  # (N,)
+
+
+def _forward(x, options, impl, chunk_size, count, needs):
+    """(loss, dL/dh, dL/dW, dL/db) over every chunk of rows of ``x`` (:class:`_Inputs`): the loss
+    ``sum_i L_i / count`` (``count`` None: the sum), each gradient where ``needs`` asks, else None."""
+    chunk_options, impl, factor = _chunk_form(options, impl)
+    dtype, device = x.w.dtype, x.h.device
+    need_h, need_w, need_b = needs
+    grad_h = torch.zeros_like(x.h) if need_h else None  # dL/dh, (N, H_s), in the hidden states' dtype
+    grad_w = torch.zeros_like(x.w) if need_w else None  # dL/dW, (V, H_s), accumulated in the compute dtype
+    grad_b = torch.zeros(x.w.shape[0], dtype=dtype, device=device) if need_b else None  # dL/db, (V,)
+    total = torch.zeros((), dtype=dtype, device=device)
+    for start in range(0, x.h.shape[0], chunk_size):
+        rows = slice(start, start + chunk_size)
+        y, h, h_t = x.y[rows], x.h[rows].to(dtype), x.h_t[rows].to(dtype)
+        if options.ignore_index is not None:
+            kept = (y != options.ignore_index).unsqueeze(-1)  # label != ignore_index
+            h = torch.where(kept, h, 0.0)  # an ignored row's hidden states reach no sum
+            h_t = torch.where(kept, h_t, 0.0)
+        s = _logits(h, x.w, x.b)  # s = h W^T + b, (C, V), never rounded to bfloat16
+        z = _logits(h_t, x.w_t, x.b_t)  # z = h_t W_t^T + b_t
+        part, g = _chunk_loss(s, z, y, chunk_options, impl, any(needs))
+        total += part  # sum_i L_i over the chunks so far
+        if g is None:
+            continue
+        g = g * factor if count is None else g * factor / count  # G = dL/ds of this chunk's rows
+        if need_h:
+            grad_h[rows] = g @ x.w  # dL/dh = G W
+        if need_w:
+            grad_w.addmm_(g.T, h)  # dL/dW += G^T h
+        if need_b:
+            grad_b += g.sum(0)  # dL/db += sum_i G_i
+    total = total * factor if count is None else total * factor / count  # L = f sum_i L_i / count
+    return total, grad_h, grad_w, grad_b
+
+
+class _FromHidden(torch.autograd.Function):
+    """``apply(h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, grad_enabled)``: the
+    loss of checked arguments, its gradients computed in the forward pass (where grad mode was on
+    at the call and the input requires grad) and kept; no graph of them (no double backward)."""
+
+    @staticmethod
+    def forward(ctx, h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, grad_enabled):
+        dtype = reference.compute_dtype(*(x for x in (h, w, b, h_t, w_t, b_t) if x is not None))
+        as_dtype = lambda x: None if x is None else x.to(dtype)  # noqa: E731  (no copy if it already is)
+        x = _Inputs(
+            h.reshape(-1, h.shape[-1]), as_dtype(w), as_dtype(b),
+            h_t.reshape(-1, h_t.shape[-1]), as_dtype(w_t), as_dtype(b_t), y.reshape(-1),
+        )  # fmt: skip
+        wanted = ctx.needs_input_grad  # True for an input that requires grad, even under no_grad
+        needs = (
+            grad_enabled and wanted[0],
+            grad_enabled and wanted[1],
+            grad_enabled and b is not None and wanted[2],
+        )
+        out, grad_h, grad_w, grad_b = _forward(x, options, impl, chunk_size, count, needs)
+        grad_h = None if grad_h is None else grad_h.reshape(h.shape)
+        grad_w = None if grad_w is None else grad_w.to(w.dtype)
+        grad_b = None if grad_b is None else grad_b.to(b.dtype)
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        scaled = [None if g is None else g * grad_out for g in ctx.saved_tensors]  # dL/dx times the upstream
+        return scaled[0], scaled[1], scaled[2], *([None] * 9)
+
+
+def _compute(h, w, h_t, w_t, y, b, b_t, options, impl, chunk_size, vocab, num_items_in_batch):
+    """Check every argument, then the chunked loss."""
+    if options.reduction == "none":
+        raise ValueError(
+            "reduction must be 'batchmean' or 'sum' here, got 'none': the gradients are computed "
+            "in the forward pass, for one number"
+        )
+    count = distill.check_count(num_items_in_batch, options.reduction)
+    impl = loss.check_impl(impl)
+    chunk_size = _check_chunk_size(chunk_size)
+    _check_tensors(h, w, b, h_t, w_t, b_t, y)
+    _check_roles(
+        (("student_hidden", h), ("student_weight", w), ("student_bias", b)),
+        (("teacher_hidden", h_t), ("teacher_weight", w_t), ("teacher_bias", b_t)),
+    )
+    v = _check_vocab(vocab, w.shape[0], w_t.shape[0])
+    w_t, b_t = w_t[:v], None if b_t is None else b_t[:v]  # the teacher's first V classes (all, when equal)
+    _checks.check_labels(y, v, options)
+    if options.reduction == "batchmean" and count is None:
+        count = reference.rows_kept(y, options.ignore_index).sum().clamp(min=1)  # N', on the device
+    grad_enabled = torch.is_grad_enabled()  # off in the forward of an autograd.Function: read it here
+    return _FromHidden.apply(h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, grad_enabled)
+
+
+def margin_kd_loss_from_hidden(
+    student_hidden,
+    student_weight,
+    teacher_hidden,
+    teacher_weight,
+    labels,
+    *,
+    student_bias=None,
+    teacher_bias=None,
+    chunk_size=1024,
+    vocab="equal",
+    margin_scale=distill.ARTICLE_BETA,
+    offset=ARTICLE_OFFSET,
+    temperature=1.0,
+    normalize=True,
+    clamp=False,
+    reduction="batchmean",
+    ignore_index=-100,
+    num_items_in_batch=None,
+    impl="auto",
+):
+    r""":func:`klloss.margin_kd_loss` of the logits :math:`s = hW^\top + b` and
+    :math:`z = h_t W_t^\top + b_t`, computed chunk by chunk without the (N, V) logits (module
+    docstring); the value is the same, up to rounding.
+
+    * ``student_hidden`` -- :math:`h`, (..., H_s), any float dtype; ``student_weight`` --
+      :math:`W`, (V, H_s) (an ``lm_head.weight``); ``student_bias`` -- :math:`b`, (V,) or None.
+      These three get gradients;
+    * ``teacher_hidden`` -- :math:`h_t`, (..., H_t), the same leading shape; ``teacher_weight``
+      -- :math:`W_t`, (V_t, H_t); ``teacher_bias`` -- (V_t,) or None. Detached;
+    * ``labels`` -- :math:`y`, integers of shape ``student_hidden.shape[:-1]``, in [0, V) or
+      ``ignore_index``;
+    * ``chunk_size`` -- rows per chunk: the memory is about a few ``chunk_size x V`` float32
+      tensors;
+    * ``vocab`` -- ``"equal"`` (V_t must equal V, else ``ValueError``) or ``"truncate"`` (V_t > V:
+      the teacher's first V classes, :math:`p` renormalised over them; nothing is ever padded);
+    * ``margin_scale``, ``offset``, ``temperature``, ``normalize``, ``clamp``, ``ignore_index``,
+      ``num_items_in_batch``, ``impl`` -- as in :func:`klloss.margin_kd_loss`; ``reduction`` --
+      ``"batchmean"`` or ``"sum"`` (the gradient is computed in the forward pass, for one number).
+
+    The logits are formed in float32 (float64 if any argument is) from inputs of any float dtype;
+    the gradients come back in each input's dtype. No double backward.
+    """
+    options = loss._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+    args = (student_hidden, student_weight, teacher_hidden, teacher_weight, labels)
+    return _compute(*args, student_bias, teacher_bias, options, impl, chunk_size, vocab, num_items_in_batch)
+
+
+class MarginKDLossFromHidden(nn.Module):
+    r"""``nn.Module`` around :func:`margin_kd_loss_from_hidden`:
+    ``MarginKDLossFromHidden(chunk_size=1024)(h, lm_head.weight, h_t, teacher_head.weight, labels)``.
+
+    The options are one :class:`klloss.Options` (``self.options``, ``beta`` the margin scale).
+    ``forward`` takes the biases and ``num_items_in_batch`` per call.
+    """
+
+    def __init__(
+        self,
+        *,
+        chunk_size=1024,
+        vocab="equal",
+        margin_scale=distill.ARTICLE_BETA,
+        offset=ARTICLE_OFFSET,
+        temperature=1.0,
+        normalize=True,
+        clamp=False,
+        reduction="batchmean",
+        ignore_index=-100,
+        impl="auto",
+    ):
+        super().__init__()
+        self.options = Options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+        if reduction == "none":
+            raise ValueError("reduction must be 'batchmean' or 'sum' here, got 'none'")
+        if vocab not in VOCAB:
+            raise ValueError(f"vocab must be one of {', '.join(map(repr, VOCAB))}, got {vocab!r}")
+        self.chunk_size, self.vocab = _check_chunk_size(chunk_size), vocab
+        self.impl = loss.check_impl(impl)
+
+    def forward(
+        self,
+        student_hidden,
+        student_weight,
+        teacher_hidden,
+        teacher_weight,
+        labels,
+        *,
+        student_bias=None,
+        teacher_bias=None,
+        num_items_in_batch=None,
+    ):
+        """The loss of ``student_hidden`` (h) and ``student_weight`` (W) against the teacher's."""
+        args = (student_hidden, student_weight, teacher_hidden, teacher_weight, labels, student_bias)
+        rest = (self.options, self.impl, self.chunk_size, self.vocab, num_items_in_batch)
+        return _compute(*args, teacher_bias, *rest)
+
+    def extra_repr(self):
+        o = self.options
+        return (
+            f"chunk_size={self.chunk_size}, vocab={self.vocab!r}, margin_scale={o.beta}, offset={o.offset}, "
+            f"temperature={o.temperature}, normalize={o.normalize}, clamp={o.clamp}, "
+            f"reduction={o.reduction!r}, ignore_index={o.ignore_index}"
+            + ("" if self.impl == "auto" else f", impl={self.impl!r}")
+        )
