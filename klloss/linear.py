@@ -129,16 +129,6 @@ def _check_chunk_size(chunk_size):
     return int(chunk_size)
 
 
-def _chunk_form(options, impl):
-    """(options, impl, sigma) for one chunk's sum: where the extensions reduce to a constant factor
-    (T = 1, no clamp), the article's loss (which every form computes) times sigma = f; else the
-    reference with every option (the fused and Triton forms compute the article's loss only)."""
-    chunk = dataclasses.replace(options, reduction="sum", normalize=False)
-    if chunk.plain:
-        return chunk, impl, options.factor  # sum_i f L_i = f sum_i L_i (f = 1/k with normalize)
-    return dataclasses.replace(options, reduction="sum"), "reference", 1.0
-
-
 def _chunk_loss(s, z, y, options, impl, need_grad):
     """(sum_i L_i, dL/ds or None) of one chunk of checked (C, V) logits, by the library's forms."""
     if not need_grad:
@@ -171,7 +161,7 @@ class _Inputs:
 def _forward(x, options, impl, chunk_size, count, needs):
     """(loss, dL/dh, dL/dW, dL/db) over every chunk of rows of ``x`` (:class:`_Inputs`): the loss
     ``sum_i L_i / count`` (``count`` None: the sum), each gradient where ``needs`` asks, else None."""
-    chunk_options, impl, factor = _chunk_form(options, impl)
+    chunk_options = dataclasses.replace(options, reduction="sum")  # every form computes every option
     dtype, device = x.w.dtype, x.h.device
     need_h, need_w, need_b = needs
     grad_h = torch.zeros_like(x.h) if need_h else None  # dL/dh, (N, H_s), in the hidden states' dtype
@@ -191,14 +181,14 @@ def _forward(x, options, impl, chunk_size, count, needs):
         total += part  # sum_i L_i over the chunks so far
         if g is None:
             continue
-        g = g * factor if count is None else g * factor / count  # G = dL/ds of this chunk's rows
+        g = g if count is None else g / count  # G = dL/ds of this chunk's rows
         if need_h:
             grad_h[rows] = g @ x.w  # dL/dh = G W
         if need_w:
             grad_w.addmm_(g.T, h)  # dL/dW += G^T h
         if need_b:
             grad_b += g.sum(0)  # dL/db += sum_i G_i
-    total = total * factor if count is None else total * factor / count  # L = f sum_i L_i / count
+    total = total if count is None else total / count  # L = sum_i L_i / count
     return total, grad_h, grad_w, grad_b
 
 
