@@ -321,7 +321,7 @@ ZH = {
         "普通 KD 的温度：p_T = softmax(z / T)，q_T = softmax(s / T)；T 越大，两个分布都越平（笔记本 05）。"
         "原文的 klloss_v2 没有温度；margin_kd_loss 有（我们的扩展：p 和 q 都按温度变平，间隔仍取原始 logits，损失乘以 T²）",
         "",
-        "ef95c7dbc9da",
+        "aab586f3e758",
     ),
     "alpha": ("混合系数", "训练损失的混合系数，(1 − α) CE + α × 蒸馏项（笔记本 05）", "", "40ed574f3743"),
     "F.cross_entropy": ("交叉熵", "与硬标签的交叉熵，−(1/N) Σ_i log q_i,y_i", "", "b651195bd710"),

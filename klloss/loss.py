@@ -71,6 +71,11 @@ def _loss(logits_t, input, target, label, options, impl, count=None):
     if count is not None:  # sum_i L_i / count: the global batch's mean
         options = dataclasses.replace(options, reduction="sum")
     path = _path(logits_t, input, target, label, impl)
+    if path == "fused" and any(_checks.is_transformed(x) for x in (logits_t, input, target, label)):
+        raise ValueError(
+            "impl='fused' cannot run under a torch.func transform (its autograd.Function has no rules "
+            "for one): use impl='auto', which picks the reference there, or impl='reference'"
+        )
     if path == "fused" and kept is not None:
         out = _fused.loss(input, target, logits_t, label, options, kept)
     elif path == "triton":

@@ -224,9 +224,19 @@ def test_vmap_over_labels_too():
     assert expected[2] != 0  # a batch of labels with other rows ignored
 
 
-FUSED_UNDER_FUNC = pytest.mark.xfail(strict=True, reason="fused: fixed in branch fused")
-"""The fused autograd.Function has no torch.func rules yet: forced under a transform, it fails."""
-IMPLS_UNDER_FUNC = ["auto", "reference", pytest.param("fused", marks=FUSED_UNDER_FUNC)]
+IMPLS_UNDER_FUNC = ["auto", "reference"]
+"""The forms a transform may run: "auto" picks the reference under one; "fused" refuses, below."""
+
+
+@pytest.mark.parametrize("transform", [torch.func.grad, torch.func.vmap])
+def test_the_fused_form_forced_under_a_transform_is_refused_by_name(transform):
+    # its autograd.Function has no torch.func rules: an error that says what to use, not a crash
+    z, s, y = _batch(5)
+    f = lambda t: klloss.klloss_v2(t, s, z, y, 1.5, impl="fused")  # noqa: E731
+    with pytest.raises(
+        ValueError, match=r"^impl='fused' cannot run under a torch.func transform.*impl='auto'"
+    ):
+        transform(f)(torch.stack([z, z]) if transform is torch.func.vmap else z)
 
 
 @pytest.mark.parametrize("impl", IMPLS_UNDER_FUNC)
