@@ -231,7 +231,7 @@ print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with
 # %% [markdown] id="the-whole-loss"
 # ## The whole loss, as the library computes it
 #
-# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. Two lines go beyond the article: a row whose label equals `ignore_index` counts for nothing, and a class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight.
+# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. A few lines go beyond the article. A row whose label equals `ignore_index` counts for nothing: its logits are replaced by 0 before any arithmetic, so nothing it holds reaches the loss or the gradient. A class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight. And three extensions of ours, off in the article's call: a temperature $T$ for $p$ and $q$, a clamp of the weights at 0, and the factor $f$ ($T^2$, divided by $k$ when normalised) that multiplies each row; `klloss.margin_kd_loss` (notebook 06) sets them.
 
 # %%
 print("\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss)))
