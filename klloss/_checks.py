@@ -38,8 +38,15 @@ def _check_teachers(logits_t, input, target):
     for name, x in (("target", target), ("logits_t", logits_t)):
         _check_logits(name, x)
         if x.shape != input.shape:
+            vocabulary = x.shape[:-1] == input.shape[:-1] and x.dim() > 0
+            hint = (
+                f"; the vocabularies differ: align them first ({name}[..., :{input.shape[-1]}] where the "
+                "first classes are the same), never by padding"
+                if vocabulary
+                else ""
+            )
             raise ValueError(
-                f"{name} must have the same shape as input {tuple(input.shape)}, got {tuple(x.shape)}"
+                f"{name} must have the same shape as input {tuple(input.shape)}, got {tuple(x.shape)}{hint}"
             )
         if x.device != input.device:
             raise ValueError(f"{name} must be on the same device as input ({input.device}), got {x.device}")
@@ -171,8 +178,8 @@ def check_roles(student, teachers, call):
     for t_name, t in teachers:
         if t is s:
             raise ValueError(
-                f"{t_name} is the same tensor as {name}: the loss would compare the student with "
-                f"itself (0, and no gradient). The order expected is {call}"
+                f"{t_name} is the same tensor as {name}: the student's logits were passed as a "
+                f"teacher's, so the student would be distilled from itself. The order expected is {call}"
             )
     if torch.is_grad_enabled() and not s.requires_grad:
         wrong = [t_name for t_name, t in teachers if t.requires_grad]

@@ -26,15 +26,6 @@ import torch
 
 from .reference import compute_dtype
 
-_keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-
-
-def graph_kept():
-    """Whether the backward running now keeps its graph for another backward (``retain_graph``,
-    ``create_graph``). torch >= 2.5 says so through a private function, the one its own
-    AOTAutograd reads before it reuses a saved buffer; where torch cannot say, assume it does."""
-    return True if _keep_graph is None else _keep_graph()
-
 
 def _compute_dtype(input, target, logits_t):
     """:func:`klloss.reference.compute_dtype`, first checking cheaply for one dtype throughout."""
@@ -137,11 +128,9 @@ class FusedLoss(torch.autograd.Function):
             q = torch.softmax(x if t == 1 else x / t, -1)
             neg_wp = grad + q.detach() * neg_w
             return (neg_wp - q * neg_w) * factor, None, None, None, None, None, None
-        if not ctx.per_row and grad_out.is_cpu and grad_out.item() == 1.0 and not graph_kept():
-            # loss.backward(): G itself (a CPU read), the saved buffer handed out only when the graph
-            # is freed after this call; a kept graph needs it unchanged for the next backward
-            return grad, None, None, None, None, None, None
-        return grad * factor, None, None, None, None, None, None  # dL/ds = G g, a new tensor
+        # dL/ds = G g, always a new tensor: the caller owns what backward returns (it may become
+        # s.grad and be changed in place), and a retained graph needs G unchanged for the next one
+        return grad * factor, None, None, None, None, None, None
 
 
 def loss(input, target, logits_t, label, options, kept):

@@ -20,13 +20,14 @@ gradient accumulation and several processes with ``num_items_in_batch``.
 """
 
 import numbers
+import re
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from . import _checks, loss, reference
-from .options import ARTICLE_OFFSET, Options
+from .options import ARTICLE_OFFSET
 
 ARTICLE_BETA = 1.5
 """The margin scale of the article's worked example, the default ``margin_scale``."""
@@ -80,10 +81,67 @@ def check_count(num_items_in_batch, reduction):
         )
     if not num_items_in_batch > 0:
         raise ValueError(f"num_items_in_batch must be > 0, got {num_items_in_batch}")
+    if num_items_in_batch != int(num_items_in_batch):
+        raise ValueError(
+            f"num_items_in_batch must be a whole number of rows (the labels not equal to ignore_index "
+            f"in the whole batch), got {num_items_in_batch}"
+        )
     return num_items_in_batch
 
 
+STUDENT_FIRST_NAMES = {
+    "beta": "margin_scale",
+    "input": "student_logits",
+    "target": "teacher_logits",
+    "logits_t": "teacher_logits",
+    "label": "labels",
+}
+"""The article's names of the arguments, and this entry point's: its errors use its own."""
+
+
+def _renamed(error):
+    """``error`` again, its message in this entry point's names (its checks are shared with
+    :func:`klloss.klloss_v2`, whose arguments have the article's names)."""
+    words = re.split(r"(\b(?:beta|input|target|logits_t|label)\b)", str(error))
+    text = "".join(STUDENT_FIRST_NAMES.get(w, w) for w in words)
+    return type(error)(
+        text.replace("teacher_logits must have the same shape as teacher_logits", "teacher_logits")
+    )
+
+
+def _options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp):
+    try:
+        return loss._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+    except (TypeError, ValueError) as error:
+        raise _renamed(error) from None
+
+
+def _no_beta(unexpected):
+    """A keyword this entry point does not take; ``beta`` gets a pointer, as a TRL habit."""
+    if "beta" in unexpected:
+        raise TypeError(
+            "margin_kd_loss takes no beta: the article's beta, the scale of the teacher's margins, is "
+            "margin_scale here; TRL's and Liger-Kernel's beta, the mix of a generalised JSD, has no "
+            "counterpart (this loss is a weighted forward KL)"
+        )
+    name = next(iter(unexpected))
+    raise TypeError(f"margin_kd_loss got an unexpected keyword argument {name!r}")
+
+
 def _compute(student_logits, teacher_logits, labels, options, impl, num_items_in_batch, return_parts):
+    try:
+        return _compute_named(
+            student_logits, teacher_logits, labels, options, impl, num_items_in_batch, return_parts
+        )
+    except (TypeError, ValueError) as error:
+        if str(error).startswith(
+            ("student_logits", "teacher_logits", "labels", "num_items_in_batch", "impl")
+        ):
+            raise
+        raise _renamed(error) from None
+
+
+def _compute_named(student_logits, teacher_logits, labels, options, impl, num_items_in_batch, return_parts):
     count = check_count(num_items_in_batch, options.reduction)
     teachers = (("teacher_logits", teacher_logits),)
     _checks.check_roles(("student_logits", student_logits), teachers, loss.STUDENT_FIRST_CALL)
@@ -113,6 +171,7 @@ def margin_kd_loss(
     num_items_in_batch=None,
     return_parts=False,
     impl="auto",
+    **unexpected,
 ):
     r"""klloss_v2 with the student first: :math:`\frac{1}{N'}\sum_i f\sum_c \tilde w_{ic}
     p_{ic}(\log p_{ic} - \log q_{ic})` (module docstring).
@@ -143,7 +202,9 @@ def margin_kd_loss(
     Raises ``ValueError`` when the arguments look swapped: the teacher requires grad while the
     student does not, or the same tensor is passed as both.
     """
-    options = loss._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+    if unexpected:
+        _no_beta(unexpected)
+    options = _options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
     return _compute(student_logits, teacher_logits, labels, options, impl, num_items_in_batch, return_parts)
 
 
@@ -166,9 +227,12 @@ class MarginKDLoss(nn.Module):
         reduction="batchmean",
         ignore_index=-100,
         impl="auto",
+        **unexpected,
     ):
         super().__init__()
-        self.options = Options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+        if unexpected:
+            _no_beta(unexpected)
+        self.options = _options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
         self.impl = loss.check_impl(impl)
 
     def forward(self, student_logits, teacher_logits, labels, *, num_items_in_batch=None, return_parts=False):

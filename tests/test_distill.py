@@ -3,6 +3,7 @@ float64 oracle and, in its limits, against F.kl_div; the count for the batch mea
 the identity; the guards against a wrong order."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -269,7 +270,14 @@ def test_evaluation_and_an_unfrozen_teacher_still_work():
         ({"normalize": 1}, TypeError, "normalize must be True or False, got 1"),
         ({"clamp": None}, TypeError, "clamp must be True or False, got None"),
         ({"offset": 0.0}, ValueError, "offset must be > 0 when normalize=True"),
-        ({"margin_scale": 0.0}, ValueError, "beta must be > 0"),
+        ({"margin_scale": 0.0}, ValueError, "margin_scale must be > 0, got 0.0"),
+        (
+            {"beta": 0.5},
+            TypeError,
+            "margin_kd_loss takes no beta: the article's beta, the scale of the teacher's",
+        ),
+        ({"temprature": 2.0}, TypeError, "margin_kd_loss got an unexpected keyword argument 'temprature'"),
+        ({"num_items_in_batch": 20.5}, ValueError, "num_items_in_batch must be a whole number of rows"),
         ({"num_items_in_batch": 0}, ValueError, "num_items_in_batch must be > 0, got 0"),
         (
             {"num_items_in_batch": True},
@@ -293,6 +301,34 @@ def test_bad_options_are_named(kwargs, error, message):
     student, teacher, y = _batch()
     with pytest.raises(error, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         klloss.margin_kd_loss(student, teacher.detach(), y, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"teacher": torch.zeros(3, 7)},
+            "teacher_logits must have the same shape as student_logits (3, 5), got (3, 7); the vocabularies "
+            "differ: align them first (teacher_logits[..., :5] where the first classes are the same)",
+        ),
+        ({"y": torch.tensor([0, 1])}, "labels must have shape student_logits.shape[:-1] = (3,), got (2,)"),
+        ({"y": None}, "labels must be a torch.Tensor of integers, got NoneType"),
+        ({"y": torch.tensor([0, 1, 9])}, "labels values must lie in [0, C) = [0, 5)"),
+    ],
+)
+def test_errors_use_this_entry_points_names(change, message):
+    # the checks are shared with klloss_v2, whose arguments have the article's names
+    student, teacher, y = _batch()
+    args = {"teacher": teacher.detach(), "y": y, **change}
+    with pytest.raises((TypeError, ValueError), match="^" + re.escape(message)):
+        klloss.margin_kd_loss(student, args["teacher"], args["y"])
+    with pytest.raises((TypeError, ValueError), match="^" + re.escape(message)):
+        klloss.MarginKDLoss()(student, args["teacher"], args["y"])
+
+
+def test_a_module_refuses_beta_with_a_pointer():
+    with pytest.raises(TypeError, match=r"^margin_kd_loss takes no beta.*margin_scale here"):
+        klloss.MarginKDLoss(beta=0.5)
 
 
 def test_options_are_keyword_only():

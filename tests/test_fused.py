@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 
 import klloss
 from course import bench
-from klloss import _fused
 from klloss.options import Options
 
 IGNORE = -100
@@ -398,21 +397,10 @@ def expected_gradient(z, s, y, **ext):
     return g
 
 
-@pytest.fixture(params=["torch says", "torch cannot say"])
-def graph_knowledge(request, monkeypatch):
-    """Both ways the backward learns whether the graph is kept: torch's answer, and none (torch
-    before 2.5, where the fused form assumes the graph is kept and always returns a new tensor)."""
-    if request.param == "torch cannot say":
-        monkeypatch.setattr(_fused, "_keep_graph", None)
-    elif _fused._keep_graph is None:
-        pytest.skip("this torch cannot say whether a graph is kept")
-    return request.param
-
-
 @pytest.mark.parametrize(
     "ext", [{"normalize": False}, {"temperature": 4.0, "clamp": True, "normalize": True}]
 )
-def test_grad_twice_with_retain_graph_after_modifying_the_first_in_place(graph_knowledge, ext):
+def test_grad_twice_with_retain_graph_after_modifying_the_first_in_place(ext):
     z, s, y = plain_call()
     value = loss("fused", s, z, y, 1.5, **ext)
     (first,) = torch.autograd.grad(value, s, retain_graph=True)
@@ -424,7 +412,7 @@ def test_grad_twice_with_retain_graph_after_modifying_the_first_in_place(graph_k
     assert second.abs().max() > 1e-3
 
 
-def test_three_retained_backwards_accumulate_three_gradients(graph_knowledge):
+def test_three_retained_backwards_accumulate_three_gradients():
     z, s, y = plain_call()
     value = loss("fused", s, z, y, 1.5, normalize=False)
     (once,) = torch.autograd.grad(value, s, retain_graph=True)
@@ -435,16 +423,14 @@ def test_three_retained_backwards_accumulate_three_gradients(graph_knowledge):
     assert torch.equal(s.grad, 3 * once + once)
 
 
-def test_a_plain_backward_hands_out_the_saved_gradient_only_when_the_graph_is_freed(graph_knowledge):
-    # without retain_graph the saved G itself becomes s.grad (no multiplication, no copy) where
-    # torch says the graph is freed; with it, or where torch cannot say, a new tensor
+def test_every_backward_returns_a_new_tensor_never_the_saved_gradient():
+    # the saved G is never handed out (issue 25, defect 7): a plain backward multiplies it by the
+    # upstream gradient into a new tensor, with or without retain_graph
     z, s, y = plain_call()
-    multiplications = {}
     for retain in (False, True):
         value = loss("fused", s, z, y, 1.5, normalize=False)
         counts = bench.op_counts(lambda v=value, r=retain: v.backward(retain_graph=r))
-        multiplications[retain] = counts["aten.mul"]
-    assert multiplications == {False: 0 if graph_knowledge == "torch says" else 1, True: 1}
+        assert counts["aten.mul"] == 1, counts
 
 
 # -- undefined rows and ignored rows -----------------------------------------------------------------
