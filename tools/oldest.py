@@ -30,6 +30,7 @@ LEFT_OUT = (
     "test_packaging.py",
     "test_readme.py",
     "test_site.py",
+    "test_student.py",
     "test_translation.py",
     "test_wheel.py",
     # these check what the notebooks and the site use (matplotlib, markdown-it, the explorer page)
