@@ -4,6 +4,7 @@ backward of ``klloss.margin_kd_loss_from_hidden`` and of the logits ``h W^T`` fo
 
     python -m benchmarks.bench_hidden          # make bench runs it, 1 thread: about 3 minutes
     python -m benchmarks.bench_hidden --size 512x64x64x1000 --rounds 2 --out /tmp/b --figures /tmp/b
+    python -m benchmarks.bench_hidden --plot-only cpu-amd-epyc-avx512   # redraw from the stored file
 
 Variants, on the same inputs (N rows of student hidden states h (N, H_s) and a student head
 W (V, H_s), both trained; the teacher's h_t (N, H_t) and W_t (V, H_t); about 10 % of the labels
@@ -276,14 +277,18 @@ def plot(record, title):
         at = names.index(t["variant"])
         if t["measure"] == "time":
             ax, height = left, t["bound"] * row["median_seconds"][t["versus"]]
-            label = f"target: ≤ {t['bound']:.3g} x {t['versus']}"
+            label = f"target ≤ {t['bound']:.3g} x\n{t['versus']}"
         else:
             logits = t["measure"] == "peak / float32 logits"
             ax, height = right, t["bound"] * (row["logits_bytes"] if logits else 1e9) / 2**20
-            label = f"target: ≤ {t['bound']:.3g} x " + ("N V 4 B" if logits else "GB")
+            label = f"target ≤ {t['bound']:.3g} x\n" + ("N V 4 B" if logits else "GB")
         ax.plot([at - 0.4, at + 0.4], [height] * 2, color="red", linewidth=2)
         ax.annotate(label, (at, height), xytext=(0, 2), textcoords="offset points", ha="center")
-        ax.texts[-1].set(fontsize=6, color="red")
+        ax.texts[-1].set(
+            fontsize=6,
+            color="red",
+            bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"},
+        )
     for ax, label in ((left, "median seconds of forward + backward"), (right, "peak above inputs (MiB)")):
         ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
         ax.set_ylabel(label)
@@ -300,6 +305,11 @@ def _parser():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--out", default=str(HIDDEN_DIR), help="folder for <machine>.json")
     parser.add_argument("--figures", default=None, help="folder for the figure (default: figures/)")
+    parser.add_argument(
+        "--plot-only",
+        metavar="NAME",
+        help="redraw figures/bench-hidden-NAME.png from data/bench/hidden/NAME.json",
+    )
     parser.add_argument("--peak", metavar="VARIANT", help=argparse.SUPPRESS)  # the fresh process
     return parser
 
@@ -334,6 +344,13 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.peak:
         return _peak_main(args.peak, args.size, args.chunks)
+    if args.plot_only:
+        record = bench.load_hidden_results(args.plot_only)
+        print(
+            "wrote",
+            plotting.save(plot(record, _title(record)), f"bench-hidden-{args.plot_only}", args.figures),
+        )
+        return
     env = bench.environment("cpu")
     name = bench.machine_name(env)
     print("environment:", json.dumps(env), flush=True)
