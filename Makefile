@@ -153,9 +153,11 @@ student: $(READY)
 	rm -rf build/student
 	$(PY) -m tools.student notebooks build/student/notebooks --zh notebooks/zh
 
-## bench: time the loss against plain KD on this CPU, as it is and capped at AVX2 (data/bench/)
+## bench: time the loss against plain KD on this CPU, as it is and capped at AVX2, and the loss
+## from hidden states against the whole logits (data/bench/, data/bench/hidden/)
 # forward + backward, side by side, 1 thread; writes data/bench/cpu-<model>-<capability>.json
-# and figures/bench-<same>.png for each capability.
+# and figures/bench-<same>.png for each capability; then, once, on the CPU as it is (about 3
+# minutes), data/bench/hidden/cpu-<model>-<capability>.json and figures/bench-hidden-<same>.png.
 BENCH_CAPABILITIES ?= native avx2
 bench: $(READY)
 	@for cap in $(BENCH_CAPABILITIES); do \
@@ -164,6 +166,8 @@ bench: $(READY)
 	  export TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/build/inductor-bench-$$cap; \
 	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.bench_loss || exit 1; \
 	done
+	@echo "== the loss from hidden states against the whole logits"
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m benchmarks.bench_hidden
 
 ## experiments: re-train every student notebook 05 reads (minutes), into data/experiments/digits.json
 # all seeds, the teachers trained on flipped labels, in the notebooks' pinned environment, with

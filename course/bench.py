@@ -336,6 +336,43 @@ def lm_table(record):
     return pd.DataFrame(rows).set_index(["size", "variant"])
 
 
+HIDDEN_DIR = BENCH_DIR / "hidden"
+
+
+def hidden_names():
+    """Names of the stored hidden-state results, ``data/bench/hidden/<name>.json``
+    (``benchmarks/bench_hidden.py`` on a CPU, ``benchmarks/bench_lm.py --hidden`` on a GPU)."""
+    return sorted(p.stem for p in HIDDEN_DIR.glob("*.json"))
+
+
+def load_hidden_results(name):
+    """Stored hidden-state results ``data/bench/hidden/<name>.json``."""
+    return json.loads((HIDDEN_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def hidden_table(record, reference="logits + margin_kd_loss"):
+    """The hidden-state results as a pandas table: one row per size and variant, with the median
+    time (s), that time over ``reference``'s in the same run, the peak memory above the inputs,
+    weights and gradients (MiB) and that peak over one float32 (N, V) tensor."""
+    import pandas as pd
+
+    rows = []
+    for r in record["results"]:
+        for variant, seconds in r["median_seconds"].items():
+            peak = r["peak_bytes_above_inputs"][variant]
+            rows.append(
+                {
+                    "size": f"N {r['N']}, H {r['H_s']} (teacher {r['H_t']}), V {r['V']}, {r['dtype']}",
+                    "variant": variant,
+                    "s": seconds,
+                    "x " + reference: seconds / r["median_seconds"][reference],
+                    "peak above inputs (MiB)": None if peak is None else peak / 2**20,
+                    "peak / float32 logits": None if peak is None else peak / r["logits_bytes"],
+                }
+            )
+    return pd.DataFrame(rows).set_index(["size", "variant"])
+
+
 def stored_names():
     """Names of every stored result in ``data/bench/``, CPUs first."""
     return sorted(

@@ -5,9 +5,12 @@ shape and the arithmetic of its columns are checked."""
 import json
 
 import pytest
+import torch
+import torch.nn.functional as F
 from helpers import COMPILE_WARNINGS
+from test_bench_hidden import _row
 
-from benchmarks import bench_lm
+from benchmarks import bench_hidden, bench_lm
 from klloss import _triton
 
 pytestmark = pytest.mark.skipif(_triton.triton is None, reason="Triton is not installed here")
@@ -72,3 +75,62 @@ def test_verdicts_read_the_right_columns():
 def test_sizes_parse():
     assert bench_lm.parse_size("8192x128256:bfloat16") == (8192, 128256, "bfloat16")
     assert bench_lm.parse_size("64x10") == (64, 10, "float32")
+
+
+def test_the_hidden_comparison_runs_on_the_cpu_and_writes_its_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("KLLOSS_COMMIT", "abc1234")
+    argv = ["--hidden", "--device", "cpu", "--hidden-sizes", "24x8x12x40:bfloat16", "16x4x6x30"]
+    argv += ["--chunks", "8", "5", "--rounds", "2", "--out", str(tmp_path)]
+    assert bench_lm.main(argv) == 0
+    (path,) = tmp_path.glob("cpu-*.json")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["environment"]["klloss"] == "abc1234"
+    assert record["benchmark"] == "benchmarks/bench_lm.py --hidden"
+    sizes = [(24, 8, 12, 40, "bfloat16"), (16, 4, 6, 30, "float32")]
+    assert [tuple(r[k] for k in ("N", "H_s", "H_t", "V", "dtype")) for r in record["results"]] == sizes
+    for row, size in zip(record["results"], sizes, strict=True):
+        names = [bench_hidden.LOGITS, "from hidden, chunk 8", "from hidden, chunk 5"]  # no Liger off CUDA
+        assert list(row["median_seconds"]) == names
+        assert all(len(row["round_seconds"][name]) == 2 for name in names)
+        assert row["logits_bytes"] == row["N"] * row["V"] * 4
+        assert row["input_bytes"] == bench_hidden.make_inputs(*size).nbytes()
+        assert all(row["peak_bytes_above_inputs"][name] is None for name in names)  # measured on CUDA only
+    assert record["targets"] == []  # no peak measured, no Liger to compare with
+    assert "liger_forward_kl_check" not in record
+
+
+def _kl(h, w, h_t, w_t, y, *, reverse=False, skip_padding=True):
+    kept = y != -100 if skip_padding else torch.ones_like(y, dtype=torch.bool)
+    log_q, log_p = F.log_softmax((h @ w.T)[kept], -1), F.log_softmax((h_t @ w_t.T)[kept], -1)
+    a, b = (log_q, log_p) if reverse else (log_p, log_q)
+    return (a.exp() * (a - b)).sum() / kept.sum()
+
+
+def test_the_forward_kl_check_tells_forward_kl_from_what_is_not():
+    """The check run before Liger's fused linear JSD is timed: the forward KL over the rows kept
+    passes, the reverse KL and a mean over every row (padding included) do not."""
+    assert bench_lm.forward_kl_check(_kl, "cpu")["relative_difference"] < 1e-5
+    assert bench_lm.forward_kl_check(lambda *a: _kl(*a, reverse=True), "cpu")["relative_difference"] > 1e-2
+    assert (
+        bench_lm.forward_kl_check(lambda *a: _kl(*a, skip_padding=False), "cpu")["relative_difference"] > 1e-3
+    )
+
+
+def test_gpu_verdicts_compare_with_liger_and_count_gigabytes():
+    row = _row(
+        median_seconds={
+            bench_lm.LIGER_FUSED: 0.1,
+            "from hidden, chunk 1024": 0.079,
+            bench_hidden.LOGITS: 0.05,
+        },
+        peak_bytes_above_inputs={"from hidden, chunk 1024": 4_000_000_001, bench_lm.LIGER_FUSED: 1},
+    )
+    found = {t["measure"]: t for t in bench_hidden.verdicts([row], bench_lm.hidden_targets([1024]))}
+    assert found["time"]["ratio"] == pytest.approx(0.79)
+    assert found["time"]["met"]
+    assert found["peak / GB"]["ratio"] == pytest.approx(4.000000001)
+    assert not found["peak / GB"]["met"]
+    no_liger = _row(median_seconds={"from hidden, chunk 1024": 1.0, bench_hidden.LOGITS: 1.0})
+    assert [t["measure"] for t in bench_hidden.verdicts([no_liger], bench_lm.hidden_targets([1024]))] == [
+        "peak / GB"
+    ]

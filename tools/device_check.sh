@@ -11,11 +11,15 @@
 #    torch.cuda.set_sync_debug_mode("error"), CPU values, bad labels, torch.compile, and for the
 #    Triton path memory, a language model's vocabulary and Inductor), tests/test_triton.py (the
 #    kernels compiled, against the float64 oracle) and the CUDA test of tests/test_gradients.py;
-# 2. the language-model benchmark: benchmarks/bench_lm.py (plain KD, the torch path eager and
+# 2. the loss from hidden states: benchmarks/bench_lm.py --hidden (margin_kd_loss_from_hidden
+#    against the logits and margin_kd_loss, and Liger's fused linear forward KL; time, peak
+#    memory above the inputs, weights and gradients);
+# 3. the language-model benchmark: benchmarks/bench_lm.py (plain KD, the torch path eager and
 #    compiled, the Triton path, Liger's forward KL; time, x the floor, peak memory);
-# 3. the earlier benchmark, benchmarks/bench_loss.py --device cuda, if time is left.
-# Everything goes to "$OUT", flat: device-env.txt, device-tests.log, device-bench-lm.log,
-# lm-cuda-<gpu>.json (copy to data/bench/lm/cuda-<gpu>.json), and from step 3
+# 4. the earlier benchmark, benchmarks/bench_loss.py --device cuda, if time is left.
+# Everything goes to "$OUT", flat: device-env.txt, device-tests.log, device-bench-hidden.log,
+# hidden-cuda-<gpu>.json (copy to data/bench/hidden/cuda-<gpu>.json), device-bench-lm.log,
+# lm-cuda-<gpu>.json (copy to data/bench/lm/cuda-<gpu>.json), and from step 4
 # cuda-<gpu>.json and bench-cuda-<gpu>.png (data/bench/ and figures/). Then refresh notebook 06
 # and the README (make nb NB=06; python -m tools.readme). Each step has its own time limit;
 # a step that fails does not stop the next one.
@@ -61,6 +65,14 @@ if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then
   echo "pytest exit status, warnings not raised: $?" | tee -a "$OUT/device-tests.log"
 fi
 tail -15 "$OUT/device-tests.log"
+
+echo "== the loss from hidden states (limit 80 s; writes after every size)"
+mkdir -p "$OUT/hidden"
+timeout 80 "$PY" -m benchmarks.bench_lm --hidden --device cuda --rounds 10 --out "$OUT/hidden" \
+  > "$OUT/device-bench-hidden.log" 2>&1
+echo "benchmark exit status: $?" | tee -a "$OUT/device-bench-hidden.log"
+tail -20 "$OUT/device-bench-hidden.log"
+for f in "$OUT"/hidden/*.json; do [ -e "$f" ] && cp "$f" "$OUT/hidden-$(basename "$f")"; done
 
 limit=$(left 330)
 echo "== language-model benchmark (limit $limit s; writes after every size)"

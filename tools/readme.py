@@ -4,7 +4,7 @@
   by tools/time_notebooks.py in data/notebook-times.json);
 * README.zh.md: the notebooks not yet in the Chinese edition (tools/translate.py's PENDING);
 * docs/glossary.md: the glossary (from course.glossary);
-* docs/performance.md: the stored benchmark results (data/bench/);
+* docs/performance.md: the stored benchmark results (data/bench/, its lm/ and hidden/);
 * docs/architecture.md: the import graph (tools/architecture.py, read from the sources).
 
     python -m tools.readme
@@ -33,8 +33,8 @@ def section(name):
     return re.compile(rf"(<!-- {name}:[^\n]*-->\n).*?(<!-- /{name} -->)", re.S)
 
 
-GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, IMPORTS, PENDING = (
-    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "imports", "pending")
+GLOSSARY, NOTEBOOKS, BENCH, BENCH_LM, BENCH_HIDDEN, IMPORTS, PENDING = (
+    section(n) for n in ("glossary", "notebooks", "bench", "bench-lm", "bench-hidden", "imports", "pending")
 )
 # (column, numerator, N, C): ratios to eager plain KD at the sizes of the targets
 BENCH_COLUMNS = [
@@ -148,6 +148,52 @@ def lm_bench_text():
     return "\n".join(parts).rstrip("\n")
 
 
+def _hidden_part(name):
+    """One stored hidden-state result (data/bench/hidden/<name>.json): where and what it measured,
+    a table of its variants, its targets with their verdicts."""
+    from course import bench
+
+    record = bench.load_hidden_results(name)
+    env = record["environment"]
+    state, sentence = bench.code_state(record)
+    where = (
+        env.get("gpu") or f"{env['cpu_model']} ({env['cpu_capability']}), {env['torch_threads']} thread(s)"
+    )
+    extra = f", Liger-Kernel {env['liger-kernel']}" if "liger-kernel" in env else ""
+    lines = [
+        f"`data/bench/hidden/{name}.json` ({record['benchmark']}): {where}, torch {env['torch']}{extra}, "
+        f"{env['date']}; {state}: {sentence}. Median of {record['rounds']} rounds.",
+        "",
+        "| size | variant | median s | x logits path | peak above inputs (MiB) | peak / N V 4 B |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (size, variant), row in bench.hidden_table(record).iterrows():
+        peak, ratio = row["peak above inputs (MiB)"], row["peak / float32 logits"]
+        measured = peak == peak and peak is not None
+        peak, ratio = (f"{peak:.0f}", f"{ratio:.2f}") if measured else ("not measured", "not measured")
+        times = f"{row['s']:.3f} | {row['x logits + margin_kd_loss']:.2f}"
+        lines.append(f"| {size} | {variant} | {times} | {peak} | {ratio} |")
+    lines.append("")
+    for t in record["targets"]:
+        verdict = "met" if t["met"] else "**missed**"
+        lines.append(f"- {t['variant']}: {t['target']} = {t['ratio']:.2f}, at most {t['bound']:g}: {verdict}")
+    return lines
+
+
+def hidden_bench_text():
+    """The hidden-state results (data/bench/hidden/): one table per file, or a sentence saying that
+    none exists."""
+    from course import bench
+
+    names = bench.hidden_names()
+    if not names:
+        return "No measurement of the loss from hidden states is stored: `data/bench/hidden/` holds no file."
+    parts = []
+    for name in names:
+        parts += [*_hidden_part(name), ""]
+    return "\n".join(parts).rstrip("\n")
+
+
 def pending_zh():
     """README.zh.md's line on the notebooks the Chinese edition does not have yet."""
     from tools.translate import PENDING as pending
@@ -161,7 +207,11 @@ GENERATED = {
     README: [(NOTEBOOKS, notebook_table)],
     README_ZH: [(PENDING, pending_zh)],
     DOCS / "glossary.md": [(GLOSSARY, lambda: course.glossary.as_markdown())],
-    DOCS / "performance.md": [(BENCH, bench_table), (BENCH_LM, lm_bench_text)],
+    DOCS / "performance.md": [
+        (BENCH, bench_table),
+        (BENCH_LM, lm_bench_text),
+        (BENCH_HIDDEN, hidden_bench_text),
+    ],
     DOCS / "architecture.md": [(IMPORTS, lambda: architecture.as_markdown())],
 }
 """{file: [(section pattern, what writes its body)]}."""
