@@ -26,22 +26,10 @@ import torch
 
 from .reference import compute_dtype
 
+# Whether the backward running now keeps its graph for another backward (retain_graph,
+# create_graph): torch >= 2.5 says so through a private function, the one its own AOTAutograd reads
+# before it reuses a saved buffer. None where torch cannot say: the graph is then assumed kept.
 _keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-
-
-def graph_kept():
-    """Whether the backward running now keeps its graph for another backward (``retain_graph``,
-    ``create_graph``). torch >= 2.5 says so through a private function, the one its own
-    AOTAutograd reads before it reuses a saved buffer; where torch cannot say, assume it does."""
-    return True if _keep_graph is None else _keep_graph()
-
-
-def _compute_dtype(input, target, logits_t):
-    """:func:`klloss.reference.compute_dtype`, first checking cheaply for one dtype throughout."""
-    dtype = input.dtype
-    if target.dtype is dtype and (logits_t is target or logits_t.dtype is dtype):
-        return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    return compute_dtype(input, target, logits_t)  # float64 if any is, else float32
 
 
 def _rows(x, c, dtype):
@@ -137,7 +125,13 @@ class FusedLoss(torch.autograd.Function):
             q = torch.softmax(x if t == 1 else x / t, -1)
             neg_wp = grad + q.detach() * neg_w
             return (neg_wp - q * neg_w) * factor, None, None, None, None, None, None
-        if not ctx.per_row and grad_out.is_cpu and grad_out.item() == 1.0 and not graph_kept():
+        if (
+            not ctx.per_row
+            and grad_out.is_cpu
+            and grad_out.item() == 1.0
+            and _keep_graph is not None
+            and not _keep_graph()
+        ):
             # loss.backward(): G itself (a CPU read), the saved buffer handed out only when the graph
             # is freed after this call; a kept graph needs it unchanged for the next backward
             return grad, None, None, None, None, None, None
@@ -150,7 +144,11 @@ def loss(input, target, logits_t, label, options, kept):
     float64 if any argument is (:func:`klloss.reference.compute_dtype`); the gradient reaches
     ``input`` in its own dtype (through the ``to`` outside the Function)."""
     c = input.shape[-1]
-    dtype = _compute_dtype(input, target, logits_t)
+    dtype = input.dtype  # one dtype throughout, checked first and cheaply: the common case
+    if target.dtype is not dtype or (logits_t is not target and logits_t.dtype is not dtype):
+        dtype = compute_dtype(input, target, logits_t)  # float64 if any is, else float32
+    elif dtype is torch.float16 or dtype is torch.bfloat16:
+        dtype = torch.float32
     s, z = _rows(input, c, dtype), _rows(target.detach(), c, dtype)
     z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)  # raw: never scaled by 1/T
     y = label if label.dim() == 1 else label.reshape(-1)
