@@ -27,14 +27,6 @@ import torch
 from .reference import compute_dtype
 
 
-def _compute_dtype(input, target, logits_t):
-    """:func:`klloss.reference.compute_dtype`, first checking cheaply for one dtype throughout."""
-    dtype = input.dtype
-    if target.dtype is dtype and (logits_t is target or logits_t.dtype is dtype):
-        return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    return compute_dtype(input, target, logits_t)  # float64 if any is, else float32
-
-
 def _rows(x, c, dtype):
     """``x`` as contiguous (N, C) rows in the compute dtype (``x`` itself where nothing changes:
     at small sizes each call costs as much as an operator)."""
@@ -139,7 +131,11 @@ def loss(input, target, logits_t, label, options, kept):
     float64 if any argument is (:func:`klloss.reference.compute_dtype`); the gradient reaches
     ``input`` in its own dtype (through the ``to`` outside the Function)."""
     c = input.shape[-1]
-    dtype = _compute_dtype(input, target, logits_t)
+    dtype = input.dtype  # one dtype throughout, checked first and cheaply: the common case
+    if target.dtype is not dtype or (logits_t is not target and logits_t.dtype is not dtype):
+        dtype = compute_dtype(input, target, logits_t)  # float64 if any is, else float32
+    elif dtype is torch.float16 or dtype is torch.bfloat16:
+        dtype = torch.float32
     s, z = _rows(input, c, dtype), _rows(target.detach(), c, dtype)
     z_m = z if logits_t is target else _rows(logits_t.detach(), c, dtype)  # raw: never scaled by 1/T
     y = label if label.dim() == 1 else label.reshape(-1)
