@@ -192,36 +192,54 @@ def _forward(x, options, impl, chunk_size, count, needs):
     return total, grad_h, grad_w, grad_b
 
 
+def _gradients(h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, needs):
+    """(loss, dL/dh, dL/dW, dL/db) of checked arguments, the gradients in the inputs' shapes and
+    dtypes, each None where ``needs`` does not ask for it."""
+    dtype = reference.compute_dtype(*(x for x in (h, w, b, h_t, w_t, b_t) if x is not None))
+    as_dtype = lambda x: None if x is None else x.to(dtype)  # noqa: E731  (no copy if it already is)
+    x = _Inputs(
+        h.reshape(-1, h.shape[-1]), as_dtype(w), as_dtype(b),
+        h_t.reshape(-1, h_t.shape[-1]), as_dtype(w_t), as_dtype(b_t), y.reshape(-1),
+    )  # fmt: skip
+    out, grad_h, grad_w, grad_b = _forward(x, options, impl, chunk_size, count, needs)
+    grad_h = None if grad_h is None else grad_h.reshape(h.shape)
+    grad_w = None if grad_w is None else grad_w.to(w.dtype)
+    grad_b = None if grad_b is None else grad_b.to(b.dtype)
+    return out, grad_h, grad_w, grad_b
+
+
 class _FromHidden(torch.autograd.Function):
     """``apply(h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, grad_enabled)``: the
     loss of checked arguments, its gradients computed in the forward pass (where grad mode was on
-    at the call and the input requires grad) and kept; no graph of them (no double backward)."""
+    at the call and the input requires grad) and kept; no graph of them (no double backward).
+
+    The first backward scales the kept gradients in place and hands them out, so that nothing
+    the size of the weight is copied; a later backward of a retained graph forms them again from
+    the saved inputs (the chunked pass once more)."""
 
     @staticmethod
     def forward(ctx, h, w, b, h_t, w_t, b_t, y, options, impl, chunk_size, count, grad_enabled):
-        dtype = reference.compute_dtype(*(x for x in (h, w, b, h_t, w_t, b_t) if x is not None))
-        as_dtype = lambda x: None if x is None else x.to(dtype)  # noqa: E731  (no copy if it already is)
-        x = _Inputs(
-            h.reshape(-1, h.shape[-1]), as_dtype(w), as_dtype(b),
-            h_t.reshape(-1, h_t.shape[-1]), as_dtype(w_t), as_dtype(b_t), y.reshape(-1),
-        )  # fmt: skip
         wanted = ctx.needs_input_grad  # True for an input that requires grad, even under no_grad
         needs = (
             grad_enabled and wanted[0],
             grad_enabled and wanted[1],
             grad_enabled and b is not None and wanted[2],
         )
-        out, grad_h, grad_w, grad_b = _forward(x, options, impl, chunk_size, count, needs)
-        grad_h = None if grad_h is None else grad_h.reshape(h.shape)
-        grad_w = None if grad_w is None else grad_w.to(w.dtype)
-        grad_b = None if grad_b is None else grad_b.to(b.dtype)
-        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.settings = (options, impl, chunk_size, count, needs)
+        out, *grads = _gradients(h, w, b, h_t, w_t, b_t, y, *ctx.settings)
+        ctx.grads = grads  # intermediates, ours alone until backward hands them out
+        ctx.save_for_backward(h, w, b, h_t, w_t, b_t, y)  # the inputs, for a second backward
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        scaled = [None if g is None else g * grad_out for g in ctx.saved_tensors]  # dL/dx times the upstream
+        grads = ctx.grads
+        if grads is None:  # handed out already: a retained graph's next backward forms them again
+            grads = _gradients(*ctx.saved_tensors, *ctx.settings)[1:]
+        ctx.grads = None
+        # dL/dx times the upstream gradient, in place: the buffers are handed out, not kept
+        scaled = [None if g is None else g.mul_(grad_out) for g in grads]
         return scaled[0], scaled[1], scaled[2], *([None] * 9)
 
 

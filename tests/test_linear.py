@@ -376,3 +376,24 @@ def test_under_no_grad_no_gradient_is_formed(monkeypatch):
     assert asked == [False] * 4
     assert not loss.requires_grad
     assert torch.allclose(loss, full_logits({**x, "b": None, "b_t": None})[0], rtol=1e-12)
+
+
+def test_a_retained_graph_gives_the_same_gradients_again_whatever_was_done_to_the_first():
+    # the first backward hands out the gradients formed in the forward (scaled in place, no copy);
+    # a later one forms them again from the saved inputs (issue 25's defect 7, here by design)
+    gen = torch.Generator().manual_seed(7)
+    h = torch.randn(3, 5, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(20, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    h_t = torch.randn(3, 5, 6, generator=gen, dtype=torch.float64)
+    w_t = torch.randn(20, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 20, (3, 5), generator=gen)
+    value = klloss.margin_kd_loss_from_hidden(h, w, h_t, w_t, y, chunk_size=4)
+    first_h, first_w = torch.autograd.grad(value, (h, w), retain_graph=True)
+    kept = first_w.clone()
+    first_w.mul_(100.0).add_(1.0)  # the caller owns what grad returned
+    for _ in range(3):
+        value.backward(retain_graph=True)
+    torch.testing.assert_close(w.grad, 3 * kept, rtol=1e-14, atol=0)
+    (again,) = torch.autograd.grad(2.5 * value, w)
+    torch.testing.assert_close(again, 2.5 * kept, rtol=1e-14, atol=0)
+    assert kept.abs().max() > 1e-3
