@@ -181,7 +181,8 @@ def _forward(x, options, impl, chunk_size, count, needs):
         total += part  # sum_i L_i over the chunks so far
         if g is None:
             continue
-        g = g if count is None else g / count  # G = dL/ds of this chunk's rows
+        if count is not None:
+            g.div_(count)  # G = dL/ds of this chunk's rows, in place: g is ours
         if need_h:
             grad_h[rows] = g @ x.w  # dL/dh = G W
         if need_w:
