@@ -50,7 +50,7 @@ from course import bench, plotting
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN_DIR = bench.HIDDEN_DIR
 SIZE = (4096, 512, 512, 32000, "float32")  # N, H_s, H_t, V, dtype
-CHUNKS = (1024, 64)
+CHUNKS = (1024, 16)
 PADDING = 0.1
 LOGITS = "logits + margin_kd_loss"
 MEASURES = ("time", "peak / float32 logits", "peak / GB")
