@@ -77,8 +77,11 @@ def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
         neg_wp.masked_fill_(rows, 0.0)  # an ignored row weighs nothing
         d.masked_fill_(rows, 0.0)  # and its logits, whatever they hold, reach no sum
     neg_w = neg_wp.sum(-1, keepdim=True)  # -sigma W~ = sum_c -sigma w~ p
-    # scale L_i / T = sum_c (-sigma w~ p)(log q - log p), or their sum in one dot product
-    out = d.mul_(neg_wp).sum(-1) if scale is None else torch.dot(neg_wp.view(-1), d.view(-1))
+    # scale L_i / T = sum_c (-sigma w~ p)(log q - log p); for the total, the per-row sums summed
+    # (pairwise: one float32 dot product over all N C terms lost digits at a language model's size)
+    out = d.mul_(neg_wp).sum(-1)
+    if scale is not None:
+        out = out.sum()
     if t != 1:
         out = out.mul_(t)  # scale L_i
     if not need_grad:

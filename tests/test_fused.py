@@ -535,3 +535,22 @@ def test_an_empty_batch_with_options_gives_zero_or_an_empty_tensor(shape, reduct
     assert torch.all(value == 0)
     value.sum().backward()
     assert x.grad.shape == shape
+
+
+@pytest.mark.parametrize("reduction", ["sum", "batchmean"])
+def test_the_total_keeps_its_digits_at_a_language_models_size(reduction):
+    # 2 million float32 terms of both signs: summed pairwise (rows, then their sums), the total's
+    # error is a few roundings per level of the sum's tree, eps (4 + log2(N C)) sum |terms|; one
+    # dot product over every term lost about a hundred times that (issue 28's notebook found it)
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randn(512, 4000, generator=gen)
+    z = 4 * torch.randn(512, 4000, generator=gen)
+    y = z.argmax(-1)
+    got = klloss.margin_kd_loss(s, z, y, reduction=reduction, impl="fused").item()
+    parts = klloss.oracle.intermediates(
+        z.double().numpy(), s.double().numpy(), z.double().numpy(), y.numpy(), 1.5
+    )
+    terms = np.abs(parts["weighted"]).sum() / 8.0 / (512 if reduction == "batchmean" else 1)
+    exact = parts["per_sample"].sum() / 8.0 / (512 if reduction == "batchmean" else 1)
+    bound = 2.0**-24 * (4 + math.log2(s.numel())) * terms
+    assert abs(got - exact) <= bound, (got, exact, bound)
