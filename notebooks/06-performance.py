@@ -582,7 +582,7 @@ lm_p_b = -torch.expm1(lm_store.logprobs.logsumexp(-1))[lm_kept]  # p_B = 1 - sum
 
 
 def hidden_loss(model, rows):
-    h_rows = model.hidden(lm_inputs[rows])  # h, (4, T, H): no (N, V) tensor is formed
+    h_rows = model.hidden(lm_inputs[rows])  # h, (PER_BATCH, T, H): no (N, V) tensor is formed
     weight = model.lm_head.weight
     return klloss.margin_kd_loss_from_hidden(
         h_rows, weight, lm_teacher_hidden[rows], lm_teacher.lm_head.weight, lm_labels[rows], chunk_size=CHUNK
