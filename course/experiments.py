@@ -24,7 +24,8 @@ The full experiment (many seeds, teachers trained on flipped labels) takes an ho
 ``make experiments`` (``tools/run_experiments.py``) runs it under the pinned environment of
 ``course/nbenv.py`` and stores it, with its provenance, in ``data/experiments/``; the notebook
 reads it. Paired statistics over seeds: :func:`paired_test`, :func:`holm`, :func:`settle`.
-Walked through in ``notebooks/05-real-data.ipynb``.
+Walked through in ``notebooks/05-real-data.ipynb``. Students taught by a stored top K of the
+teacher's classes (:func:`klloss_kd_topk`, :func:`train_student`): ``notebooks/06-performance.ipynb``.
 """
 
 import dataclasses
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from klloss import ARTICLE_OFFSET, klloss_v2, margin, negative_weight_share, weight
+from klloss import ARTICLE_OFFSET, klloss_v2, margin, margin_kd_loss_topk, negative_weight_share, weight
 
 from . import ROOT
 
@@ -275,6 +276,23 @@ def klloss_kd_soft(alpha, beta, temperature, offset=ARTICLE_OFFSET):
     return loss
 
 
+def klloss_kd_topk(alpha, beta, tail, offset=ARTICLE_OFFSET):
+    r""":math:`(1-\alpha)\,\mathrm{CE} + \alpha\,D` with the teacher given by its stored top K:
+    :math:`D` = :func:`klloss.margin_kd_loss_topk` (``tail`` ``"bucket"`` or ``"renormalize"``,
+    margin scale ``beta``, ``normalize=True``), which is :func:`klloss_kd`'s term when K is the
+    number of classes. The returned loss takes ``(student_logits, store, labels)``, ``store`` the
+    :class:`klloss.TopKStore` of the batch's rows (:func:`train` indexes one by the batch).
+    See ``notebooks/06-performance.ipynb``."""
+
+    def loss(student_logits, store, labels):
+        distill = margin_kd_loss_topk(
+            student_logits, *store, labels, tail=tail, margin_scale=beta, offset=offset
+        )
+        return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * distill
+
+    return loss
+
+
 PARTS = ("target", "scale", "clamped")
 """The parts of klloss_v2 that :func:`klloss_kd_part` trains with (our ablation and variant)."""
 
@@ -342,8 +360,18 @@ def part_name(part, temperature, beta):
     return f"ours: {what}, T = {temperature:g}, beta = {beta:g}"
 
 
+def teacher_rows(teacher, rows):
+    """The rows ``rows`` of what a loss gets from the teacher: its logits (a tensor), or a tuple
+    of per-row tensors such as a :class:`klloss.TopKStore` (each indexed, the type kept)."""
+    if isinstance(teacher, torch.Tensor):
+        return teacher[rows]
+    return type(teacher)(*(x[rows] for x in teacher))
+
+
 def train(model, loss_fn, data, teacher_logits, config, seed, history=None):
     """Adam on mini-batches, reshuffled each epoch by a generator seeded with ``seed``.
+    ``teacher_logits`` is indexed by each batch (:func:`teacher_rows`): the teacher's logits on
+    the training rows, or a stored top K of them (:func:`klloss_kd_topk`).
 
     With a list as ``history``, appends the mean training loss of each epoch to it (the mean of
     the mini-batch losses, weighted by batch size, as training went)."""
@@ -355,7 +383,8 @@ def train(model, loss_fn, data, teacher_logits, config, seed, history=None):
         total = 0.0
         for start in range(0, n, config.batch_size):
             batch = order[start : start + config.batch_size]
-            loss = loss_fn(model(data.x_train[batch]), teacher_logits[batch], data.y_train[batch])
+            teacher = teacher_rows(teacher_logits, batch)
+            loss = loss_fn(model(data.x_train[batch]), teacher, data.y_train[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -363,6 +392,15 @@ def train(model, loss_fn, data, teacher_logits, config, seed, history=None):
         if history is not None:
             history.append(total / n)
     return model
+
+
+def train_student(data, loss_fn, teacher_logits, config=Config(), seed=0, history=None):
+    """A student as :func:`run` trains each: :func:`mlp` with ``config.student_hidden`` units,
+    initialised after ``torch.manual_seed(seed)``, then :func:`train` with ``loss_fn`` against
+    ``teacher_logits`` (the teacher's logits on the training rows, or a stored top K)."""
+    torch.manual_seed(seed)
+    student = mlp(data.x_train.shape[1], config.student_hidden, data.classes)
+    return train(student, loss_fn, data, teacher_logits, config, seed, history=history)
 
 
 def train_teacher(data, config=Config(), seed=0):
@@ -527,10 +565,8 @@ def run(
             if (name == "CE only" and alpha != alphas[0]) or (names is not None and name not in names):
                 continue
             for seed in seeds:
-                torch.manual_seed(seed)
-                student = mlp(data.x_train.shape[1], config.student_hidden, data.classes)
                 losses = []
-                train(student, loss_fn, data, teacher_logits, config, seed, history=losses)
+                student = train_student(data, loss_fn, teacher_logits, config, seed, history=losses)
                 metrics = evaluate(student, data.x_test, data.y_test)
                 metrics.update(sampling_se(student, data.x_test, data.y_test))
                 with torch.no_grad():

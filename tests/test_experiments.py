@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 import course
 import klloss
@@ -94,6 +95,74 @@ def test_summary_has_mean_and_spread(data, teacher):
     assert list(summary.columns[:2]) == ["accuracy", "accuracy std"]
     row = summary.loc[(TINY.alpha, "CE only")]
     assert row["accuracy"] == pytest.approx(results[results["loss"] == "CE only"]["accuracy"].mean())
+
+
+# ---------------------------------------------------------------- a stored top K of the teacher
+
+
+@pytest.mark.parametrize("tail", ["bucket", "renormalize"])
+@pytest.mark.parametrize("beta", [0.5, 1.5])
+def test_topk_term_with_every_class_stored_is_the_klloss_term(tail, beta):
+    # K = C leaves no tail: both tails give klloss_kd's loss and gradient
+    s, z, y = _batch(n=24, c=10, seed=3)
+    store = klloss.topk_store(z, y, k=10)
+    s_topk, s_full = s.clone().requires_grad_(True), s.clone().requires_grad_(True)
+    topk = ex.klloss_kd_topk(0.4, beta, tail)(s_topk, store, y)
+    full = ex.klloss_kd(0.4, beta)(s_full, z, y)
+    topk.backward()
+    full.backward()
+    assert topk.item() == pytest.approx(full.item(), rel=1e-12)
+    assert torch.allclose(s_topk.grad, s_full.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_topk_term_at_one_class_renormalized_is_cross_entropy_where_the_label_is_the_top():
+    # S = {y}: the renormalised teacher is one-hot at y, w_y = k and normalize divides by k
+    s, z, y = _batch(n=24, c=10, seed=4)
+    y = z.argmax(1)
+    store = klloss.topk_store(z, y, k=1)
+    topk = ex.klloss_kd_topk(0.3, 1.5, "renormalize")(s, store, y)
+    assert topk.item() == pytest.approx(F.cross_entropy(s, y).item(), rel=1e-12)
+    bucket = ex.klloss_kd_topk(0.3, 1.5, "bucket")(s, store, y)
+    assert bucket.item() != pytest.approx(topk.item(), rel=1e-3)  # the bucket keeps the tail's mass
+
+
+def test_teacher_rows_index_logits_and_stores():
+    z = torch.arange(12.0).reshape(4, 3)
+    rows = torch.tensor([2, 0])
+    assert torch.equal(ex.teacher_rows(z, rows), z[rows])
+    store = klloss.topk_store(z, torch.tensor([0, 1, 2, 0]), k=2)
+    picked = ex.teacher_rows(store, rows)
+    assert isinstance(picked, klloss.TopKStore)
+    for got, full in zip(picked, store, strict=True):
+        assert torch.equal(got, full[rows])
+
+
+def test_students_taught_by_a_full_store_train_as_with_the_logits(data, teacher):
+    # train() must hand each batch its own rows of the store: a store of every class trains the
+    # student as the logits do, up to float32 rounding
+    with torch.no_grad():
+        z = teacher(data.x_train)
+    store = klloss.topk_store(z, data.y_train, k=data.classes)
+    by_store = ex.train_student(data, ex.klloss_kd_topk(0.5, 1.5, "bucket"), store, TINY, seed=1)
+    by_logits = ex.train_student(data, ex.klloss_kd(0.5, 1.5), z, TINY, seed=1)
+    for a, b in zip(by_store.parameters(), by_logits.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+    shuffled = klloss.TopKStore(*(x.roll(1, 0) for x in store))  # each row given its neighbour's
+    by_wrong_rows = ex.train_student(data, ex.klloss_kd_topk(0.5, 1.5, "bucket"), shuffled, TINY, seed=1)
+    assert not all(
+        torch.allclose(a, b, atol=1e-2)
+        for a, b in zip(by_wrong_rows.parameters(), by_logits.parameters(), strict=True)
+    )
+
+
+def test_train_student_is_the_student_run_trains(data, teacher):
+    results = ex.run(data, teacher, seeds=[2], betas=[1.5], config=TINY, names=["klloss_v2, beta = 1.5"])
+    with torch.no_grad():
+        z = teacher(data.x_train)
+    student = ex.train_student(data, ex.klloss_kd(TINY.alpha, 1.5), z, TINY, seed=2)
+    assert ex.evaluate(student, data.x_test, data.y_test) == {
+        name: results.iloc[0][name] for name in ("accuracy", "nll", "ece", "p_true")
+    }
 
 
 # ---------------------------------------------------------------- our softened extension
