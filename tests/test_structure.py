@@ -133,3 +133,20 @@ def test_tools_do_not_share_names_with_library_or_course_modules():
         others |= {path.name for path in (ROOT / package).iterdir() if path.is_dir()}
     assert tools, "no tools found"
     assert tools & others == set()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "klloss").glob("*.py")), ids=lambda p: p.name)
+def test_no_private_torch_names_in_the_library(path):
+    # torch._C, torch._dynamo and the like change without notice (issue 25); dunders
+    # (torch.__version__) are public. Every attribute chain that starts at the name torch.
+    private = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id == "torch" and chain:
+            names = chain[::-1]
+            if any(n.startswith("_") and not n.endswith("__") for n in names):
+                private.add(".".join(["torch", *names]))
+    assert not private
