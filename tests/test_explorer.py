@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_site import _open, browser, site  # noqa: F401 -- the site test's fixtures, shared
+from test_site import _open, browser, editions, site  # noqa: F401 -- the site test's fixtures, shared
 
 import course
 import klloss

@@ -34,6 +34,7 @@ LEFT_OUT = (
     "test_translation.py",
     "test_wheel.py",
     # these check what the notebooks and the site use (matplotlib, markdown-it, the explorer page)
+    "test_bench_hidden.py",
     "test_explorer.py",
     "test_glossary.py",
     "test_plotting.py",
