@@ -481,3 +481,35 @@ gaps = (by_T["T L_T"] - limit_L).abs().iloc[1:]
 assert limit_L < 0 and np.all(np.diff(gaps) < 0) and gaps.iloc[-1] < 1e-3 * abs(limit_L)
 assert abs(by_T["T^2 KL"].iloc[-1] - limit_KD) < 1e-3 * limit_KD
 assert np.all(np.diff(by_T["T^2 L_T"].iloc[1:]) < 0)  # T^2 L_T keeps falling: no finite limit
+
+# %% [markdown] id="exercise-4-own-rows"
+# **Exercise 4 · Rows of your own.** *(open-ended)* Make up two rows of teacher logits over five classes, both with the label ranked first: one where the teacher is sure (the label leads every class by 5 or more) and one where it hesitates (one other class within 0.5 of the label). Before computing, predict for each: which classes $q^*$ raises above the teacher's $p$, whether it lowers the label, and which row's $q^*$ moves further from $p$. Then compute the weights, $W$ and $q^*$ (`analysis.stationary_student`), and measure how far $q^*$ moves from $p$ by the total variation $\frac12\sum_c |q^*_c - p_c|$. Last, vary β from 0.1 to 100: how does that distance change, and why must it vanish as β grows?
+
+# %% [markdown] id="solution-4-own-rows" tags=["solution"]
+# **Solution 4.** With the label first every margin is $\ge 0$, so the label has the smallest weight $k$ and $q^*_y = k\,p_y/W \le p_y$: the label is lowered on both rows. The classes raised are those with $m_c > \sum_j p_j m_j$, the ones further below the label than the teacher's average margin. On the sure row the teacher puts almost all its mass on the label, so there is little for the weights to move: $q^*$ stays close to $p$. On the hesitant row the close class carries real mass but a small margin, while the far classes carry large margins; $q^*$ moves more mass. As β grows every weight tends to $k$, so $W \to k$, $q^* \to p$ and the distance to 0; the cell checks that it falls at every step of the grid below.
+
+# %% tags=["solution"]
+own = torch.tensor([[9.0, 3.0, 2.0, 1.0, 0.0], [4.0, 3.6, 1.0, 0.0, -2.0]], dtype=torch.float64)
+own_label = torch.tensor([0, 0])
+own_p = own.softmax(1)
+betas_grid = [0.1, 0.3, 1.0, sample.beta, 3.0, 10.0, 30.0, 100.0]
+distance = {}
+for b in betas_grid:
+    q_own = course.analysis.stationary_student(own, own, own_label, b)
+    distance[b] = (0.5 * (q_own - own_p).abs().sum(1)).tolist()  # total variation, per row
+    assert torch.all(q_own[:, 0] <= own_p[:, 0])  # the label is lowered on both rows
+w_own = klloss.weight(klloss.margin(own, own_label), sample.beta, klloss.ARTICLE_OFFSET)
+raised = course.analysis.stationary_student(own, own, own_label, sample.beta) > own_p
+mean_margin = (own_p * klloss.margin(own, own_label)).sum(1, keepdim=True)
+assert torch.equal(
+    raised, klloss.margin(own, own_label) > mean_margin
+)  # raised exactly where m_c > mean margin
+print("weights at the article's beta:\n", w_own.numpy().round(3))
+print("classes q* raises above p:\n", raised.numpy())
+print("total variation of q* from p, (sure row, hesitant row), by beta:")
+for b, (sure, hesitant) in distance.items():
+    print(f"  beta = {b:>6g}: {sure:.2e}  {hesitant:.2e}")
+assert all(hesitant > sure for sure, hesitant in distance.values())
+for row in (0, 1):
+    by_beta = [distance[b][row] for b in betas_grid]
+    assert np.all(np.diff(by_beta) < 0)  # falls as beta grows

@@ -368,3 +368,35 @@ for factor, inside in [(1.01, True), (0.99, False)]:
     gap = abs(klloss.klloss_v2(**{**args, "beta": factor * beta_1pc}).item() - limit_value) / limit_value
     assert (gap <= 0.01) == inside
 print(f"within 1% of k KL from beta = {beta_1pc:.2f} on")
+
+# %% [markdown] id="exercise-5-logit-scale"
+# **Exercise 5 · A teacher's logit scale.** *(open-ended)* Exercise 2 found the bound for one row. A real teacher has thousands of rows, and how far its logits spread depends on how it was trained. Draw 2000 rows of a ten-class teacher that is often wrong: logits $\sigma\,\varepsilon$ with $\varepsilon$ standard normal and a label drawn uniformly, for σ = 1, 2, 4 and 8. At the article's (β, k) = (1.5, 8), what share of rows has a negative weight, for each σ? Before computing, predict how the share changes with σ, and why. Then propose a rule for choosing $k\beta$ from a teacher's logits, and check it on your draws. What does your rule cost on a teacher that is right on almost every row?
+
+# %% [markdown] id="solution-5-logit-scale" tags=["solution"]
+# **Solution 5.** A row has a negative weight exactly when some class leads the label by more than $k\beta$: $\max_c (z_c - z_y) > k\beta = 12$. Scaling the logits by σ scales every lead by σ, so on the same draws the share can only grow with σ. One rule: set $k\beta$ at or above the largest lead over the teacher's training rows (with some headroom), so that no training row gets a negative weight; notebook 05's recipe does this on real data. Its cost: a large $k\beta$ brings every weight close to $k$ (exercise 4), so the loss moves towards plain KL. On a teacher that is right on every row the largest lead is $\le 0$ and the rule asks nothing; β is then free.
+
+# %% tags=["solution"]
+draw = torch.Generator().manual_seed(5)
+noise = torch.randn(2000, 10, generator=draw, dtype=torch.float64)
+draw_labels = torch.randint(0, 10, (2000,), generator=draw)
+scale_rows = []
+for sigma in (1.0, 2.0, 4.0, 8.0):
+    logits_sigma = sigma * noise
+    lead = -klloss.margin(logits_sigma, draw_labels).min(1).values  # max_c (z_c - z_y)
+    negative = (klloss.weight(klloss.margin(logits_sigma, draw_labels), sample.beta, k) < 0).any(1)
+    assert torch.equal(
+        negative, lead > k * sample.beta
+    )  # a negative weight exactly where a lead exceeds k beta
+    rule = lead.max().item()  # k beta at the largest lead: no training row gets a negative weight
+    assert not (klloss.weight(klloss.margin(logits_sigma, draw_labels), rule / k, k) < 0).any()
+    scale_rows.append(
+        {
+            "sigma": sigma,
+            "rows with a negative weight": negative.double().mean().item(),
+            "k beta by the rule": rule,
+        }
+    )
+by_scale = pd.DataFrame(scale_rows).set_index("sigma")
+display(by_scale)
+shares = by_scale["rows with a negative weight"].tolist()
+assert np.all(np.diff(shares) >= 0)  # the share grows with sigma

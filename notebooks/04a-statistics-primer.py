@@ -437,7 +437,7 @@ print(f"rejected at {LEVEL:g}: Holm {holm_rejects}, Bonferroni {bonferroni_rejec
 assert holm_rejects == bonferroni_rejects + 1
 
 # %% [markdown] id="exercise-2-margin-verdict"
-# **Exercise 2 · where the margin flips the verdict.** For C − A, find the smallest margin Δ at which TOST would call the difference equivalent, and for B − A the smallest margin at which it still does, using only the 90% intervals of section 3. Check your answers with `paired_test` just below and just above each. Then the open question: why must the margin be fixed before the results are read, and what would you say of a study that chose Δ after seeing these two intervals?
+# **Exercise 2 · where the margin flips the verdict.** *(open-ended)* For C − A, find the smallest margin Δ at which TOST would call the difference equivalent, and for B − A the smallest margin at which it still does, using only the 90% intervals of section 3. Check your answers with `paired_test` just below and just above each. Then the open question: why must the margin be fixed before the results are read, and what would you say of a study that chose Δ after seeing these two intervals?
 
 # %% [markdown] id="solution-2-tost-equivalent" tags=["solution"]
 # **Solution 2.** TOST says equivalent exactly when the 90% interval lies inside ±Δ, so the verdict flips at the end of the 90% interval farthest from zero: $\Delta^* = \max(|\text{low}_{90}|, |\text{high}_{90}|)$, equivalent for every Δ above it. The cell computes $\Delta^*$ for both comparisons and checks the verdict on either side.

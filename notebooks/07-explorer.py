@@ -191,9 +191,9 @@ print(
 assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing dated
 
 # %% [markdown] id="exercise"
-# ## Exercise
+# ## Exercises
 #
-# At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
+# **Exercise 1 · Where the wrong row turns negative.** At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
 
 # %% [markdown] id="solution-weight-negative-exactly" tags=["solution"]
 # **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins, that threshold, and the offsets on the slider below it.
@@ -206,3 +206,22 @@ threshold = -m_wrong.min().item() / sample.beta
 negative_offsets = [o for o in explorer.OFFSETS if (klloss.weight(m_wrong, sample.beta, o) < 0).any()]
 print(f"k < {threshold:.3g}: offsets with a negative weight at beta = {sample.beta:g}: {negative_offsets}")
 assert negative_offsets == [o for o in explorer.OFFSETS if o < threshold]
+
+# %% [markdown] id="exercise-2-negative-loss"
+# **Exercise 2 · A negative loss on a teacher that is right.** *(open-ended)* Move β below the value the first cell printed, at k = 8: the loss on the sample turns negative, though the teacher ranks the label first in both samples and every weight is positive. Does a negative loss mean the student has learnt the teacher better than perfectly? Compare, at one such β, the loss of the student on the sample, the loss of a student that copies the teacher ($q = p$), and the smallest loss any student can reach (`analysis.min_loss`). Then say what you would tell a colleague who logs this loss and sees it go below zero.
+
+# %% [markdown] id="solution-2-negative-loss" tags=["solution"]
+# **Solution 2.** No. A student that copies the teacher has every term $p_c(\log p_c - \log q_c) = 0$, so its loss is exactly 0, and yet the loss can go lower: when every weight is $\ge 0$ its minimum is $L_{\min} = \frac1N\sum_i \big(W_i\log W_i - \sum_c p_{ic} w_{ic}\log w_{ic}\big) \le 0$, reached at $q^*$ (notebook 04), and it is below 0 whenever a row's weights are not all equal. A negative value says only that the student is closer to $q^*$ than the teacher itself is, measured by $\sum_i W_i\,\mathrm{KL}(q^*_i\|\cdot)$. For logging, the quantity with a floor at 0 is the loss minus $L_{\min}$, which is $\frac1N\sum_i W_i\,\mathrm{KL}(q^*_i\|q_i)$ (notebook 04's identity).
+
+# %% tags=["solution"]
+beta_below = beta_zero / 2
+loss_student = klloss.klloss_v2(**{**args, "beta": beta_below}).item()
+copy_args = {**args, "input": args["target"].clone(), "beta": beta_below}  # a student equal to the teacher
+loss_copy = klloss.klloss_v2(**copy_args).item()
+floor = analysis.min_loss(args["logits_t"], args["target"], args["label"], beta_below)
+assert (klloss.trace(**{**args, "beta": beta_below}).weight > 0).all()  # every weight positive
+assert floor < loss_student < 0 == loss_copy
+print(
+    f"beta = {beta_below:.4f}, k = {k:g}: the sample's student {loss_student:.5f}, "
+    f"a copy of the teacher {loss_copy:.5f}, the smallest any student reaches {floor:.5f}"
+)

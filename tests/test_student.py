@@ -163,3 +163,27 @@ def test_the_student_notebooks_have_no_solution_and_every_other_cell(written, la
 def test_jupyterlab_pairs_no_script_with_a_student_notebook(written):
     for folder in written.values():
         assert (folder / "jupytext.toml").read_text(encoding="utf-8").splitlines()[-1] == 'formats = "ipynb"'
+
+
+# an exercise opens a Markdown cell with its bold heading; an open-ended one says so in its heading
+EXERCISE = {
+    "en": re.compile(r"^\*\*Exercise \d+ ·(.*)$", re.M),
+    "zh": re.compile(r"^\*\*练习 \d+ ·(.*)$", re.M),
+}
+OPEN_ENDED = {"en": "(open-ended)", "zh": "（开放题）"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_notebook_but_the_cheat_sheet_has_two_exercises_one_open_ended(lang):
+    for path in sorted(SOURCES[lang].glob("*.ipynb")):
+        if build_site.number(path) in WITHOUT_EXERCISES:
+            continue
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        headings = [
+            line
+            for c in cells
+            if c["cell_type"] == "markdown" and student.SOLUTION_TAG not in c["metadata"].get("tags", [])
+            for line in EXERCISE[lang].findall("".join(c["source"]))
+        ]
+        assert len(headings) >= 2, f"{path.name}: {len(headings)} exercise(s)"
+        assert any(OPEN_ENDED[lang] in line for line in headings), f"{path.name}: no open-ended exercise"
