@@ -146,6 +146,39 @@ def test_the_chinese_opening_lines_are_read_in_either_wording():
     assert "<strong>预备知识：</strong> 笔记本 01。" in build_site.index_item(page, "zh")
 
 
+def test_a_link_to_a_notebook_points_to_its_page_on_this_site():
+    hrefs = {
+        "04-what-it-teaches.html": "04-what-it-teaches.html",
+        "05-real-data.html": "../05-real-data.html",
+    }
+    html_text = (
+        '<a href="04-what-it-teaches.ipynb#6">4</a> <a href="05-real-data.ipynb">5</a> '
+        '<a href="x.ipynb">x</a>'
+    )
+    assert build_site.link_pages(html_text, hrefs) == (
+        '<a href="04-what-it-teaches.html#6">4</a> <a href="../05-real-data.html">5</a> '
+        '<a href="x.ipynb">x</a>'
+    )
+    with pytest.raises(ValueError, match="09-gone"):
+        build_site.link_pages('<a href="09-gone.ipynb">', hrefs)
+
+
+def test_the_summary_is_italic_in_english_and_bold_in_chinese(tmp_path):
+    for line, summary in (("*One line.*", "One line."), ("**一行摘要。**", "一行摘要。")):
+        path = tmp_path / "09-x.ipynb"
+        nbformat.write(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# 09 · T\n\n{line}")]), path
+        )
+        assert build_site.notebook_info(path) == ("09 · T", summary)
+    # an opening line in bold is no summary
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 09 · T\n\n**你将学到：** 甲。")]),
+        path,
+    )
+    with pytest.raises(ValueError, match="summary"):
+        build_site.notebook_info(path)
+
+
 def test_a_notebook_number_may_carry_a_letter_and_only_the_core_numbers_are_core():
     assert build_site.number("notebooks/04a-statistics-primer.ipynb") == "04a"
     assert build_site.number(Path("04-what-it-teaches.ipynb")) == "04"

@@ -181,10 +181,13 @@ def notebook_info(path):
     line."""
     lines = first_cell_lines(nbformat.read(path, as_version=4))
     title = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
-    summary = next((line.strip().strip("*").strip() for line in lines if SUMMARY.fullmatch(line.strip())), None)
+    summary = next(
+        (line.strip().strip("*").strip() for line in lines if SUMMARY.fullmatch(line.strip())), None
+    )
     if title is None or summary is None:
         raise ValueError(
-            f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' (or '**...**') line"
+            f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' "
+            "(or '**...**') line"
         )
     return title, summary
 
