@@ -195,6 +195,10 @@ def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):
         build_site.notebook_info(path)
 
 
+# each notebook's own link on an index: the first link of its item
+TITLE_LINK = r'<li[^>]*><a href="([^"]+)"'
+
+
 def test_index_gives_the_reading_path_with_computed_reading_times(site):
     index = (site / "index.html").read_text(encoding="utf-8")
     core_block = index.split('<ol class="core">')[1].split("</ol>")[0]
@@ -202,8 +206,10 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
     core = [p for p in NOTEBOOKS if build_site.number(p) in build_site.CORE]
     optional = [p for p in NOTEBOOKS if p not in core]
     assert [build_site.number(p) for p in core] == list(build_site.CORE), "a core notebook is missing"
-    assert re.findall(r'href="([^"]+)"', core_block) == [f"{p.stem}.html" for p in core]
-    assert re.findall(r'href="([^"]+)"', optional_block) == [f"{p.stem}.html" for p in optional]
+    assert re.findall(TITLE_LINK, core_block) == [f"{p.stem}.html" for p in core]
+    assert re.findall(TITLE_LINK, optional_block) == [f"{p.stem}.html" for p in optional]
+    # the links of the opening lines ("You need first: notebook 01") lead to pages of the site too
+    assert not re.findall(r'href="[^"]*\.ipynb', index)
     assert f"at {build_site.WORDS_PER_MINUTE} words per minute" in index
     total = 0
     for path in NOTEBOOKS:
@@ -253,8 +259,9 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
     optional = [
         e for e, p in zip(expected, NOTEBOOKS, strict=True) if build_site.number(p) not in build_site.CORE
     ]
-    assert re.findall(r'href="([^"]+)"', core_block) == core
-    assert re.findall(r'href="([^"]+)"', optional_block) == optional
+    assert re.findall(TITLE_LINK, core_block) == core
+    assert re.findall(TITLE_LINK, optional_block) == optional
+    assert not re.findall(r'href="[^"]*\.ipynb', index)
     total = 0
     for path in NOTEBOOKS:
         href = f"{path.stem}.html" if path.name in chinese else f"../{path.stem}.html"
