@@ -433,7 +433,7 @@ ZH = {
         "522413b668be",
     ),
     "Student-t interval": (
-        "Student t 区间",
+        "Student t 置信区间",
         "n 个值的平均值的置信区间，其中 t_{n−1} 是自由度为 n − 1 的 Student t 分布的分位数，sd 是这些值的标准差；值服从正态分布时它是精确的，n "
         "小时比按正态分布算的区间宽（`course.experiments.paired_test`）",
         "",
@@ -441,8 +441,8 @@ ZH = {
     ),
     "equivalence test (TOST)": (
         "等价检验（TOST）",
-        "两个单侧 t 检验，检验平均差是否在 ± Δ 之内：一个检验「平均差 ≤ −Δ」，另一个检验「平均差 ≥ Δ」；两个都被拒绝，即两个 p 值中较大的一个低于检验水平时，等价成立：水平为 0.05 "
-        "时，恰好是 90% t 区间落在 ± Δ 之内的时候",
+        "双单侧检验：用两个单侧 t 检验判断平均差是否在 ± Δ 之内。一个检验“平均差 ≤ −Δ”，另一个检验“平均差 ≥ Δ”；两个都被拒绝，即两个 p 值中较大的一个低于检验水平时，等价成立。水平为 0.05 "
+        "时，这恰好等于 90% t 置信区间落在 ± Δ 之内",
         "",
         "b8fe31762267",
     ),
@@ -510,6 +510,27 @@ AVOID = {
     "没有下限": "没有下界（bounded below：有下界）",
     "减权": "调低……的权重（加权只指施加权重）",
     "界限": "等价界值（equivalence margin），简称界值",
+    # issue 27: wordings a native teacher read as translation, or as a wrong meaning
+    "去除": "除以（“把间隔除以 β”；去除读作“去掉”）",
+    "升向": "趋近（熵趋近 log C）",
+    "你需要先读": "预备知识（开篇一行写作 **预备知识：**）",
+    "打印出的数": "打印的数值",
+    "已打印": "见代码输出",
+    "最优解": "最优学生分布（q*）",
+    "最优的学生": "最优学生分布（q*）",
+    "t 区间": "置信区间；需要指明种类时写 t 置信区间",
+    "「": "“”（中文引号）",
+    "」": "“”（中文引号）",
+}
+
+# Variants that a substring cannot name, as regular expressions, each with the wording to use
+# (tests/test_translation.py checks them beside AVOID, in the same prose: code, formulas and
+# quotations left out)
+AVOID_PATTERNS = {
+    r"\bpp\b": "个百分点",
+    r"\d\s+%": "95%（数字与 % 之间不空格）",
+    r"\d%\s*区间": "95% 置信区间",
+    r"最优学生(?!分布)": "最优学生分布（q* 只有这一个名字）",
 }
 
 

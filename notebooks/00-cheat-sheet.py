@@ -5,7 +5,7 @@
 #
 # **You will learn:** the facts about klloss_v2 worth keeping at hand, and which notebook explains each.
 #
-# **You need first:** nothing to follow the page; notebooks 01 to 04 give the reasons.
+# **You need first:** nothing to follow the page; notebooks [01](01-walkthrough.ipynb) to [04](04-what-it-teaches.ipynb) give the reasons.
 #
 # Under each block, folded, the code that checks it on the article's sample ($N = 2$, $C = 5$, $\beta = 1.5$, $k = 8$) in float64 against the NumPy oracle `klloss.oracle`, finite differences, or the published code.
 
@@ -34,7 +34,7 @@ def oracle_loss(student, label=y, b=beta, offset=k):
 
 
 # %% [markdown] id="loss"
-# ## The loss (notebook 01)
+# ## The loss ([notebook 01](01-walkthrough.ipynb))
 #
 # $$m_{ic} = z_{iy_i} - z_{ic}, \qquad w_{ic} = \frac{m_{ic}}{\beta} + k, \qquad
 #   L = \frac1N\sum_{i=1}^N L_i, \quad L_i = \sum_{c=1}^C w_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}},$$
@@ -53,7 +53,7 @@ print(
 )
 
 # %% [markdown] id="gradient-optimum"
-# ## Gradient and optimum (notebook 04)
+# ## Gradient and optimum ([notebook 04](04-what-it-teaches.ipynb))
 #
 # $$\frac{\partial L}{\partial s_{ic}} = \frac{q_{ic}W_i - w_{ic}\,p_{ic}}{N}, \qquad W_i = \sum_c w_{ic}\,p_{ic}.$$
 #
@@ -114,11 +114,11 @@ print(
 print(f"z = (0, 1), y = 0, beta = {beta:g}: every w > 0 and q*_y / p_y = {label_ratio.item():.4f} > 1")
 
 # %% [markdown] id="identity-behind"
-# ## The identity behind it (notebook 04)
+# ## The identity behind it ([notebook 04](04-what-it-teaches.ipynb))
 #
 # If every $w \ge 0$: $\quad L_i = W_i\,\mathrm{KL}(q^*_i \,\|\, q_i) + L_{\min,i}, \qquad L_{\min,i} = W_i\log W_i - \sum_c p_{ic}\,w_{ic}\log w_{ic} \;\le 0.$
 #
-# So klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W_i$, plus a constant that is never positive. Against $k$ times KD two things change at once: the target ($q^*_i$ instead of $p_i$) and each row's weight ($W_i$ instead of $k$). In a mix $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}/k$ row $i$'s distillation term is in effect weighted by $\alpha W_i / k$: more than $\alpha$ where $\mu_i > 0$ (wherever the teacher ranks the label first, short of a row of ties, and more so the more mass it puts on classes far below the label), less where $\mu_i < 0$ (which needs a wrong teacher; notebook 05 measures both parts).
+# So klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W_i$, plus a constant that is never positive. Against $k$ times KD two things change at once: the target ($q^*_i$ instead of $p_i$) and each row's weight ($W_i$ instead of $k$). In a mix $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}/k$ row $i$'s distillation term is in effect weighted by $\alpha W_i / k$: more than $\alpha$ where $\mu_i > 0$ (wherever the teacher ranks the label first, short of a row of ties, and more so the more mass it puts on classes far below the label), less where $\mu_i < 0$ (which needs a wrong teacher; [notebook 05](05-real-data.ipynb) measures both parts).
 
 # %% tags=["hide-input"]
 per_sample = klloss.klloss_v2(**args, reduction="none").numpy()
@@ -139,7 +139,7 @@ for i in range(n):
     )
 
 # %% [markdown] id="limits-k"
-# ## Limits in β and k (notebook 03)
+# ## Limits in β and k ([notebook 03](03-beta-and-offset.ipynb))
 #
 # Exactly, $L = k\,\mathrm{KL}(p\|q) + M/\beta$, where $\mathrm{KL}(p\|q) = \frac1N\sum_i \mathrm{KL}(p_i\|q_i)$ is the batch mean of the per-sample divergences (as `F.kl_div(..., reduction="batchmean")` computes it) and $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$. Hence:
 #
@@ -166,7 +166,7 @@ print(
 )
 
 # %% [markdown] id="relations"
-# ## Relations: KD with a temperature, label smoothing, DKD (notebook 04)
+# ## Relations: KD with a temperature, label smoothing, DKD ([notebook 04](04-what-it-teaches.ipynb))
 #
 # - **Hinton's KD** is $T^2\,\mathrm{KL}(p_T\|q_T)$ with $p_T = \mathrm{softmax}(z/T)$, $q_T = \mathrm{softmax}(s/T)$. The gradient of $\mathrm{KL}(p_T\|q_T)$ in $s$ falls like $1/T^2$; times $T^2$ it tends to a fixed limit, $\big((s - \bar s) - (z - \bar z)\big)/C$ per sample (bars: means over classes), so the term keeps its weight against cross-entropy as $T$ changes. klloss_v2 has no temperature: its β → ∞ limit is $k$ times KD at $T = 1$.
 # - **Label smoothing, teacher-shaped.** Where the teacher ranks the label first ($\mu > 0$): $q^* = (1 - \varepsilon)\,p + \varepsilon\,r$ with $r_c = m_c p_c / \mu$ (no mass on the label) and $\varepsilon = \mu / (k\beta + \mu)$, in place of $(1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon/C$.
@@ -217,12 +217,12 @@ print("q* = (1 - eps) p + eps r on the sample, eps =", np.round(epsilon[:, 0], 4
 print("the DKD decomposition equals klloss_v2 per sample (< 1e-12), at beta = 1.5 and beta = inf")
 
 # %% [markdown] id="pitfalls"
-# ## Pitfalls (notebooks 02, 03, 04)
+# ## Pitfalls (notebooks [02](02-errata.ipynb), [03](03-beta-and-offset.ipynb), [04](04-what-it-teaches.ipynb))
 #
-# - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right. Before training, `klloss.negative_weight_share(teacher_logits, labels, beta)` gives the share of rows that have one; notebook 05 shows what it does to training and how to choose β from the teacher's margins.
+# - **A negative weight makes the loss unbounded below.** Where the teacher ranks a class above the label by more than $k\beta$, its weight is negative, and a student that gives that class ever less mass lowers $L$ without limit. Never on a sample the teacher gets right. Before training, `klloss.negative_weight_share(teacher_logits, labels, beta)` gives the share of rows that have one; [notebook 05](05-real-data.ipynb) shows what it does to training and how to choose β from the teacher's margins.
 # - **Labels −1 and −100.** The published code indexes the label's logit with Python indexing: an "ignore" label −1 silently reads class $C-1$, and −100 reads class $C-100$ when $C \ge 100$. `klloss.klloss_v2` raises `ValueError` for −1; −100 is its default `ignore_index` (as in `F.cross_entropy`): that row adds nothing and does not count in the batch mean, and with `ignore_index=None` −100 raises `ValueError` too.
 # - **The teacher is not detached** in the published code: gradient flows into `target`, the teacher's logits.
-# - **The article's printed numbers.** Only the echoed inputs are right; every number it prints after them is wrong, the loss included (notebook 02).
+# - **The article's printed numbers.** Only the echoed inputs are right; every number it prints after them is wrong, the loss included ([notebook 02](02-errata.ipynb)).
 
 # %% tags=["hide-input"]
 wrong = np.array([0, 2])  # relabel sample 0 as class 0: the teacher prefers class 3 by 0.5 > k * 0.05

@@ -22,9 +22,9 @@
 #
 # $$q^*_c = \frac{w_c\, p_c}{W}, \qquad W = \sum_c w_c\, p_c, \qquad \text{so} \qquad \frac{q^*_c}{p_c} = \frac{w_c}{W}$$
 #
-# (exercise 2 below finds it from the gradient; notebook 04 studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
+# (exercise 2 below finds it from the gradient; [notebook 04](04-what-it-teaches.ipynb) studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
 #
-# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `course.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. Notebook 02 puts the article's numbers beside these.
+# **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `course.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. [Notebook 02](02-errata.ipynb) puts the article's numbers beside these.
 
 # %% [markdown] id="names-symbols"
 # ## Names and symbols
@@ -163,7 +163,7 @@ assert torch.allclose(tr.weight, tr.margin / sample.beta + klloss.ARTICLE_OFFSET
 print("weight range:", round(tr.weight.min().item(), 4), "to", round(tr.weight.max().item(), 4))
 
 # %% [markdown] id="margin-scale-not-temperature"
-# **β is a margin scale, not a temperature.** β enters the loss only through the weights: it divides the margins, so a larger β pulls every weight towards $k$. The teacher's distribution $p = \mathrm{softmax}(z)$ (and the student's $q$) are the same for every β. A *temperature* $T$, as in plain KD (notebook 05), divides the logits *before* the softmax, $p_T = \mathrm{softmax}(z / T)$: a larger $T$ flattens $p$ itself, raising its entropy $-\sum_c p_c \log p_c$ towards $\log C$. The table runs the loss at three β and the softmax at three $T$.
+# **β is a margin scale, not a temperature.** β enters the loss only through the weights: it divides the margins, so a larger β pulls every weight towards $k$. The teacher's distribution $p = \mathrm{softmax}(z)$ (and the student's $q$) are the same for every β. A *temperature* $T$, as in plain KD ([notebook 05](05-real-data.ipynb)), divides the logits *before* the softmax, $p_T = \mathrm{softmax}(z / T)$: a larger $T$ flattens $p$ itself, raising its entropy $-\sum_c p_c \log p_c$ towards $\log C$. The table runs the loss at three β and the softmax at three $T$.
 
 # %%
 betas, temperatures = [0.5, sample.beta, 10.0], [1.0, 2.0, 4.0]
@@ -231,7 +231,7 @@ print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with
 # %% [markdown] id="the-whole-loss"
 # ## The whole loss, as the library computes it
 #
-# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. A few lines go beyond the article. A row whose label equals `ignore_index` counts for nothing: its logits are replaced by 0 before any arithmetic, so nothing it holds reaches the loss or the gradient. A class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight. And three extensions of ours, off in the article's call: a temperature $T$ for $p$ and $q$, a clamp of the weights at 0, and the factor $f$ ($T^2$, divided by $k$ when normalised) that multiplies each row; `klloss.margin_kd_loss` (notebook 06) sets them.
+# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. A few lines go beyond the article. A row whose label equals `ignore_index` counts for nothing: its logits are replaced by 0 before any arithmetic, so nothing it holds reaches the loss or the gradient. A class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight. And three extensions of ours, off in the article's call: a temperature $T$ for $p$ and $q$, a clamp of the weights at 0, and the factor $f$ ($T^2$, divided by $k$ when normalised) that multiplies each row; `klloss.margin_kd_loss` ([notebook 06](06-performance.ipynb)) sets them.
 
 # %%
 print("\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss)))
@@ -267,7 +267,7 @@ print("largest difference from the oracle: float32 < 1e-6 x the size of the term
 # %% [markdown] id="article-printed-counted"
 # ## What the article printed, counted
 #
-# `course.errata.table()` compares every number the article prints with the oracle, to the printed precision (notebook 02 goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
+# `course.errata.table()` compares every number the article prints with the oracle, to the printed precision ([notebook 02](02-errata.ipynb) goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
 
 # %%
 errata_table = course.errata.table()

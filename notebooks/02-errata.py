@@ -5,10 +5,10 @@
 #
 # **You will learn:** how to prove, allowing for the rounding of the printed numbers, that a tensor cannot be a log-softmax or a softmax (from the printed numbers alone) nor a margin or a weight (from them together with the logits, labels and β the article echoes); that several printed tensors are copies of the printed log_input; where the article's prose disagrees with its code, checked on our step-for-step reimplementation of it.
 #
-# **You need first:** notebook 01 (the intermediates of the loss and the checks each must pass).
+# **You need first:** [notebook 01](01-walkthrough.ipynb) (the intermediates of the loss and the checks each must pass).
 
 # %% [markdown] id="article-runs-klloss_v2-sample"
-# The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) runs its `klloss_v2` on the sample batch of notebook 01 and prints every intermediate tensor. We transcribed those numbers exactly as printed into `klloss/article_data/article_printed.json` (`tests/test_data.py` checks the transcription against the article's text, number for number, wherever a copy of that text is at hand). Here each printed tensor meets two kinds of evidence:
+# The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) runs its `klloss_v2` on the sample batch of [notebook 01](01-walkthrough.ipynb) and prints every intermediate tensor. We transcribed those numbers exactly as printed into `klloss/article_data/article_printed.json` (`tests/test_data.py` checks the transcription against the article's text, number for number, wherever a copy of that text is at hand). Here each printed tensor meets two kinds of evidence:
 #
 # 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
 # 2. **invariants** that any correct tensor must satisfy, checked on the printed numbers alone (a log-softmax is $\le 0$ and its exponentials sum to 1) or on them together with the inputs the article echoes (its logits, labels and β: the label's margin is 0; the margin is $z_y - z_c$; the weight is $m/\beta + k$). A number printed with four decimals stands for anything within half a unit of its last digit ($\pm 5\times10^{-5}$), and a check fails only when no values within that rounding could pass it. So a failed check of the first kind proves that *no input whatsoever* could have produced the printed tensor, and one of the second kind that the echoed inputs could not: either way the printing is wrong, not just the sample.

@@ -5,7 +5,7 @@
 #
 # **You will learn:** how the margin scale β and the offset k shape the weights; that β is not a temperature (it scales the margin; $p$ stays $\mathrm{softmax}(z)$); where weights turn negative; that the loss is exactly $k\,\mathrm{KL}(p\|q) + M/\beta$, a straight line in $1/\beta$ and in $k$, and what that means for its limits and its sign.
 #
-# **You need first:** notebook 01 (the loss, the margin $m$ and the weight $w$); KL divergence.
+# **You need first:** [notebook 01](01-walkthrough.ipynb) (the loss, the margin $m$ and the weight $w$); KL divergence.
 #
 # Each class's KL term is multiplied by
 #
@@ -133,7 +133,7 @@ print("p = softmax(z) is identical for every beta in the sweep")
 # %% [markdown] id="where-weights-turn-negative"
 # ## Where weights turn negative
 #
-# $w_c < 0 \iff m_c < -k\beta$: a class the teacher ranks **above** the label by more than $k\beta$. The weight there is negative, so the loss *rewards* the student for moving away from the teacher on that class, and (notebook 04) the loss then has no lower bound.
+# $w_c < 0 \iff m_c < -k\beta$: a class the teacher ranks **above** the label by more than $k\beta$. The weight there is negative, so the loss *rewards* the student for moving away from the teacher on that class, and ([notebook 04](04-what-it-teaches.ipynb)) the loss then has no lower bound.
 #
 # For a teacher that is right on a sample no margin is negative, so this never happens. It happens on the samples the teacher gets **wrong**, and on those it depends on how confidently wrong: below, the line $m = -k\beta$ splits the (β, margin) plane, and the shaded region is where weights are negative.
 
@@ -178,7 +178,7 @@ print("teacher logits", wrong_by.tolist(), "label 0 -> weights", w.round(decimal
 assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 
 # %% [markdown] id="at-article-threshold-logits"
-# At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. (Notebook 05 shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on a sizeable share of their training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
+# At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. ([Notebook 05](05-real-data.ipynb) shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on a sizeable share of their training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
 #
 # ## The loss as a function of β and of the offset, and its limits
 #
@@ -271,7 +271,7 @@ print(
 # %% [markdown] id="offset-buys-costs"
 # ## What the offset buys, and what it costs
 #
-# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits (notebook 04), yet not a divergence, because its minimum is negative unless all weights are equal (notebook 04, §5).
+# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits ([notebook 04](04-what-it-teaches.ipynb)), yet not a divergence, because its minimum is negative unless all weights are equal ([notebook 04](04-what-it-teaches.ipynb), §5).
 # - **It costs closeness to the margin idea.** The relative weight $1 + m/(k\beta)$ shows that the offset dilutes the margin term: the larger $k\beta$, the closer the loss is to $k\cdot$KL, with the margins barely mattering. At the article's values the largest relative boost on the sample is printed below.
 # - **It does not protect the teacher's mistakes.** On a misclassified sample, a class that beats the label by more than $k\beta$ still gets a negative weight.
 
@@ -373,7 +373,7 @@ print(f"within 1% of k KL from beta = {beta_1pc:.2f} on")
 # **Exercise 5 · A teacher's logit scale.** *(open-ended)* Exercise 2 found the bound for one row. A real teacher has thousands of rows, and how far its logits spread depends on how it was trained. Draw 2000 rows of a ten-class teacher that is often wrong: logits $\sigma\,\varepsilon$ with $\varepsilon$ standard normal and a label drawn uniformly, for σ = 1, 2, 4 and 8. At the article's (β, k) = (1.5, 8), what share of rows has a negative weight, for each σ? Before computing, predict how the share changes with σ, and why. Then propose a rule for choosing $k\beta$ from a teacher's logits, and check it on your draws. What does your rule cost on a teacher that is right on almost every row?
 
 # %% [markdown] id="solution-5-logit-scale" tags=["solution"]
-# **Solution 5.** A row has a negative weight exactly when some class leads the label by more than $k\beta$: $\max_c (z_c - z_y) > k\beta = 12$. Scaling the logits by σ scales every lead by σ, so on the same draws the share can only grow with σ. One rule: set $k\beta$ at or above the largest lead over the teacher's training rows (with some headroom), so that no training row gets a negative weight; notebook 05's recipe does this on real data. Its cost: a large $k\beta$ brings every weight close to $k$ (exercise 4), so the loss moves towards plain KL. On a teacher that is right on every row the largest lead is $\le 0$ and the rule asks nothing; β is then free.
+# **Solution 5.** A row has a negative weight exactly when some class leads the label by more than $k\beta$: $\max_c (z_c - z_y) > k\beta = 12$. Scaling the logits by σ scales every lead by σ, so on the same draws the share can only grow with σ. One rule: set $k\beta$ at or above the largest lead over the teacher's training rows (with some headroom), so that no training row gets a negative weight; [notebook 05](05-real-data.ipynb)'s recipe does this on real data. Its cost: a large $k\beta$ brings every weight close to $k$ (exercise 4), so the loss moves towards plain KL. On a teacher that is right on every row the largest lead is $\le 0$ and the rule asks nothing; β is then free.
 
 # %% tags=["solution"]
 draw = torch.Generator().manual_seed(5)

@@ -1,13 +1,13 @@
 # %% [markdown] id="title"
 # # 04a · Statistics for comparing training runs
 #
-# *Paired differences over seeds, the Student-t interval, equivalence tests with a margin and Holm's adjustment, each worked by hand on five seeds, then computed by the functions notebook 05 calls.*
+# *Paired differences over seeds, the Student-t interval, equivalence tests with a margin and Holm's adjustment, each worked by hand on five seeds, then computed by the functions [notebook 05](05-real-data.ipynb) calls.*
 #
-# **You will learn:** why two training losses are compared seed by seed, through their differences, and not through two separate means; how to compute the Student-t confidence interval of a mean difference by hand, and what it covers; how an equivalence test (TOST) with a margin shows that a difference is small, and why a difference can be significant and equivalent at once; why many comparisons read together need Holm's adjustment, and how it steps down through the p-values; and that `course.experiments`, which notebook 05 uses, computes exactly these numbers.
+# **You will learn:** why two training losses are compared seed by seed, through their differences, and not through two separate means; how to compute the Student-t confidence interval of a mean difference by hand, and what it covers; how an equivalence test (TOST) with a margin shows that a difference is small, and why a difference can be significant and equivalent at once; why many comparisons read together need Holm's adjustment, and how it steps down through the p-values; and that `course.experiments`, which [notebook 05](05-real-data.ipynb) uses, computes exactly these numbers.
 #
-# **You need first:** the mean and the standard deviation of a list of numbers, and what a probability is; no earlier notebook. A calculator (or Python) for the steps worked by hand. Read it before notebook 05, which applies all of it to klloss_v2.
+# **You need first:** the mean and the standard deviation of a list of numbers, and what a probability is; no earlier notebook. A calculator (or Python) for the steps worked by hand. Read it before [notebook 05](05-real-data.ipynb), which applies all of it to klloss_v2.
 #
-# Train the same network twice with two different seeds (the seed sets the initial weights and the order of the batches), and its test accuracy changes. So when one training loss gives a higher accuracy than another, is the loss better, or was its seed luckier? Notebook 05 answers with four tools, taught here on a table small enough to check by hand: five seeds, three training losses A, B and C, test accuracies to three digits. **The numbers are invented** for teaching, but shaped like notebook 05's: the seed moves the accuracy more than the loss does. Each step is computed by hand first (with `math`, and one quantile from `scipy.stats` where you would read a printed table), then by the functions notebook 05 calls, and an `assert` checks that the two agree.
+# Train the same network twice with two different seeds (the seed sets the initial weights and the order of the batches), and its test accuracy changes. So when one training loss gives a higher accuracy than another, is the loss better, or was its seed luckier? [Notebook 05](05-real-data.ipynb) answers with four tools, taught here on a table small enough to check by hand: five seeds, three training losses A, B and C, test accuracies to three digits. **The numbers are invented** for teaching, but shaped like [notebook 05](05-real-data.ipynb)'s: the seed moves the accuracy more than the loss does. Each step is computed by hand first (with `math`, and one quantile from `scipy.stats` where you would read a printed table), then by the functions [notebook 05](05-real-data.ipynb) calls, and an `assert` checks that the two agree.
 
 # %%
 import itertools
@@ -48,7 +48,7 @@ display(shown(accuracy, "{:.3f}"))
 # %% [markdown] id="1-pair-seed"
 # ## 1 · Pair by seed
 #
-# Read down each column of the table above: the seed moves the accuracy far more than the loss does. The best seed is the same for all three losses, and so is the worst (the cell below checks it). Whatever a seed does to the initial weights and to the order of the batches, it does to A and to B alike. So compare the two seed by seed: the difference $d_i = b_i - a_i$ on seed $i$, in which the seed's own effect cancels. This is the **paired design**; notebook 05 trains every loss on the same seeds for this reason.
+# Read down each column of the table above: the seed moves the accuracy far more than the loss does. The best seed is the same for all three losses, and so is the worst (the cell below checks it). Whatever a seed does to the initial weights and to the order of the batches, it does to A and to B alike. So compare the two seed by seed: the difference $d_i = b_i - a_i$ on seed $i$, in which the seed's own effect cancels. This is the **paired design**; [notebook 05](05-real-data.ipynb) trains every loss on the same seeds for this reason.
 #
 # The unpaired alternative treats A's five accuracies and B's five as two separate samples: the difference of their means, with a standard error from both spreads, $\mathrm{se} = \sqrt{\mathrm{sd}(a)^2/n + \mathrm{sd}(b)^2/n}$, and Student's t with $2n - 2$ degrees of freedom (section 2 explains the t). The mean difference is the same both ways; its uncertainty is not.
 
@@ -146,7 +146,7 @@ assert q99 < t_stat < q995 and 0.01 < p_diff < 0.02
 assert (low > 0) == (p_diff < LEVEL)  # the interval excludes 0 exactly when p < 0.05
 
 # %% [markdown] id="same-numbers-code-notebook"
-# The same numbers by the code notebook 05 runs, `course.experiments.paired_test`, with the checks that it agrees with the worksheet (its `margin` argument is section 3's):
+# The same numbers by the code [notebook 05](05-real-data.ipynb) runs, `course.experiments.paired_test`, with the checks that it agrees with the worksheet (its `margin` argument is section 3's):
 
 # %%
 test_b = ex.paired_test(d_b, margin=ex.MARGINS["accuracy"])
@@ -163,7 +163,7 @@ for key, by_hand in (
 assert test_b["n"] == n and test_b["above"] == n  # B is higher than A on every seed
 
 # %% [markdown] id="interval-covers-seeds-only"
-# **What the interval covers: seeds only.** The only thing that changed from one row of the table to the next is the seed. The split, the teacher and the test images are the same in every run, so the interval says how the mean difference would move **with other seeds, on this test set**. It says nothing about another test set drawn from the same source, or another split: that sampling is not in it. For scale: on notebook 05's test set, of the size printed below, one model's accuracy has a binomial standard error several times the width of the whole paired interval, and none of it is in the interval. (Nor is the test-set error of the *difference* between two models scored on the same images.) Notebook 05 says so beside its verdicts.
+# **What the interval covers: seeds only.** The only thing that changed from one row of the table to the next is the seed. The split, the teacher and the test images are the same in every run, so the interval says how the mean difference would move **with other seeds, on this test set**. It says nothing about another test set drawn from the same source, or another split: that sampling is not in it. For scale: on [notebook 05](05-real-data.ipynb)'s test set, of the size printed below, one model's accuracy has a binomial standard error several times the width of the whole paired interval, and none of it is in the interval. (Nor is the test-set error of the *difference* between two models scored on the same images.) [Notebook 05](05-real-data.ipynb) says so beside its verdicts.
 
 # %%
 test_images = len(ex.load_digits_split().y_test)  # notebook 05's test set
@@ -177,7 +177,7 @@ assert accuracy_se > 3 * (high - low)
 # %% [markdown] id="3-difference-small-equivalence"
 # ## 3 · Is the difference small? Equivalence with a margin
 #
-# A p-value above 0.05 does not show that two losses do the same: with five seeds, a real difference can easily go unseen. To show that a difference is **small**, first fix what small means: an **equivalence margin** $\Delta$, in the metric's own units, the largest difference that counts as no difference. Notebook 05 fixes one per metric before reading any result (`ex.MARGINS`, each justified there); for accuracy it is the Δ printed below. Then test two one-sided null hypotheses with the same $\bar d$ and $\mathrm{se}$:
+# A p-value above 0.05 does not show that two losses do the same: with five seeds, a real difference can easily go unseen. To show that a difference is **small**, first fix what small means: an **equivalence margin** $\Delta$, in the metric's own units, the largest difference that counts as no difference. [Notebook 05](05-real-data.ipynb) fixes one per metric before reading any result (`ex.MARGINS`, each justified there); for accuracy it is the Δ printed below. Then test two one-sided null hypotheses with the same $\bar d$ and $\mathrm{se}$:
 #
 # - "the mean difference is $\le -\Delta$": $t_1 = (\bar d + \Delta)/\mathrm{se}$, and $P_1$ is the probability above $t_1$;
 # - "the mean difference is $\ge \Delta$": $t_2 = (\bar d - \Delta)/\mathrm{se}$, and $P_2$ is the probability below $t_2$.
@@ -239,7 +239,7 @@ assert both.loc["C − A", "95% low"] < 0 < both.loc["C − A", "95% high"]
 assert both.loc["C − A", "90% high"] > margin
 
 # %% [markdown] id="b-higher-than-every"
-# - **B − A: significant and equivalent.** B is higher than A on every seed, and the 95% interval excludes zero; the 90% interval also lies inside ±Δ. B really is better, by less than the margin: a difference too small to matter, shown to be so. Notebook 05 words this "higher, within the margin".
+# - **B − A: significant and equivalent.** B is higher than A on every seed, and the 95% interval excludes zero; the 90% interval also lies inside ±Δ. B really is better, by less than the margin: a difference too small to matter, shown to be so. [Notebook 05](05-real-data.ipynb) words this "higher, within the margin".
 # - **C − A: neither.** The differences change sign from seed to seed. The 95% interval contains zero, so no difference is shown; the 90% interval reaches past Δ, so no equivalence is shown either. The honest verdict is "not settled": five seeds are too few to say. It is **not** "C is as good as A".
 #
 # The figure shows both: one dot per seed, the 95% interval (black) and the 90% interval (blue), the margin as a grey band; and for B − A, the unpaired interval of section 1 (orange) on the same data.
@@ -288,7 +288,7 @@ plt.show()
 # %% [markdown] id="4-many-comparisons-once"
 # ## 4 · Many comparisons at once: Holm's adjustment
 #
-# Section 3 read four p-values: a t-test and a TOST for each of B − A and C − A. A test at level 0.05 whose null hypothesis holds rejects it with probability 0.05. Read four such tests, and the chance that **at least one** of them rejects wrongly grows: that chance is the **family-wise error rate** (FWER). For $J$ independent tests whose null hypotheses all hold it is $1 - 0.95^J$; for the four here, the value printed below. Notebook 05 reads many tests at once (it prints how many), so it must control the FWER, not each test alone.
+# Section 3 read four p-values: a t-test and a TOST for each of B − A and C − A. A test at level 0.05 whose null hypothesis holds rejects it with probability 0.05. Read four such tests, and the chance that **at least one** of them rejects wrongly grows: that chance is the **family-wise error rate** (FWER). For $J$ independent tests whose null hypotheses all hold it is $1 - 0.95^J$; for the four here, the value printed below. [Notebook 05](05-real-data.ipynb) reads many tests at once (it prints how many), so it must control the FWER, not each test alone.
 #
 # Bonferroni's remedy multiplies each p-value by $J$ (capped at 1). Holm's keeps the same guarantee and rejects at least as much, stepping down:
 #
@@ -344,7 +344,7 @@ print("rejected by Holm, not by Bonferroni:", ", ".join(gained))
 # %% [markdown] id="smallest-p-value-tost"
 # The smallest p-value, B − A's TOST, pays the factor $J$ under both methods and passes. B − A's t-test pays $J$ under Bonferroni and fails; under Holm it pays $J - 1$ and passes. C − A's two tests fail under both. Holm's adjusted p-values hold the family-wise error rate at 0.05 whatever the dependence between the tests, which matters here: a t-test and a TOST computed from the same five numbers are not independent.
 #
-# **The verdicts notebook 05 prints.** `ex.settle` takes a family of tables of `paired_test` results, adjusts **every** p-value of the family together with `holm` (the tests of a difference and of equivalence alike), and words a verdict per comparison: "higher" or "lower" where the adjusted p-value of the difference is below 0.05; otherwise "equivalent" where the adjusted TOST is; otherwise "not settled". `within_margin` marks a "higher" or "lower" whose adjusted TOST also passed. On this family:
+# **The verdicts [notebook 05](05-real-data.ipynb) prints.** `ex.settle` takes a family of tables of `paired_test` results, adjusts **every** p-value of the family together with `holm` (the tests of a difference and of equivalence alike), and words a verdict per comparison: "higher" or "lower" where the adjusted p-value of the difference is below 0.05; otherwise "equivalent" where the adjusted TOST is; otherwise "not settled". `within_margin` marks a "higher" or "lower" whose adjusted TOST also passed. On this family:
 
 # %%
 pairs = (("B − A", d_b), ("C − A", d_c))
@@ -408,7 +408,7 @@ assert np.array_equal(wrong_holm, p_null.min(axis=1) < LEVEL / J)
 # - To show that a difference is **small**, fix a margin Δ per metric in advance and run **TOST**: equivalent at 0.05 exactly when the 90% interval lies inside ±Δ. Significant and equivalent go together when the difference is real but small; neither means "not settled", never "the same" (section 3).
 # - When many tests are read together, adjust them all with **Holm**; it holds the family-wise error rate at 0.05 and never rejects less than Bonferroni (sections 4 and 5).
 #
-# Notebook 05 does exactly this with `ex.compare` (a table of `paired_test` per comparison) and `ex.settle` (Holm over a family, and the verdicts), on many more seeds.
+# [Notebook 05](05-real-data.ipynb) does exactly this with `ex.compare` (a table of `paired_test` per comparison) and `ex.settle` (Holm over a family, and the verdicts), on many more seeds.
 
 # %% [markdown] id="exercises"
 # ## Exercises
@@ -442,7 +442,7 @@ assert holm_rejects == bonferroni_rejects + 1
 # %% [markdown] id="solution-2-tost-equivalent" tags=["solution"]
 # **Solution 2.** TOST says equivalent exactly when the 90% interval lies inside ±Δ, so the verdict flips at the end of the 90% interval farthest from zero: $\Delta^* = \max(|\text{low}_{90}|, |\text{high}_{90}|)$, equivalent for every Δ above it. The cell computes $\Delta^*$ for both comparisons and checks the verdict on either side.
 #
-# A margin chosen after the fact can be set just above $\Delta^*$, and then any comparison, however noisy, comes out "equivalent": the test would then only report the width of the interval, not a judgement about what difference matters. That is why notebook 05 justifies each margin from the metric itself (its test-set standard error, and for accuracy a count of test images), not from the differences it tests.
+# A margin chosen after the fact can be set just above $\Delta^*$, and then any comparison, however noisy, comes out "equivalent": the test would then only report the width of the interval, not a judgement about what difference matters. That is why [notebook 05](05-real-data.ipynb) justifies each margin from the metric itself (its test-set standard error, and for accuracy a count of test images), not from the differences it tests.
 
 # %% tags=["solution"]
 for name in ("B − A", "C − A"):
@@ -461,7 +461,7 @@ assert max(abs(both.loc["C − A", "90% low"]), abs(both.loc["C − A", "90% hig
 # **Exercise 3 · a sign-flip permutation test.** If the two losses were the same, each difference $d_i$ would be as likely to come out $-d_i$: the labels "A" and "B" of each seed could be swapped. With five seeds there are $2^5 = 32$ ways to flip the signs. The permutation p-value is the share of the 32 whose mean is at least as far from zero as the observed mean. Compute it for B − A and C − A, and compare it with the t-test's p-value. What is the smallest p-value this test can ever give with five seeds, and what does that say about five seeds? (Open-ended: when would you trust the permutation test more than the t-test?)
 
 # %% [markdown] id="solution-3-b-every" tags=["solution"]
-# **Solution 3.** For B − A every difference is positive, so only two sign patterns reach the observed $|\bar d|$: no flip and all flipped. That share is the smallest any permutation test on five seeds can give, and it is above 0.05: with five seeds this test can **never** reject at 0.05. The t-test can, because it assumes the differences are normal, and that assumption carries the weight that five numbers cannot. The permutation test assumes only that each difference is as likely to come out with either sign when the losses are the same: trust it more when the differences are skewed or have an outlier, and run enough seeds for it to have a chance (notebook 05 has the number of seeds printed below). The cell works in whole thousandths, so that the ties are exact.
+# **Solution 3.** For B − A every difference is positive, so only two sign patterns reach the observed $|\bar d|$: no flip and all flipped. That share is the smallest any permutation test on five seeds can give, and it is above 0.05: with five seeds this test can **never** reject at 0.05. The t-test can, because it assumes the differences are normal, and that assumption carries the weight that five numbers cannot. The permutation test assumes only that each difference is as likely to come out with either sign when the losses are the same: trust it more when the differences are skewed or have an outlier, and run enough seeds for it to have a chance ([notebook 05](05-real-data.ipynb) has the number of seeds printed below). The cell works in whole thousandths, so that the ties are exact.
 
 # %% tags=["solution"]
 signs = np.array(list(itertools.product((1, -1), repeat=n)))  # all 2^n sign patterns
@@ -483,7 +483,7 @@ assert permutation["B − A"] == smallest > LEVEL > ex.paired_test(d_b, margin=m
 assert min(permutation.values()) >= smallest
 
 # %% [markdown] id="exercise-4-many-seeds"
-# **Exercise 4 · how many seeds?** Five seeds left C − A "not settled". Suppose its differences are normal with the mean and the standard deviation of the five seeds above. For 5, 10, 20 and 30 seeds, simulate a few thousand experiments each and estimate how often the t-test shows a difference, and how often TOST (with notebook 05's margin) shows equivalence. Predict first: which settles sooner, and can both happen in the same experiment? (Open-ended: what would you do if the real mean difference were exactly at the margin?)
+# **Exercise 4 · how many seeds?** Five seeds left C − A "not settled". Suppose its differences are normal with the mean and the standard deviation of the five seeds above. For 5, 10, 20 and 30 seeds, simulate a few thousand experiments each and estimate how often the t-test shows a difference, and how often TOST (with [notebook 05](05-real-data.ipynb)'s margin) shows equivalence. Predict first: which settles sooner, and can both happen in the same experiment? (Open-ended: what would you do if the real mean difference were exactly at the margin?)
 
 # %% [markdown] id="solution-4-more-seeds" tags=["solution"]
 # **Solution 4.** More seeds shrink the standard error like $1/\sqrt n$, so both tests gain power. With these numbers the mean is well inside the margin, so equivalence becomes likely before a difference does, and with many seeds both often hold: a real difference, smaller than the margin, the "higher, within the margin" of section 4. At a true mean exactly at the margin, TOST says "equivalent" in only about 5% of experiments, whatever the number of seeds (the cell checks it at 30): no number of seeds can show equivalence for a difference that is not inside the margin.

@@ -3,7 +3,7 @@
 #
 # *The loss in a training loop through its student-first call, `margin_kd_loss` (padding, language-model shapes, gradient accumulation, torch.compile, several processes), what it costs next to plain KD, and the measurements behind that, each with the machine it was measured on; then how to train a language model without its (N, V) logits.*
 #
-# **You will learn** which of the library's two calls to train with, and why; how to put `klloss.margin_kd_loss` where a training loop needs it; what its `batchmean` and its `num_items_in_batch` mean when rows are padding or spread over micro-batches and processes; what the loss costs; and how to train from hidden states or from a stored top K of the teacher instead of the (N, V) logits, and what each saves or loses (section 9). **You need** the loss itself (notebook 01) and its gradient $\partial L_i/\partial s_j = q_j W_i - w_j p_j$ (notebook 04). The README's table gives this notebook's run time (`make times`); compiling, in section 2, takes part of it.
+# **You will learn** which of the library's two calls to train with, and why; how to put `klloss.margin_kd_loss` where a training loop needs it; what its `batchmean` and its `num_items_in_batch` mean when rows are padding or spread over micro-batches and processes; what the loss costs; and how to train from hidden states or from a stored top K of the teacher instead of the (N, V) logits, and what each saves or loses (section 9). **You need** the loss itself ([notebook 01](01-walkthrough.ipynb)) and its gradient $\partial L_i/\partial s_j = q_j W_i - w_j p_j$ ([notebook 04](04-what-it-teaches.ipynb)). The README's table gives this notebook's run time (`make times`); compiling, in section 2, takes part of it.
 #
 # Two kinds of statement below, kept apart:
 #
@@ -38,7 +38,7 @@ pd.set_option("display.precision", 2)
 # The library computes one loss through two calls:
 #
 # - **`klloss.margin_kd_loss(student_logits, teacher_logits, labels, *, margin_scale=1.5, ...)`**, and its module `klloss.MarginKDLoss`: the student first, every option by keyword, as in TRL's `generalized_jsd_loss` and torchtune's `ForwardKLLoss`. It has what a training loop needs: a `temperature`; `normalize=True` (the default), which divides by the offset $k$, so that at `margin_scale=inf` the loss is plain KD and a mixing weight `alpha` means what it means in KD; `num_items_in_batch` for gradient accumulation and several processes (section 4). **Train with this one.** Its `margin_scale` is the article's β; in TRL and Liger-Kernel `beta` is the mix of a generalised JSD, another thing.
-# - **`klloss.klloss_v2(logits_t, input, target, label, beta)`**: the same loss in the article's argument order and at its scale. It exists so that notebooks 01 to 05 can follow the article line by line.
+# - **`klloss.klloss_v2(logits_t, input, target, label, beta)`**: the same loss in the article's argument order and at its scale. It exists so that notebooks [01](01-walkthrough.ipynb) to [05](05-real-data.ipynb) can follow the article line by line.
 #
 # The two agree (with `normalize=False`, at temperature 1), and a swapped student-first call fails loudly instead of training nothing: the teacher's logits are detached, so a student passed as the teacher would get no gradient.
 
@@ -133,7 +133,7 @@ assert value_gap < 1e-5 and grad_gap < 1e-5
 print("compiled and eager agree: loss and gradient within 1e-5, relative")
 
 # %% [markdown] id="few-steps-training-through"
-# A few steps of training, in the form distillers write, $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{KD}$ with the compiled loss as the KD term. Because `normalize=True` makes the KD term plain KD at `margin_scale=inf`, `alpha` here means what it means in KD. The KD term is not a divergence: on these rows every weight is positive, so it is bounded below, by a number below zero (the rows' `lower_bound` from `return_parts=True`; `course.analysis.min_loss`, notebook 04, divided by $k$), not by zero.
+# A few steps of training, in the form distillers write, $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{KD}$ with the compiled loss as the KD term. Because `normalize=True` makes the KD term plain KD at `margin_scale=inf`, `alpha` here means what it means in KD. The KD term is not a divergence: on these rows every weight is positive, so it is bounded below, by a number below zero (the rows' `lower_bound` from `return_parts=True`; `course.analysis.min_loss`, [notebook 04](04-what-it-teaches.ipynb), divided by $k$), not by zero.
 
 # %%
 alpha = 0.5
@@ -298,7 +298,7 @@ for n, c in SIZES:  # float32: 4 bytes a number
     assert saved[n, c]["plain KD"] == 4 * 2 * n * c  # two (N, C) tensors
 
 # %% [markdown] id="klloss_v2-keeps-gradient-itself"
-# klloss_v2 keeps the gradient $G = qW - wp$ itself, one (N, C) tensor computed in the forward where $p$ and $q$ are at hand (notebook 04's closed form), and $W$, one number per row (for double backward). Its backward only multiplies $G$ by the upstream gradient. Plain KD keeps two (N, C) tensors, for the backward of `kl_div` and of `log_softmax`.
+# klloss_v2 keeps the gradient $G = qW - wp$ itself, one (N, C) tensor computed in the forward where $p$ and $q$ are at hand ([notebook 04](04-what-it-teaches.ipynb)'s closed form), and $W$, one number per row (for double backward). Its backward only multiplies $G$ by the upstream gradient. Plain KD keeps two (N, C) tensors, for the backward of `kl_div` and of `log_softmax`.
 #
 # ## 6. What was measured, and where
 #
@@ -404,7 +404,7 @@ assert saved_by_none > 0
 #
 # What the fused torch implementation does (`klloss/_fused.py`, the path plain eager calls on a CPU take when the fused form covers their options: the dispatch point in `klloss/loss.py` says which); the counts and memory above are the parts of it that every machine shares. The savings below are a CPU's: the CPU files above say at which sizes eager klloss_v2 cost less than plain KD, the GPU files that it never did there.
 #
-# - **The gradient is computed in the forward.** Notebook 04's closed form $G = qW - wp$ needs $p$ and $q$, which the forward has anyway: one fused update of the weighted teacher's buffer, $-wp + q\,W$. The backward is then one multiplication by the upstream gradient, into a new tensor even for a plain `loss.backward()`: the caller owns what backward returns and may change it in place, while a retained graph needs $G$ unchanged. The only (N, C) tensor kept for it is $G$.
+# - **The gradient is computed in the forward.** [Notebook 04](04-what-it-teaches.ipynb)'s closed form $G = qW - wp$ needs $p$ and $q$, which the forward has anyway: one fused update of the weighted teacher's buffer, $-wp + q\,W$. The backward is then one multiplication by the upstream gradient, into a new tensor even for a plain `loss.backward()`: the caller owns what backward returns and may change it in place, while a retained graph needs $G$ unchanged. The only (N, C) tensor kept for it is $G$.
 # - **The weighted teacher is kept negated, $-wp$, and the log-ratio as $\log q - \log p$**, so that the batch-mean loss is their dot product, $\sum_{ic} (-w_{ic} p_{ic})(\log q_{ic} - \log p_{ic})$: one BLAS dot product, not a product, a row sum and a total. The margin is formed first, $z'_y - z'_c$, and scaled after, and the log-probabilities are taken as they are, so a constant added to the logits changes no error (the reference does the same; `tests/test_edges.py`).
 # - **Few fresh (N, C) tensors.** After the two log-softmaxes and $p$, every temporary is reused in place; on a CPU each fresh large tensor costs page faults.
 # - **Exact zeros only where they are needed.** A class with $p_c = 0$ must add 0 even where its weight is infinite (a teacher logit of $-\infty$), which takes masks. The first pass runs without them; only when its loss is not finite (an infinite weight or log-probability met $p_c = 0$, or the loss is truly infinite) does a second pass apply them. On the CPU, reading that one number waits for nothing.
@@ -484,7 +484,7 @@ for name, record in lm_stored.items():
 # - **from hidden states**: `klloss.margin_kd_loss_from_hidden(h, W, h_t, W_t, labels, *, chunk_size=1024, ...)` takes both models' last hidden states and output layers (`lm_head.weight`, shape (V, H)). It walks over the positions `chunk_size` rows at a time: for each chunk it forms both logits in float32, computes the loss and its gradient $G$ with the library's own forms, and turns $G$ at once into the gradients of the hidden states and of the head, $GW$ and $G^\top h$. Only those are kept for the backward pass;
 # - **from a stored top K**: `klloss.topk_store(teacher_logits, labels, k)`, built once, keeps the teacher's $K$ most probable classes per row, their log-probabilities and the label's; `klloss.margin_kd_loss_topk(student_logits, *store, labels, tail=...)` computes the loss from them. The margins to the stored classes are exact, $z_y - z_c = \log p_y - \log p_c$, and so are their weights. The other classes, the tail, are either one class that holds the teacher's remaining mass $p_B$, weighted as the $K$-th class is (`tail="bucket"`: its error is proportional to $p_B$), or left out, the teacher renormalised over the stored classes (`tail="renormalize"`). `tail` has no default: the two approximate different things.
 #
-# Below: both in a training loop on a toy language model; the memory the first saves, measured; and what the second loses on notebook 05's digits, in the loss and in the students.
+# Below: both in a training loop on a toy language model; the memory the first saves, measured; and what the second loses on [notebook 05](05-real-data.ipynb)'s digits, in the loss and in the students.
 #
 # ### A toy language model
 #
@@ -671,9 +671,9 @@ else:
 # %% [markdown] id="at-this-size-loss"
 # At this size the loss from hidden states needed less than a quarter of one (N, V) float32 tensor, the whole logits more than one (both asserted; the bands printed). The hidden path holds a few chunks of rows and the gradients, never the whole logits, so its share of one (N, V) tensor grows with `chunk_size` / N, small here (printed): `docs/performance.md` shows `make bench`'s measurements at a larger size with larger chunks, where that share is larger. The (V, H) gradient of the head stays: at a language model's size it is as large as the logits of H positions.
 #
-# ### On notebook 05's data: what a stored top K loses
+# ### On [notebook 05](05-real-data.ipynb)'s data: what a stored top K loses
 #
-# Notebook 05's teacher, through its logits on the training rows as `data/experiments/digits.json` stores them, over 10 classes, stored at K = 1, 2, 3 and 5; β = 1.5 and $T = 1$. First the loss: the share $(L - L_K)/L$ of the full distillation term, on the training rows, that each store loses, at two students: untrained, and trained for notebook 05's 30 epochs with the full loss. This teacher is right on every training row and puts almost all its mass on the label (notebook 05), so the store leaves little out (first column):
+# [Notebook 05](05-real-data.ipynb)'s teacher, through its logits on the training rows as `data/experiments/digits.json` stores them, over 10 classes, stored at K = 1, 2, 3 and 5; β = 1.5 and $T = 1$. First the loss: the share $(L - L_K)/L$ of the full distillation term, on the training rows, that each store loses, at two students: untrained, and trained for [notebook 05](05-real-data.ipynb)'s 30 epochs with the full loss. This teacher is right on every training row and puts almost all its mass on the label ([notebook 05](05-real-data.ipynb)), so the store leaves little out (first column):
 
 # %%
 config_05 = ex.Config()  # notebook 05's configuration
@@ -720,7 +720,7 @@ assert (lost["trained student", "renormalize"] < 0).any() and (
 # - On the untrained student, both stores are within 2 % of the full term at every K, the bucket within 0.1 % (asserted): almost all of the term is the student's mismatch on the label, which every store holds exactly.
 # - On the trained student the label is learnt, and much of what is left of the term is about the other classes: the bucket loses from over 20 % of it at K = 1 to a few % at K = 5, less at each K (asserted). The renormalised teacher, which teaches the student to put no mass on the tail at all, misses it by other amounts, of either sign (asserted).
 #
-# Does that change the students? Three seeds, each student trained as notebook 05 trains its students (`ex.train_student`: the same MLP, Adam, 30 epochs, $\alpha = 0.5$) with $(1-\alpha)\,\mathrm{CE} + \alpha D$: $D$ the full term (the students above, notebook 05's klloss_v2 at β = 1.5), or the bucket's term from each store (`ex.klloss_kd_topk`). Each student taught by a store is paired with the one of the same seed taught by the full term: the same start, the same batches. The paired differences are printed per seed in test images, and their mean in percentage points of the test set.
+# Does that change the students? Three seeds, each student trained as [notebook 05](05-real-data.ipynb) trains its students (`ex.train_student`: the same MLP, Adam, 30 epochs, $\alpha = 0.5$) with $(1-\alpha)\,\mathrm{CE} + \alpha D$: $D$ the full term (the students above, [notebook 05](05-real-data.ipynb)'s klloss_v2 at β = 1.5), or the bucket's term from each store (`ex.klloss_kd_topk`). Each student taught by a store is paired with the one of the same seed taught by the full term: the same start, the same batches. The paired differences are printed per seed in test images, and their mean in percentage points of the test set.
 
 # %%
 topk_term = ex.klloss_kd_topk(config_05.alpha, BETA_05, "bucket")  # (1 - alpha) CE + alpha D from a store
@@ -749,7 +749,7 @@ assert largest <= 0.01 * n_test  # within 1 percentage point, every K and seed
 print(f"the largest paired difference: {largest} test images, {100 * largest / n_test:.2f} percentage points")
 
 # %% [markdown] id="these-runs-no-student"
-# In these runs no student taught by a store ended more than 1 percentage point from its twin taught by the full term, at any K (asserted; the largest difference printed). With three seeds that is all these runs say: a smaller difference would need notebook 05's paired comparisons, over many more seeds. And this teacher, nearly one-hot, leaves its stores little to lose. How much a store loses depends on the mass the teacher leaves outside it: measure $p_B$ on your own teacher before choosing K (the toy language model above left the share printed there outside its top 32).
+# In these runs no student taught by a store ended more than 1 percentage point from its twin taught by the full term, at any K (asserted; the largest difference printed). With three seeds that is all these runs say: a smaller difference would need [notebook 05](05-real-data.ipynb)'s paired comparisons, over many more seeds. And this teacher, nearly one-hot, leaves its stores little to lose. How much a store loses depends on the mass the teacher leaves outside it: measure $p_B$ on your own teacher before choosing K (the toy language model above left the share printed there outside its top 32).
 
 # %% [markdown] id="exercises"
 # ## Exercises
@@ -865,7 +865,7 @@ print(f"reference / klloss_v2: {ratio_3:.2f} at N = {n_3}, C = {c_3}; {ratio_5:.
 assert ratio_3 > 1 and abs(ratio_3 / ratio_5 - 1) < 0.05
 
 # %% [markdown] id="exercise-4-one-stored"
-# **Exercise 4 · one stored class.** On notebook 05's training rows the label is the teacher's top class (section 9 asserts it), so the store at K = 1 holds the label alone. Show that there, at $T = 1$ and with `normalize=True`, `tail="renormalize"` gives exactly the cross-entropy $-\log q_y$, whatever the student: a student trained with $(1-\alpha)\,\mathrm{CE} + \alpha D$ on this store is trained with cross-entropy alone. What does `tail="bucket"` give at K = 1 instead? Derive it, then check both on section 9's untrained student, value and gradient.
+# **Exercise 4 · one stored class.** On [notebook 05](05-real-data.ipynb)'s training rows the label is the teacher's top class (section 9 asserts it), so the store at K = 1 holds the label alone. Show that there, at $T = 1$ and with `normalize=True`, `tail="renormalize"` gives exactly the cross-entropy $-\log q_y$, whatever the student: a student trained with $(1-\alpha)\,\mathrm{CE} + \alpha D$ on this store is trained with cross-entropy alone. What does `tail="bucket"` give at K = 1 instead? Derive it, then check both on section 9's untrained student, value and gradient.
 
 # %% [markdown] id="solution-4-with-s" tags=["solution"]
 # **Solution 4.** With S = {y}, the renormalised teacher is $\tilde p_y = 1$; the label's margin is 0, so its weight is $w_y = k$, and $f = 1/k$: $L_i = \frac1k \cdot k \cdot 1 \cdot (\log 1 - \log q_y) = -\log q_y$. The bucket keeps the rest as one class with the teacher's mass $p_B = 1 - p_y$ and the student's $q_B = 1 - q_y$, weighted as the K-th stored class, here the label: $w_B = k$ too. So $L^b_i = p_y \log\frac{p_y}{q_y} + p_B \log\frac{p_B}{q_B}$, the KL divergence between two distributions over two classes, the label and everything else: plain KD on "right or not". It keeps what the teacher says about how sure it is, and nothing about which other class. Both checked below.

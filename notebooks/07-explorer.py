@@ -5,13 +5,13 @@
 #
 # **You will learn:** how β and $k$ reshape the weight matrix, when the loss on a batch the teacher gets right turns negative, where a weight turns negative on a sample the teacher gets wrong, and what student $q^*$ the loss pulls towards.
 #
-# **You need first:** notebook 01 (the loss, step by step) and notebook 03 (β and the offset, one figure at a time).
+# **You need first:** [notebook 01](01-walkthrough.ipynb) (the loss, step by step) and [notebook 03](03-beta-and-offset.ipynb) (β and the offset, one figure at a time).
 #
 # Each weight is $w_c = k + m_c/\beta$ with margin $m_c = z_y - z_c$, and the loss on a batch of $N$ samples is
 #
 # $$L = \frac1N \sum_{i,c} w_{ic}\, p_{ic} \log\frac{p_{ic}}{q_{ic}} = k\,\mathrm{KL} + \frac{M}{\beta},$$
 #
-# where $\mathrm{KL} = \frac1N\sum_i \mathrm{KL}(p_i\|q_i)$ is the batch mean of the per-sample divergences and $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$ (notebook 03).
+# where $\mathrm{KL} = \frac1N\sum_i \mathrm{KL}(p_i\|q_i)$ is the batch mean of the per-sample divergences and $M = \frac1N\sum_{i,c} m_{ic}\,p_{ic}\log\frac{p_{ic}}{q_{ic}}$ ([notebook 03](03-beta-and-offset.ipynb)).
 #
 # The first cell computes, from the sample, the numbers to look for when you move the sliders.
 
@@ -59,7 +59,7 @@ print("at k = 0 the loss is negative for every beta on the slider")
 # - **left**: the weight matrix $w$, on one colour scale that does not change as you move the sliders (symmetric log, red for negative); the label's own class is outlined ($m = 0$, so $w = k$);
 # - **middle**: the weighted terms $w\,p\,(\log p - \log q)$ and each sample's $L_i$;
 # - **top right**: the loss on the article's batch of two samples, red when it is negative, and its two parts $k\,\mathrm{KL}$ and $M/\beta$;
-# - **bottom**: for each sample, the teacher's $p$ beside $q^* = w \odot p / W$ (with $W = \sum_c w_c p_c$), the student that minimises the loss (notebook 04). It exists only while every weight of the row is $\ge 0$.
+# - **bottom**: for each sample, the teacher's $p$ beside $q^* = w \odot p / W$ (with $W = \sum_c w_c p_c$), the student that minimises the loss ([notebook 04](04-what-it-teaches.ipynb)). It exists only while every weight of the row is $\ge 0$.
 #
 # The third row is not part of the batch: it is sample 0 with its label changed to class 1, so the teacher ranks three wrong classes above the label. Its weight on a class turns negative where $m < -k\beta$, and then $q^*$ does not exist.
 #
@@ -211,7 +211,7 @@ assert negative_offsets == [o for o in explorer.OFFSETS if o < threshold]
 # **Exercise 2 · A negative loss on a teacher that is right.** *(open-ended)* Move β below the value the first cell printed, at k = 8: the loss on the sample turns negative, though the teacher ranks the label first in both samples and every weight is positive. Does a negative loss mean the student has learnt the teacher better than perfectly? Compare, at one such β, the loss of the student on the sample, the loss of a student that copies the teacher ($q = p$), and the smallest loss any student can reach (`analysis.min_loss`). Then say what you would tell a colleague who logs this loss and sees it go below zero.
 
 # %% [markdown] id="solution-2-negative-loss" tags=["solution"]
-# **Solution 2.** No. A student that copies the teacher has every term $p_c(\log p_c - \log q_c) = 0$, so its loss is exactly 0, and yet the loss can go lower: when every weight is $\ge 0$ its minimum is $L_{\min} = \frac1N\sum_i \big(W_i\log W_i - \sum_c p_{ic} w_{ic}\log w_{ic}\big) \le 0$, reached at $q^*$ (notebook 04), and it is below 0 whenever a row's weights are not all equal. A negative value says only that the student is closer to $q^*$ than the teacher itself is, measured by $\sum_i W_i\,\mathrm{KL}(q^*_i\|\cdot)$. For logging, the quantity with a floor at 0 is the loss minus $L_{\min}$, which is $\frac1N\sum_i W_i\,\mathrm{KL}(q^*_i\|q_i)$ (notebook 04's identity).
+# **Solution 2.** No. A student that copies the teacher has every term $p_c(\log p_c - \log q_c) = 0$, so its loss is exactly 0, and yet the loss can go lower: when every weight is $\ge 0$ its minimum is $L_{\min} = \frac1N\sum_i \big(W_i\log W_i - \sum_c p_{ic} w_{ic}\log w_{ic}\big) \le 0$, reached at $q^*$ ([notebook 04](04-what-it-teaches.ipynb)), and it is below 0 whenever a row's weights are not all equal. A negative value says only that the student is closer to $q^*$ than the teacher itself is, measured by $\sum_i W_i\,\mathrm{KL}(q^*_i\|\cdot)$. For logging, the quantity with a floor at 0 is the loss minus $L_{\min}$, which is $\frac1N\sum_i W_i\,\mathrm{KL}(q^*_i\|q_i)$ ([notebook 04](04-what-it-teaches.ipynb)'s identity).
 
 # %% tags=["solution"]
 beta_below = beta_zero / 2

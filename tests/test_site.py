@@ -146,6 +146,39 @@ def test_the_chinese_opening_lines_are_read_in_either_wording():
     assert "<strong>预备知识：</strong> 笔记本 01。" in build_site.index_item(page, "zh")
 
 
+def test_a_link_to_a_notebook_points_to_its_page_on_this_site():
+    hrefs = {
+        "04-what-it-teaches.html": "04-what-it-teaches.html",
+        "05-real-data.html": "../05-real-data.html",
+    }
+    html_text = (
+        '<a href="04-what-it-teaches.ipynb#6">4</a> <a href="05-real-data.ipynb">5</a> '
+        '<a href="x.ipynb">x</a>'
+    )
+    assert build_site.link_pages(html_text, hrefs) == (
+        '<a href="04-what-it-teaches.html#6">4</a> <a href="../05-real-data.html">5</a> '
+        '<a href="x.ipynb">x</a>'
+    )
+    with pytest.raises(ValueError, match="09-gone"):
+        build_site.link_pages('<a href="09-gone.ipynb">', hrefs)
+
+
+def test_the_summary_is_italic_in_english_and_bold_in_chinese(tmp_path):
+    for line, summary in (("*One line.*", "One line."), ("**一行摘要。**", "一行摘要。")):
+        path = tmp_path / "09-x.ipynb"
+        nbformat.write(
+            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# 09 · T\n\n{line}")]), path
+        )
+        assert build_site.notebook_info(path) == ("09 · T", summary)
+    # an opening line in bold is no summary
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 09 · T\n\n**你将学到：** 甲。")]),
+        path,
+    )
+    with pytest.raises(ValueError, match="summary"):
+        build_site.notebook_info(path)
+
+
 def test_a_notebook_number_may_carry_a_letter_and_only_the_core_numbers_are_core():
     assert build_site.number("notebooks/04a-statistics-primer.ipynb") == "04a"
     assert build_site.number(Path("04-what-it-teaches.ipynb")) == "04"
@@ -162,6 +195,10 @@ def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):
         build_site.notebook_info(path)
 
 
+# each notebook's own link on an index: the first link of its item
+TITLE_LINK = r'<li[^>]*><a href="([^"]+)"'
+
+
 def test_index_gives_the_reading_path_with_computed_reading_times(site):
     index = (site / "index.html").read_text(encoding="utf-8")
     core_block = index.split('<ol class="core">')[1].split("</ol>")[0]
@@ -169,8 +206,10 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
     core = [p for p in NOTEBOOKS if build_site.number(p) in build_site.CORE]
     optional = [p for p in NOTEBOOKS if p not in core]
     assert [build_site.number(p) for p in core] == list(build_site.CORE), "a core notebook is missing"
-    assert re.findall(r'href="([^"]+)"', core_block) == [f"{p.stem}.html" for p in core]
-    assert re.findall(r'href="([^"]+)"', optional_block) == [f"{p.stem}.html" for p in optional]
+    assert re.findall(TITLE_LINK, core_block) == [f"{p.stem}.html" for p in core]
+    assert re.findall(TITLE_LINK, optional_block) == [f"{p.stem}.html" for p in optional]
+    # the links of the opening lines ("You need first: notebook 01") lead to pages of the site too
+    assert not re.findall(r'href="[^"]*\.ipynb', index)
     assert f"at {build_site.WORDS_PER_MINUTE} words per minute" in index
     total = 0
     for path in NOTEBOOKS:
@@ -220,8 +259,9 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
     optional = [
         e for e, p in zip(expected, NOTEBOOKS, strict=True) if build_site.number(p) not in build_site.CORE
     ]
-    assert re.findall(r'href="([^"]+)"', core_block) == core
-    assert re.findall(r'href="([^"]+)"', optional_block) == optional
+    assert re.findall(TITLE_LINK, core_block) == core
+    assert re.findall(TITLE_LINK, optional_block) == optional
+    assert not re.findall(r'href="[^"]*\.ipynb', index)
     total = 0
     for path in NOTEBOOKS:
         href = f"{path.stem}.html" if path.name in chinese else f"../{path.stem}.html"

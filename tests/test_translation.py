@@ -11,6 +11,7 @@ variant of a term, and when notebooks/zh/ is not what `make zh` writes.
 
 import copy
 import html
+import itertools
 import json
 import os
 import re
@@ -80,11 +81,212 @@ def _chinese_texts():
     return texts
 
 
+# TEMPORARY (issue 27): notebook 05's Chinese is being rewritten in another pass, after its split;
+# until then it is exempt from the checks that issue added, each named here. The lead empties
+# this dict when that pass lands; every other page is held to every check now.
+EXEMPT = {
+    "05-real-data.zh.md": {
+        "你需要先读",
+        "已打印",
+        "最优解",
+        "t 区间",
+        "「",
+        "」",
+        r"\d\s+%",
+        "italics",
+        "links",
+    },
+}
+
+
+def _exempt(name, check):
+    return check in EXEMPT.get(name, set())
+
+
+def _prose(text):
+    """What a reader reads as prose: comments, code, formulas and quotations left out."""
+    return QUOTED.sub(" ", i18n.COMMENT.sub(" ", text))
+
+
 @pytest.mark.parametrize("name", list(_chinese_texts()))
 def test_every_chinese_page_uses_one_term_per_idea(name):
-    text = QUOTED.sub(" ", i18n.COMMENT.sub(" ", _chinese_texts()[name]))
-    used = {variant: term for variant, term in glossary.AVOID.items() if variant in text}
+    text = _prose(_chinese_texts()[name])
+    used = {v: term for v, term in glossary.AVOID.items() if v in text and not _exempt(name, v)}
+    used |= {
+        v: term for v, term in glossary.AVOID_PATTERNS.items() if re.search(v, text) and not _exempt(name, v)
+    }
     assert not used, f"{name}: variants used (write the term instead): {used}"
+
+
+def test_the_exemptions_are_still_needed():
+    # an exemption that no longer excuses anything is removed, so that the list only shrinks
+    for name, checks in EXEMPT.items():
+        text = _prose(_chinese_texts()[name])
+        for check in checks & (set(glossary.AVOID) | set(glossary.AVOID_PATTERNS)):
+            found = check in text if check in glossary.AVOID else re.search(check, text)
+            assert found, f"{name}: {check!r} is exempt but no longer used: remove it from EXEMPT"
+
+
+def test_the_terms_of_issue_27_are_caught_where_they_are_written_wrong():
+    # each wording a native reader flagged is caught; the right one is not
+    wrong = {
+        "它去除间隔": "去除",
+        "熵升向 log C": "升向",
+        "**你需要先读：** 笔记本 01": "你需要先读",
+        "最优解在标签上放得少": "最优解",
+        "最优学生在标签上放得少": r"最优学生(?!分布)",
+        "95% t 区间": "t 区间",
+        "相差 2 pp": r"\bpp\b",
+        "95 % 的重复": r"\d\s+%",
+        "90% 区间落在界值之内": r"\d%\s*区间",
+        "结论是「未定」": "「",
+    }
+    for text, variant in wrong.items():
+        prose = _prose(text)
+        assert (variant in prose) if variant in glossary.AVOID else re.search(variant, prose), text
+    right = "把间隔除以 β，熵趋近 log C；最优学生分布 $q^*$；95% 置信区间，相差 2 个百分点；结论是“未定”。"
+    prose = _prose(right)
+    assert not [v for v in glossary.AVOID if v in prose]
+    assert not [v for v in glossary.AVOID_PATTERNS if re.search(v, prose)]
+
+
+# italics: one * on each side, not part of a bold **, around text with a Chinese character
+CJK_ITALICS = re.compile(
+    r"(?<![*\\A-Za-z0-9])\*(?![*\s])([^*\n]*?[\u4e00-\u9fff][^*\n]*?)(?<![*\s])\*(?![*A-Za-z0-9])"
+)
+CJK_END = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f]$")
+CJK_START = re.compile(r"^[\u4e00-\u9fff\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f]")
+TRANSLATIONS = sorted((ROOT / "notebooks").glob("*.zh.md"))
+
+
+@pytest.mark.parametrize("path", TRANSLATIONS, ids=lambda p: p.stem)
+def test_no_chinese_text_is_set_in_italics(path):
+    # Chinese has no italic: emphasis is bold (or nothing), subtitles included
+    if _exempt(path.name, "italics"):
+        pytest.skip("temporarily exempt: see EXEMPT")
+    found = [m.group(0) for m in CJK_ITALICS.finditer(_prose(path.read_text(encoding="utf-8")))]
+    assert not found, f"{path.name}: Chinese in italics (use bold or nothing): {found}"
+
+
+def test_the_italics_check_can_fail():
+    assert CJK_ITALICS.search("*一页看懂 klloss_v2。*")
+    assert CJK_ITALICS.search("在 softmax *之前*")
+    assert not CJK_ITALICS.search("**之前**，以及 **粗体**")
+    assert not CJK_ITALICS.search("*in English only*")
+
+
+def _stray_breaks(text):
+    """Pairs of lines of one paragraph joined across a Chinese character on each side: Markdown
+    turns that line break into a space between two Chinese characters."""
+    lines = text.split("\n")
+    return [(a, b) for a, b in itertools.pairwise(lines) if CJK_END.search(a) and CJK_START.search(b)]
+
+
+@pytest.mark.parametrize("path", TRANSLATIONS, ids=lambda p: p.stem)
+def test_chinese_paragraphs_are_not_broken_across_lines(path):
+    if _exempt(path.name, "line breaks"):
+        pytest.skip("temporarily exempt: see EXEMPT")
+    entries = i18n.read(path).values()
+    found = [(e.key, a[-12:], b[:12]) for e in entries for a, b in _stray_breaks(e.text)]
+    assert not found, f"{path.name}: a line break inside a Chinese paragraph shows as a space: {found}"
+
+
+def test_the_line_break_check_can_fail():
+    assert _stray_breaks("用 255 字，\n其余的时间")
+    assert not _stray_breaks("一段。\n\n另一段。")
+    assert not _stray_breaks("列表：\n- 第一项")
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_q_star_confidence_intervals_and_quotes_keep_their_one_wording(path):
+    # q* is 最优学生分布, a confidence interval 置信区间, a difference in percent 个百分点,
+    # 95% without a space, quotations in “”: checked on every Markdown cell of the built edition
+    name = i18n.translation_path(path).name
+    text = _prose("\n\n".join(e.text for e in _entries(path).values()))
+    if "q^*" in "".join(e.text for e in _entries(path).values()) and not _exempt(name, "最优解"):
+        assert "最优学生分布" in text, f"{path.stem}: q* appears but is never named 最优学生分布"
+    for variant in ("最优解", "最优的学生", "t 区间", "「", "」"):
+        assert _exempt(name, variant) or variant not in text, f"{path.stem}: {variant!r}"
+    for pattern in (r"最优学生(?!分布)", r"\bpp\b", r"\d\s+%", r"\d%\s*区间"):
+        assert _exempt(name, pattern) or not re.search(pattern, text), f"{path.stem}: {pattern!r}"
+
+
+NOTEBOOK_MENTION = {
+    "en": re.compile(r"\b[Nn]otebooks? \d\d[a-z]?(?:(?:, and |, | to | and )\d\d[a-z]?)*"),
+    "zh": re.compile(r"笔记本 ?\d\d[a-z]?(?:(?:、| 至 | 到 | 和 |和|，)\d\d[a-z]?)*"),
+}
+LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _unlinked_mentions(text, lang):
+    """Notebook numbers mentioned in ``text`` (Markdown) outside a link, code or a formula."""
+    prose = LINK.sub(" ", re.sub(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", " ", text, flags=re.S))
+    return [
+        m.group(0).strip() for m in NOTEBOOK_MENTION[lang].finditer(prose) if re.search(r"\d", m.group(0))
+    ]
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_notebook_references_are_links_to_notebooks_that_exist(path):
+    # "notebook 04" / "笔记本 04" is a link, [notebook 04](04-what-it-teaches.ipynb), in both
+    # languages; the site turns it into the page (the Chinese page in the Chinese edition)
+    name = i18n.translation_path(path).name
+    if _exempt(name, "links"):
+        pytest.skip("temporarily exempt: see EXEMPT")
+    english = {c.id: c.source for c in _read(path).cells if c.cell_type == "markdown"}
+    chinese = {key: e.text for (kind, key), e in _entries(path).items() if kind == "cell"}
+    for lang, cells in (("en", english), ("zh", chinese)):
+        for key, text in cells.items():
+            assert not _unlinked_mentions(text, lang), (
+                f"{path.stem} {lang} cell {key}: {_unlinked_mentions(text, lang)}"
+            )
+            for _, target in LINK.findall(text):
+                if target.endswith(".ipynb"):
+                    folder = ROOT / "notebooks" / ("zh" if lang == "zh" else "")
+                    assert (folder / target).is_file(), (
+                        f"{path.stem} {lang} cell {key}: {target} does not exist"
+                    )
+    # each cell links the same notebooks in both languages
+    for key, text in english.items():
+        targets = {
+            lang: {t for _, t in LINK.findall(cell) if t.endswith(".ipynb")}
+            for lang, cell in (("en", text), ("zh", chinese[key]))
+        }
+        assert targets["en"] == targets["zh"], f"{path.stem} cell {key}: links {targets}"
+
+
+def test_the_link_check_can_fail():
+    assert _unlinked_mentions("see notebook 04 and notebooks 01 to 03", "en") == [
+        "notebook 04",
+        "notebooks 01 to 03",
+    ]
+    assert _unlinked_mentions("见笔记本 04。", "zh") == ["笔记本 04"]
+    assert not _unlinked_mentions("see [notebook 04](04-what-it-teaches.ipynb)", "en")
+    assert not _unlinked_mentions("笔记本 [01](01-walkthrough.ipynb) 至 [04](04-what-it-teaches.ipynb)", "zh")
+
+
+STATISTICS_TERMS = {
+    "paired design": "配对设计",
+    "confidence interval": "置信区间",
+    "Student-t interval": "t 置信区间",
+    "equivalence test (TOST)": "等价检验",
+    "equivalence margin": "等价界值",
+    "Holm's adjustment": "Holm 校正",
+    "family-wise error rate, FWER": "族错误率",
+    "p-value": "p 值",
+    "oracle": "参照实现",
+}
+
+
+def test_the_glossary_names_the_statistics_terms_and_the_oracle_in_both_languages():
+    terms = {term: meaning for term, _, meaning in glossary.TERMS}
+    for term, chinese in STATISTICS_TERMS.items():
+        assert len(terms.get(term, "")) > 40, f"{term}: no English meaning in course.glossary.TERMS"
+        zh_term, zh_meaning, _, _ = glossary.ZH[term]
+        assert chinese in zh_term, f"{term}: Chinese term {zh_term!r}, expected {chinese!r}"
+        assert len(zh_meaning) > 20, f"{term}: no Chinese meaning"
+    assert "NumPy" in terms["oracle"]
+    assert "float64" in glossary.ZH["oracle"][1]
 
 
 ARTICLE = next(
@@ -99,16 +301,18 @@ QUOTE = re.compile(r"“([^”]*)”")
 
 
 @pytest.mark.skipif(ARTICLE is None, reason="the article lives in shared/source beside the clone")
-def test_chinese_quotes_are_the_articles_words_brief_and_exact():
-    # “...” is kept for the article's own words: quoted only where a point depends on them,
-    # briefly, and exactly as the article has them
+def test_a_chinese_quote_that_holds_a_variant_is_the_articles_words_brief_and_exact():
+    # every quotation is in “...” (issue 27); a variant of a term may stand only inside the article's
+    # own words, quoted briefly and exactly as the article has them; the glossary's column of the
+    # article's words is the article's, verbatim
     article = ARTICLE.read_text(encoding="utf-8")
     texts = {name: i18n.COMMENT.sub(" ", text) for name, text in _chinese_texts().items()}
     quotes = [(name, q) for name, text in texts.items() for q in QUOTE.findall(text)]
-    quotes += [(f"glossary {key}", words) for key, (_, _, words, _) in glossary.ZH.items() if words]
-    assert quotes
-    for name, quote in quotes:
-        assert quote in article, f"{name}: “{quote}” is not the article's"
+    holding = [(name, q) for name, q in quotes if any(variant in q for variant in glossary.AVOID)]
+    holding += [(f"glossary {key}", words) for key, (_, _, words, _) in glossary.ZH.items() if words]
+    assert holding
+    for name, quote in holding:
+        assert quote in article, f"{name}: “{quote}” holds a variant of a term and is not the article's"
         assert len(quote) <= 30, f"{name}: “{quote}” is more than a brief quote"
 
 
@@ -406,4 +610,20 @@ def test_the_chinese_title_and_summary_lines_are_where_the_site_reads_them():
     for path in CHINESE:
         first = _read(path).cells[0].source.splitlines()
         assert first[0].startswith(f"# {build_site.number(path)} · "), path.name
-        assert any(line.startswith("*") and line.endswith("*") for line in first), path.name
+        title, summary = build_site.notebook_info(path)
+        assert title == first[0][2:], path.name
+        assert summary, path.name
+        # the summary is bold, never italic, in Chinese (the exempt notebook aside)
+        if not _exempt(i18n.translation_path(path).name, "italics"):
+            assert f"**{summary}**" in first, path.name
+
+
+@pytest.mark.parametrize("path", CHINESE, ids=lambda p: p.stem)
+def test_the_chinese_opening_says_what_comes_first_as_the_index_reads_it(path):
+    # "You need first:" is 预备知识 in Chinese (issue 27), read by the site for its index
+    english = build_site.opening(_read(ROOT / "notebooks" / path.name), "en")
+    chinese = build_site.opening(_read(path), "zh")
+    if english["need"]:
+        assert chinese["need"], f"{path.name}: no **预备知识：** line"
+    if not _exempt(i18n.translation_path(path).name, "你需要先读"):
+        assert "你需要先读" not in _read(path).cells[0].source

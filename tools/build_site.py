@@ -10,7 +10,8 @@ is copied beside the pages. Plot PNGs are inlined by nbconvert as data URIs.
 
 What the site reads from a notebook (the conventions the notebooks follow):
 
-* the first cell: a ``# `` title line, a ``*one-line summary*`` line, and optionally the lines
+* the first cell: a ``# `` title line, a ``*one-line summary*`` line (``**...**`` in Chinese,
+  which is never set in italics), and optionally the lines
   ``**You will learn:** ...`` and ``**You need first:** ...`` (shown on the index; a notebook
   without them still builds);
 * the file name's number, what comes before its first ``-`` (``04``, or ``04a`` for a notebook
@@ -168,16 +169,25 @@ def first_cell_lines(nb):
     return nb.cells[0].source.splitlines() if nb.cells else []
 
 
+# the summary line: the whole line in italics (English) or in bold (Chinese, which is never set in
+# italics), with no other emphasis inside
+SUMMARY = re.compile(r"\*[^*](?:[^*]*[^*])?\*|\*\*[^*](?:[^*]*[^*])?\*\*")
+# a link to a notebook of the course, as the Markdown cells write it: (04-what-it-teaches.ipynb)
+NOTEBOOK_LINK = re.compile(r'href="(\d\d[a-z]?-[\w-]+)\.ipynb(#[^"]*)?"')
+
+
 def notebook_info(path):
-    """(title, summary) from a notebook's first cell: its '# ' line and its '*...*' line."""
+    """(title, summary) from a notebook's first cell: its '# ' line and its '*...*' (or '**...**')
+    line."""
     lines = first_cell_lines(nbformat.read(path, as_version=4))
     title = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
     summary = next(
-        (line.strip("*").strip() for line in lines if re.fullmatch(r"\*[^*].*[^*]\*", line.strip())), None
+        (line.strip().strip("*").strip() for line in lines if SUMMARY.fullmatch(line.strip())), None
     )
     if title is None or summary is None:
         raise ValueError(
-            f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' line"
+            f"{path}: the first cell needs a '# NN · Title' line and a '*one-line summary*' "
+            "(or '**...**') line"
         )
     return title, summary
 
@@ -250,6 +260,21 @@ def mark_folds(nb):
             "image": _has_image(cell),
         }
     return nb
+
+
+def link_pages(text, hrefs):
+    """``text`` (HTML) with every link to a notebook, ``NN-name.ipynb`` as the Markdown cells write
+    it (so that it works in JupyterLab, the Chinese notebook's beside the Chinese ones), pointing to
+    that notebook's page on this site: ``hrefs`` maps ``NN-name.html`` to the page's href here
+    (``../NN-name.html`` for an English page on the Chinese site). A link to no page is an error."""
+
+    def page(match):
+        name = match.group(1) + ".html"
+        if name not in hrefs:
+            raise ValueError(f"a link to {match.group(1)}.ipynb, which is no page of the site")
+        return f'href="{hrefs[name]}{match.group(2) or ""}"'
+
+    return NOTEBOOK_LINK.sub(page, text)
 
 
 def project_paragraph(lang="en"):
@@ -366,9 +391,11 @@ def exporter(lang="en"):
     return html_exporter
 
 
-def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher"):
+def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher", linked=None):
     """One HTML page per record of ``pages`` into ``folder``; ``counterparts``: the href of each
-    page's counterpart in the other language, by file name; ``assets``: the way to mathjax/."""
+    page's counterpart in the other language, by file name; ``assets``: the way to mathjax/;
+    ``linked``: the pages a link to a notebook may reach (``pages`` if None: on the Chinese site,
+    the English pages still pending too)."""
     html_exporter = exporter(lang)
     ui = UI[lang]
     for i, page in enumerate(pages):
@@ -385,7 +412,12 @@ def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher")
         resources = {"metadata": {"name": page["title"]}, "klloss": site}
         nb = mark_folds(load(page["path"], lang, edition))
         body, _ = html_exporter.from_notebook_node(nb, resources=resources)
-        (folder / page["href"]).write_text(body, encoding="utf-8")
+        (folder / page["href"]).write_text(link_pages(body, hrefs(linked or pages)), encoding="utf-8")
+
+
+def hrefs(pages):
+    """For :func:`link_pages`: each page's file name and its href from the folder of ``pages``."""
+    return {Path(page["href"]).name: page["href"] for page in pages}
 
 
 def build(notebook_dir, site_dir, zh_dir=None, edition="teacher", student_dir=None):
@@ -415,16 +447,16 @@ def build(notebook_dir, site_dir, zh_dir=None, edition="teacher", student_dir=No
     translated = {p["href"] for p in zh_pages}
     write_pages(pages, site, "en", {href: f"zh/{href}" for href in translated}, "", edition)
     index = index_page(pages, "en", "zh/index.html" if zh_pages else None, edition, student_index(site))
-    (site / "index.html").write_text(index, encoding="utf-8")
+    (site / "index.html").write_text(link_pages(index, hrefs(pages)), encoding="utf-8")
     if zh_pages:
         (site / "zh").mkdir(exist_ok=True)
         counterparts = {p["href"]: f"../{p['href']}" for p in pages}
-        write_pages(zh_pages, site / "zh", "zh", counterparts, "../", edition)
         # an English page whose translation is pending keeps its place on the Chinese reading path
         chinese = {p["href"]: p for p in zh_pages}
         listed = [chinese.get(p["href"]) or {**p, "href": f"../{p['href']}", "lang": "en"} for p in pages]
+        write_pages(zh_pages, site / "zh", "zh", counterparts, "../", edition, listed)
         index = index_page(listed, "zh", "../index.html", edition, student_index(site / "zh"))
-        (site / "zh" / "index.html").write_text(index, encoding="utf-8")
+        (site / "zh" / "index.html").write_text(link_pages(index, hrefs(listed)), encoding="utf-8")
     return site / "index.html"
 
 

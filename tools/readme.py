@@ -74,6 +74,8 @@ def notebook_table(record=None):
         "|---|---|---|---|",
     ]
     for name, title, summary in notebook_rows():
+        # a summary's link to a notebook is relative to notebooks/, the README is one folder up
+        summary = re.sub(r"\]\((\d\d[a-z]?-[\w-]+\.ipynb)", r"](notebooks/\1", summary)
         lines.append(
             f"| [`{name}`](notebooks/{name}) {title} | {summary} "
             f"| {cell('pinned', name)} | {cell('native', name)} |"
