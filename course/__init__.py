@@ -19,7 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout's root folder."""
 
-_MODULES = ("analysis", "bench", "errata", "experiments", "explorer", "glossary", "i18n", "nbenv", "plotting", "realdata")
+_MODULES = (
+    "analysis",
+    "bench",
+    "errata",
+    "experiments",
+    "explorer",
+    "glossary",
+    "i18n",
+    "nbenv",
+    "plotting",
+    "realdata",
+)
 
 
 def __getattr__(name):

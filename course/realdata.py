@@ -136,10 +136,12 @@ def readable_by_fraction(table, unit="pp"):
     return pd.concat(parts, names=["flipped"])
 
 
-def grid(tables, rows, columns=("alpha",)):
+def grid(tables, rows, columns=("alpha",), names=None):
     """A compact view of settled tables: one row per (metric, loss, baseline) in ``rows``, one
     column per value of the index levels ``columns``; each cell the mean difference and the
-    verdict, as "+0.42 higher". ``tables``: {metric: settled table}."""
+    verdict, as "+0.42 higher". ``tables``: {metric: settled table}; ``names``: shorter names of
+    some losses, for the rows' labels."""
+    names = names or {}
     import pandas as pd
 
     out = {}
@@ -147,7 +149,7 @@ def grid(tables, rows, columns=("alpha",)):
         table = tables[metric].xs((loss, baseline), level=["loss", "baseline"])
         unit = UNITS[metric]
         cells = {key: f"{number(row['mean'], unit)} {verdict(row)}" for key, row in table.iterrows()}
-        out[(metric, f"{loss} {MINUS} {baseline}")] = cells
+        out[(metric, f"{names.get(loss, loss)} {MINUS} {names.get(baseline, baseline)}")] = cells
     frame = pd.DataFrame(out).T
     frame.index.names = ["metric", f"first {MINUS} second"]
     frame.columns.names = list(columns)

@@ -16,6 +16,9 @@ What the site reads from a notebook (the conventions the notebooks follow):
 * the file name's number, what comes before its first ``-`` (``04``, or ``04a`` for a notebook
   placed after 04): notebooks numbered in :data:`CORE` form the core of the reading path, every
   other notebook is optional;
+* links between notebooks, written ``[text](05b-name.ipynb#anchor)`` so that they work in
+  JupyterLab, become links to the pages (``05b-name.html#anchor``); an anchor is an
+  ``<a id="anchor"></a>`` in the target's Markdown, the same in both languages;
 * cell tags: ``solution`` folds the whole cell (consecutive solution cells fold together behind
   one "Show solution"; the student edition removes them); ``hide-input`` folds a code cell's
   input; a code cell whose outputs include an image has its input folded too, so that prose and
@@ -63,9 +66,10 @@ SITE_SOURCES = ROOT / "tools" / "site"
 MATHJAX = SITE_SOURCES / "node_modules" / "mathjax" / "es5" / "tex-svg-full.js"
 PROJECT_TITLE = "klloss: klloss_v2, correct and explained"
 
-# the reading path: notebooks whose file name starts with one of these numbers are the core, read
-# in order; every other notebook (real data, performance, the cheat-sheet, ...) is optional
-CORE = ("01", "02", "03", "04")
+# the reading path: notebooks whose number (the file name up to its first "-") is one of these
+# are the core, read in order; every other notebook is optional (the appendices of 05, 05b and 05c,
+# performance, the cheat-sheet, ...). The match is exact: "05b" is not "05"
+CORE = ("01", "02", "03", "04", "04a", "05")
 # reading time = words of the notebook's Markdown and code (outputs not counted) / this rate
 WORDS_PER_MINUTE = 200
 # Chinese text is read by characters: 255 a minute is the mean silent reading rate of adult
@@ -366,6 +370,16 @@ def exporter(lang="en"):
     return html_exporter
 
 
+# a link from one notebook to another, as Markdown writes it for JupyterLab (``05b-x.ipynb#anchor``)
+NOTEBOOK_LINK = re.compile(r'href="([A-Za-z0-9_.-]+)\.ipynb(#[^"]*)?"')
+
+
+def local_links(body):
+    """A page's links to other notebooks made links to their pages: ``href="05b-x.ipynb#a"``
+    becomes ``href="05b-x.html#a"``, in either language (both editions sit in one folder)."""
+    return NOTEBOOK_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+
+
 def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher"):
     """One HTML page per record of ``pages`` into ``folder``; ``counterparts``: the href of each
     page's counterpart in the other language, by file name; ``assets``: the way to mathjax/."""
@@ -385,7 +399,7 @@ def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher")
         resources = {"metadata": {"name": page["title"]}, "klloss": site}
         nb = mark_folds(load(page["path"], lang, edition))
         body, _ = html_exporter.from_notebook_node(nb, resources=resources)
-        (folder / page["href"]).write_text(body, encoding="utf-8")
+        (folder / page["href"]).write_text(local_links(body), encoding="utf-8")
 
 
 def build(notebook_dir, site_dir, zh_dir=None, edition="teacher", student_dir=None):
