@@ -32,13 +32,13 @@ SITE_JS := tools/site/node_modules/mathjax/es5/tex-svg-full.js
 # $(call notebooks,01) is notebooks/01-walkthrough.ipynb, $(call notebooks,) every notebook
 notebooks = $(patsubst %.py,%.ipynb,$(filter-out notebooks/conftest.py,$(wildcard notebooks/$(1)*.py)))
 
-.PHONY: all help setup check browser cxx test lint test-oracle test-oldest lock report student refresh nb times zh lab lab-zh lab-student lab-check screenshots docs bench experiments clean
+.PHONY: all help setup check browser cxx test lint test-oracle test-oldest lock report student refresh nb times zh lab lab-zh lab-student lab-check screenshots docs bench experiments experiments-small clean
 
 all: report
 
 ## help: list the targets and what each does
 help:
-	@sed -n 's/^## \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F '\t' '{ printf "  make %-16s %s\n", $$1, $$2 }'
+	@sed -n 's/^## \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F '\t' '{ printf "  make %-18s %s\n", $$1, $$2 }'
 
 $(READY): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; v == "$(LOCK_PYTHON)" or sys.exit(f"$(LOCK) pins Python $(LOCK_PYTHON)'"'"'s packages; $(PYTHON) is {v}: make PYTHON=python$(LOCK_PYTHON)")'
@@ -174,6 +174,13 @@ bench: $(READY)
 # their provenance; the notebook itself re-runs only a few of them.
 experiments: $(READY)
 	$(PY) -m tools.run_experiments
+
+## experiments-small: the same made small, for students to vary (a minute), into data/experiments/digits-small.json
+# course.experiments.SMALL: the same code, the same record and one thread, as `make experiments`;
+# a student varies it with `.venv/bin/python -m tools.run_experiments --small --seeds 0-9 --betas
+# 0.5,1.5 --alphas 0.5 --flip 0.2` (written to build/experiments/digits-small-varied.json).
+experiments-small: $(READY)
+	$(PY) -m tools.run_experiments --small
 
 ## lab: open JupyterLab on notebook 01, with what every notebook needs to re-run (Vega, MathJax, g++)
 # The server runs from the repository root, where jupytext.toml is (jupytext looks for it from a

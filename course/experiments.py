@@ -26,6 +26,21 @@ The full experiment (many seeds, teachers trained on flipped labels) takes an ho
 reads it. Paired statistics over seeds: :func:`paired_test`, :func:`holm`, :func:`settle`.
 Walked through in ``notebooks/05-real-data.ipynb``. Students taught by a stored top K of the
 teacher's classes (:func:`klloss_kd_topk`, :func:`train_student`): ``notebooks/06-performance.ipynb``.
+
+A small configuration for students to run and vary (:data:`SMALL`, :func:`small_plan`): ``make
+experiments-small`` (``python -m tools.run_experiments --small``, about a minute) stores it in
+:data:`STORED_SMALL`, the same code and the same record as the full run. KD at T = 4 against
+klloss_v2 at beta = 1.5 on test accuracy, seed by seed, as notebook 05 tabulates the full record::
+
+    from course import experiments as ex
+
+    small = ex.load_stored(ex.STORED_SMALL)  # {"provenance", "main", "wrong_teacher"}, as the full record
+    runs = ex.frame(small["main"]["runs"])  # one row per student: loss, alpha, seed, metrics
+    pairs = [("klloss_v2, beta = 1.5", "KD, T = 4")]  # first minus second, seed by seed
+    family = {metric: ex.compare(runs, metric, pairs) for metric in ("accuracy", "nll")}
+    settled = ex.settle(family)  # Holm over every test of the family, then a verdict per row
+    columns = ["n", "mean", "ci_low", "ci_high", "p", "p_holm", "above", "below", "verdict"]
+    print(settled["accuracy"][columns].round(4).to_string())
 """
 
 import dataclasses
@@ -48,6 +63,12 @@ from . import ROOT
 
 EXPERIMENTS_DIR = ROOT / "data" / "experiments"
 STORED = EXPERIMENTS_DIR / "digits.json"
+STORED_SMALL = EXPERIMENTS_DIR / "digits-small.json"
+"""The small configuration of the experiment (:data:`SMALL`), written by ``make experiments-small``
+in the same form as :data:`STORED`: every function notebook 05 uses on the full record works on
+it. The module's docstring shows how to read a paired comparison from it."""
+STORED_SMALL_VARIED = ROOT / "build" / "experiments" / "digits-small-varied.json"
+"""Where ``python -m tools.run_experiments --small`` writes a plan other than :data:`SMALL`."""
 
 
 def _cpu_model():
@@ -830,6 +851,60 @@ SUBSET = Plan(
 )
 """The small part of :class:`Plan` that ``tests/test_experiments.py`` re-runs (about a minute)
 and compares with the stored numbers."""
+
+
+SMALL = Plan(
+    seeds=tuple(range(5)),
+    betas=(1.5,),
+    alphas=(0.5, 0.9),
+    soft_betas=(),
+    noise=(0.4,),
+    noise_seeds=tuple(range(5)),
+    ablation=(),
+    wrong_ours=(),
+)
+"""The small configuration students run and vary (``make experiments-small``, about a minute on
+one thread of a recent x86-64 CPU; stored in :data:`STORED_SMALL`): the core of notebook 05, CE
+only, KD at T = 1 and T = 4 and klloss_v2 at beta = 1.5, both alphas, 5 seeds, taught by the
+clean teacher and by the teacher trained on 40 % flipped labels. It is a part of :class:`Plan`
+(every seed, beta, alpha and fraction is one of its, the flipped labels and the teachers' seeds
+are the same), and each student depends only on its loss, alpha, seed and teacher: its numbers
+are the full run's for the same student, bit for bit on the same CPU model
+(``tests/test_experiments.py``)."""
+
+
+def _distinct(name, values, ok, what):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}")
+    values = tuple(values)
+    if not values or len(set(values)) != len(values) or not all(map(ok, values)):
+        raise ValueError(f"{name} must be distinct values, at least one, each {what}; got {values!r}")
+    return values
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def small_plan(seeds=None, betas=None, alphas=None, flip=None):
+    """:data:`SMALL` with some of it changed (``None`` keeps it): ``seeds`` the students' seeds of
+    both parts (``seeds`` and ``noise_seeds``), ``betas`` klloss_v2's betas, ``alphas`` the weights
+    of the distillation term, ``flip`` the fractions of training labels flipped for the wrong
+    teachers (``noise``). ``python -m tools.run_experiments --small --seeds 0-9 --betas 0.5,1.5``
+    runs one; the paired tests need at least two seeds."""
+    changes = {}
+    if seeds is not None:
+        seed = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+        changes["seeds"] = changes["noise_seeds"] = _distinct("seeds", seeds, seed, "an int >= 0")
+    if betas is not None:
+        positive = lambda v: _number(v) and v > 0  # noqa: E731
+        changes["betas"] = tuple(map(float, _distinct("betas", betas, positive, "a number > 0")))
+    fraction = lambda v: _number(v) and 0 <= v <= 1  # noqa: E731
+    if alphas is not None:
+        changes["alphas"] = tuple(map(float, _distinct("alphas", alphas, fraction, "a number in [0, 1]")))
+    if flip is not None:
+        changes["noise"] = tuple(map(float, _distinct("flip", flip, fraction, "a number in [0, 1]")))
+    return dataclasses.replace(SMALL, **changes)
 
 
 def _stored_logits(logits):
