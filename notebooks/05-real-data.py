@@ -442,3 +442,48 @@ assert changed == {
     ("ece", (0.0, ALPHAS[1], kl(1000), KD1)),
 }
 assert {bonferroni[m][key] for m, key in changed if m == "accuracy"} == {"not settled"}
+
+# %% [markdown] id="exercise-3-small"
+# **Exercise 3 · The same experiment, small.** *(open-ended)* `make experiments-small` trains this notebook's losses (CE only, KD at $T = 1$ and $T = 4$, klloss_v2 at β = 1.5) with 5 seeds, taught by the clean teacher and by the teacher trained on 40 % flipped labels, in about a minute, into `data/experiments/digits-small.json` (read it with `ex.load_stored(ex.STORED_SMALL)`). Predict first: which of this notebook's accuracy verdicts survive with 5 seeds instead of 30 (and 10)? Then settle the small record's families with the same functions (`rd.clean_pairs`, `rd.wrong_pairs`, `ex.settle`), and say why the intervals widen. To go further, run `python -m tools.run_experiments --small --seeds 0-2` (3 seeds) and read the same table from `ex.STORED_SMALL_VARIED`.
+
+# %% [markdown] id="solution-small" tags=["solution"]
+# **Solution 3.** The 95 % interval's half-width is $t_{n-1,\,0.975}\,s/\sqrt n$. From 30 seeds to 5, $t$ grows and $\sqrt n$ shrinks, so for the same spread of the differences the interval is several times wider (the factor, and the measured ratios, are printed below). The small families are smaller, so Holm's factors are smaller too, but that does not make up for it. On the clean teacher no accuracy verdict survives: neither KD at $T = 4$'s gain nor klloss_v2's equivalence to KD at $T = 1$. The confidence and NLL differences that the full run found real but within the margin now come out "equivalent": too small to detect with 5 seeds, inside the margin all the same. With the teacher trained on 40 % flipped labels the large differences survive (no teacher beats KD at both temperatures; KD at $T = 4$ is less accurate than at $T = 1$ at α = 0.5), and klloss_v2's gain over KD at $T = 4$ does not. With 3 seeds, $t_{2,\,0.975}$ is larger still.
+
+# %% tags=["solution"]
+small = ex.load_stored(ex.STORED_SMALL)
+small_main, small_wrong = ex.frame(small["main"]["runs"]), rd.wrong_runs(small)
+small_tests = ex.settle({m: ex.compare(small_main, m, rd.clean_pairs([1.5], T)) for m in METRICS})
+small_wrong_tests = ex.settle(
+    rd.compare_by_fraction(small_wrong, rd.wrong_pairs([1.5], T), ["accuracy", "nll", "ece"], [0.4])
+)
+clean_rows = [("accuracy", *pair) for pair in rd.clean_pairs([1.5], T)]
+clean_rows += [("p_true", kl(1.5), KD1), ("nll", kl(1.5), KD1)]
+wrong_rows = [
+    ("accuracy", *pair) for pair in [("CE only", KD1), ("CE only", KD4), (KD4, KD1), (kl(1.5), KD4)]
+]
+by_teacher = {
+    "clean": rd.grid(small_tests, clean_rows),
+    "40 % flipped": rd.grid(small_wrong_tests, wrong_rows, ("flipped", "alpha")).droplevel("flipped", axis=1),
+}
+display(pd.concat(by_teacher, names=["teacher"]))
+n_small = len(small["provenance"]["plan"]["seeds"])
+factor = (
+    stats.t.ppf(0.975, n_small - 1) / stats.t.ppf(0.975, len(SEEDS) - 1) * math.sqrt(len(SEEDS) / n_small)
+)
+half = {
+    name: (t["ci_high"] - t["ci_low"]) / 2 for name, t in (("small", small_tests["accuracy"]), ("full", acc))
+}
+ratio = (half["small"] / half["full"].loc[half["small"].index]).round(1)
+print(f"{n_small} seeds against {len(SEEDS)}: t s / sqrt(n) grows {factor:.1f}x for the same spread s")
+print("measured, accuracy half-widths small / full:", ratio.to_dict())
+assert (ratio > 1).all() and (small_tests["accuracy"]["verdict"] == "not settled").all()
+for metric in ("p_true", "nll"):  # real but within the margin with 30 seeds; equivalent with 5
+    key = (list(ALPHAS), kl(1.5), KD1)
+    assert (small_tests[metric].loc[key, "verdict"] == "equivalent").all()
+    assert (tests[metric].loc[key, "verdict"] == "lower").all()
+verdict_at_40 = small_wrong_tests["accuracy"]["verdict"]
+found = {
+    (loss, base): verdict_at_40.loc[(0.4, list(ALPHAS), loss, base)].tolist() for _, loss, base in wrong_rows
+}
+assert found[("CE only", KD1)] == found[("CE only", KD4)] == ["higher", "higher"]
+assert found[(KD4, KD1)][0] == "lower" and found[(kl(1.5), KD4)] == ["not settled", "not settled"]
