@@ -8,6 +8,7 @@ It imports the library (:mod:`klloss`) and may know the checkout's folders (``fi
 * :mod:`course.analysis` -- what the loss does to a student (gradient, q*, identities);
 * :mod:`course.errata` -- the article's printed numbers against the correct ones;
 * :mod:`course.experiments` -- students trained on real data (notebook 05);
+* :mod:`course.realdata` -- the comparisons notebook 05 and its appendices read, and the tables they print;
 * :mod:`course.explorer` -- the explorable page of notebook 07;
 * :mod:`course.bench` -- benchmark helpers (notebook 06, ``make bench``);
 * :mod:`course.plotting` -- saving figures to ``figures/``.
@@ -18,7 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout's root folder."""
 
-_MODULES = ("analysis", "bench", "errata", "experiments", "explorer", "glossary", "i18n", "nbenv", "plotting")
+_MODULES = (
+    "analysis",
+    "bench",
+    "errata",
+    "experiments",
+    "explorer",
+    "glossary",
+    "i18n",
+    "nbenv",
+    "plotting",
+    "realdata",
+)
 
 
 def __getattr__(name):

@@ -183,9 +183,20 @@ def test_a_notebook_number_may_carry_a_letter_and_only_the_core_numbers_are_core
     assert build_site.number("notebooks/04a-statistics-primer.ipynb") == "04a"
     assert build_site.number(Path("04-what-it-teaches.ipynb")) == "04"
     assert build_site.is_core("04-what-it-teaches.ipynb")
-    # a primer placed after 04 is read before 05, outside the core path
-    assert not build_site.is_core("04a-statistics-primer.ipynb")
-    assert not build_site.is_core("05-real-data.ipynb")
+    # the primer placed after 04 is read before 05, on the core path; 05's appendices are not
+    assert build_site.is_core("04a-statistics-primer.ipynb")
+    assert build_site.is_core("05-real-data.ipynb")
+    assert not build_site.is_core("05b-real-data-appendix.ipynb")
+    assert not build_site.is_core("05c-real-data-wrong-teachers.ipynb")
+    assert not build_site.is_core("06-performance.ipynb")
+
+
+def test_links_between_notebooks_become_links_between_pages():
+    body = '<a href="05b-real-data-appendix.ipynb#mass">x</a> <a href="04a-x.ipynb">y</a> <a href="https://a.b/c.ipynb">z</a>'
+    pages = {"05b-real-data-appendix.html": "05b-real-data-appendix.html", "04a-x.html": "04a-x.html"}
+    assert build_site.link_pages(body, pages) == (
+        '<a href="05b-real-data-appendix.html#mass">x</a> <a href="04a-x.html">y</a> <a href="https://a.b/c.ipynb">z</a>'
+    )
 
 
 def test_a_notebook_without_title_or_summary_is_named_in_the_error(tmp_path):

@@ -17,6 +17,9 @@ What the site reads from a notebook (the conventions the notebooks follow):
 * the file name's number, what comes before its first ``-`` (``04``, or ``04a`` for a notebook
   placed after 04): notebooks numbered in :data:`CORE` form the core of the reading path, every
   other notebook is optional;
+* links between notebooks, written ``[text](05b-name.ipynb#anchor)`` so that they work in
+  JupyterLab, become links to the pages (``05b-name.html#anchor``); an anchor is an
+  ``<a id="anchor"></a>`` in the target's Markdown, the same in both languages;
 * cell tags: ``solution`` folds the whole cell (consecutive solution cells fold together behind
   one "Show solution"; the student edition removes them); ``hide-input`` folds a code cell's
   input; a code cell whose outputs include an image has its input folded too, so that prose and
@@ -64,9 +67,10 @@ SITE_SOURCES = ROOT / "tools" / "site"
 MATHJAX = SITE_SOURCES / "node_modules" / "mathjax" / "es5" / "tex-svg-full.js"
 PROJECT_TITLE = "klloss: klloss_v2, correct and explained"
 
-# the reading path: notebooks whose file name starts with one of these numbers are the core, read
-# in order; every other notebook (real data, performance, the cheat-sheet, ...) is optional
-CORE = ("01", "02", "03", "04")
+# the reading path: notebooks whose number (the file name up to its first "-") is one of these
+# are the core, read in order; every other notebook is optional (the appendices of 05, 05b and 05c,
+# performance, the cheat-sheet, ...). The match is exact: "05b" is not "05"
+CORE = ("01", "02", "03", "04", "04a", "05")
 # reading time = words of the notebook's Markdown and code (outputs not counted) / this rate
 WORDS_PER_MINUTE = 200
 # Chinese text is read by characters: 255 a minute is the mean silent reading rate of adult
