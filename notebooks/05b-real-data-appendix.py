@@ -693,3 +693,29 @@ assert math.isclose(by_hand, nll_outside["p_equivalence_holm"], rel_tol=1e-12)
 assert math.isclose(by_hand, ex.holm(section_p)[position], rel_tol=1e-12)
 assert p_one < ex.LEVEL <= by_hand
 assert 0.4 <= (rank - 1) / m_all < 0.5  # nearly half of the p-values are smaller
+
+# %% [markdown] id="exercise-2-other-margins"
+# **Exercise 2 · Other margins.** *(open-ended)* The accuracy margin, ±0.5 percentage points, was fixed before the runs were read (notebook 04a says why it must be). Suppose another team had fixed ±0.25 pp, or ±1 pp. Before computing: which accuracy verdicts of this section can change, and in which direction? Settle the section's family again with each margin (`ex.compare(..., margin=...)`, then `ex.settle`), and count the verdicts that change. Then argue, for your own use of a distillation loss, which margin you would fix, and from what.
+
+# %% [markdown] id="solution-2-other-margins" tags=["solution"]
+# **Solution 2.** The margin enters the equivalence tests directly: a wider margin makes equivalence easier to show, so the direct effect can only move a verdict from "not settled" to "equivalent", and a narrower margin only the other way. Indirectly, Holm's adjustment runs over the whole family, so a changed p-value shifts the ranking of all the others and could, in principle, move any verdict. On these runs only the direct effect shows (the cell counts the changes for each margin and asserts their directions). A margin is a statement about what difference matters to you (one test image in 540? the run-to-run spread of your own model?), fixed before the results are read; the counts say how much the verdicts of this experiment lean on that choice.
+
+# %% tags=["solution"]
+margin_rows = []
+for scale in (0.5, 1.0, 2.0):
+    margin = scale * ex.MARGINS["accuracy"]
+    family = {
+        metric: ex.compare(main, metric, PAIRS + SOFT_PAIRS, margin=margin if metric == "accuracy" else None)
+        for metric in METRICS
+    }
+    again = ex.settle(family)["accuracy"]["verdict"]
+    before = tests["accuracy"]["verdict"]
+    changed = again != before
+    margin_rows.append({"margin (pp)": 100 * margin, "verdicts changed": int(changed.sum())})
+    if scale > 1:
+        assert set(again[changed]) <= {"equivalent"}  # a wider margin only adds equivalences
+    if scale < 1:
+        assert set(before[changed]) <= {"equivalent"}  # a narrower one only takes them away
+    if scale == 1:
+        assert not changed.any()  # the section's own margin gives the section's verdicts
+display(pd.DataFrame(margin_rows).set_index("margin (pp)"))

@@ -735,3 +735,38 @@ assert floor * m_wrong > ex.LEVEL  # no sign-flip p-value can survive Holm here
 assert (flip_table["sign-flip p"] == floor).any()  # differences all of one sign: the floor
 assert 2 / 2**seeds_needed < ex.LEVEL / m_wrong <= 2 / 2 ** (seeds_needed - 1)
 assert ((flip_table["sign-flip p"] < ex.LEVEL) == (flip_table["t-test p"] < ex.LEVEL)).all()
+
+# %% [markdown] id="exercise-2-clamp-by-hand"
+# **Exercise 2 · The floor, by hand.** Take the first training row of the teacher with 40 % flipped labels that has a negative weight at β = 1.5, and its class $c$ with the most negative weight. Start a student at the teacher's own logits and push its logit of class $c$ down by $t$ = 0, 5, 10, 20, 40. Show that the row's loss falls without bound, with slope $w_c\,p_c$ per unit of $t$ once $q_c$ is small, and that with the weights clamped at zero (`clamp=True`) it never goes below $W\log W - \sum_c w_c p_c \log w_c$ of the clamped weights (a zero weight contributes 0).
+
+# %% [markdown] id="solution-2-clamp-by-hand" tags=["solution"]
+# **Solution 2.** With $\log q_c = s_c - \operatorname{lse}(s)$, lowering $s_c$ by $t$ lowers $\log q_c$ by nearly $t$ once $q_c$ is small, and the term $-w_c p_c \log q_c$ changes by $w_c p_c\,t$: negative when $w_c < 0$, and without bound. The other classes gain what $c$ loses, so their terms change by at most a bounded amount. Clamped, every weight is $\ge 0$, the row is notebook 04's loss with non-negative weights, and its minimum over students is $W\log W - \sum_c w_c p_c\log w_c$ (reached at $q^* = w \odot p/W$).
+
+# %% tags=["solution"]
+z40 = ex.stored_logits(wrong[0.4]["teacher"]).double()
+w40 = klloss.weight(klloss.margin(z40, data.y_train), 1.5, k)
+row = int(torch.nonzero((w40 < 0).any(1))[0])
+c = int(w40[row].argmin())
+z_row, y_row = z40[row : row + 1], data.y_train[row : row + 1]
+p_row = z_row.softmax(1)[0]
+w_clamped = w40[row].clamp(min=0)
+big_w = (w_clamped * p_row).sum()
+positive = w_clamped > 0
+floor = (big_w * big_w.log() - (w_clamped * p_row)[positive] @ w_clamped[positive].log()).item()
+pushes, plain, clamped = [0.0, 5.0, 10.0, 20.0, 40.0], [], []
+for t in pushes:
+    s_row = z_row.clone()
+    s_row[0, c] -= t
+    for clamp, out in ((False, plain), (True, clamped)):
+        out.append(
+            klloss.margin_kd_loss(s_row, z_row, y_row, margin_scale=1.5, normalize=False, clamp=clamp).item()
+        )
+slope = (plain[-1] - plain[-2]) / (pushes[-1] - pushes[-2])
+print(
+    f"row {row}, class {c}: w_c = {w40[row, c].item():.3f}, p_c = {p_row[c].item():.3e}, w_c p_c = {(w40[row, c] * p_row[c]).item():.3e}"
+)
+print("loss as the student's logit of c is pushed down:", [f"{v:.4f}" for v in plain])
+print("clamped:", [f"{v:.4f}" for v in clamped], f" floor {floor:.4f}")
+assert np.all(np.diff(plain) < 0)  # falls at every step
+assert math.isclose(slope, (w40[row, c] * p_row[c]).item(), rel_tol=1e-3)
+assert all(v >= floor - 1e-12 for v in clamped)
