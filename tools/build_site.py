@@ -103,7 +103,7 @@ UI = {
         "student_badge": "Student edition",
     },
     "zh": {
-        "language_code": "zh",
+        "language_code": "zh-CN",  # simplified Chinese, as written for readers in China
         "index": "index.zh.html",
         "title": "klloss：正确讲解 klloss_v2",
         "readme": "README.zh.md",
@@ -296,14 +296,15 @@ def index_item(page, lang="en"):
     of the other language (a translation still pending) is marked as such."""
     ui, words = UI[lang], UI[page.get("lang", lang)]  # the site's words, the page's
     foreign = page.get("lang", lang) != lang
-    attributes = f' hreflang="{page["lang"]}" lang="{page["lang"]}"' if foreign else ""
+    code = UI[page.get("lang", lang)]["language_code"]
+    attributes = f' hreflang="{code}" lang="{code}"' if foreign else ""
     parts = [
         f'<li class="notebook{" untranslated" if foreign else ""}" data-minutes="{page["minutes"]}">',
         f'<a href="{page["href"]}"{attributes}>{html.escape(page["title"])}</a>',
         f'<span class="minutes">{ui["minutes"].format(page["minutes"])}</span>',
     ]
     if foreign:
-        parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{page["lang"]}">')
+        parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{code}">')
     parts.append(f'<span class="summary">{inline_markdown(page["summary"])}</span>')
     for key in ("learn", "need"):
         if page[key]:
