@@ -77,6 +77,7 @@ KEEP = frozenset(
         "batchmean",
         "autograd",
         "grad",
+        "oracle",
     ]
 )
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")
@@ -158,7 +159,8 @@ ZH = {
     "p = exp(log p)": "p = exp(log p)",
     "m = 0 at the label": "标签处 m = 0",
     "m >= 0 where the teacher is right": "教师判对处 m ≥ 0",
-    "different inputs, different rows": "输入不同，行也不同",
+    "different inputs": "输入不同",
+    "different rows": "行也不同",
     "one number per sample": "每个样本一个数",
     "entries = printed a * b": "各项 = 原文印出的 a * b",
     "loss = sum / N": "损失 = 总和 / N",
@@ -241,6 +243,7 @@ ZH = {
     "90% low": "90% 下限",
     "90% high": "90% 上限",
     "p (difference)": "p（差异）",
+    "{pair} difference": "{pair} 差异",
     "difference in test accuracy": "测试准确率之差",
     "± Δ, the equivalence margin": "± Δ，等价界值",
     "one seed": "一个种子",
