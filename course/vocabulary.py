@@ -101,7 +101,7 @@ ZH = {
     "optimum q*": "最优学生分布 q*",
     "optimum q*_y": "最优学生分布 q*_y",
     "loss": "损失",
-    "printed": "原文印出",
+    "printed": "原文打印",
     "correct": "正确值",
     "right": "正确",
     "all": "合计",
@@ -162,38 +162,38 @@ ZH = {
     "different inputs": "输入不同",
     "different rows": "行也不同",
     "one number per sample": "每个样本一个数",
-    "entries = printed a * b": "各项 = 原文印出的 a * b",
+    "entries = printed a * b": "各项 = 原文打印的 a * b",
     "loss = sum / N": "损失 = 总和 / N",
     "output = p (log p - log q)": "output = p (log p − log q)",
     "m = z_y - z": "m = z_y − z",
     "w = m / beta + 8": "w = m / β + 8",
     "{step} as row {r}": "{step}（作为第 {r} 行）",
     "{step}: {check}": "{step}：{check}",
-    "checks the printed steps break": "原文印出的步骤违反的检查",
+    "checks the printed steps break": "原文打印的步骤违反的检查",
     "no longer broken": "不再违反的检查",
     "decimals": "小数位数",
-    "printed {step}": "原文印出的 {step}",
+    "printed {step}": "原文打印的 {step}",
     "{step} row {r}": "{step} 第 {r} 行",
-    "printed value": "原文印出的值",
+    "printed value": "原文打印的值",
     "the printed target_prob and output are the printed log_input; row 1 of the printed log_target is row 0 "
     "of the printed log_input (one colour scale)": (
-        "原文印出的 target_prob 和 output 就是原文印出的 log_input；原文印出的 log_target 的第 1 行"
-        "是原文印出的 log_input 的第 0 行（同一色标）"
+        "原文打印的 target_prob 和 output 就是原文打印的 log_input；原文打印的 log_target 的第 1 行"
+        "是原文打印的 log_input 的第 0 行（同一色标）"
     ),
-    "which printed rows are digit-for-digit copies of an earlier printed row": "哪些印出的行与前面印出的某一行逐位相同",
-    "printed earlier": "先印出的",
-    "printed later": "后印出的",
+    "which printed rows are digit-for-digit copies of an earlier printed row": "哪些打印的行与前面打印的某一行逐位相同",
+    "printed earlier": "先打印的",
+    "printed later": "后打印的",
     "identical, digit for digit": "逐位相同",
     "different": "不同",
     "output: per-class KL terms": "output：逐类 KL 项",
     "margin m": "间隔 m",
     "'final loss': factors w and\np(log p - log q) of each product": "“final loss”：每个乘积的因子 w\n与 p(log p − log q)",
     "'loss sum' (printed 2 x 5) vs\nper-class weighted terms w p (log p - log q)": (
-        "“loss sum”（印成 2 × 5）对照\n逐类加权项 w p (log p − log q)"
+        "“loss sum”（打印成 2 × 5）对照\n逐类加权项 w p (log p − log q)"
     ),
     "'loss mean' vs the loss L": "“loss mean”对照损失 L",
-    "printed = correct": "印出值 = 正确值",
-    "printed against correct: a correct printing lies on the grey diagonal": "印出值对照正确值：印对的点落在灰色对角线上",
+    "printed = correct": "打印值 = 正确值",
+    "printed against correct: a correct printing lies on the grey diagonal": "打印值对照正确值：打印正确的点落在灰色对角线上",
     # ---- 03 ----
     "relative weight w / k = 1 + m/(kβ)": "相对权重 w / k = 1 + m/(kβ)",
     "w = 2k: the class counts double": "w = 2k：该类别的分量加倍",

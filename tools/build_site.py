@@ -361,7 +361,8 @@ def exporter(lang="en"):
     html_exporter = HTMLExporter(
         template_name="klloss",
         extra_template_basedirs=[str(SITE_SOURCES / "templates")],
-        language_code=UI[lang]["language_code"],
+        # nbconvert takes an ISO 639-1 code alone ("zh"); write_pages makes it "zh-CN"
+        language_code=UI[lang]["language_code"].split("-")[0],
     )
     html_exporter.register_filter("klloss_markdown", markdown_to_html)
     return html_exporter
@@ -386,6 +387,8 @@ def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher")
         resources = {"metadata": {"name": page["title"]}, "klloss": site}
         nb = mark_folds(load(page["path"], lang, edition))
         body, _ = html_exporter.from_notebook_node(nb, resources=resources)
+        code = ui["language_code"]
+        body = body.replace(f'<html lang="{code.split("-")[0]}">', f'<html lang="{code}">', 1)
         (folder / page["href"]).write_text(body, encoding="utf-8")
 
 
