@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ROOT
+from . import ROOT, vocabulary
 
 LANGUAGES = ("en", "zh")
 LANGUAGE_ENV = "KLLOSS_LANG"
@@ -40,7 +40,8 @@ METADATA_KEY = "klloss_i18n"
 # "cell-NN" that tools/refresh.py gives cells without one
 KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 POSITIONAL = re.compile(r"cell-\d+")
-ENTRY = re.compile(r"^<!-- (cell|message) (\S+) en:([0-9a-f]{12}) -->$", re.M)
+ENTRY = re.compile(r"^<!-- (cell|message|code) (\S+) en:([0-9a-f]{12}) -->$", re.M)
+FENCE = re.compile(r"\A```python\n(.*)\n```\Z", re.S)
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
@@ -63,7 +64,7 @@ def digest(text):
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # "cell" or "message"
+    kind: str  # "cell", "message" or "code"
     key: str
     source_digest: str  # digest of the English text translated
     text: str
@@ -91,6 +92,11 @@ def parse(text, name="translation"):
             raise ValueError(f"{name}: {kind} {key!r} is translated twice")
         seen.add((kind, key))
         body = text[match.end() : following.start() if following else len(text)].strip("\n")
+        if kind == "code":  # a code cell with its comments in Chinese, fenced as Python
+            fenced = FENCE.match(body)
+            if not fenced:
+                raise ValueError(f"{name}: code {key!r} must be one ```python fenced block")
+            body = fenced.group(1)
         line = text.count("\n", 0, match.start()) + 1
         entries.append(Entry(kind, key, source_digest, body, line))
     return entries
@@ -116,6 +122,25 @@ def messages(folder=NOTEBOOKS):
                 raise ValueError(f"message {key!r} is in {found[key][0].name} and {path.name}")
             found[key] = (path, entry)
     return {key: entry for key, (_, entry) in found.items()}
+
+
+def without_comments(source):
+    """``source`` (Python) with its comments taken out: a comment-only line goes, a trailing
+    comment and the spaces before it go. Two cells with the same code give the same text."""
+    import io
+    import tokenize
+
+    lines = source.splitlines()
+    comments = [
+        t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT
+    ]
+    dropped = set()
+    for token in reversed(comments):  # from the end, so that columns stay right
+        row, column = token.start[0] - 1, token.start[1]
+        lines[row] = lines[row][:column].rstrip()
+        if not lines[row].strip():
+            dropped.add(row)
+    return "\n".join(line for row, line in enumerate(lines) if row not in dropped)
 
 
 # ---- Markdown outputs made by code ----
@@ -217,3 +242,90 @@ def rendered(name):
         raise ValueError(f"name must be one of {sorted(RENDERERS)}, got {name!r}")
     spec = {"render": name}
     return HtmlOutput(spec) if output_mime(spec) == "text/html" else Output(spec)
+
+
+# ---- tables and figures, rendered in both languages when they are made ----
+#
+# A DataFrame or a matplotlib figure that a notebook shows is rendered twice by the kernel: in the
+# reader's language (the output's data) and in Chinese, from the same object, so the numbers are
+# computed once. The Chinese rendering is stored in the output's metadata (``klloss_i18n``:
+# ``zh``, the Chinese data; ``missing``, the labels the vocabulary had no Chinese for; ``texts``,
+# a figure's Chinese words), and ``tools/translate.py`` puts it in place of the English data.
+# Labels are translated whole by :func:`course.vocabulary.say`; a label without English words
+# (numbers, symbols, code names) stays as it is.
+
+BOTH = "zh"  # the metadata field holding the Chinese rendering
+
+
+def _translate_label(value, missing):
+    if not isinstance(value, str):
+        return value
+    said = vocabulary.say(value, "zh")
+    if said is None:
+        missing.append(value)
+        return value
+    return said
+
+
+def frame_in(frame, lang):
+    """``frame`` with its labels (columns, index, their names) and its text cells in ``lang``, and
+    the labels the vocabulary had no Chinese for."""
+    missing = []
+    if lang == "en":
+        return frame, missing
+    say = lambda value: _translate_label(value, missing)  # noqa: E731
+    zh = frame.rename(index=say, columns=say)
+    zh.index = zh.index.set_names([say(n) for n in zh.index.names])
+    zh.columns = zh.columns.set_names([say(n) for n in zh.columns.names])
+    import pandas as pd
+
+    for position, dtype in enumerate(zh.dtypes):
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            zh.isetitem(position, zh.iloc[:, position].map(say))
+    return zh, list(dict.fromkeys(missing))
+
+
+def _frame_data(frame):
+    return {"text/plain": repr(frame), "text/html": frame._repr_html_()}
+
+
+def frame_bundle(frame, include=None, exclude=None):
+    """IPython's rendering of a DataFrame (text and HTML) in the reader's language, with the
+    Chinese one in the metadata; None (IPython's own rendering) when nothing in it is English."""
+    zh, missing = frame_in(frame, "zh")
+    chinese = _frame_data(zh)
+    if chinese == _frame_data(frame) and not missing:
+        return None
+    return both(_frame_data(frame), chinese, missing)
+
+
+def both(english, chinese, missing=(), **more):
+    """An output's data in the reader's language and its metadata: in the English edition the
+    Chinese data (field :data:`BOTH`), for tools/translate.py to put in its place; ``missing``, the
+    labels without Chinese; ``more``, what else the Chinese edition keeps (a figure's words)."""
+    spec = {**({"missing": list(missing)} if missing else {}), **more}
+    if language() == "zh":
+        return chinese, {METADATA_KEY: spec}
+    return english, {METADATA_KEY: {BOTH: chinese, **spec}}
+
+
+def translate_outputs(shell=None):
+    """Show every DataFrame and matplotlib figure in the reader's language, the Chinese rendering
+    kept beside the English one for notebooks/zh/ (call it once, in a notebook's first cell)."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is None:
+        return
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from . import plotting
+
+    formatter = shell.display_formatter.mimebundle_formatter
+    formatter.for_type(pd.DataFrame, frame_bundle)
+    png = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(
+        Figure, lambda fig, include=None, exclude=None: plotting.figure_bundle(fig, png.lookup(fig))
+    )

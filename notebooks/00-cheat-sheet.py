@@ -9,7 +9,7 @@
 #
 # Under each block, folded, the code that checks it on the article's sample ($N = 2$, $C = 5$, $\beta = 1.5$, $k = 8$) in float64 against the NumPy oracle `klloss.oracle`, finite differences, or the published code.
 
-# %% tags=["hide-input"]
+# %% id="setup" tags=["hide-input"]
 import itertools
 import math
 
@@ -41,7 +41,7 @@ def oracle_loss(student, label=y, b=beta, offset=k):
 #
 # with $p = \mathrm{softmax}(z)$, $q = \mathrm{softmax}(s)$. β scales the margin; it is not a temperature ($p$ is not softened). The label's weight is $k$; where the teacher ranks the label first, every $m \ge 0$ and every $w \ge k$. In code: `klloss.klloss_v2(logits_t, input, target, label, beta, offset=k)`.
 
-# %% tags=["hide-input"]
+# %% id="loss-code" tags=["hide-input"]
 loss = klloss.klloss_v2(**args).item()
 assert abs(loss - oracle_loss(s)) < 1e-12
 # w = m / beta + k, from klloss's margin and weight, against the oracle
@@ -61,7 +61,7 @@ print(
 #
 # **On the label** ($w_y = k$, so $q^*_y / p_y = k / W$) it puts less than the teacher exactly when $\mu > 0$, that is when $z_y > \sum_c p_c z_c$: on every row where the teacher ranks the label first (unless all its logits are equal), but not on every row whose weights are all $\ge 0$. With $z = (0, 1)$, $y = 0$, $\beta = 1.5$ both weights are positive and $q^*_y > p_y$.
 
-# %% tags=["hide-input"]
+# %% id="gradient-optimum-code" tags=["hide-input"]
 big_w = (w * p).sum(axis=1, keepdims=True)  # W_i = sum_c w_ic p_ic
 formula = (q * big_w - w * p) / n  # (q W - w p) / N
 h, numeric = 1e-6, np.zeros_like(s)  # central differences of the oracle
@@ -120,7 +120,7 @@ print(f"z = (0, 1), y = 0, beta = {beta:g}: every w > 0 and q*_y / p_y = {label_
 #
 # So klloss_v2 is KD towards a re-weighted teacher $q^*$, scaled per sample by $W_i$, plus a constant that is never positive. Against $k$ times KD two things change at once: the target ($q^*_i$ instead of $p_i$) and each row's weight ($W_i$ instead of $k$). In a mix $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}/k$ row $i$'s distillation term is in effect weighted by $\alpha W_i / k$: more than $\alpha$ where $\mu_i > 0$ (wherever the teacher ranks the label first, short of a row of ties, and more so the more mass it puts on classes far below the label), less where $\mu_i < 0$ (which needs a wrong teacher; [notebook 05](05-real-data.ipynb) measures both parts).
 
-# %% tags=["hide-input"]
+# %% id="identity-behind-code" tags=["hide-input"]
 per_sample = klloss.klloss_v2(**args, reduction="none").numpy()
 kl_to_optimum = (q_star * (np.log(q_star) - np.log(q))).sum(axis=1)  # KL(q* || q)
 l_min = big_w[:, 0] * np.log(big_w[:, 0]) - (p * w * np.log(w)).sum(axis=1)  # W log W - sum p w log w
@@ -147,7 +147,7 @@ for i in range(n):
 # - $\beta \to 0$: the margin term dominates, $\beta L \to M$ (negative on the sample, so $L \to -\infty$); weights turn negative where $m < -k\beta$;
 # - $k \to \infty$: $L / k \to \mathrm{KL}(p\|q)$; $k = 0$: $L = M/\beta$, the label's term has weight 0 and every class ranked above the label a negative weight.
 
-# %% tags=["hide-input"]
+# %% id="limits-k-code" tags=["hide-input"]
 parts = analysis.decompose(**args)
 kl, big_m = oracle.kl(z, s), parts.margin_term.item()
 assert abs(parts.kl.item() - kl) < 1e-12
@@ -177,7 +177,7 @@ print(
 #
 # At β = ∞ ($w = k$) that is $k\,\mathrm{TCKD} + k(1-p_y)\,\mathrm{NCKD}$; at finite β the binary part changes too (its non-target side is weighted by $W_i - k p_y$, not $k(1 - p_y)$), and the non-target part is a $w$-weighted sum, no longer a KL divergence.
 
-# %% tags=["hide-input"]
+# %% id="relations-code" tags=["hide-input"]
 s_t, z_t = torch.tensor(s), torch.tensor(z)
 limit = ((s_t - s_t.mean(1, keepdim=True)) - (z_t - z_t.mean(1, keepdim=True))) / (z.shape[1] * n)
 gaps, sizes = [], []
@@ -224,7 +224,7 @@ print("the DKD decomposition equals klloss_v2 per sample (< 1e-12), at beta = 1.
 # - **The teacher is not detached** in the published code: gradient flows into `target`, the teacher's logits.
 # - **The article's printed numbers.** Only the echoed inputs are right; every number it prints after them is wrong, the loss included ([notebook 02](02-errata.ipynb)).
 
-# %% tags=["hide-input"]
+# %% id="pitfalls-code" tags=["hide-input"]
 wrong = np.array([0, 2])  # relabel sample 0 as class 0: the teacher prefers class 3 by 0.5 > k * 0.05
 away = np.zeros_like(s)
 away[0, 3] = -1.0  # less and less student mass on class 3

@@ -31,7 +31,7 @@
 #
 # One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
 
-# %%
+# %% id="names-symbols-code"
 import inspect
 import math
 
@@ -49,6 +49,7 @@ import klloss
 torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 torch.set_printoptions(precision=4)
 
 course.glossary.markdown()
@@ -58,7 +59,7 @@ course.glossary.markdown()
 #
 # The article's batch has two samples and five classes, in float32 as in the article. The teacher's logits are passed twice: as `logits_t` (for the margin) and as `target` (for the soft target $p$). They are the same numbers.
 
-# %%
+# %% id="sample-batch-code"
 sample = klloss.data.load_sample()
 args = sample.tensors()  # float32, as in the article
 classes = pd.Index([f"class {j}" for j in range(sample.input.shape[1])], name="class")
@@ -91,7 +92,7 @@ print(tr.names())
 #
 # A log-probability is never positive, and the probabilities of each row sum to one: $\log\sum_c e^{\log q_c} = 0$.
 
-# %%
+# %% id="step-1-log-softmax-code"
 display(frames["log_input"])
 # log q <= 0  and  logsumexp_c(log q_c) = 0 on every row
 assert (tr.log_input <= 0).all()
@@ -106,7 +107,7 @@ print("largest |logsumexp| of a row: < 1e-6 (float32 round-off)")
 #
 # The article names the softmax of `target` `target` again; we call it `target_prob`. Each $p_c$ lies in $[0, 1]$ and each row sums to one.
 
-# %%
+# %% id="step-2-log-softmax-code"
 display(
     pd.concat({"log p (log_target)": frames["log_target"], "p (target_prob)": frames["target_prob"]}, axis=1)
 )
@@ -121,7 +122,7 @@ print("row sums of p:", [round(v, 6) for v in tr.target_prob.sum(1).tolist()])
 #
 # These are the summands of KL(p ‖ q). A single term can be negative (wherever the student gives a class *more* probability than the teacher), but each row sums to KL(p ‖ q) ≥ 0, which is what `torch.nn.functional.kl_div` computes.
 
-# %%
+# %% id="step-3-per-class-code"
 display(frames["output"])
 # sum_c p_c (log p_c - log q_c) = KL(p || q) >= 0, as F.kl_div computes it
 kl_rows = F.kl_div(tr.log_input, tr.target_prob, reduction="none").sum(1)
@@ -134,7 +135,7 @@ print("KL(p || q) per sample:", [round(v, 4) for v in kl_rows.tolist()])
 #
 # How far the teacher ranks class $c$ below the true label. It is zero at the label; it is negative only for classes the teacher ranks *above* the label, i.e. where the teacher is wrong. The article builds it one sample at a time; `klloss.margin` gathers the label's logit for the whole batch at once.
 
-# %%
+# %% id="step-4-margin-code"
 display(frames["margin"])
 rows = torch.arange(N)
 teacher_right = tr.margin.new_tensor(sample.logits_t.argmax(1) == sample.label, dtype=torch.bool)
@@ -155,7 +156,7 @@ print(
 #
 # At the label the margin is zero, so the weight there is exactly the offset $k$; every other class the teacher ranks below the label gets more.
 
-# %%
+# %% id="step-5-weights-code"
 display(frames["weight"])
 # w_y = k,  w = m / beta + k
 assert torch.all(tr.weight[rows, args["label"]] == klloss.ARTICLE_OFFSET)
@@ -165,7 +166,7 @@ print("weight range:", round(tr.weight.min().item(), 4), "to", round(tr.weight.m
 # %% [markdown] id="margin-scale-not-temperature"
 # **β is a margin scale, not a temperature.** β enters the loss only through the weights: it divides the margins, so a larger β pulls every weight towards $k$. The teacher's distribution $p = \mathrm{softmax}(z)$ (and the student's $q$) are the same for every β. A *temperature* $T$, as in plain KD ([notebook 05](05-real-data.ipynb)), divides the logits *before* the softmax, $p_T = \mathrm{softmax}(z / T)$: a larger $T$ flattens $p$ itself, raising its entropy $-\sum_c p_c \log p_c$ towards $\log C$. The table runs the loss at three β and the softmax at three $T$.
 
-# %%
+# %% id="margin-scale-not-temperature-code"
 betas, temperatures = [0.5, sample.beta, 10.0], [1.0, 2.0, 4.0]
 
 
@@ -211,7 +212,7 @@ print(
 #
 # $$L_i = \sum_c w_{ic}\, p_{ic} (\log p_{ic} - \log q_{ic}).$$
 
-# %%
+# %% id="step-6-weighted-terms-code"
 display(pd.concat({"weighted": frames["weighted"], "": frames["per_sample"]}, axis=1))
 # weighted = w * output,  L_i = sum_c weighted_ic
 assert torch.equal(tr.weighted, tr.weight * tr.output)
@@ -222,7 +223,7 @@ assert torch.allclose(tr.per_sample, tr.weighted.sum(1))
 #
 # The article divides the sum over everything by the batch size (`reduction="batchmean"`), so the per-sample values sum to $N \times L$.
 
-# %%
+# %% id="step-7-loss-code"
 print(f"L = {tr.loss.item():.6f}")
 # sum_i L_i = N L
 assert torch.allclose(tr.per_sample.sum(), N * tr.loss)
@@ -241,7 +242,7 @@ print("\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates,
 #
 # `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2_reference` is the code above, behind the library's argument checks; `klloss_v2` is the form for training, which picks the fastest form that is correct for the call; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
 
-# %%
+# %% id="four-implementations-one-number-code"
 oracle_loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
 agreement = pd.DataFrame(
     {
@@ -269,7 +270,7 @@ print("largest difference from the oracle: float32 < 1e-6 x the size of the term
 #
 # `course.errata.table()` compares every number the article prints with the oracle, to the printed precision ([notebook 02](02-errata.ipynb) goes through them one by one). The inputs it echoes are right; none of the numbers it computes from them is.
 
-# %%
+# %% id="article-printed-counted-code"
 errata_table = course.errata.table()
 steps_of = {key: step.group for key, step in klloss.data.load_article_printed().items()}
 counted = (
@@ -293,7 +294,7 @@ print(
 #
 # Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger.
 
-# %%
+# %% id="weights-terms-they-multiply-code"
 q = tr.log_input.exp()
 # a KL term p (log p - log q) is negative exactly where q > p; the weights are > 0, so the weighted term too
 assert torch.equal(tr.output < 0, q > tr.target_prob) and torch.equal(tr.weighted < 0, tr.output < 0)
@@ -319,7 +320,7 @@ terms_image = course.plotting.heatmap(
     vmin=-terms_span,
     vmax=terms_span,
 )
-fig.colorbar(weight_image, ax=axes[0], label="weight")
+fig.colorbar(weight_image, ax=axes[0], label="weight w")
 fig.colorbar(terms_image, ax=axes[1:], label="term (one scale for both panels)")
 for ax in axes:
     for i, y in enumerate(sample.label):  # outline the label's cell
@@ -357,7 +358,7 @@ plt.show()
 #
 # The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `course.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
 
-# %%
+# %% id="weighting-asks-student-code"
 args64 = sample.tensors(torch.float64)
 q_star = course.analysis.stationary_student(
     args64["logits_t"], args64["target"], args64["label"], sample.beta
@@ -394,7 +395,7 @@ assert q_star[i, c] > p64[i, c]
 # %% [markdown] id="solution-1-since-optimum" tags=["solution"]
 # **Solution 1.** $m_1 = z_2 - z_1$ and $w_1 = m_1 / \beta + k$; the other weights the same way ($w_2 = k$ at the label). Since $q^*_c / p_c = w_c / W$, the optimum puts more on class 1 than the teacher exactly when $w_1 > W$. The cell prints each number and checks it against the library.
 
-# %% tags=["solution"]
+# %% id="solution-1-since-optimum-code" tags=["solution"]
 row = torch.tensor([[2.5, 0.5, 3.0, -1.0]], dtype=torch.float64)  # teacher logits z
 row_label, c, beta_1 = torch.tensor([2]), 1, 1.5
 m_1 = row[0, 2].item() - row[0, c].item()  # m = z_y - z_c
@@ -420,7 +421,7 @@ assert more == bool(q_row[0, c] > p_row[0, c])
 #
 # and the batch mean divides it by $N$. It is zero for every $j$ exactly when $q_j = w_j p_j / W$: at $q^*$, and only there. (Each row of the gradient sums to $W - W = 0$.)
 
-# %% tags=["solution"]
+# %% id="solution-2-only-depends-code" tags=["solution"]
 student = args64["input"].clone().requires_grad_(True)
 klloss.klloss_v2(**{**args64, "input": student}).backward()
 q64 = t64.log_input.exp()
@@ -455,7 +456,7 @@ assert at_q_star < 1e-12
 #
 # So, unless that limit is zero, $L_T$ decays like $1/T$, not $1/T^2$, and $T^2 L_T$ grows without bound in size, with the sign of the limit, which can be negative (it is on the sample). Hinton's $T^2$ factor does not carry over.
 
-# %% tags=["solution"]
+# %% id="solution-3-margins-weights-code" tags=["solution"]
 z64, s64, y64 = args64["logits_t"], args64["input"], args64["label"]
 # (a) weights and margins do not depend on T; p does
 hot = klloss.trace(z64, s64 / 4, z64 / 4, y64, sample.beta)
@@ -488,7 +489,7 @@ assert np.all(np.diff(by_T["T^2 L_T"].iloc[1:]) < 0)  # T^2 L_T keeps falling: n
 # %% [markdown] id="solution-4-own-rows" tags=["solution"]
 # **Solution 4.** With the label first every margin is $\ge 0$, so the label has the smallest weight $k$ and $q^*_y = k\,p_y/W \le p_y$: the label is lowered on both rows. The classes raised are those with $m_c > \sum_j p_j m_j$, the ones further below the label than the teacher's average margin. On the sure row the teacher puts almost all its mass on the label, so there is little for the weights to move: $q^*$ stays close to $p$. On the hesitant row the close class carries real mass but a small margin, while the far classes carry large margins; $q^*$ moves more mass. As β grows every weight tends to $k$, so $W \to k$, $q^* \to p$ and the distance to 0; the cell checks that it falls at every step of the grid below.
 
-# %% tags=["solution"]
+# %% id="solution-4-own-rows-code" tags=["solution"]
 own = torch.tensor([[9.0, 3.0, 2.0, 1.0, 0.0], [4.0, 3.6, 1.0, 0.0, -2.0]], dtype=torch.float64)
 own_label = torch.tensor([0, 0])
 own_p = own.softmax(1)
@@ -501,9 +502,8 @@ for b in betas_grid:
 w_own = klloss.weight(klloss.margin(own, own_label), sample.beta, klloss.ARTICLE_OFFSET)
 raised = course.analysis.stationary_student(own, own, own_label, sample.beta) > own_p
 mean_margin = (own_p * klloss.margin(own, own_label)).sum(1, keepdim=True)
-assert torch.equal(
-    raised, klloss.margin(own, own_label) > mean_margin
-)  # raised exactly where m_c > mean margin
+# raised exactly where m_c > mean margin
+assert torch.equal(raised, klloss.margin(own, own_label) > mean_margin)
 print("weights at the article's beta:\n", w_own.numpy().round(3))
 print("classes q* raises above p:\n", raised.numpy())
 print("total variation of q* from p, (sure row, hesitant row), by beta:")

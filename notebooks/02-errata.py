@@ -34,6 +34,7 @@ torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
 pd.set_option("display.max_colwidth", 120)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 
 sample = klloss.data.load_sample()
 printed = klloss.data.load_article_printed()

@@ -29,6 +29,7 @@ from course import analysis
 torch.manual_seed(0)
 np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one visible seeding cell)
 pd.set_option("display.precision", 4)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 
 sample = klloss.data.load_sample()
 args = sample.tensors(torch.float64)

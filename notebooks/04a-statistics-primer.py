@@ -20,11 +20,12 @@ from IPython.display import display
 from scipy import stats
 
 from course import experiments as ex
-from course import plotting
+from course import i18n, plotting
 
 rng = np.random.default_rng(0)  # the one random generator: section 5 and exercise 4 draw from it
 LEVEL = ex.LEVEL  # the level of every test here, as in notebook 05
 assert LEVEL == 0.05
+i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 
 
 def shown(frame, fmt="{:.4f}"):

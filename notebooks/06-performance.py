@@ -31,6 +31,7 @@ from klloss import _triton
 
 torch.manual_seed(0)
 pd.set_option("display.precision", 2)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 
 # %% [markdown] id="1-which-call-train"
 # ## 1. Which call to train with

@@ -28,6 +28,8 @@ import course
 import klloss
 from course import analysis, explorer
 
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
+
 sample = klloss.data.load_sample()
 args = sample.tensors(torch.float64)
 k = klloss.ARTICLE_OFFSET

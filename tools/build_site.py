@@ -108,7 +108,7 @@ UI = {
         "student_badge": "Student edition",
     },
     "zh": {
-        "language_code": "zh",
+        "language_code": "zh-CN",  # simplified Chinese, as written for readers in China
         "index": "index.zh.html",
         "title": "klloss：正确讲解 klloss_v2",
         "readme": "README.zh.md",
@@ -325,14 +325,15 @@ def index_item(page, lang="en"):
     of the other language (a translation still pending) is marked as such."""
     ui, words = UI[lang], UI[page.get("lang", lang)]  # the site's words, the page's
     foreign = page.get("lang", lang) != lang
-    attributes = f' hreflang="{page["lang"]}" lang="{page["lang"]}"' if foreign else ""
+    code = UI[page.get("lang", lang)]["language_code"]
+    attributes = f' hreflang="{code}" lang="{code}"' if foreign else ""
     parts = [
         f'<li class="notebook{" untranslated" if foreign else ""}" data-minutes="{page["minutes"]}">',
         f'<a href="{page["href"]}"{attributes}>{html.escape(page["title"])}</a>',
         f'<span class="minutes">{ui["minutes"].format(page["minutes"])}</span>',
     ]
     if foreign:
-        parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{page["lang"]}">')
+        parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{code}">')
     parts.append(f'<span class="summary">{inline_markdown(page["summary"])}</span>')
     for key in ("learn", "need"):
         if page[key]:
@@ -389,7 +390,8 @@ def exporter(lang="en"):
     html_exporter = HTMLExporter(
         template_name="klloss",
         extra_template_basedirs=[str(SITE_SOURCES / "templates")],
-        language_code=UI[lang]["language_code"],
+        # nbconvert takes an ISO 639-1 code alone ("zh"); write_pages makes it "zh-CN"
+        language_code=UI[lang]["language_code"].split("-")[0],
     )
     html_exporter.register_filter("klloss_markdown", markdown_to_html)
     return html_exporter
@@ -416,6 +418,8 @@ def write_pages(pages, folder, lang, counterparts, assets="", edition="teacher",
         resources = {"metadata": {"name": page["title"]}, "klloss": site}
         nb = mark_folds(load(page["path"], lang, edition))
         body, _ = html_exporter.from_notebook_node(nb, resources=resources)
+        code = ui["language_code"]
+        body = body.replace(f'<html lang="{code.split("-")[0]}">', f'<html lang="{code}">', 1)
         (folder / page["href"]).write_text(link_pages(body, hrefs(linked or pages)), encoding="utf-8")
 
 

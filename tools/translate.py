@@ -9,10 +9,13 @@
 A Chinese notebook is its English notebook with every Markdown cell replaced by its translation
 (``notebooks/NN-name.zh.md``, keyed by the cell's stable id, see course/i18n.py), every
 Markdown output written again from the Chinese template with the values the English run stored,
-and every output a renderer wrote (the glossary, the explorer's HTML) written again in Chinese.
-Code cells and every other output are the English ones, unchanged: both editions show the same
-numbers because they are the same run. Nothing falls back to English: a Markdown cell or output
-without a current translation stops the build, which names every one.
+every output a renderer wrote (the glossary, the explorer's HTML) written again in Chinese, and
+every table and figure that the kernel rendered in both languages (``translate_outputs``) taken
+in its Chinese rendering. Code cells (their comments in Chinese where the translation file has an
+entry ``code KEY`` for the cell, the code the same) and every other output are the English ones,
+unchanged: both editions show the same numbers because they are the same run. Nothing falls
+back to English: a Markdown cell or output without a current translation, or a table's or
+figure's label without Chinese in course/vocabulary.py, stops the build, which names every one.
 
 The notebooks in :data:`PENDING` are not in the edition yet (the reason is given); the Chinese
 site lists them as English pages, marked as such.
@@ -70,6 +73,37 @@ def html_outputs(nb):
                 yield cell, output
 
 
+def both_outputs(nb):
+    """(cell, output) for every output rendered in both languages by the kernel (a DataFrame, a
+    figure: course.i18n.translate_outputs): its metadata holds the Chinese data."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            spec = output.get("metadata", {}).get(i18n.METADATA_KEY)
+            if isinstance(spec, dict) and (i18n.BOTH in spec or "missing" in spec):
+                yield cell, output
+
+
+def code_problems(nb, entries, name, used):
+    """Every reason a code cell's Chinese comments (entry ``code KEY``) cannot be used: the cell is
+    gone or changed since, or the entry changes its code, not only its comments."""
+    found = []
+    for cell in nb.cells:
+        entry = entries.get(("code", cell.get("id")))
+        if cell.cell_type != "code" or entry is None:
+            continue
+        used.add(("code", cell.id))
+        if entry.source_digest != i18n.digest(cell.source):
+            found.append(
+                f"{name}: code cell {cell.id!r} changed since its comments were translated "
+                f"(en:{entry.source_digest}, now en:{i18n.digest(cell.source)})"
+            )
+        elif i18n.without_comments(entry.text) != i18n.without_comments(cell.source):
+            found.append(
+                f"{name}: code cell {cell.id!r}: its translation changes the code, not only comments"
+            )
+    return found
+
+
 def problems(nb, entries, name, messages):
     """Every reason the notebook ``nb`` (named ``name``) cannot be translated with ``entries``
     (its translation file, by (kind, key)) and ``messages`` (every message, by key)."""
@@ -92,6 +126,7 @@ def problems(nb, entries, name, messages):
             )
         elif not i18n.COMMENT.sub("", entry.text).strip() or TODO in entry.text:
             found.append(f"{name}: cell {key!r} is still to be translated")
+    found += code_problems(nb, entries, name, used)
     for cell, output in markdown_outputs(nb):
         spec = output_spec(output)
         if spec is None:
@@ -112,6 +147,13 @@ def problems(nb, entries, name, messages):
                 found.append(f"{name}: cell {cell.id}: the stored output is not its renderer's output")
         except (KeyError, ValueError) as error:
             found.append(f"{name}: cell {cell.id}: {error}")
+    for cell, output in both_outputs(nb):
+        spec = output.metadata[i18n.METADATA_KEY]
+        if spec.get("missing"):
+            words = ", ".join(repr(text) for text in spec["missing"])
+            found.append(f"{name}: cell {cell.id}: no Chinese in course/vocabulary.py for {words}")
+        if set(spec.get(i18n.BOTH, {})) != set(output.data):
+            found.append(f"{name}: cell {cell.id}: the Chinese rendering has not the English one's parts")
     for kind, key in sorted(set(entries) - used):
         found.append(f"{name}: the translation of {kind} {key!r} matches nothing in the English notebook")
     return found
@@ -123,10 +165,14 @@ def translate(nb, entries, messages):
     for cell in zh.cells:
         if cell.cell_type == "markdown":
             cell.source = entries[("cell", cell.id)].text
+        elif ("code", cell.id) in entries:  # the same code, its comments in Chinese
+            cell.source = entries[("code", cell.id)].text
     for _, output in markdown_outputs(zh):
         output.data["text/markdown"] = i18n.render_output(output_spec(output), "zh", messages)
     for _, output in html_outputs(zh):
         output.data["text/html"] = i18n.render_output(output_spec(output, "text/html"), "zh")
+    for _, output in list(both_outputs(zh)):  # the Chinese that the kernel rendered beside the English
+        output.data = nbformat.NotebookNode(output.metadata[i18n.METADATA_KEY].pop(i18n.BOTH))
     return zh
 
 

@@ -25,7 +25,24 @@ function show() {
   readout.classList.toggle("negative", loss.loss < 0);
   readout.setAttribute("data-beta", String(beta));
   readout.setAttribute("data-offset", String(offset));
-  root.querySelector(".klloss-explorer-why").textContent = loss.why;
+  nowrapFormulas(root.querySelector(".klloss-explorer-why"), loss.why);
+}
+// a formula (β < 0.775, KL = 0.0855, L = k·KL + M/β) never breaks across lines: each sits in a
+// span that does not wrap; the words around it wrap as they must
+var FORMULA = /[^\s，：；（）,:;()]+(?: [=<>+\u2212] [^\s，：；（）,:;()]+)+/g;
+function nowrapFormulas(element, text) {
+  element.textContent = "";
+  var at = 0, match;
+  FORMULA.lastIndex = 0;
+  while ((match = FORMULA.exec(text))) {
+    element.append(text.slice(at, match.index));
+    var span = document.createElement("span");
+    span.className = "klloss-nowrap";
+    span.textContent = match[0];
+    element.append(span);
+    at = match.index + match[0].length;
+  }
+  element.append(text.slice(at));
 }
 view.addDataListener("loss", show);
 view.runAsync().then(function () {
