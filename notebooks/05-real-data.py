@@ -5,7 +5,7 @@
 #
 # **You will learn:** how to read a paired comparison of two training losses over seeds; what klloss_v2 changes on real data, against KD at $T = 1$ and at $T = 4$; what its negative weights do when the teacher is confidently wrong; and how to choose β for your own teacher before training.
 #
-# **You need first:** notebook 03 (the weight $w_c = m_c/\beta + k$, and when it turns negative), notebook 04 (the target $q^* = w \odot p / W$, and why a negative weight leaves the loss without a lower bound) and [notebook 04a](04a-statistics-primer.ipynb) (paired t-intervals, the equivalence test, Holm's adjustment).
+# **You need first:** [notebook 03](03-beta-and-offset.ipynb) (the weight $w_c = m_c/\beta + k$, and when it turns negative), [notebook 04](04-what-it-teaches.ipynb) (the target $q^* = w \odot p / W$, and why a negative weight leaves the loss without a lower bound) and [notebook 04a](04a-statistics-primer.ipynb) (paired t-intervals, the equivalence test, Holm's adjustment).
 #
 # The article never trains anything with its loss. Here a student learns from a teacher on 8×8 images of handwritten digits that ship with scikit-learn, with one of:
 #
@@ -13,7 +13,7 @@
 # - **plain KD** (Hinton et al.): $(1-\alpha)\,\mathrm{CE} + \alpha\,T^2\,\mathrm{KL}(p_T \| q_T)$, at $T = 1$ and at the customary $T = 4$;
 # - **klloss_v2**: $(1-\alpha)\,\mathrm{CE} + \alpha\,\mathrm{klloss\_v2}(z, s, z, y, \beta)/k$, for several β.
 #
-# Dividing by $k = 8$ makes klloss_v2's term exactly KL(p ‖ q) as β → ∞ (notebook 03): KD at $T = 1$ is its own limit, and KD at $T = 4$ is what most people would use instead. We run two mixing weights, $\alpha = 0.5$ and $0.9$.
+# Dividing by $k = 8$ makes klloss_v2's term exactly KL(p ‖ q) as β → ∞ ([notebook 03](03-beta-and-offset.ipynb)): KD at $T = 1$ is its own limit, and KD at $T = 4$ is what most people would use instead. We run two mixing weights, $\alpha = 0.5$ and $0.9$.
 #
 # Training every student takes minutes, so `make experiments` trains them all once and stores the results in `data/experiments/digits.json`; this notebook reads that file, and trains the teacher and two students again to check it. This notebook is the core. Two appendices hold every table and mechanism in full: [05b](05b-real-data-appendix.ipynb) for the teacher trained on the true labels, [05c](05c-real-data-wrong-teachers.ipynb) for teachers trained on flipped labels.
 
@@ -186,12 +186,12 @@ assert not verdicts(tests["ece"], [(kl(b), KD1) for b in BETAS]) & {"higher", "l
 # - **At β ≤ 1.5 the student is slightly less confident** on the true class than its KD twin, and has a **slightly lower NLL**, at both α: the t-test passes after the adjustment, and so does the equivalence test: a real difference, smaller than the margin. One exception: the NLL at β = 0.5 with α = 0.9. Its 95 % interval lies inside the NLL margin too, and its equivalence p-value is below 0.05 on its own, but not after Holm's adjustment (both printed above).
 # - **At β = 1000** every difference is equivalent to zero; **calibration** (ECE) shows no difference that passes the t-test after the adjustment, at any β.
 #
-# Why less confident: notebook 04's target gives the true label less than the teacher does, $q^*_y \le p_y$. The appendix measures [how much of that prediction the students show](05b-real-data-appendix.ipynb#less-confident), and trains with [the target and the row weight apart](05b-real-data-appendix.ipynb#ablation): on this teacher the target does it all. Putting klloss_v2's weights under a temperature, [our softened variant](05b-real-data-appendix.ipynb#softened), does not help either.
+# Why less confident: [notebook 04](04-what-it-teaches.ipynb)'s target gives the true label less than the teacher does, $q^*_y \le p_y$. The appendix measures [how much of that prediction the students show](05b-real-data-appendix.ipynb#less-confident), and trains with [the target and the row weight apart](05b-real-data-appendix.ipynb#ablation): on this teacher the target does it all. Putting klloss_v2's weights under a temperature, [our softened variant](05b-real-data-appendix.ipynb#softened), does not help either.
 
 # %% [markdown] id="teacher-that-wrong"
 # ## A teacher that is wrong
 #
-# Negative weights, the loss's worst failure (notebooks 03 and 04), need training rows the teacher gets wrong, and confidently: a class must lead the label by more than $k\beta$. The teacher above gets none wrong. So `make experiments` also trains **teachers on labels of which 0 %, 10 %, 20 % and 40 % were flipped** to another class, long enough that they fit them: they are confidently wrong on those rows. The students still learn from the true labels, with fewer seeds (printed below). The teachers:
+# Negative weights, the loss's worst failure (notebooks [03](03-beta-and-offset.ipynb) and [04](04-what-it-teaches.ipynb)), need training rows the teacher gets wrong, and confidently: a class must lead the label by more than $k\beta$. The teacher above gets none wrong. So `make experiments` also trains **teachers on labels of which 0 %, 10 %, 20 % and 40 % were flipped** to another class, long enough that they fit them: they are confidently wrong on those rows. The students still learn from the true labels, with fewer seeds (printed below). The teachers:
 
 # %%
 wrong = {w["fraction"]: w for w in stored["wrong_teacher"]}
@@ -238,7 +238,7 @@ assert set(negative_final.index) == {(f, kl(0.5)) for f in flipped}
 assert (negative_final == len(ALPHAS) * len(plan.noise_seeds)).all() and min(growth.values()) > 10
 
 # %% [markdown] id="wrong-weights"
-# The weights turn negative only on rows whose label the teacher learned wrong: at β = 0.5 ($k\beta = 4$) on most of them, at β = 1.5 ($k\beta = 12$) on about 1 % of the rows or fewer, at β ≥ 5 on none. At β = 0.5 training fails as notebooks 03 and 04 warn: the training loss ends negative in every run with flipped labels, and the student's logits run away (printed above; [05c](05c-real-data-wrong-teachers.ipynb#wrong-teachers) shows the loss curves).
+# The weights turn negative only on rows whose label the teacher learned wrong: at β = 0.5 ($k\beta = 4$) on most of them, at β = 1.5 ($k\beta = 12$) on about 1 % of the rows or fewer, at β ≥ 5 on none. At β = 0.5 training fails as notebooks [03](03-beta-and-offset.ipynb) and [04](04-what-it-teaches.ipynb) warn: the training loss ends negative in every run with flipped labels, and the student's logits run away (printed above; [05c](05c-real-data-wrong-teachers.ipynb#wrong-teachers) shows the loss curves).
 #
 # The students against each other, test accuracy, then NLL and ECE, per share of labels flipped and α (the whole family, with 0 % flipped, is in [05c](05c-real-data-wrong-teachers.ipynb#wrong-family)):
 
@@ -378,10 +378,10 @@ assert "lower" not in wrong_verdicts("accuracy", clamped[1.5], kl(1.5), ours_tes
 #
 # Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves. More exercises are at the end of [05b](05b-real-data-appendix.ipynb#exercises) and [05c](05c-real-data-wrong-teachers.ipynb#exercises).
 #
-# **Exercise 1 · Equivalence by hand.** For klloss_v2 at β = 5 minus KD at $T = 1$, test accuracy at α = 0.5, compute from the paired differences (`ex.paired_differences`) the 90 % t-interval of their mean, and check that it lies inside ± the accuracy margin: the unadjusted equivalence test (notebook 04a, section 3). Then say why the verdict "equivalent" needs one more thing.
+# **Exercise 1 · Equivalence by hand.** For klloss_v2 at β = 5 minus KD at $T = 1$, test accuracy at α = 0.5, compute from the paired differences (`ex.paired_differences`) the 90 % t-interval of their mean, and check that it lies inside ± the accuracy margin: the unadjusted equivalence test ([notebook 04a](04a-statistics-primer.ipynb), section 3). Then say why the verdict "equivalent" needs one more thing.
 
 # %% [markdown] id="solution-equivalence-by-hand" tags=["solution"]
-# **Solution 1.** TOST at level 0.05 passes exactly when the 90 % interval $\bar d \pm t_{n-1,\,0.95}\, s/\sqrt n$ lies inside $\pm\Delta$ (notebook 04a). The cell computes it and checks it against `ex.paired_test`'s unadjusted equivalence p-value. The verdict needs more: this p-value is one of the family's many, so it must still be below 0.05 after Holm's adjustment (`p_equivalence_holm`, asserted too).
+# **Solution 1.** TOST at level 0.05 passes exactly when the 90 % interval $\bar d \pm t_{n-1,\,0.95}\, s/\sqrt n$ lies inside $\pm\Delta$ ([notebook 04a](04a-statistics-primer.ipynb)). The cell computes it and checks it against `ex.paired_test`'s unadjusted equivalence p-value. The verdict needs more: this p-value is one of the family's many, so it must still be below 0.05 after Holm's adjustment (`p_equivalence_holm`, asserted too).
 
 # %% tags=["solution"]
 d = ex.paired_differences(main, "accuracy", kl(5), KD1).loc[0.5].to_numpy()

@@ -1,13 +1,13 @@
 # %% [markdown] id="title"
 # # 05b · Appendix to 05: the clean teacher in full
 #
-# *What notebook 05 reads off the clean teacher, in full: how much mass the weights can move, which rows they weigh up, every comparison with its interval, the student's confidence against notebook 04's prediction, our softened variant, and the ablation of weight and target.*
+# *What [notebook 05](05-real-data.ipynb) reads off the clean teacher, in full: how much mass the weights can move, which rows they weigh up, every comparison with its interval, the student's confidence against [notebook 04](04-what-it-teaches.ipynb)'s prediction, our softened variant, and the ablation of weight and target.*
 #
-# **You will learn:** how much of the teacher's probability mass klloss_v2's weights can move, and which rows they weigh up or down ($W_i/k$); every comparison of the clean teacher's family, with its interval, its p-values before and after Holm's adjustment and its verdict; how much of notebook 04's predicted loss of confidence the students show; what happens when the weights act on softened distributions (our extension); and which part of the loss, the row weight or the target $q^*$, moves which metric (our ablation).
+# **You will learn:** how much of the teacher's probability mass klloss_v2's weights can move, and which rows they weigh up or down ($W_i/k$); every comparison of the clean teacher's family, with its interval, its p-values before and after Holm's adjustment and its verdict; how much of [notebook 04](04-what-it-teaches.ipynb)'s predicted loss of confidence the students show; what happens when the weights act on softened distributions (our extension); and which part of the loss, the row weight or the target $q^*$, moves which metric (our ablation).
 #
-# **You need first:** notebook 05 (the set-up, the verdicts this appendix details), notebook 04a (paired t-intervals, TOST, Holm's adjustment), notebooks 03 and 04 (the weights $w_c$, the identity $L_i = W_i\,\mathrm{KL}(q^*_i\|q_i) + L_{\min,i}$).
+# **You need first:** [notebook 05](05-real-data.ipynb) (the set-up, the verdicts this appendix details), [notebook 04a](04a-statistics-primer.ipynb) (paired t-intervals, TOST, Holm's adjustment), notebooks [03](03-beta-and-offset.ipynb) and [04](04-what-it-teaches.ipynb) (the weights $w_c$, the identity $L_i = W_i\,\mathrm{KL}(q^*_i\|q_i) + L_{\min,i}$).
 #
-# This notebook reads the same stored runs as notebook 05 (`data/experiments/digits.json`) and settles the same family of comparisons with the same functions (`course/realdata.py`), so every verdict here is the one notebook 05 prints. It trains nothing: notebook 05 checks that the stored numbers are the ones the code gives.
+# This notebook reads the same stored runs as [notebook 05](05-real-data.ipynb) (`data/experiments/digits.json`) and settles the same family of comparisons with the same functions (`course/realdata.py`), so every verdict here is the one [notebook 05](05-real-data.ipynb) prints. It trains nothing: [notebook 05](05-real-data.ipynb) checks that the stored numbers are the ones the code gives.
 
 # %%
 import dataclasses
@@ -89,7 +89,7 @@ assert moved[min(BETAS)] > (1 - p_y).mean().item()  # more than the mass off the
 
 
 # %% [markdown] id="this-teacher-gets-every"
-# This teacher gets every training image right and is almost certain of each: about 1 % of the probability mass, or less, is there for the weights to move, at any β, and no weight is negative. **On this teacher the experiment barely exercises the loss.** That limits what "no difference" in notebook 05 can mean; the softened variant and the ablation below, and the wrong teachers of notebook 05c, exercise it much more.
+# This teacher gets every training image right and is almost certain of each: about 1 % of the probability mass, or less, is there for the weights to move, at any β, and no weight is negative. **On this teacher the experiment barely exercises the loss.** That limits what "no difference" in [notebook 05](05-real-data.ipynb) can mean; the softened variant and the ablation below, and the wrong teachers of [notebook 05c](05c-real-data-wrong-teachers.ipynb), exercise it much more.
 #
 # <a id="row-weights"></a>
 # ## Which rows the loss weights up, and which down: $W_i/k$
@@ -230,7 +230,7 @@ assert soft_train.mean() > 1.5 and train_t1["W/k"].mean() < 1.01
 # <a id="students"></a>
 # ## The students
 #
-# One student per (loss, α, seed): the same architecture, initialisation seed, mini-batch order and optimiser (Adam) for every loss, so each student has a twin trained with every other loss. Notebook 05 trains two of them again and checks them against the stored numbers; the table shows the stored means and standard deviations over seeds, for every loss of the clean teacher.
+# One student per (loss, α, seed): the same architecture, initialisation seed, mini-batch order and optimiser (Adam) for every loss, so each student has a twin trained with every other loss. [Notebook 05](05-real-data.ipynb) trains two of them again and checks them against the stored numbers; the table shows the stored means and standard deviations over seeds, for every loss of the clean teacher.
 
 # %%
 display(ex.summarise(main)[["accuracy", "accuracy std", "nll", "ece", "p_true", "p_true std"]])
@@ -241,7 +241,7 @@ display(ex.summarise(main)[["accuracy", "accuracy std", "nll", "ece", "p_true", 
 #
 # Every loss used the same seeds, so the fair comparison is seed by seed: for each seed, the difference between a student and its twin. For each comparison the table gives the mean paired difference over the seeds, its **95 % Student-t interval** (mean ± $t_{n-1}\,s/\sqrt n$; with as few seeds as here, and fewer further down, a percentile bootstrap would be too narrow, `tests/test_experiments.py` measures by how much), Student's paired t-test, and how many seeds lie above or below zero.
 #
-# Many comparisons are read together: every row of every table in this section, the test of a difference and the test of equivalence, both α (the count is printed). Read one at a time, about one 95 % interval in twenty would exclude zero by chance. So the verdicts rest on **Holm-adjusted p-values** over the whole section (`ex.settle`), which keep the chance of any wrong verdict among this section's comparisons below 5 %. That bound holds per family of comparisons: this section is one family, and the ablation below, the wrong teachers and the clamped variant (notebook 05c) are each another, adjusted on its own. Across all the families together the chance of some wrong verdict is larger (the limitations at the end of notebook 05c count the families and bound it).
+# Many comparisons are read together: every row of every table in this section, the test of a difference and the test of equivalence, both α (the count is printed). Read one at a time, about one 95 % interval in twenty would exclude zero by chance. So the verdicts rest on **Holm-adjusted p-values** over the whole section (`ex.settle`), which keep the chance of any wrong verdict among this section's comparisons below 5 %. That bound holds per family of comparisons: this section is one family, and the ablation below, the wrong teachers and the clamped variant ([notebook 05c](05c-real-data-wrong-teachers.ipynb)) are each another, adjusted on its own. Across all the families together the chance of some wrong verdict is larger (the limitations at the end of [notebook 05c](05c-real-data-wrong-teachers.ipynb) count the families and bound it).
 #
 # - **higher / lower**: the adjusted p-value of the t-test is below 0.05;
 # - **equivalent**: not that, but the adjusted p-value of equivalence is below 0.05: two one-sided t-tests (TOST) show the mean difference within ± the metric's margin;
@@ -406,9 +406,9 @@ assert (conf.loc[[(a, kl(1000), KD1) for a in ALPHAS], "verdict"] == "equivalent
 
 # %% [markdown] id="does-student-end-less"
 # <a id="less-confident"></a>
-# ## Does the student end less confident, as notebook 04 predicts? Prediction and observation on the same split
+# ## Does the student end less confident, as [notebook 04](04-what-it-teaches.ipynb) predicts? Prediction and observation on the same split
 #
-# Notebook 04's optimum $q^* = w \odot p / W$ is what the klloss_v2 term alone would make of a student free to take any logits. Our students also have a cross-entropy term; with it the per-sample optimum is still in closed form (`ex.mixed_optimum`): $(1-\alpha)\mathrm{CE} + \frac{\alpha}{k}\sum_c w_c p_c \log(p_c/q_c)$ is, up to a constant, the cross-entropy of $q$ against $t = (1-\alpha)e_y + \frac{\alpha}{k}\, w\odot p$, so $q = t / \sum_c t_c$; at β → ∞ it is KD's $(1-\alpha)e_y + \alpha p$. This mixed optimum has both of klloss_v2's changes in it: the target $q^*$ and the row weight $W/k$ (the $\frac{\alpha}{k} w \odot p$ in $t$ is $\alpha \frac{W}{k} q^*$).
+# [Notebook 04](04-what-it-teaches.ipynb)'s optimum $q^* = w \odot p / W$ is what the klloss_v2 term alone would make of a student free to take any logits. Our students also have a cross-entropy term; with it the per-sample optimum is still in closed form (`ex.mixed_optimum`): $(1-\alpha)\mathrm{CE} + \frac{\alpha}{k}\sum_c w_c p_c \log(p_c/q_c)$ is, up to a constant, the cross-entropy of $q$ against $t = (1-\alpha)e_y + \frac{\alpha}{k}\, w\odot p$, so $q = t / \sum_c t_c$; at β → ∞ it is KD's $(1-\alpha)e_y + \alpha p$. This mixed optimum has both of klloss_v2's changes in it: the target $q^*$ and the row weight $W/k$ (the $\frac{\alpha}{k} w \odot p$ in $t$ is $\alpha \frac{W}{k} q^*$).
 #
 # So there are two predictions of the klloss_v2 student's probability on the true class *relative to its KD ($T = 1$) twin*: the pure-klloss one ($q^*_y - p_y$) and the mixed-loss one (the difference of the two mixed optima). Both are computed on each split from the stored teacher's logits there, and compared with what the students did **on the same split**: the mean over seeds of the paired difference in mean $q_y$, with its 95 % t-interval.
 
@@ -466,7 +466,7 @@ pure_prediction = prediction["predicted, pure (pp)"]
 assert (pure_prediction.loc["test"].to_numpy() < pure_prediction.loc["train"].to_numpy()).all()
 
 # %% [markdown] id="measured-same-split-direction"
-# Measured on the same split, the direction is always the one notebook 04 predicts. The size depends on α, and on which prediction one holds it to:
+# Measured on the same split, the direction is always the one [notebook 04](04-what-it-teaches.ipynb) predicts. The size depends on α, and on which prediction one holds it to:
 #
 # - Against the **pure-klloss** optimum, the share realised grows with α, at every β and on both splits (asserted): at α = 0.9 the cross-entropy term that pulls the other way has a fifth of the weight it has at α = 0.5. So "much less than predicted" holds on both splits at α = 0.5; at α = 0.9 it holds on the test split only, not on the training split (the printed ratios).
 # - The **mixed-loss** optimum already includes that pull. On the training set, where both predictions are made, the students realise most of it (over 70 % at every β and α, asserted). On the test set they realise less of either prediction: the prediction there is larger (the teacher is less certain on test images, so the weights have more mass to move), while a student this small, trained on other images, responds only partly.
@@ -561,7 +561,7 @@ assert (
 # <a id="ablation"></a>
 # ## Which part moves which metric? An ablation read off the identity *(ours)*
 #
-# Notebook 04's identity splits each row's term into a weight and a target, $\frac1k L_i = \frac{W_i}{k}\,\mathrm{KL}(q^*_i\|q_i) + \text{const}$. Training with one part at a time (`ex.klloss_kd_part`, **our ablation, not the article's loss**; at $T = 4$ the same parts of our softened extension, scaled by $T^2$):
+# [Notebook 04](04-what-it-teaches.ipynb)'s identity splits each row's term into a weight and a target, $\frac1k L_i = \frac{W_i}{k}\,\mathrm{KL}(q^*_i\|q_i) + \text{const}$. Training with one part at a time (`ex.klloss_kd_part`, **our ablation, not the article's loss**; at $T = 4$ the same parts of our softened extension, scaled by $T^2$):
 #
 # - **target only**: KD towards $q^*_i$, $D = T^2\,\mathrm{KL}(q^*_i\|q_i)$: the loss with each row divided by its $W_i/k$;
 # - **scale only**: KD with each row weighted, $D = T^2\,(W_i/k)\,\mathrm{KL}(p_i\|q_i)$;
@@ -655,7 +655,7 @@ for temperature, beta in plan.ablation:
 #
 # - **Target only** reproduces what the full loss does to confidence and NLL, at $T = 1$ (slightly lower $p_{\text{true}}$ and NLL) and at $T = 4$ (much lower $p_{\text{true}}$, much higher ECE and NLL): the same verdicts as klloss_v2 or our softened variant, at every setting tried and both α.
 # - **Scale only** is shown equivalent to KD in accuracy, $p_{\text{true}}$ and NLL at every setting, even at $T = 4$, β = 0.5, where the rows weigh most (the mean $W/k$, and the α the mix behaves as if it had, are printed in the $W_i/k$ section). Its ECE is shown equivalent to KD's at $T = 1$ (β = 0.5); at $T = 4$ the ECE difference is neither shown different nor shown equivalent.
-# - So notebook 04's $q^*_y < p_y$ is the mechanism behind the lower confidence here, and the heavier rows are not. The wrong teachers of notebook 05c show another case: there the row weight carries the accuracy gain, alone at β = 1.5 and together with the (clamped) target at β = 0.5.
+# - So [notebook 04](04-what-it-teaches.ipynb)'s $q^*_y < p_y$ is the mechanism behind the lower confidence here, and the heavier rows are not. The wrong teachers of [notebook 05c](05c-real-data-wrong-teachers.ipynb) show another case: there the row weight carries the accuracy gain, alone at β = 1.5 and together with the (clamped) target at β = 0.5.
 
 # %% [markdown] id="exercises"
 # <a id="exercises"></a>
@@ -695,7 +695,7 @@ assert p_one < ex.LEVEL <= by_hand
 assert 0.4 <= (rank - 1) / m_all < 0.5  # nearly half of the p-values are smaller
 
 # %% [markdown] id="exercise-2-other-margins"
-# **Exercise 2 · Other margins.** *(open-ended)* The accuracy margin, ±0.5 percentage points, was fixed before the runs were read (notebook 04a says why it must be). Suppose another team had fixed ±0.25 pp, or ±1 pp. Before computing: which accuracy verdicts of this section can change, and in which direction? Settle the section's family again with each margin (`ex.compare(..., margin=...)`, then `ex.settle`), and count the verdicts that change. Then argue, for your own use of a distillation loss, which margin you would fix, and from what.
+# **Exercise 2 · Other margins.** *(open-ended)* The accuracy margin, ±0.5 percentage points, was fixed before the runs were read ([notebook 04a](04a-statistics-primer.ipynb) says why it must be). Suppose another team had fixed ±0.25 pp, or ±1 pp. Before computing: which accuracy verdicts of this section can change, and in which direction? Settle the section's family again with each margin (`ex.compare(..., margin=...)`, then `ex.settle`), and count the verdicts that change. Then argue, for your own use of a distillation loss, which margin you would fix, and from what.
 
 # %% [markdown] id="solution-2-other-margins" tags=["solution"]
 # **Solution 2.** The margin enters the equivalence tests directly: a wider margin makes equivalence easier to show, so the direct effect can only move a verdict from "not settled" to "equivalent", and a narrower margin only the other way. Indirectly, Holm's adjustment runs over the whole family, so a changed p-value shifts the ranking of all the others and could, in principle, move any verdict. On these runs only the direct effect shows (the cell counts the changes for each margin and asserts their directions). A margin is a statement about what difference matters to you (one test image in 540? the run-to-run spread of your own model?), fixed before the results are read; the counts say how much the verdicts of this experiment lean on that choice.

@@ -81,26 +81,6 @@ def _chinese_texts():
     return texts
 
 
-# TEMPORARY (issue 27): notebook 05's Chinese is being rewritten in another pass, after its split;
-# until then it is exempt from the checks that issue added, each named here. The lead empties
-# this dict when that pass lands; every other page is held to every check now.
-EXEMPT = {
-    "05-real-data.zh.md": {
-        "已打印",
-        "「",
-        "」",
-        "italics",
-        "links",
-    },
-    "05b-real-data-appendix.zh.md": {"已打印", "最优解", "t 区间", "「", "」", r"\d\s+%", "italics", "links"},
-    "05c-real-data-wrong-teachers.zh.md": {"已打印", "「", "」", r"\d\s+%", "最优解", "italics", "links"},
-}
-
-
-def _exempt(name, check):
-    return check in EXEMPT.get(name, set())
-
-
 def _prose(text):
     """What a reader reads as prose: comments, code, formulas and quotations left out."""
     return QUOTED.sub(" ", i18n.COMMENT.sub(" ", text))
@@ -109,20 +89,9 @@ def _prose(text):
 @pytest.mark.parametrize("name", list(_chinese_texts()))
 def test_every_chinese_page_uses_one_term_per_idea(name):
     text = _prose(_chinese_texts()[name])
-    used = {v: term for v, term in glossary.AVOID.items() if v in text and not _exempt(name, v)}
-    used |= {
-        v: term for v, term in glossary.AVOID_PATTERNS.items() if re.search(v, text) and not _exempt(name, v)
-    }
+    used = {v: term for v, term in glossary.AVOID.items() if v in text}
+    used |= {v: term for v, term in glossary.AVOID_PATTERNS.items() if re.search(v, text)}
     assert not used, f"{name}: variants used (write the term instead): {used}"
-
-
-def test_the_exemptions_are_still_needed():
-    # an exemption that no longer excuses anything is removed, so that the list only shrinks
-    for name, checks in EXEMPT.items():
-        text = _prose(_chinese_texts()[name])
-        for check in checks & (set(glossary.AVOID) | set(glossary.AVOID_PATTERNS)):
-            found = check in text if check in glossary.AVOID else re.search(check, text)
-            assert found, f"{name}: {check!r} is exempt but no longer used: remove it from EXEMPT"
 
 
 def test_the_terms_of_issue_27_are_caught_where_they_are_written_wrong():
@@ -160,8 +129,6 @@ TRANSLATIONS = sorted((ROOT / "notebooks").glob("*.zh.md"))
 @pytest.mark.parametrize("path", TRANSLATIONS, ids=lambda p: p.stem)
 def test_no_chinese_text_is_set_in_italics(path):
     # Chinese has no italic: emphasis is bold (or nothing), subtitles included
-    if _exempt(path.name, "italics"):
-        pytest.skip("temporarily exempt: see EXEMPT")
     found = [m.group(0) for m in CJK_ITALICS.finditer(_prose(path.read_text(encoding="utf-8")))]
     assert not found, f"{path.name}: Chinese in italics (use bold or nothing): {found}"
 
@@ -182,8 +149,6 @@ def _stray_breaks(text):
 
 @pytest.mark.parametrize("path", TRANSLATIONS, ids=lambda p: p.stem)
 def test_chinese_paragraphs_are_not_broken_across_lines(path):
-    if _exempt(path.name, "line breaks"):
-        pytest.skip("temporarily exempt: see EXEMPT")
     entries = i18n.read(path).values()
     found = [(e.key, a[-12:], b[:12]) for e in entries for a, b in _stray_breaks(e.text)]
     assert not found, f"{path.name}: a line break inside a Chinese paragraph shows as a space: {found}"
@@ -199,14 +164,13 @@ def test_the_line_break_check_can_fail():
 def test_q_star_confidence_intervals_and_quotes_keep_their_one_wording(path):
     # q* is 最优学生分布, a confidence interval 置信区间, a difference in percent 个百分点,
     # 95% without a space, quotations in “”: checked on every Markdown cell of the built edition
-    name = i18n.translation_path(path).name
     text = _prose("\n\n".join(e.text for e in _entries(path).values()))
-    if "q^*" in "".join(e.text for e in _entries(path).values()) and not _exempt(name, "最优解"):
+    if "q^*" in "".join(e.text for e in _entries(path).values()):
         assert "最优学生分布" in text, f"{path.stem}: q* appears but is never named 最优学生分布"
     for variant in ("最优解", "最优的学生", "t 区间", "「", "」"):
-        assert _exempt(name, variant) or variant not in text, f"{path.stem}: {variant!r}"
+        assert variant not in text, f"{path.stem}: {variant!r}"
     for pattern in (r"最优学生(?!分布)", r"\bpp\b", r"\d\s+%", r"\d%\s*区间"):
-        assert _exempt(name, pattern) or not re.search(pattern, text), f"{path.stem}: {pattern!r}"
+        assert not re.search(pattern, text), f"{path.stem}: {pattern!r}"
 
 
 NOTEBOOK_MENTION = {
@@ -228,9 +192,6 @@ def _unlinked_mentions(text, lang):
 def test_notebook_references_are_links_to_notebooks_that_exist(path):
     # "notebook 04" / "笔记本 04" is a link, [notebook 04](04-what-it-teaches.ipynb), in both
     # languages; the site turns it into the page (the Chinese page in the Chinese edition)
-    name = i18n.translation_path(path).name
-    if _exempt(name, "links"):
-        pytest.skip("temporarily exempt: see EXEMPT")
     english = {c.id: c.source for c in _read(path).cells if c.cell_type == "markdown"}
     chinese = {key: e.text for (kind, key), e in _entries(path).items() if kind == "cell"}
     for lang, cells in (("en", english), ("zh", chinese)):
@@ -619,9 +580,8 @@ def test_the_chinese_title_and_summary_lines_are_where_the_site_reads_them():
         title, summary = build_site.notebook_info(path)
         assert title == first[0][2:], path.name
         assert summary, path.name
-        # the summary is bold, never italic, in Chinese (the exempt notebook aside)
-        if not _exempt(i18n.translation_path(path).name, "italics"):
-            assert f"**{summary}**" in first, path.name
+        # the summary is bold, never italic, in Chinese
+        assert f"**{summary}**" in first, path.name
 
 
 @pytest.mark.parametrize("path", CHINESE, ids=lambda p: p.stem)
@@ -631,5 +591,4 @@ def test_the_chinese_opening_says_what_comes_first_as_the_index_reads_it(path):
     chinese = build_site.opening(_read(path), "zh")
     if english["need"]:
         assert chinese["need"], f"{path.name}: no **预备知识：** line"
-    if not _exempt(i18n.translation_path(path).name, "你需要先读"):
-        assert "你需要先读" not in _read(path).cells[0].source
+    assert "你需要先读" not in _read(path).cells[0].source
