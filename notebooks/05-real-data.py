@@ -37,6 +37,7 @@ from course import realdata as rd
 
 ex.seeds_everything(0)  # every run below also seeds its own generator from its seed
 pd.set_option("display.precision", 4)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 config, plan = ex.Config(), ex.Plan()
 stored = ex.load_stored()
 provenance = stored["provenance"]

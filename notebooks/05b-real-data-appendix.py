@@ -31,6 +31,7 @@ from course.i18n import markdown
 
 ex.seeds_everything(0)  # the figures' jitter draws from its own generators
 pd.set_option("display.precision", 4)
+course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 config, plan = ex.Config(), ex.Plan()
 stored = ex.load_stored()
 # the stored runs are exactly this configuration and plan
