@@ -305,7 +305,7 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
         assert int(item[1]) == minutes, path.name
         assert f"{minutes} 分钟" in item[0], path.name
         total += minutes if build_site.number(path) in build_site.CORE else 0
-    assert f"约 {total} 分钟" in index
+    assert f"阅读约 {total} 分钟" in index
     assert "每分钟 255 字" in index
     assert "每分钟 200 词" in index
     assert '<a class="klloss-lang" href="../index.html" hreflang="en" lang="en">English</a>' in index

@@ -97,7 +97,8 @@ UI = {
         "code": ("Show code", "Hide code"),
         "learn": "You will learn:",
         "need": "You need first:",
-        "minutes": "{} min",
+        "minutes": "{} min to read",
+        "exercises": "{} exercises",
         "other": "zh",
         "switch": "中文",
         "untranslated": "中文版尚未翻译",
@@ -118,6 +119,7 @@ UI = {
         "learn": "你将学到：",
         "need": "预备知识：",
         "minutes": "{} 分钟",
+        "exercises": "{} 道练习",
         "other": "en",
         "switch": "English",
         "untranslated": "",
@@ -298,6 +300,20 @@ def load(path, lang="en", edition="teacher"):
     return student.student_copy(path, lang) if edition == "student" else nbformat.read(path, as_version=4)
 
 
+# an exercise opens a Markdown cell with its bold heading ("**Exercise 2 · ...**")
+EXERCISE_HEADING = {
+    "en": re.compile(r"^\*\*Exercise \d+ ·", re.M),
+    "zh": re.compile(r"^\*\*练习 \d+ ·", re.M),
+}
+
+
+def exercise_count(nb, lang="en"):
+    """How many exercises the notebook sets: the exercise headings of its Markdown cells."""
+    return sum(
+        len(EXERCISE_HEADING[lang].findall(cell.source)) for cell in nb.cells if cell.cell_type == "markdown"
+    )
+
+
 def read_pages(notebook_dir, lang="en", edition="teacher"):
     """Every notebook of ``notebook_dir`` as a page record, in reading-path order: the core
     notebooks by number, then the optional ones by number."""
@@ -313,6 +329,7 @@ def read_pages(notebook_dir, lang="en", edition="teacher"):
                 "summary": summary,
                 "core": is_core(path),
                 "minutes": reading_minutes(nb, lang),
+                "exercises": exercise_count(nb, lang),
                 "words": word_count(nb),
                 **opening(nb, lang),
             }
@@ -332,6 +349,8 @@ def index_item(page, lang="en"):
         f'<a href="{page["href"]}"{attributes}>{html.escape(page["title"])}</a>',
         f'<span class="minutes">{ui["minutes"].format(page["minutes"])}</span>',
     ]
+    if page.get("exercises"):
+        parts.append(f'<span class="exercises">{ui["exercises"].format(page["exercises"])}</span>')
     if foreign:
         parts.append(f'<span class="pending">{ui["pending"]}</span><span lang="{code}">')
     parts.append(f'<span class="summary">{inline_markdown(page["summary"])}</span>')
@@ -378,6 +397,7 @@ def index_page(pages, lang="en", switch=None, edition="teacher", student_href=No
             core="\n".join(index_item(p, lang) for p in core),
             optional="\n".join(index_item(p, lang) for p in optional),
             core_minutes=sum(p["minutes"] for p in core),
+            core_exercises=sum(p.get("exercises", 0) for p in core),
             wpm=WORDS_PER_MINUTE,
             cpm=CJK_CHARACTERS_PER_MINUTE,
             switch=link,

@@ -70,7 +70,7 @@ def notebook_table(record=None):
         f"Run times measured on {where} (`make times`): as the notebooks run, with the code paths",
         "pinned ([docs/reproducibility.md](docs/reproducibility.md)), and with the CPU's own code paths.",
         "",
-        "| notebook | what it shows | run time, pinned | CPU's own paths |",
+        "| notebook | what it shows | time to execute, pinned | time to execute, the CPU's own paths |",
         "|---|---|---|---|",
     ]
     for name, title, summary in notebook_rows():
