@@ -84,10 +84,12 @@ def _min_loss_per_sample(w, p):
 def stationary_student(logits_t, target, label, beta, *, offset=ARTICLE_OFFSET):
     r"""The student distribution that minimises the loss, :math:`q^* = w \odot p / W`, (N, C).
 
-    Exists only when every weight is >= 0 (a row whose weights are all 0 is minimised by any
-    student; its row is p); raises ``ValueError`` otherwise, because with a
-    negative weight the loss has no minimum (it is still convex in the student logits as long
-    as :math:`W \ge 0`, but unbounded below). See ``notebooks/04-what-it-teaches.ipynb``.
+    Defined when every weight is >= 0, and the minimum when every weight is > 0; a weight of 0
+    gives :math:`q^*_c = 0`, which a softmax student only approaches (the loss's infimum, not a
+    minimum), and a row whose weights are all 0 is minimised by any student (its row is p).
+    Raises ``ValueError`` for a negative weight, because the loss then has no minimum (it is
+    still convex in the student logits as long as :math:`W \ge 0`, but unbounded below). See
+    ``notebooks/04-what-it-teaches.ipynb``.
     """
     _, _, w, _, p, _, _ = _prepare(logits_t, target, target, label, beta, offset)
     _check_nonnegative(w, "for a minimiser to exist")

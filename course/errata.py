@@ -350,14 +350,3 @@ def side_by_side(key, decimals=4):
         },
         axis=1,
     )
-
-
-def source_line(function, needle):
-    """The first line of ``function``'s source that contains ``needle``, stripped: the notebooks
-    quote our own implementation's code to show what the algorithm really does."""
-    import inspect
-
-    for line in inspect.getsource(function).splitlines():
-        if needle in line:
-            return line.strip()
-    raise ValueError(f"needle {needle!r} not found in the source of {function.__name__}")

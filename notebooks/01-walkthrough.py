@@ -5,7 +5,9 @@
 #
 # **You will learn:** what each line of `klloss_v2` computes, on the article's own two-sample batch, and the check each intermediate must pass; what the margin scale β does, and why it is not a temperature; which student the loss favours, and why that is not "agree more with the teacher".
 #
-# **You need first:** Python and basic PyTorch (tensors, `softmax`, autograd); logarithms and probability distributions. Every symbol and term used here is in the glossary below.
+# **You need first:** Python and basic PyTorch (tensors, `softmax`, autograd); logarithms and probability distributions.
+#
+# Every symbol and term used here is defined in the [glossary at the end](#glossary).
 
 # %% [markdown] id="loss-knowledge-distillation-small"
 # **What the loss is.** In knowledge distillation a small *student* network learns from a large *teacher* by matching the teacher's class probabilities, usually through the Kullback–Leibler divergence
@@ -18,21 +20,11 @@
 #
 # $\beta$ only rescales the margins; unlike a temperature it leaves $p$ and $q$ as they are (step 5 checks it).
 #
-# **Why someone might want it.** The article gives no motivation; what follows is ours. The weight is $k$ at the label, larger on every class the teacher ranks below the label (the further below, the larger), and smaller on any class the teacher ranks above it. One might expect a larger weight to make the student match the teacher more closely on those classes. It does not. When every weight is $\ge 0$, the loss is smallest when the student's distribution is
-#
-# $$q^*_c = \frac{w_c\, p_c}{W}, \qquad W = \sum_c w_c\, p_c, \qquad \text{so} \qquad \frac{q^*_c}{p_c} = \frac{w_c}{W}$$
-#
-# (exercise 2 below finds it from the gradient; [notebook 04](04-what-it-teaches.ipynb) studies it). A class whose weight exceeds $W$, the weight averaged under the teacher, gets **more** probability at the optimum than the teacher gives it. Since $\beta > 0$, $w_c > W$ exactly when $m_c > \sum_j p_j m_j$: the classes the teacher ranks further below the label than its average margin. Where the teacher ranks the label first, every margin is $\ge 0$ and the label's weight $k$ is the smallest of the row, so the optimum puts **less** on the label than the teacher does (or the same, if every margin of the row is zero). What the weighting asks for is a re-weighted copy of the teacher, not closer agreement; the last section computes it on the sample. As $\beta \to \infty$ every weight becomes $k$, $q^* = p$, and the loss is plain KL times $k$.
+# **Why someone might want it.** The article gives no motivation; what follows is ours. The weight is $k$ at the label, larger on every class the teacher ranks below the label (the further below, the larger), and smaller on any class the teacher ranks above it. One might expect a larger weight to make the student match the teacher more closely on those classes. It does not: when every weight is $> 0$, the loss is smallest at a re-weighted copy of the teacher, $q^* = w \odot p / W$ with $W = \sum_c w_c p_c$, which gives **more** probability than the teacher to every class whose weight exceeds $W$ and, where the teacher ranks the label first, **less** to the label. The last section computes $q^*$ on the sample (exercise 2 derives it; [notebook 04](04-what-it-teaches.ipynb) studies it).
 #
 # **The article's worked example.** The article (the blog post "adkd" on svgfk.baihongyu.com, dated 2023-04-17) prints every intermediate tensor of a worked example. The inputs it echoes are right; every number it prints after them is wrong (counted below, from `course.errata.table()`). This notebook computes each one correctly, shows it as a table, and runs a check that it must pass. [Notebook 02](02-errata.ipynb) puts the article's numbers beside these.
 
-# %% [markdown] id="names-symbols"
-# ## Names and symbols
-#
-# One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
-
-# %% id="names-symbols-code"
-import inspect
+# %% id="setup-code"
 import math
 
 import matplotlib.pyplot as plt
@@ -51,8 +43,6 @@ np.random.seed(0)  # noqa: NPY002 (seeds NumPy's global generator, in the one vi
 pd.set_option("display.precision", 4)
 course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
 torch.set_printoptions(precision=4)
-
-course.glossary.markdown()
 
 # %% [markdown] id="sample-batch"
 # ## The sample batch
@@ -229,18 +219,47 @@ print(f"L = {tr.loss.item():.6f}")
 assert torch.allclose(tr.per_sample.sum(), N * tr.loss)
 print(f"sum of per-sample losses = {tr.per_sample.sum().item():.6f} = N x L with N = {N}")
 
-# %% [markdown] id="the-whole-loss"
-# ## The whole loss, as the library computes it
-#
-# Steps 1 to 7 are the library's reference form, `klloss.reference`, line for line; here is its source as installed, each line with its formula. Every faster form is tested against it: the fused CPU path that `klloss_v2` takes in plain eager calls, the Triton kernels on a GPU, and what `torch.compile` makes of the reference itself. A few lines go beyond the article. A row whose label equals `ignore_index` counts for nothing: its logits are replaced by 0 before any arithmetic, so nothing it holds reaches the loss or the gradient. A class the teacher gives no probability (a logit of $-\infty$, as in a masked vocabulary) adds 0, whatever its weight. And three extensions of ours, off in the article's call: a temperature $T$ for $p$ and $q$, a clamp of the weights at 0, and the factor $f$ ($T^2$, divided by $k$ when normalised) that multiplies each row; `klloss.margin_kd_loss` ([notebook 06](06-performance.ipynb)) sets them.
 
-# %%
-print("\n\n".join(inspect.getsource(f) for f in (klloss.reference.intermediates, klloss.reference.loss)))
+# %% [markdown] id="the-whole-loss"
+# ## The whole loss, in eight lines
+#
+# Steps 1 to 7 fit in one short function, a line per step with its formula. The cell checks that it gives the library's `klloss.klloss_v2`, value and gradient, on the sample. The library's readable form, `klloss.reference`, has these same lines, plus what a training loop needs beyond the article (rows to leave out, classes the teacher gives no probability, and options of ours that [notebook 06](06-performance.ipynb) introduces); every faster form of the library is tested against it.
+
+
+# %% id="eight-lines-code"
+def klloss_in_eight_lines(logits_t, input, target, label, beta, offset=8.0):
+    log_q = F.log_softmax(input, dim=1)  # step 1: log q = log softmax(s)
+    log_p = F.log_softmax(target, dim=1)  # step 2: log p = log softmax(z)
+    p = log_p.exp()  # p = e^(log p)
+    output = p * (log_p - log_q)  # step 3: p_c (log p_c - log q_c)
+    margin = logits_t.gather(1, label[:, None]) - logits_t  # step 4: m_c = z_y - z_c
+    weight = margin / beta + offset  # step 5: w_c = m_c / beta + k
+    per_sample = (weight * output).sum(1)  # step 6: L_i = sum_c w_c p_c (log p_c - log q_c)
+    return per_sample.mean()  # step 7: L = (1/N) sum_i L_i
+
+
+gaps_eight = {}
+for dtype in (torch.float32, torch.float64):
+    ours, library = (sample.tensors(dtype) for _ in range(2))
+    ours["input"].requires_grad_(True)
+    library["input"].requires_grad_(True)
+    mine, theirs = klloss_in_eight_lines(**ours), klloss.klloss_v2(**library)
+    mine.backward()
+    theirs.backward()
+    gaps_eight[dtype] = max(
+        (mine - theirs).abs().item(), (ours["input"].grad - library["input"].grad).abs().max().item()
+    )
+print(
+    f"eight lines: L = {klloss_in_eight_lines(**args).item():.6f}, klloss.klloss_v2: L = {tr.loss.item():.6f}"
+)
+# the same value and gradient as the library: float32 round-off, and float64 round-off
+assert gaps_eight[torch.float32] < 1e-5 and gaps_eight[torch.float64] < 1e-12
+print("largest difference, value or gradient: float32 < 1e-5, float64 < 1e-12")
 
 # %% [markdown] id="four-implementations-one-number"
 # ## Four implementations, one number
 #
-# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2_reference` is the code above, behind the library's argument checks; `klloss_v2` is the form for training, which picks the fastest form that is correct for the call; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
+# `klloss_v2_published` follows the article's code line by line (its loop over samples, its undetached `target`); `klloss_v2_reference` is the library's readable form (the eight lines above, with what a training loop needs), behind the library's argument checks; `klloss_v2` is the form for training, which picks the fastest form that is correct for the call; `klloss.oracle` is a float64 NumPy implementation written from the formula alone. They agree, in float32 and float64.
 
 # %% id="four-implementations-one-number-code"
 oracle_loss = klloss.oracle.klloss_v2(sample.logits_t, sample.input, sample.target, sample.label, sample.beta)
@@ -292,7 +311,7 @@ print(
 # %% [markdown] id="weights-terms-they-multiply"
 # ## The weights and the terms they multiply, as pictures
 #
-# Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger.
+# Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger. Most of that enlargement is the offset: the teacher ranks the label first on both samples, so every weight is at least $k = 8$, and each weighted term is its KL term times $k$ times $w/k \ge 1$. The margins add at most a factor of the largest $w/k$ on the sample, printed below the figure.
 
 # %% id="weights-terms-they-multiply-code"
 q = tr.log_input.exp()
@@ -352,11 +371,19 @@ fig.legend(
 )
 print("saved", course.plotting.save(fig, "01-weights-and-terms"))
 plt.show()
+# weighted term = k x (w / k) x KL term, with 1 <= w / k: the offset k gives most of the enlargement
+w_over_k = tr.weight / klloss.ARTICLE_OFFSET
+assert torch.all(w_over_k >= 1) and torch.equal(tr.weighted, tr.weight * tr.output)
+assert w_over_k.max() < klloss.ARTICLE_OFFSET  # the margins' factor is smaller than the offset's
+print(
+    f"weighted term / KL term = w = k x w/k: the offset gives x{klloss.ARTICLE_OFFSET:g}, "
+    f"the margins at most x{w_over_k.max().item():.4f} more (the largest w/k on the sample)"
+)
 
 # %% [markdown] id="weighting-asks-student"
 # ## What the weighting asks of the student
 #
-# The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (it exists because every weight on the sample is $\ge 0$), with $q^*_c / p_c = w_c / W$. `course.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
+# The motivation at the top says where the loss is smallest: at $q^* = w \odot p / W$ (a minimum, because every weight on the sample is $> 0$; with a weight of 0 the loss only approaches its infimum as $q_c \to 0$, and with a negative weight it has no minimum, [notebook 04](04-what-it-teaches.ipynb)), with $q^*_c / p_c = w_c / W$. `course.analysis.stationary_student` computes $q^*$; here it is beside the teacher, in float64.
 
 # %% id="weighting-asks-student-code"
 args64 = sample.tensors(torch.float64)
@@ -366,7 +393,7 @@ q_star = course.analysis.stationary_student(
 t64 = klloss.trace(**args64)
 p64, w64 = t64.target_prob, t64.weight
 W = (w64 * p64).sum(1, keepdim=True)  # W = sum_c w_c p_c
-assert (w64 >= 0).all()
+assert (w64 > 0).all()  # every weight > 0: q* is a minimum
 display(
     pd.concat(
         {
@@ -437,7 +464,7 @@ print("largest |gradient| at q = q*:", "< 1e-12" if at_q_star < 1e-12 else f"{at
 assert at_q_star < 1e-12
 
 # %% [markdown] id="exercise-3-add-temperature"
-# **Exercise 3 · add a temperature.** Put a temperature $T$ into both softmaxes and keep the weights as they are:
+# **Exercise 3 · add a temperature.** *(harder)* Put a temperature $T$ into both softmaxes and keep the weights as they are:
 #
 # $$L_T = \frac1N \sum_i \sum_c w_{ic}\, p_{T,ic} \left(\log p_{T,ic} - \log q_{T,ic}\right), \qquad p_T = \mathrm{softmax}(z / T),\; q_T = \mathrm{softmax}(s / T).$$
 #
@@ -513,3 +540,12 @@ assert all(hesitant > sure for sure, hesitant in distance.values())
 for row in (0, 1):
     by_beta = [distance[b][row] for b in betas_grid]
     assert np.all(np.diff(by_beta) < 0)  # falls as beta grows
+
+# %% [markdown] id="names-symbols"
+# <a id="glossary"></a>
+# ## Names and symbols
+#
+# One glossary, shared by the code (`course.glossary`), every notebook and the README: first the symbols, then the terms the notebooks use (log-sum-exp, the Kronecker delta δ, the elementwise product ⊙, convexity, Jensen's inequality).
+
+# %%
+course.glossary.markdown()

@@ -3,7 +3,7 @@
 #
 # *Every number the article prints for its worked example, beside the correct value, with the invariants each printed tensor breaks, judged from the printed numbers and, where a check needs them, the inputs the article echoes.*
 #
-# **You will learn:** how to prove, allowing for the rounding of the printed numbers, that a tensor cannot be a log-softmax or a softmax (from the printed numbers alone) nor a margin or a weight (from them together with the logits, labels and β the article echoes); that several printed tensors are copies of the printed log_input; where the article's prose disagrees with its code, checked on our step-for-step reimplementation of it.
+# **You will learn:** how to prove, allowing for the rounding of the printed numbers, that a tensor cannot be a log-softmax or a softmax (from the printed numbers alone) nor a margin or a weight (from them together with the logits, labels and β the article echoes); that several printed tensors are copies of the printed log_input.
 #
 # **You need first:** [notebook 01](01-walkthrough.ipynb) (the intermediates of the loss and the checks each must pass).
 
@@ -13,11 +13,9 @@
 # 1. **the correct value**, from the float64 oracle (`klloss.oracle`);
 # 2. **invariants** that any correct tensor must satisfy, checked on the printed numbers alone (a log-softmax is $\le 0$ and its exponentials sum to 1) or on them together with the inputs the article echoes (its logits, labels and β: the label's margin is 0; the margin is $z_y - z_c$; the weight is $m/\beta + k$). A number printed with four decimals stands for anything within half a unit of its last digit ($\pm 5\times10^{-5}$), and a check fails only when no values within that rounding could pass it. So a failed check of the first kind proves that *no input whatsoever* could have produced the printed tensor, and one of the second kind that the echoed inputs could not: either way the printing is wrong, not just the sample.
 #
-# The checks live in `course/errata.py`; `tests/test_errata.py` tests them on correct and broken tensors.
+# The checks live in `course/errata.py`; `tests/test_errata.py` tests them on correct and broken tensors. One function runs them all for a printed step: `errata.broken_invariants(step, values, halves, sample)` takes the step's name, the numbers by step, the rounding allowance of each ($\pm$ half a unit, by step) and the sample (for the echoed inputs), and returns the names of the invariants broken. The first check below calls it too.
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -68,6 +66,10 @@ print("log-sum-exp of each printed row (must be 0):", lse.round(4).tolist())
 print("largest printed log-probability (must be <= 0):", P["log_input"].max())
 assert errata.log_softmax_positive(P["log_input"], errata.half_unit(printed["log_input"].text))
 assert errata.log_softmax_not_normalised(P["log_input"], errata.half_unit(printed["log_input"].text))
+halves = {key: errata.half_unit(step.text) for key, step in printed.items()}  # +- half a unit, by step
+broken = errata.broken_invariants("log_input", P, halves, sample)
+print("errata.broken_invariants('log_input', ...):", broken)
+assert {"log-softmax <= 0", "rows log-sum-exp to 0"} <= set(broken)
 
 # %% [markdown] id="log_target-teacher-log-softmax"
 # ### log_target, the teacher's log-softmax $\log p$
@@ -206,10 +208,84 @@ assert summary["right intermediates"] == 0
 
 # %% [markdown] id="every-number-article-prints"
 # Every number the article prints after its inputs is wrong, and the final loss it reports is off by the factor printed above.
+
+# %% [markdown] id="exercises"
+# ## Exercises
 #
-# ## The printed tensors, all at once
+# Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves.
 #
-# The top row draws four printed tensors on one colour scale: the printed target_prob and output are the printed log_input again, and the second row of the printed log_target is the first row of the printed log_input. The matrix below it compares every printed row of every 2 × 5 step with every earlier one, digit for digit, and marks the identical pairs. The bottom panels put each printed step's numbers (vertical) against the true values (horizontal): a correct printing would lie on the diagonal.
+# **Exercise 1 · The rounding allowance of log-sum-exp.** The check "rows log-sum-exp to 0" allows each printed entry to be anywhere within half a unit $h$ of its last digit. Show that if every entry of a row $x$ moves by at most $h$, its log-sum-exp $\operatorname{lse}(x) = \log\sum_c e^{x_c}$ moves by at most $h$. Then compute, for each printed row of log_input, the smallest and largest log-sum-exp that any values within the rounding could have, and check that 0 lies outside that range.
+
+# %% [markdown] id="solution-lse-moves-at-most" tags=["solution"]
+# **Solution 1.** lse is increasing in each entry, and $\operatorname{lse}(x + c) = \operatorname{lse}(x) + c$ for a constant $c$ added to every entry. So for $x'$ with $|x'_c - x_c| \le h$: $\operatorname{lse}(x) - h = \operatorname{lse}(x - h) \le \operatorname{lse}(x') \le \operatorname{lse}(x + h) = \operatorname{lse}(x) + h$. The extremes are reached by moving every entry down, or every entry up, by $h$. The printed rows' ranges (computed below) lie far above 0: no values within the rounding make a log-softmax.
+
+# %% tags=["solution"]
+h_log_input = errata.half_unit(printed["log_input"].text)  # half a unit of each printed entry
+lse_printed = np.log(np.exp(P["log_input"]).sum(1))
+lowest = np.log(np.exp(P["log_input"] - h_log_input).sum(1))  # every entry moved down by h
+highest = np.log(np.exp(P["log_input"] + h_log_input).sum(1))  # every entry moved up by h
+np.testing.assert_allclose(
+    lowest, lse_printed - h_log_input.max(1), rtol=0, atol=1e-12
+)  # lse(x - h) = lse(x) - h
+np.testing.assert_allclose(highest, lse_printed + h_log_input.max(1), rtol=0, atol=1e-12)
+for row, (lo, hi) in enumerate(zip(lowest, highest, strict=True)):
+    print(f"printed log_input row {row}: log-sum-exp within the rounding lies in [{lo:.5f}, {hi:.5f}]")
+assert (lowest > 0).all()  # 0 is outside every row's range
+assert errata.log_softmax_not_normalised(P["log_input"], h_log_input)  # the library's check agrees
+
+# %% [markdown] id="exercise-2-coarser-printing"
+# **Exercise 2 · What if the article had printed fewer decimals?** *(open-ended)* Round every printed step to $d = 3, 2, 1, 0$ decimals, widen the allowance to half a unit of the new last digit ($0.5 \cdot 10^{-d}$), and run the same invariant checks (`errata.broken_invariants(step, values, halves, sample)`, introduced at the top: it returns the names of the invariants a step breaks). Before running: which checks do you expect to survive the coarsest printing, and why? As a control, put the *correct* values through the same rounding and the same checks: a check that could fire on a correct printing would prove nothing. What does the result say about how much of this notebook's proof rests on the four decimals the article chose?
+
+# %% [markdown] id="solution-coarser-printing" tags=["solution"]
+# **Solution 2.** The table below counts, at each $d$, the checks the printed steps still break, and lists those that stop proving anything as $d$ falls. A check survives coarse rounding when the printed numbers miss the invariant by far more than the allowance: printed log-probabilities well above their bound of 0, a printed margin at the label far from the 0 it must be. It stops proving anything when they miss it by less: the printed margin's negative entries are tiny, so at one decimal they round to zero and "m ≥ 0 where the teacher is right" no longer fails. The control, the correct values rounded the same way, breaks none of the checks that allow for rounding, at any $d$ (the check that a per-sample sum has one number per sample is about shape, and the correct values kept for that step are the per-class terms, so it is left out of the control). Most of the proof does not depend on the four decimals: it rests on printed numbers that are wrong by far more than any rounding. One kind of check is not a rounding check at all: "different inputs, different rows" compares digits for identity, and its force comes from how unlikely two different rows are to round alike; the coarser the printing, the less that is worth.
+
+# %% tags=["solution"]
+step_keys = [k for k, s in printed.items() if s.group == "steps"]
+inputs_only = {k: s.values for k, s in printed.items() if s.group == "inputs"}
+inputs_half = {k: errata.half_unit(s.text) for k, s in printed.items() if s.group == "inputs"}
+
+
+def broken_at(values_of, decimals):
+    """{step: invariants broken} with every step rounded to `decimals` places, allowance 0.5 10^-decimals."""
+    values = {
+        **inputs_only,
+        **{k: np.round(np.asarray(values_of[k], dtype=float), decimals) for k in step_keys},
+    }
+    halves = {**inputs_half, **{k: np.full(np.shape(values[k]), 0.5 * 10.0**-decimals) for k in step_keys}}
+    return {k: errata.broken_invariants(k, values, halves, sample) for k in step_keys}
+
+
+shape_check = "one number per sample"  # about shape, not rounding: left out of the control
+as_printed = {
+    k: errata.broken_invariants(k, P, {k2: errata.half_unit(s.text) for k2, s in printed.items()}, sample)
+    for k in step_keys
+}
+counts, lost = {}, {}
+previous = {(k, name) for k, names in as_printed.items() for name in names}
+for decimals in (4, 3, 2, 1, 0):
+    now = {(k, name) for k, names in broken_at(P, decimals).items() for name in names}
+    control = {
+        (k, name) for k, names in broken_at(truth, decimals).items() for name in names if name != shape_check
+    }
+    assert not control  # a correct printing, rounded the same way, breaks nothing
+    assert now <= previous  # coarser printing never proves more
+    counts[decimals], lost[decimals] = (
+        len(now),
+        "; ".join(f"{k}: {name}" for k, name in sorted(previous - now)),
+    )
+    previous = now
+display(
+    pd.DataFrame({"checks the printed steps break": counts, "no longer broken": lost}).rename_axis("decimals")
+)
+# at 4 decimals: the checks of the account above
+assert counts[4] == sum(len(names) for names in as_printed.values())
+assert lost[1] == "margin: m >= 0 where the teacher is right"  # its negative entries round to 0
+assert counts[0] > counts[4] / 2  # most checks still prove the printing wrong at whole numbers
+
+# %% [markdown] id="printed-tensors-all-at-once"
+# ## For the curious: which printed rows are copies of others *(optional)*
+#
+# Forensics, not needed for what follows or for the exercises: where the wrong numbers came from. The top row draws four printed tensors on one colour scale: the printed target_prob and output are the printed log_input again, and the second row of the printed log_target is the first row of the printed log_input. The matrix below it compares every printed row of every 2 × 5 step with every earlier one, digit for digit, and marks the identical pairs. The bottom panels put each printed step's numbers (vertical) against the true values (horizontal): a correct printing would lie on the diagonal.
 
 # %%
 steps = [k for k, s in printed.items() if s.group == "steps"]
@@ -304,108 +380,3 @@ for ax, key in zip(bottom.subplots(2, 5).flat, [*steps, None], strict=False):
     ax.tick_params(labelsize=7)
 print("saved", course.plotting.save(fig, "02-printed-vs-correct"))
 plt.show()
-
-# %% [markdown] id="where-article-prose-disagrees"
-# ## Where the article's prose disagrees with its code
-#
-# The article's code is not part of this repository, so the cell below cannot run it. What it checks is our step-for-step reimplementation, `klloss.klloss_v2_published`: its lines are printed beside each claim. That reimplementation performs the article's tensor operations one for one (`tests/test_loss.py` checks it bit for bit against `tests/article_reference.py`, our transcription of those operations), so what holds for it holds for the article's code as far as that transcription is faithful.
-#
-# 1. **"The function first prints its inputs."** Our reimplementation prints nothing: no `print` anywhere in it. Nor does the article's own listing (`tests/test_data.py` checks its text wherever a copy is at hand). Everything shown in the run-through came from somewhere else.
-# 2. **`output` is called "the probability difference after softmax"** (softmax后的概率差异). It is the per-class KL term $p_c(\log p_c - \log q_c)$, not $p_c - q_c$.
-# 3. **The "final loss" is printed as a 2 × 5 matrix, the "loss sum" as another.** The code sums everything at once and returns a single number divided by the batch size.
-# 4. **The margin matrix is said to compare the teacher's logits with the true class**, and it does, but from `logits_t`, not from `target`, the tensor whose softmax is the soft target. The two are the same tensor in the example, so the printed run could not show the difference.
-
-# %%
-source = inspect.getsource(klloss.klloss_v2_published)
-code = source[source.index('"""', source.index('"""') + 3) + 3 :]  # the body, after the docstring
-print("1. print( appears in the body of our reimplementation:", "print(" in code)
-assert "print(" not in code
-
-print("2.", errata.source_line(klloss.klloss_v2_published, "output = "))
-tr = klloss.trace(**sample.tensors(torch.float64))
-q = tr.log_input.exp()
-assert not torch.allclose(tr.output, tr.target_prob - q)
-assert torch.allclose(
-    tr.output.sum(1), torch.nn.functional.kl_div(tr.log_input, tr.target_prob, reduction="none").sum(1)
-)
-print("   output - (p - q), largest gap:", round((tr.output - (tr.target_prob - q)).abs().max().item(), 4))
-
-print("3.", errata.source_line(klloss.klloss_v2_published, "return"))
-result = klloss.klloss_v2_published(**sample.tensors())
-print("   the function returns shape", tuple(result.shape))
-assert result.dim() == 0
-
-print("4.", errata.source_line(klloss.klloss_v2_published, "rows = "))
-
-# %% [markdown] id="exercises"
-# ## Exercises
-#
-# Each exercise has a worked solution below it, folded: try it first. The solutions run, and check themselves.
-#
-# **Exercise 1 · The rounding allowance of log-sum-exp.** The check "rows log-sum-exp to 0" allows each printed entry to be anywhere within half a unit $h$ of its last digit. Show that if every entry of a row $x$ moves by at most $h$, its log-sum-exp $\operatorname{lse}(x) = \log\sum_c e^{x_c}$ moves by at most $h$. Then compute, for each printed row of log_input, the smallest and largest log-sum-exp that any values within the rounding could have, and check that 0 lies outside that range.
-
-# %% [markdown] id="solution-lse-moves-at-most" tags=["solution"]
-# **Solution 1.** lse is increasing in each entry, and $\operatorname{lse}(x + c) = \operatorname{lse}(x) + c$ for a constant $c$ added to every entry. So for $x'$ with $|x'_c - x_c| \le h$: $\operatorname{lse}(x) - h = \operatorname{lse}(x - h) \le \operatorname{lse}(x') \le \operatorname{lse}(x + h) = \operatorname{lse}(x) + h$. The extremes are reached by moving every entry down, or every entry up, by $h$. The printed rows' ranges (computed below) lie far above 0: no values within the rounding make a log-softmax.
-
-# %% tags=["solution"]
-h_log_input = errata.half_unit(printed["log_input"].text)  # half a unit of each printed entry
-lse_printed = np.log(np.exp(P["log_input"]).sum(1))
-lowest = np.log(np.exp(P["log_input"] - h_log_input).sum(1))  # every entry moved down by h
-highest = np.log(np.exp(P["log_input"] + h_log_input).sum(1))  # every entry moved up by h
-np.testing.assert_allclose(
-    lowest, lse_printed - h_log_input.max(1), rtol=0, atol=1e-12
-)  # lse(x - h) = lse(x) - h
-np.testing.assert_allclose(highest, lse_printed + h_log_input.max(1), rtol=0, atol=1e-12)
-for row, (lo, hi) in enumerate(zip(lowest, highest, strict=True)):
-    print(f"printed log_input row {row}: log-sum-exp within the rounding lies in [{lo:.5f}, {hi:.5f}]")
-assert (lowest > 0).all()  # 0 is outside every row's range
-assert errata.log_softmax_not_normalised(P["log_input"], h_log_input)  # the library's check agrees
-
-# %% [markdown] id="exercise-2-coarser-printing"
-# **Exercise 2 · What if the article had printed fewer decimals?** *(open-ended)* Round every printed step to $d = 3, 2, 1, 0$ decimals, widen the allowance to half a unit of the new last digit ($0.5 \cdot 10^{-d}$), and run the same invariant checks (`errata.broken_invariants`). Before running: which checks do you expect to survive the coarsest printing, and why? As a control, put the *correct* values through the same rounding and the same checks: a check that could fire on a correct printing would prove nothing. What does the result say about how much of this notebook's proof rests on the four decimals the article chose?
-
-# %% [markdown] id="solution-coarser-printing" tags=["solution"]
-# **Solution 2.** The table below counts, at each $d$, the checks the printed steps still break, and lists those that stop proving anything as $d$ falls. A check survives coarse rounding when the printed numbers miss the invariant by far more than the allowance: printed log-probabilities well above their bound of 0, a printed margin at the label far from the 0 it must be. It stops proving anything when they miss it by less: the printed margin's negative entries are tiny, so at one decimal they round to zero and "m ≥ 0 where the teacher is right" no longer fails. The control, the correct values rounded the same way, breaks none of the checks that allow for rounding, at any $d$ (the check that a per-sample sum has one number per sample is about shape, and the correct values kept for that step are the per-class terms, so it is left out of the control). Most of the proof does not depend on the four decimals: it rests on printed numbers that are wrong by far more than any rounding. One kind of check is not a rounding check at all: "different inputs, different rows" compares digits for identity, and its force comes from how unlikely two different rows are to round alike; the coarser the printing, the less that is worth.
-
-# %% tags=["solution"]
-step_keys = [k for k, s in printed.items() if s.group == "steps"]
-inputs_only = {k: s.values for k, s in printed.items() if s.group == "inputs"}
-inputs_half = {k: errata.half_unit(s.text) for k, s in printed.items() if s.group == "inputs"}
-
-
-def broken_at(values_of, decimals):
-    """{step: invariants broken} with every step rounded to `decimals` places, allowance 0.5 10^-decimals."""
-    values = {
-        **inputs_only,
-        **{k: np.round(np.asarray(values_of[k], dtype=float), decimals) for k in step_keys},
-    }
-    halves = {**inputs_half, **{k: np.full(np.shape(values[k]), 0.5 * 10.0**-decimals) for k in step_keys}}
-    return {k: errata.broken_invariants(k, values, halves, sample) for k in step_keys}
-
-
-shape_check = "one number per sample"  # about shape, not rounding: left out of the control
-as_printed = {
-    k: errata.broken_invariants(k, P, {k2: errata.half_unit(s.text) for k2, s in printed.items()}, sample)
-    for k in step_keys
-}
-counts, lost = {}, {}
-previous = {(k, name) for k, names in as_printed.items() for name in names}
-for decimals in (4, 3, 2, 1, 0):
-    now = {(k, name) for k, names in broken_at(P, decimals).items() for name in names}
-    control = {
-        (k, name) for k, names in broken_at(truth, decimals).items() for name in names if name != shape_check
-    }
-    assert not control  # a correct printing, rounded the same way, breaks nothing
-    assert now <= previous  # coarser printing never proves more
-    counts[decimals], lost[decimals] = (
-        len(now),
-        "; ".join(f"{k}: {name}" for k, name in sorted(previous - now)),
-    )
-    previous = now
-display(
-    pd.DataFrame({"checks the printed steps break": counts, "no longer broken": lost}).rename_axis("decimals")
-)
-# at 4 decimals: the checks of the account above
-assert counts[4] == sum(len(names) for names in as_printed.values())
-assert lost[1] == "margin: m >= 0 where the teacher is right"  # its negative entries round to 0
-assert counts[0] > counts[4] / 2  # most checks still prove the printing wrong at whole numbers

@@ -41,7 +41,11 @@ print("betas:", [round(float(b), 3) for b in betas])
 # %% [markdown] id="weight-against-margin"
 # ## Weight against margin
 #
-# Left: for a range of β at the article's offset. Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The right-hand axis reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$ (the two dots, for the article's β). Right: at the article's β for several offsets; the offset only slides the line up or down. The article's setting, β = 1.5 and k = 8, is the thick crimson line in both panels.
+# **Left panel: several β at the article's offset.** Small β makes the line steep (the margin dominates); large β flattens it towards the constant $k$ (plain KL, scaled). The article's setting, β = 1.5 and k = 8, is the thick crimson line in both panels.
+#
+# **The left panel's right-hand axis** reads the same lines as the **relative weight** $w_c/k = 1 + m_c/(k\beta)$: a class with margin $m$ is weighted $1 + m/(k\beta)$ times as much as the label's own class. So the product $k\beta$ is the one number that sets the shape: a class counts double ($w = 2k$) at $m = k\beta$, and nothing ($w = 0$) at $m = -k\beta$ (the two dots, for the article's β).
+#
+# **Right panel: several offsets at the article's β.** The offset only slides the line up or down.
 
 # %%
 margins = np.linspace(-16, 16, 321)  # wide enough to show m = -k beta and m = k beta at the article's beta
@@ -272,7 +276,7 @@ print(
 # %% [markdown] id="offset-buys-costs"
 # ## What the offset buys, and what it costs
 #
-# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits ([notebook 04](04-what-it-teaches.ipynb)), yet not a divergence, because its minimum is negative unless all weights are equal ([notebook 04](04-what-it-teaches.ipynb), §5).
+# - **It buys positive weights while the teacher is right.** With $k = 0$ the label's own class would get weight 0 (its KL term dropped entirely) and every class the teacher ranks above the label a negative weight. With $k > 0$ every weight on a correctly classified sample is at least $k$, so the loss there is a weighted sum of the per-class KL terms with positive weights: bounded below and convex in the student's logits, yet not a divergence, because its minimum is negative unless all weights are equal: each shown in [notebook 04](04-what-it-teaches.ipynb) (convexity in its §3, the minimum in its §5).
 # - **It costs closeness to the margin idea.** The relative weight $1 + m/(k\beta)$ shows that the offset dilutes the margin term: the larger $k\beta$, the closer the loss is to $k\cdot$KL, with the margins barely mattering. At the article's values the largest relative boost on the sample is printed below.
 # - **It does not protect the teacher's mistakes.** On a misclassified sample, a class that beats the label by more than $k\beta$ still gets a negative weight.
 
@@ -310,7 +314,7 @@ assert math.isclose(middle, formula, rel_tol=1e-9)
 print(f"bisection: beta = {middle:.6f};  -M / (k KL) = {formula:.6f}")
 
 # %% [markdown] id="exercise-2-keeping-wrong"
-# **Exercise 2 · Keeping a wrong teacher's weights non-negative.** A teacher ranks a wrong class 20 logits above the label. At the article's $k = 8$, what is the smallest β that keeps every weight $\ge 0$ (so that the loss stays bounded below; at the bound itself the weight is 0 and the infimum is approached as $q_c \to 0$, not reached)? At the article's β = 1.5, what is the smallest offset $k$? Check both with `klloss.weight` and `analysis.min_loss`.
+# **Exercise 2 · Keeping a wrong teacher's weights non-negative.** A teacher ranks a wrong class 20 logits above the label. At the article's $k = 8$, what is the smallest β that keeps every weight $\ge 0$, so that the loss stays bounded below? At the article's β = 1.5, what is the smallest offset $k$? Check both with `klloss.weight` and `analysis.min_loss`.
 
 # %% [markdown] id="solution-wrong-class-has" tags=["solution"]
 # **Solution.** The wrong class has $m = -20$ and weight $k - 20/\beta$, which is $\ge 0$ when $k\beta \ge 20$: $\beta \ge 20/8 = 2.5$ at $k = 8$, and $k \ge 20/1.5 \approx 13.33$ at β = 1.5. Just below either bound the weight is negative and `min_loss` refuses, because the loss has no lower bound.

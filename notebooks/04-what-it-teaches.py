@@ -499,11 +499,19 @@ print(
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #
-# TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised, and then weights them freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$ (the paper calls these weights α and β; neither is our α or β). DKD's β is that constant weight on NCKD, unrelated to our margin scale. At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD. At finite β **both parts change**. With $\hat p_c = p_c / (1 - p_y)$ and $\hat q_c = q_c / (1 - q_y)$ for $c \ne y$ (the distributions NCKD compares), each sample's loss splits as
+# with TCKD the KL between the binary distributions $(p_y, 1 - p_y)$ and $(q_y, 1 - q_y)$, and NCKD the KL between $p$ and $q$ restricted to the classes $c \ne y$ and renormalised. DKD then weights the two parts freely: $\alpha_{\mathrm{DKD}}\,\mathrm{TCKD} + \beta_{\mathrm{DKD}}\,\mathrm{NCKD}$. The paper calls these weights α and β; neither is our α or β (DKD's β is a constant weight on NCKD, unrelated to our margin scale).
+#
+# At β = ∞ `klloss_v2` is DKD with $\alpha_{\mathrm{DKD}} = k$ and a per-sample $\beta_{\mathrm{DKD}} = k(1 - p_y)$, coupled as in plain KD.
+#
+# At finite β **both parts change**. With $\hat p_c = p_c / (1 - p_y)$ and $\hat q_c = q_c / (1 - q_y)$ for $c \ne y$ (the distributions NCKD compares), each sample's loss splits as
 #
 # $$L_i = k\,p_y \log\frac{p_y}{q_y} + (W - k\,p_y)\log\frac{1 - p_y}{1 - q_y} + (1 - p_y)\sum_{c \ne y} w_c\,\hat p_c \log\frac{\hat p_c}{\hat q_c}$$
 #
-# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD. The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence: with unequal weights the sum as a whole can be negative, and it is smallest not at $\hat q = \hat p$ but at $\hat q \propto w \odot \hat p$ (the weighted sum is the loss of §3 on these classes). For example, two non-target classes, the first tied with the label ($m = 0$, $w = k$) and the second $\ln 9$ below it, so $\hat p = (0.9, 0.1)$ and, at β = 1.5, $w = (8, 8 + \ln 9/1.5)$: at $\hat q = (0.88, 0.12)$ the sum is about $-0.01$ (checked below). The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
+# (exercise 5 derives it). The first two terms are the binary part, but with its non-target side weighted by $W - k p_y = \sum_{c \ne y} w_c p_c$ instead of $k(1 - p_y)$: unless $W = k$ they are no longer $k$ times TCKD.
+#
+# The last term is a $w$-weighted sum over the non-target classes, which is not a KL divergence: with unequal weights the sum as a whole can be negative, and it is smallest not at $\hat q = \hat p$ but at $\hat q \propto w \odot \hat p$ (the weighted sum is the loss of §3 on these classes).
+#
+# For example, two non-target classes, the first tied with the label ($m = 0$, $w = k$) and the second $\ln 9$ below it, so $\hat p = (0.9, 0.1)$ and, at β = 1.5, $w = (8, 8 + \ln 9/1.5)$: at $\hat q = (0.88, 0.12)$ the sum is about $-0.01$ (checked below). The difference shows at $q = p$: DKD is a sum of two KL divergences with non-negative weights, minimised at $q = p$ (value and gradient 0), while `klloss_v2`'s gradient there is not 0 (§2).
 
 
 # %%
@@ -595,7 +603,7 @@ assert all((e1 > e2).all() for e1, e2 in itertools.pairwise(epsilons))  # epsilo
 # %% [markdown] id="8-published-form-sends"
 # ## 8 · The published form sends gradient into the teacher
 #
-# The article detaches `logits_t` but not `target`, and takes $p$ from `target`. When the teacher's logits come from a network that is itself trainable (or simply still has `requires_grad`), the loss trains the teacher too. A small trainable teacher shows it; `klloss_v2` detaches both.
+# The article detaches `logits_t` but not `target`, and takes $p$ from `target`. When the teacher's logits still carry autograd history (its forward pass not under `torch.no_grad()`, its logits not detached), the loss sends gradient into the teacher's parameters, and it trains the teacher if those parameters are also in the optimiser. A small teacher shows it, and both conditions; `klloss_v2` detaches both arguments.
 
 # %%
 torch.manual_seed(0)
@@ -618,9 +626,22 @@ for name, loss_fn in [("published", klloss.klloss_v2_published), ("klloss_v2", k
     else:
         assert grad is None
     assert student_net.weight.grad is not None
+# the conditions: an optimiser over the student's parameters alone leaves the teacher as it is,
+# and a teacher run under torch.no_grad() gets no gradient at all
+teacher_before = teacher_net.weight.detach().clone()
+torch.optim.SGD(student_net.parameters(), lr=0.1).step()
+assert torch.equal(teacher_net.weight, teacher_before)
+teacher_net.zero_grad()
+with torch.no_grad():
+    frozen_logits = teacher_net(features)
+klloss.klloss_v2_published(frozen_logits, student_net(features), frozen_logits, labels, beta).backward()
+assert teacher_net.weight.grad is None
+print("published, teacher not in the optimiser: unchanged; teacher under torch.no_grad(): no gradient")
 
 # %% [markdown] id="9-labels-python-loop"
-# ## 9 · Labels: a Python loop over samples, and ignore indices that do not fail
+# ## 9 · Labels: a Python loop over samples, and ignore indices that do not fail *(optional, for implementers)*
+#
+# What a reader who skips this section needs: the article's per-sample loop costs time, not correctness (its values agree with `klloss_v2`'s, [notebook 01](01-walkthrough.ipynb)), but it does not understand an ignore index: a label of −1 or −100 silently reads some class, or fails with an index error, where `klloss_v2` leaves out a row labelled −100 (its default ignore index) and refuses −1.
 #
 # The published form copies `label` to the host once (`label.cpu()`: on a GPU, one synchronisation per batch). Then, per sample, it runs one Python iteration that reads that sample's label from host memory (no synchronisation: the value is already on the host), indexes the teacher's row with it (a view: no copy, no kernel) and subtracts (one kernel); finally it concatenates the N rows (one `cat`). Counting the operators dispatched by the forward at two batch sizes shows exactly that (`_local_scalar_dense` reads a one-element CPU tensor into Python; `benchmarks/check_published_syncs.py` counts the synchronisations on a GPU):
 

@@ -289,7 +289,7 @@ plt.show()
 # %% [markdown] id="4-many-comparisons-once"
 # ## 4 · Many comparisons at once: Holm's adjustment
 #
-# Section 3 read four p-values: a t-test and a TOST for each of B − A and C − A. A test at level 0.05 whose null hypothesis holds rejects it with probability 0.05. Read four such tests, and the chance that **at least one** of them rejects wrongly grows: that chance is the **family-wise error rate** (FWER). For $J$ independent tests whose null hypotheses all hold it is $1 - 0.95^J$; for the four here, the value printed below. [Notebook 05](05-real-data.ipynb) reads many tests at once (it prints how many), so it must control the FWER, not each test alone.
+# Section 3 read four p-values: a t-test and a TOST for each of B − A and C − A. A test at level 0.05 whose null hypothesis holds rejects it with probability 0.05. Read several tests together, and the chance that **at least one** of them rejects wrongly grows: that chance is the **family-wise error rate** (FWER). For $J$ independent t-tests whose null hypotheses all hold (what section 5 simulates) it is $1 - 0.95^J$; for $J = 4$, the value printed below. The four tests here are not such a family: a t-test and a TOST computed from the same five numbers are not independent, and their null hypotheses (no difference; a difference of at least the margin) cannot both hold. For them the formula is not exact; it only shows why an adjustment is needed. [Notebook 05](05-real-data.ipynb) reads many tests at once (it prints how many), so it must control the FWER, not each test alone.
 #
 # Bonferroni's remedy multiplies each p-value by $J$ (capped at 1). Holm's keeps the same guarantee and rejects at least as much, stepping down:
 #
@@ -327,7 +327,9 @@ by_hand = pd.DataFrame(steps).set_index("rank i")
 by_hand["Holm rejects"] = by_hand["Holm"] < LEVEL
 by_hand["Bonferroni rejects"] = by_hand["Bonferroni J P"] < LEVEL
 display(shown(by_hand))
-print(f"FWER of {J} independent tests at {LEVEL:g}, unadjusted: 1 − 0.95^{J} = {1 - (1 - LEVEL) ** J:.3f}")
+print(
+    f"FWER of {J} independent t-tests at {LEVEL:g}, nulls all true, unadjusted: 1 − 0.95^{J} = {1 - (1 - LEVEL) ** J:.3f}"
+)
 
 # course.experiments.holm, which notebook 05 uses, gives the same adjusted p-values
 adjusted = dict(zip(family, ex.holm(list(family.values())), strict=True))
@@ -364,6 +366,28 @@ assert math.isclose(settled.loc["B − A", "p_holm"], adjusted["B − A differen
 # with Bonferroni's factor instead, B − A would lose its difference and be only "equivalent"
 assert J * settled.loc["B − A", "p"] >= LEVEL > J * settled.loc["B − A", "p_equivalence"]
 
+# %% [markdown] id="one-family-both-kinds"
+# **Why one family for both kinds of test, and what it costs.** Every verdict a reader takes away ("higher", "lower", "equivalent") rests on one test of the family, so adjusting the tests of difference and of equivalence together puts all of those verdicts under the one guarantee: at most a 5% chance that any of them is wrong. It is conservative: the family counts both tests of a comparison, though at most one of their null hypotheses can hold. The cost is power. Each p-value pays a larger Holm factor than it would in a family of the differences alone, so a difference whose 95% interval excludes 0 (unadjusted p below 0.05) can stay "not settled". The cell shows it on a made-up family of two comparisons (p-values chosen by hand, not measured):
+
+# %%
+made_up = pd.DataFrame(
+    {"mean": [0.002, 0.003], "p": [0.02, 0.01], "p_equivalence": [0.2, 0.3]}, index=["B − A", "C − A"]
+)
+one_family = ex.settle({"accuracy": made_up})["accuracy"]
+differences_alone = dict(zip(made_up.index, ex.holm(made_up["p"].tolist()), strict=True))
+display(shown(one_family[["p", "p_holm", "p_equivalence_holm", "verdict"]]))
+print(
+    "B − A, unadjusted p:",
+    made_up.loc["B − A", "p"],
+    "| Holm over both kinds:",
+    round(one_family.loc["B − A", "p_holm"], 4),
+    "| Holm over the differences alone:",
+    round(differences_alone["B − A"], 4),
+)
+# B − A's interval excludes 0 and a family of differences alone would call it higher, yet here it is not settled
+assert made_up.loc["B − A", "p"] < LEVEL and differences_alone["B − A"] < LEVEL
+assert one_family.loc["B − A", "p_holm"] >= LEVEL and one_family.loc["B − A", "verdict"] == "not settled"
+
 # %% [markdown] id="5-checking-guarantee-simulation"
 # ## 5 · Checking the guarantee by simulation
 #
@@ -397,10 +421,16 @@ for name, wrong in (("unadjusted", wrong_unadjusted), ("Holm", wrong_holm)):
     else:
         assert exact[name] <= LEVEL and interval.low < LEVEL  # at most 5%, and the simulation agrees
 # when every null hypothesis holds, Holm errs exactly when the smallest p is below 0.05 / J: as Bonferroni
+wrong_bonferroni = (np.minimum(J * p_null, 1.0) < LEVEL).any(axis=1)
 assert np.array_equal(wrong_holm, p_null.min(axis=1) < LEVEL / J)
+assert np.array_equal(wrong_holm, wrong_bonferroni)
+print(
+    f"families where Holm errs: {wrong_holm.sum()}; where Bonferroni errs: {wrong_bonferroni.sum()}; "
+    f"the same families: {np.array_equal(wrong_holm, wrong_bonferroni)}"
+)
 
 # %% [markdown] id="unadjusted-four-tests-go"
-# Unadjusted, four tests go wrong together far more often than one in twenty; with Holm's adjustment the rate is at most 0.05, as promised (the exact rates are printed beside the simulated ones). When nothing differs, Holm and Bonferroni make the same errors, as the last check shows: Holm's advantage is power, rejecting more where some differences are real (section 4), at no cost in errors.
+# Unadjusted, four tests go wrong together far more often than one in twenty; with Holm's adjustment the rate is at most 0.05, as promised (the exact rates are printed beside the simulated ones). When nothing differs, Holm and Bonferroni make the same errors, in the same families (the last line printed above): Holm's advantage is power, rejecting more where some differences are real (section 4), at no cost in errors.
 #
 # ## Summary
 #
