@@ -141,7 +141,7 @@ t_stat = mean / se
 p_diff = 2 * float(stats.t.sf(abs(t_stat), n - 1))
 print(f"t-test         t = {mean:.4f} / {se:.5f} = {t_stat:.2f},  two-sided p = {p_diff:.4f}")
 # from a printed t table: t lies between the 0.99 and the 0.995 quantiles, so 0.01 < p < 0.02
-q99, q995 = t_quantile(0.98, n - 1), t_quantile(0.99, n - 1)
+q99, q995 = float(stats.t.ppf(0.99, n - 1)), float(stats.t.ppf(0.995, n - 1))  # a table's 0.99, 0.995 columns
 print(f"               (a printed table: {q99:.3f} < t < {q995:.3f}, so 0.01 < p < 0.02)")
 assert q99 < t_stat < q995 and 0.01 < p_diff < 0.02
 assert (low > 0) == (p_diff < LEVEL)  # the interval excludes 0 exactly when p < 0.05
@@ -164,7 +164,7 @@ for key, by_hand in (
 assert test_b["n"] == n and test_b["above"] == n  # B is higher than A on every seed
 
 # %% [markdown] id="interval-covers-seeds-only"
-# **What the interval covers: seeds only.** The only thing that changed from one row of the table to the next is the seed. The split, the teacher and the test images are the same in every run, so the interval says how the mean difference would move **with other seeds, on this test set**. It says nothing about another test set drawn from the same source, or another split: that sampling is not in it. For scale: on [notebook 05](05-real-data.ipynb)'s test set, of the size printed below, one model's accuracy has a binomial standard error several times the width of the whole paired interval, and none of it is in the interval. (Nor is the test-set error of the *difference* between two models scored on the same images.) [Notebook 05](05-real-data.ipynb) says so beside its verdicts.
+# **What the interval covers: seeds only.** The only thing that changed from one row of the table to the next is the seed. The split, the teacher and the test images are the same in every run, so the interval says how the mean difference would move **with other seeds, on this test set**. It says nothing about another test set drawn from the same source, or another split: that sampling is not in it. For scale: on [notebook 05](05-real-data.ipynb)'s test set, of the size printed below, one model's accuracy has a binomial standard error several times the width of the whole paired interval, and none of it is in the interval. The error of a *difference* between two models scored on the same test images is not in it either, and it is not one model's binomial error: the two models' mistakes fall partly on the same images. [Notebook 05](05-real-data.ipynb) says so beside its verdicts.
 
 # %%
 test_images = len(ex.load_digits_split().y_test)  # notebook 05's test set
