@@ -175,6 +175,13 @@ class _Inputs:
     y: torch.Tensor  # (N,)
 
 
+# The in-place chunks, measured by `make bench` (benchmarks/bench_hidden.py) at 3a1dee4 on an AMD
+# EPYC, 1 thread, N = 4096, H = 512, V = 32000, float32, while other work ran
+# (data/bench/hidden/cpu-amd-epyc-avx512.json): the peak above the inputs, weights and gradients,
+# over one (N, V) float32 tensor, 0.073 at chunk 64 and 0.135 at 128 with the gradients None before
+# the step (0.214 and 0.276 with them pre-allocated), 1.02 at 1024; the time 1.17x, 0.80x and 0.65x
+# the whole-logit path's. Before (one set of tensors a chunk, from the allocator each time, at
+# bd337d3): 1.91 at chunk 1024, and at chunk 16 0.22 but 1.91x the time.
 def _in_place(impl, device):
     """Whether the chunks go through the CPU fused form in place, in four (C, V) buffers made once
     per call: what :func:`klloss.loss._path` picks for a plain eager call on the CPU, or asked."""
