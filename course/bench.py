@@ -353,23 +353,29 @@ def load_hidden_results(name):
 def hidden_table(record, reference="logits + margin_kd_loss"):
     """The hidden-state results as a pandas table: one row per size and variant, with the median
     time (s), that time over ``reference``'s in the same run, the peak memory above the inputs,
-    weights and gradients (MiB) and that peak over one float32 (N, V) tensor."""
+    weights and gradients (MiB) and that peak over one float32 (N, V) tensor; for a CPU result,
+    also that ratio with the gradients pre-allocated (``benchmarks/bench_hidden.py``, ``GRADS``)."""
     import pandas as pd
 
     rows = []
     for r in record["results"]:
+        accumulating = r.get("peak_bytes_above_inputs_accumulating")
         for variant, seconds in r["median_seconds"].items():
             peak = r["peak_bytes_above_inputs"][variant]
-            rows.append(
-                {
-                    "size": f"N {r['N']}, H {r['H_s']} (teacher {r['H_t']}), V {r['V']}, {r['dtype']}",
-                    "variant": variant,
-                    "s": seconds,
-                    "x " + reference: seconds / r["median_seconds"][reference],
-                    "peak above inputs (MiB)": None if peak is None else peak / 2**20,
-                    "peak / float32 logits": None if peak is None else peak / r["logits_bytes"],
-                }
-            )
+            row = {
+                "size": f"N {r['N']}, H {r['H_s']} (teacher {r['H_t']}), V {r['V']}, {r['dtype']}",
+                "variant": variant,
+                "s": seconds,
+                "x " + reference: seconds / r["median_seconds"][reference],
+                "peak above inputs (MiB)": None if peak is None else peak / 2**20,
+                "peak / float32 logits": None if peak is None else peak / r["logits_bytes"],
+            }
+            if accumulating is not None:
+                kept = accumulating[variant]
+                row["pre-allocated: peak / float32 logits"] = (
+                    None if kept is None else kept / r["logits_bytes"]
+                )
+            rows.append(row)
     return pd.DataFrame(rows).set_index(["size", "variant"])
 
 

@@ -37,20 +37,27 @@ def _rows(x, c, dtype):
     return x if x.is_contiguous() else x.contiguous()
 
 
-def _neg_weighted(z_m, y, p, options, sigma):
-    """-sigma w~ p on (N, C) rows: the margin m = z'_y - z' formed first (in its own buffer), then
-    scaled; ``clamp``: -sigma w~ = min(-sigma w, 0), as sigma > 0."""
+def _neg_weight(z_m, y, options, sigma, out=None):
+    """-sigma w~ on (N, C) rows (written into ``out`` when given), or the number -sigma k~ at
+    beta = inf: the margin m = z'_y - z' formed first, then scaled; ``clamp``: -sigma w~ =
+    min(-sigma w, 0), as sigma > 0."""
     if options.beta == math.inf:
-        k = max(options.offset, 0.0) if options.clamp else options.offset
-        return p * (-sigma * k)  # -sigma w~ p = -sigma k~ p
-    neg_w = z_m.gather(-1, y.unsqueeze(-1)).sub(z_m)  # m = z'_y - z'
+        return -sigma * (max(options.offset, 0.0) if options.clamp else options.offset)  # -sigma k~
+    neg_w = torch.sub(z_m.gather(-1, y.unsqueeze(-1)), z_m, out=out)  # m = z'_y - z'
     neg_w.mul_(-sigma / options.beta).sub_(sigma * options.offset)  # -sigma w = (-sigma / beta) m - sigma k
     if options.clamp:
         neg_w.clamp_(max=0.0)  # -sigma w~ = -sigma max(w, 0)
-    return neg_w.mul_(p)  # -sigma w~ p
+    return neg_w
 
 
-def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
+def _log_softmax(x, t, out=None):
+    """log softmax(x / T) over the last dimension, into ``out`` when given (``x`` itself may be it)."""
+    if t != 1:
+        x = x / t if out is None else torch.div(x, t, out=out)
+    return torch.log_softmax(x, -1, out=out)
+
+
+def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros, work=None):
     """(out, G, -sigma W~) on (N, C) rows; ``scale`` None: per-row losses, else scale sum_i L_i.
 
     sigma = (f / T) scale folds the factor, the temperature's 1/T in the gradient and the
@@ -58,19 +65,26 @@ def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
     weighted teacher is kept negated, -sigma w~ p, and the log-ratio as log q - log p, so that
     the loss is their dot product and G one fused update. ``exact_zeros``: mask the classes with
     p = 0 (needed only where a weight or a log-probability is infinite; see :func:`loss`).
+
+    ``work``: None, or two spare (N, C) buffers; then ``s`` and ``z`` are the caller's to
+    overwrite too (the loss from hidden states, :mod:`klloss.linear`), nothing of size (N, C) is
+    allocated, and G is written into one of the spare buffers. The same operations either way, so the same
+    numbers.
     """
     t = options.temperature
     sigma = 1.0 if scale is None else scale
     if t != 1 or options.normalize:
         sigma = sigma * options.factor / t
-    log_q = torch.log_softmax(s if t == 1 else s / t, -1)  # log q = log softmax(s / T)
-    log_p = torch.log_softmax(z if t == 1 else z / t, -1)  # log p = log softmax(z / T)
-    p = log_p.exp()  # p
-    neg_wp = _neg_weighted(z_m, y, p, options, sigma)  # -sigma w~ p, margin from the raw z'
+    into = (None,) * 4 if work is None else (*work, s, z)  # where each (N, C) result goes
+    neg_w = _neg_weight(z_m, y, options, sigma, out=into[0])  # -sigma w~, from the raw z' (first)
+    log_q = _log_softmax(s, t, out=into[2])  # log q = log softmax(s / T)
+    log_p = _log_softmax(z, t, out=into[3])  # log p = log softmax(z / T)
+    p = torch.exp(log_p, out=into[1])  # p
+    massless = p == 0 if exact_zeros else None  # classes that add nothing, whatever their weight
+    neg_wp = neg_w.mul_(p) if isinstance(neg_w, torch.Tensor) else p.mul_(neg_w)  # -sigma w~ p
     d = torch.sub(log_q, log_p, out=log_p)  # log q - log p, in log p's buffer
     if exact_zeros:
-        massless = p == 0  # classes that add nothing, whatever their weight (inf * 0 is NaN)
-        neg_wp.masked_fill_(massless, 0.0)
+        neg_wp.masked_fill_(massless, 0.0)  # (inf * 0 is NaN)
         d.masked_fill_(massless, 0.0)
     if ignored is not None:
         rows = ignored.unsqueeze(-1)
@@ -90,6 +104,22 @@ def _forward(s, z, z_m, y, ignored, options, scale, need_grad, exact_zeros):
     if ignored is not None:
         grad.masked_fill_(ignored.unsqueeze(-1), 0.0)
     return out, grad, neg_w
+
+
+def rows_in_place(s, z, y, options, need_grad, work, exact_zeros):
+    """(sum_i L_i, G or None) of checked (N, C) rows, ``options.reduction`` 'sum': what
+    :class:`FusedLoss` computes, with the caller's own logits ``s`` and ``z`` (contiguous, the
+    compute dtype) overwritten and two spare (N, C) buffers ``work``, so that nothing of size
+    (N, C) is allocated (the loss from hidden states, :mod:`klloss.linear`, reuses them chunk after
+    chunk). Where the total is not finite, the caller calls again on fresh logits with
+    ``exact_zeros=True``, as :class:`FusedLoss` does."""
+    ignored = None if options.ignore_index is None else y == options.ignore_index
+    if ignored is not None and ignored.any():
+        y = y.masked_fill(ignored, 0)  # an ignored row reads class 0; its result is zeroed
+    else:
+        ignored = None
+    out, grad, _ = _forward(s, z, z, y.long(), ignored, options, 1.0, need_grad, exact_zeros, work)
+    return out, grad
 
 
 class FusedLoss(torch.autograd.Function):

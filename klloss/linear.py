@@ -8,14 +8,20 @@ them: it walks over the rows in chunks, and for each chunk
 1. forms both chunks of logits in float32 (float64 if an argument is), :math:`s = hW^\top + b`
    and :math:`z = h_t W_t^\top + b_t`, never rounded to the inputs' bfloat16;
 2. computes the chunk's loss and :math:`G = \partial L / \partial s` (C x V) with the library's
-   own forms (:func:`klloss.loss._loss`: the CPU fused form or Triton where they apply, else the
-   reference under autograd);
+   own forms: on the CPU the fused form, in place (:func:`klloss._fused.rows_in_place`, the same
+   operations as :class:`klloss._fused.FusedLoss`), elsewhere :func:`klloss.loss._loss` (Triton
+   where it applies, else the reference under autograd);
 3. turns G at once into the gradients of the inputs: :math:`\partial L/\partial h = G W`,
    :math:`\partial L/\partial W \mathrel{+}= G^\top h`, :math:`\partial L/\partial b \mathrel{+}= \sum_i G_i`.
 
 Only the gradients are kept for the backward pass, which multiplies them by the upstream gradient.
-Memory: one chunk's logits and gradient (a few C x V tensors), plus float32 copies of bfloat16
-weights and a float32 accumulator for :math:`\partial L/\partial W` (V x H each). The loss is
+Memory: on the CPU four C x V tensors, made once per call and reused by every chunk (the two
+logits, overwritten by the loss's intermediates, and two more), so that the allocator never takes
+and returns memory chunk after chunk; elsewhere a few C x V tensors a chunk. Plus float32 copies
+of bfloat16 weights and the gradients, :math:`\partial L/\partial W` (V x H, float32) among them,
+formed in the forward pass: where the weight's ``.grad`` is None (``optimizer.zero_grad()``'s
+default), backward stores them as ``.grad`` without a copy; where a ``.grad`` is there
+(accumulation), backward adds them into it, so that two V x H tensors are held at the peak. The loss is
 the same as :func:`klloss.margin_kd_loss` on the full logits (``tests/test_linear.py`` checks the
 value and the three gradients against it, with the error model stated there). The teacher gets
 no gradient. Plain eager mode only: ``torch.compile`` and ``torch.func`` are not supported here.
@@ -23,15 +29,22 @@ Explained in ``docs/training.md``.
 """
 
 import dataclasses
+import math
 import numbers
 
 import torch
 from torch import nn
 
-from . import _checks, distill, loss, reference
-from .options import ARTICLE_OFFSET, Options
+from . import _checks, _fused, distill, loss, reference
+from .options import ARTICLE_OFFSET
 
 CALL = "margin_kd_loss_from_hidden(student_hidden, student_weight, teacher_hidden, teacher_weight, labels)"
+CHUNK_SIZE = 64
+"""The default ``chunk_size``: four (C, V) float32 tensors on a CPU, reused chunk after chunk.
+``make bench`` measures it beside larger chunks (``benchmarks/bench_hidden.py``; the numbers are
+beside :func:`_in_place`): on a CPU, at N = 4096 and V = 32000, the peak above the inputs,
+weights and gradients stays under a quarter of the (N, V) float32 logits with the gradients None
+before the step and also with them pre-allocated, at about the whole-logit path's time."""
 VOCAB = ("equal", "truncate")
 """The values of ``vocab``: the two vocabularies must be equal, or the teacher's is cut to the
 student's first V classes."""
@@ -129,8 +142,12 @@ def _check_chunk_size(chunk_size):
     return int(chunk_size)
 
 
-def _chunk_loss(s, z, y, options, impl, need_grad):
-    """(sum_i L_i, dL/ds or None) of one chunk of checked (C, V) logits, by the library's forms."""
+def _chunk_loss(s, z, y, options, impl, need_grad, work=None, exact_zeros=False):
+    """(sum_i L_i, dL/ds or None) of one chunk of checked (C, V) logits, by the library's forms.
+    ``work``: two spare (C, V) buffers; then the CPU fused form computes in place (:mod:`klloss._fused`:
+    ``s``, ``z`` and the buffers overwritten, ``exact_zeros`` as there), else :func:`klloss.loss._loss`."""
+    if work is not None:
+        return _fused.rows_in_place(s, z, y, options, need_grad, work, exact_zeros)
     if not need_grad:
         return loss._loss(z, s, z, y, options, impl), None
     with torch.enable_grad():  # the forward of an autograd.Function runs without it
@@ -140,9 +157,9 @@ def _chunk_loss(s, z, y, options, impl, need_grad):
     return total.detach(), grad
 
 
-def _logits(h, w, b):
-    """h W^T + b, in the dtype of ``w`` (the compute dtype); ``b`` may be None."""
-    return h @ w.T if b is None else torch.addmm(b, h, w.T)
+def _logits(h, w, b, out=None):
+    """h W^T + b, in the dtype of ``w`` (the compute dtype), into ``out`` when given; ``b`` may be None."""
+    return torch.matmul(h, w.T, out=out) if b is None else torch.addmm(b, h, w.T, out=out)
 
 
 @dataclasses.dataclass
@@ -158,33 +175,64 @@ class _Inputs:
     y: torch.Tensor  # (N,)
 
 
+# The in-place chunks, measured by `make bench` (benchmarks/bench_hidden.py) at 3a1dee4 on an AMD
+# EPYC, 1 thread, N = 4096, H = 512, V = 32000, float32, while other work ran
+# (data/bench/hidden/cpu-amd-epyc-avx512.json): the peak above the inputs, weights and gradients,
+# over one (N, V) float32 tensor, 0.073 at chunk 64 and 0.135 at 128 with the gradients None before
+# the step (0.214 and 0.276 with them pre-allocated), 1.02 at 1024; the time 1.17x, 0.80x and 0.65x
+# the whole-logit path's. Before (one set of tensors a chunk, from the allocator each time, at
+# bd337d3): 1.91 at chunk 1024, and at chunk 16 0.22 but 1.91x the time.
+def _in_place(impl, device):
+    """Whether the chunks go through the CPU fused form in place, in four (C, V) buffers made once
+    per call: what :func:`klloss.loss._path` picks for a plain eager call on the CPU, or asked."""
+    return impl == "fused" or (impl == "auto" and device.type == "cpu")
+
+
+def _chunk(x, h, h_t, y, options, impl, need_grad, work):
+    """(sum_i L_i, G or None) of one chunk of rows: its logits s = h W^T + b and z = h_t W_t^T + b_t,
+    then the loss, in ``work`` (four (C', V) buffers, C' >= C) where given."""
+    if work is None:
+        s, z = _logits(h, x.w, x.b), _logits(h_t, x.w_t, x.b_t)  # s, z (C, V), never rounded to bfloat16
+        return _chunk_loss(s, z, y, options, impl, need_grad)
+    buffers = [buffer[: h.shape[0]] for buffer in work]
+    for exact_zeros in (False, True):  # as the fused form: again where p = 0 met an infinity
+        s = _logits(h, x.w, x.b, out=buffers[0])  # s = h W^T + b, (C, V)
+        z = _logits(h_t, x.w_t, x.b_t, out=buffers[1])  # z = h_t W_t^T + b_t
+        part, g = _chunk_loss(s, z, y, options, impl, need_grad, buffers[2:], exact_zeros)
+        if exact_zeros or math.isfinite(part.item()):
+            return part, g
+
+
 def _forward(x, options, impl, chunk_size, count, needs):
     """(loss, dL/dh, dL/dW, dL/db) over every chunk of rows of ``x`` (:class:`_Inputs`): the loss
     ``sum_i L_i / count`` (``count`` None: the sum), each gradient where ``needs`` asks, else None."""
     chunk_options = dataclasses.replace(options, reduction="sum")  # every form computes every option
     dtype, device = x.w.dtype, x.h.device
-    need_h, need_w, need_b = needs
+    (n, v), need_h, need_w, need_b = (x.h.shape[0], x.w.shape[0]), *needs
     grad_h = torch.zeros_like(x.h) if need_h else None  # dL/dh, (N, H_s), in the hidden states' dtype
     grad_w = torch.zeros_like(x.w) if need_w else None  # dL/dW, (V, H_s), accumulated in the compute dtype
-    grad_b = torch.zeros(x.w.shape[0], dtype=dtype, device=device) if need_b else None  # dL/db, (V,)
+    grad_b = torch.zeros(v, dtype=dtype, device=device) if need_b else None  # dL/db, (V,)
     total = torch.zeros((), dtype=dtype, device=device)
-    for start in range(0, x.h.shape[0], chunk_size):
+    work = None
+    if _in_place(impl, device) and n:  # s, z, and two for the loss: reused by every chunk
+        work = [torch.empty(min(chunk_size, n), v, dtype=dtype, device=device) for _ in range(4)]
+    for start in range(0, n, chunk_size):
         rows = slice(start, start + chunk_size)
         y, h, h_t = x.y[rows], x.h[rows].to(dtype), x.h_t[rows].to(dtype)
         if options.ignore_index is not None:
             kept = (y != options.ignore_index).unsqueeze(-1)  # label != ignore_index
             h = torch.where(kept, h, 0.0)  # an ignored row's hidden states reach no sum
             h_t = torch.where(kept, h_t, 0.0)
-        s = _logits(h, x.w, x.b)  # s = h W^T + b, (C, V), never rounded to bfloat16
-        z = _logits(h_t, x.w_t, x.b_t)  # z = h_t W_t^T + b_t
-        part, g = _chunk_loss(s, z, y, chunk_options, impl, any(needs))
+        part, g = _chunk(x, h, h_t, y, chunk_options, impl, any(needs), work)
         total += part  # sum_i L_i over the chunks so far
         if g is None:
             continue
         if count is not None:
             g.div_(count)  # G = dL/ds of this chunk's rows, in place: g is ours
-        if need_h:
-            grad_h[rows] = g @ x.w  # dL/dh = G W
+        if need_h and grad_h.dtype == dtype:
+            torch.matmul(g, x.w, out=grad_h[rows])  # dL/dh = G W, written in place
+        elif need_h:
+            grad_h[rows] = g @ x.w  # dL/dh = G W, rounded to the hidden states' dtype
         if need_w:
             grad_w.addmm_(g.T, h)  # dL/dW += G^T h
         if need_b:
@@ -277,7 +325,7 @@ def margin_kd_loss_from_hidden(
     *,
     student_bias=None,
     teacher_bias=None,
-    chunk_size=1024,
+    chunk_size=CHUNK_SIZE,
     vocab="equal",
     margin_scale=distill.ARTICLE_BETA,
     offset=ARTICLE_OFFSET,
@@ -300,8 +348,8 @@ def margin_kd_loss_from_hidden(
       -- :math:`W_t`, (V_t, H_t); ``teacher_bias`` -- (V_t,) or None. Detached;
     * ``labels`` -- :math:`y`, integers of shape ``student_hidden.shape[:-1]``, in [0, V) or
       ``ignore_index``;
-    * ``chunk_size`` -- rows per chunk: the memory is about a few ``chunk_size x V`` float32
-      tensors;
+    * ``chunk_size`` -- rows per chunk (:data:`CHUNK_SIZE`): the memory is about four
+      ``chunk_size x V`` float32 tensors (module docstring);
     * ``vocab`` -- ``"equal"`` (V_t must equal V, else ``ValueError``) or ``"truncate"`` (V_t > V:
       the teacher's first V classes, :math:`p` renormalised over them; nothing is ever padded);
     * ``margin_scale``, ``offset``, ``temperature``, ``normalize``, ``clamp``, ``ignore_index``,
@@ -311,14 +359,14 @@ def margin_kd_loss_from_hidden(
     The logits are formed in float32 (float64 if any argument is) from inputs of any float dtype;
     the gradients come back in each input's dtype. No double backward.
     """
-    options = loss._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+    options = distill._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
     args = (student_hidden, student_weight, teacher_hidden, teacher_weight, labels)
     return _compute(*args, student_bias, teacher_bias, options, impl, chunk_size, vocab, num_items_in_batch)
 
 
 class MarginKDLossFromHidden(nn.Module):
     r"""``nn.Module`` around :func:`margin_kd_loss_from_hidden`:
-    ``MarginKDLossFromHidden(chunk_size=1024)(h, lm_head.weight, h_t, teacher_head.weight, labels)``.
+    ``MarginKDLossFromHidden(chunk_size=64)(h, lm_head.weight, h_t, teacher_head.weight, labels)``.
 
     The options are one :class:`klloss.Options` (``self.options``, ``beta`` the margin scale).
     ``forward`` takes the biases and ``num_items_in_batch`` per call.
@@ -327,7 +375,7 @@ class MarginKDLossFromHidden(nn.Module):
     def __init__(
         self,
         *,
-        chunk_size=1024,
+        chunk_size=CHUNK_SIZE,
         vocab="equal",
         margin_scale=distill.ARTICLE_BETA,
         offset=ARTICLE_OFFSET,
@@ -339,7 +387,8 @@ class MarginKDLossFromHidden(nn.Module):
         impl="auto",
     ):
         super().__init__()
-        self.options = Options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+        options = (margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+        self.options = distill._options(*options)
         if reduction == "none":
             raise ValueError("reduction must be 'batchmean' or 'sum' here, got 'none'")
         if vocab not in VOCAB:

@@ -62,7 +62,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import _checks, distill, loss, reference
+from . import _checks, distill, reference
 from .options import ARTICLE_OFFSET, Options
 
 TAILS = ("renormalize", "bucket")
@@ -255,7 +255,7 @@ def margin_kd_loss_topk(
 
     Plain torch, differentiated by autograd: memory of a few (N, V) tensors of the student's.
     """
-    options = loss._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
+    options = distill._options(margin_scale, offset, reduction, ignore_index, temperature, normalize, clamp)
     if tail not in TAILS:
         raise ValueError(f"tail must be one of {', '.join(map(repr, TAILS))}, got {tail!r}")
     if tail == "bucket" and options.temperature != 1.0:

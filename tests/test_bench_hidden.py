@@ -82,10 +82,29 @@ def test_both_paths_put_the_same_gradients_into_the_buffers_given(dtype):
         assert g_w.abs().sum() > 0, name
 
 
-def test_input_bytes_count_inputs_weights_and_gradient_buffers():
+def test_without_gradient_buffers_backward_stores_the_gradients_it_gets():
+    """With the gradients None before the step (``optimizer.zero_grad()``'s default), each path's
+    gradients end up as ``.grad``, the same as with zeroed buffers."""
+    for name, step in bench_hidden.variants([7, 64]).items():
+        x, given = (bench_hidden.make_inputs(20, 8, 12, 30, grads=g) for g in ("none", "zeros"))
+        assert x.h.grad is None
+        assert x.w.grad is None
+        step(x)
+        step(given)
+        assert torch.equal(x.h.grad, given.h.grad), name
+        assert torch.equal(x.w.grad, given.w.grad), name
+    with pytest.raises(ValueError, match="grads must be one of"):
+        bench_hidden.make_inputs(4, 2, 2, 5, grads="ones")
+
+
+def test_input_bytes_count_inputs_weights_and_gradients_held():
     x = bench_hidden.make_inputs(10, 4, 6, 50)
     floats = 10 * 4 + 50 * 4 + 10 * 6 + 50 * 6 + 10 * 4 + 50 * 4  # h, W, h_t, W_t, dL/dh, dL/dW
     assert x.nbytes() == 4 * floats + 8 * 10  # int64 labels
+    assert x.grad_bytes() == 4 * (10 * 4 + 50 * 4)
+    none = bench_hidden.make_inputs(10, 4, 6, 50, grads="none")
+    assert none.grad_bytes() == 0
+    assert none.nbytes() == x.nbytes() - x.grad_bytes()
 
 
 def _row(**changes):
@@ -129,6 +148,16 @@ def test_cpu_verdicts_read_the_right_columns():
     assert not memory["met"]
 
 
+def test_the_targets_hold_together_only_where_every_one_was_judged_and_met():
+    wanted = bench_hidden.targets([1024, 256, 64])
+    row = _row()
+    row["median_seconds"]["from hidden, chunk 64"] = 12.0
+    row["peak_bytes_above_inputs"]["from hidden, chunk 64"] = 4096 * 32000 * 2  # 0.5: missed
+    found = bench_hidden.verdicts([row], wanted)
+    assert bench_hidden.met_at(found, wanted) == ["from hidden, chunk 1024"]  # 256: memory not measured
+    assert bench_hidden.met_at([t for t in found if t["measure"] == "time"], wanted) == []
+
+
 def test_sizes_parse():
     assert bench_hidden.parse_size("8192x2048x4096x128256:bfloat16") == (8192, 2048, 4096, 128256, "bfloat16")
     assert bench_hidden.parse_size("64x8x8x100") == (64, 8, 8, 100, "float32")
@@ -160,8 +189,16 @@ def test_stored_results_exist_and_their_verdicts_follow_from_their_numbers():
                 ratio = row["peak_bytes_above_inputs"][t["variant"]] / unit
             assert t["ratio"] == pytest.approx(ratio, rel=1e-12), (name, t)
             assert t["met"] == (ratio <= t["bound"]), (name, t)
+        if "met_at" in record:
+            wanted = [
+                {k: t[k] for k in ("target", "variant", "measure", "versus", "bound")}
+                for t in record["targets"]
+            ]
+            assert record["met_at"] == bench_hidden.met_at(record["targets"], wanted), name
         for row in record["results"]:
             assert row["median_seconds"].keys() == row["peak_bytes_above_inputs"].keys()
+            if "peak_bytes_above_inputs_accumulating" in row:  # CPU results: both cases of the gradients
+                assert row["peak_bytes_above_inputs_accumulating"].keys() == row["median_seconds"].keys()
             assert all(s > 0 for s in row["median_seconds"].values()), name
             assert all(p is None or p > 0 for p in row["peak_bytes_above_inputs"].values()), name
             versus = bench_hidden.LOGITS if name.startswith("cpu-") else bench_lm.LIGER_FUSED
@@ -191,7 +228,15 @@ def test_runs_and_writes_its_record_and_figure(tmp_path):
     ]
     for variant, m in row["peak_measurement"].items():
         assert m["reset"]
+        assert m["grads"] == "none"
         assert m["peak"] == row["peak_bytes_above_inputs"][variant] > 0
         assert m["input_bytes"] == row["input_bytes"]
+        assert m["grad_bytes_stored"] == 4 * (64 * 16 + 500 * 16)  # dL/dh and dL/dW, stored as .grad
+        kept = row["peak_measurement_accumulating"][variant]
+        assert kept["grads"] == "zeros"
+        assert kept["grad_bytes_stored"] == 0
+        assert kept["peak"] == row["peak_bytes_above_inputs_accumulating"][variant] > 0
+        assert kept["input_bytes"] == row["input_bytes"]
     assert len(record["targets"]) == 4
+    assert set(record["met_at"]) <= {"from hidden, chunk 32", "from hidden, chunk 16"}
     assert (tmp_path / f"bench-hidden-{path.stem}.png").is_file()

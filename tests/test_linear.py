@@ -27,14 +27,17 @@ gradient one more rounding: :math:`e + 2^{-8}(|g| + e)`. A float32 computation f
 rounded to bfloat16 (the defect of Liger-Kernel issue 1432) breaks it, which shows it can fail.
 """
 
+import json
 import math
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import klloss
-from klloss import _triton, linear
+from klloss import _fused, _triton, linear
 
 IGNORE = -100
 F64 = torch.float64
@@ -210,6 +213,88 @@ def test_each_inner_form_and_without_biases(impl, bias):
     assert_within(x, (loss.cpu(), [g.cpu() for g in grads]), full_logits(x), UNIT[torch.float32])
 
 
+def _chunk_inputs(seed, rows=6, masked=False):
+    """One chunk's float32 arguments as the chunk loop sees them, a third of the rows ignored;
+    ``masked``: two teacher classes at -inf (p = 0, an infinite margin: the fused form's second pass)."""
+    x = make(seed=seed, lead=(rows,), dtype=torch.float32)
+    if masked:
+        x["b_t"][[3, 7]] = -math.inf
+        x["y"][(x["y"] == 3) | (x["y"] == 7)] = 5  # a label's teacher logit stays finite
+    w, b = x["w"].detach(), x["b"].detach()
+    inputs = linear._Inputs(x["h"].detach(), w, b, x["h_t"], x["w_t"], x["b_t"], x["y"])
+    kept = (x["y"] != IGNORE).unsqueeze(-1)
+    return inputs, torch.where(kept, inputs.h, 0.0), torch.where(kept, inputs.h_t, 0.0)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["finite", "masked classes"])
+@pytest.mark.parametrize(
+    "options", OPTION_SETS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults"
+)
+def test_a_chunk_in_place_has_the_fused_forms_numbers_bit_for_bit(options, masked):
+    # in four buffers, the logits overwritten, the same operations as klloss._fused.FusedLoss (reached
+    # through klloss.loss._loss and autograd): the same loss and gradient, every bit
+    get = lambda name, default: options.get(name, default)  # noqa: E731
+    opts = klloss.Options(
+        get("margin_scale", 1.5),
+        8.0,
+        "sum",
+        IGNORE,
+        get("temperature", 1.0),
+        get("normalize", True),
+        get("clamp", False),
+    )  # the chunk loop's options: reduction 'sum'
+    x, h, h_t = _chunk_inputs(seed=16, masked=masked)
+    work = [torch.full((8, 20), math.nan) for _ in range(4)]  # more rows than the chunk, as the last chunk
+    got = linear._chunk(x, h, h_t, x.y, opts, "auto", True, work)
+    want = linear._chunk(x, h, h_t, x.y, opts, "fused", True, None)
+    assert torch.equal(got[0], want[0])
+    assert torch.equal(got[1], want[1])
+    assert torch.isfinite(got[0])
+    assert got[1].abs().max() > 1e-3
+    s, z = linear._logits(h, x.w, x.b), linear._logits(h_t, x.w_t, x.b_t)
+    once = _fused.rows_in_place(s, z, x.y, opts, True, [torch.empty_like(s), torch.empty_like(s)], False)
+    assert math.isfinite(once[0]) != masked  # with masked classes, the first pass is not finite
+
+
+def test_masked_teacher_classes_give_the_loss_of_the_whole_logits():
+    # a teacher bias of -inf on two classes (a masked vocabulary): p = 0 there, and nothing added
+    x = make(seed=17)
+    x["b_t"][[3, 7]] = -math.inf
+    x["y"][(x["y"] == 3) | (x["y"] == 7)] = 5
+    (loss, grads), (want, want_grads) = chunked(x, chunk_size=4), full_logits(x)
+    assert torch.isfinite(loss)
+    assert abs(float(loss - want)) <= 1e-12 * abs(float(want))
+    for g, r in zip(grads, want_grads, strict=True):
+        assert (g - r).abs().max() <= 1e-12 * r.abs().max()
+
+
+def _allocations(run):
+    """The sizes in bytes of every CPU allocation made while ``run()`` ran (the profiler's record)."""
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        run()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = json.loads(path.read_text(encoding="utf-8"))["traceEvents"]
+    return [e["args"]["Bytes"] for e in events if e.get("name") == "[memory]" and e["args"]["Bytes"] > 0]
+
+
+def test_the_chunks_reuse_four_buffers_made_once_per_call():
+    # 11 chunks of 6 rows, V = 500: on the CPU, four (6, V) float32 buffers for the whole call and
+    # nothing else of that size, forward and backward; the readable form's chunks allocate many
+    n, v, c = 64, 500, 6
+    x = make(seed=18, lead=(n,), hidden=8, teacher_hidden=5, vocab=v, dtype=torch.float32)
+
+    def step(impl):
+        chunked(x, chunk_size=c, impl=impl)
+
+    big = lambda sizes: [s for s in sizes if s >= c * v * 4]  # noqa: E731  (a chunk's logits, or more)
+    assert sorted(big(_allocations(lambda: step("auto")))) == [c * v * 4] * 4 + [v * 8 * 4]  # and dL/dW
+    assert len(big(_allocations(lambda: step("reference")))) > 4 * n // c
+
+
 @pytest.mark.parametrize("chunk_size", [1, 4, 15, 1000])
 def test_any_chunk_size_gives_the_same_loss(chunk_size):
     x = make(seed=3)
@@ -355,6 +440,24 @@ def test_options_that_cannot_apply_are_refused():
         chunked(x, reduction="sum", num_items_in_batch=4)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"margin_scale": 0.0}, r"^margin_scale must be > 0, got 0.0$"),
+        ({"margin_scale": math.nan}, r"^margin_scale must be a real number > 0, got nan$"),
+        ({"margin_scale": "1.5"}, r"^margin_scale must be a real number, got str$"),
+        ({"temperature": 0.0}, r"^temperature must be a finite number > 0, got 0.0$"),
+    ],
+)
+def test_a_bad_option_is_named_as_the_caller_wrote_it(options, message):
+    # the options are checked by klloss.Options, whose field is the article's beta
+    x = make(seed=13)
+    with pytest.raises((TypeError, ValueError), match=message):
+        chunked(x, **options)
+    with pytest.raises((TypeError, ValueError), match=message):
+        klloss.MarginKDLossFromHidden(**options)
+
+
 def test_the_module_gives_the_functions_numbers():
     x = make(seed=14)
     module = klloss.MarginKDLossFromHidden(chunk_size=4, temperature=2.0)
@@ -370,7 +473,7 @@ def test_under_no_grad_no_gradient_is_formed(monkeypatch):
     x = make(seed=15)
     asked = []
     inner = linear._chunk_loss
-    monkeypatch.setattr(linear, "_chunk_loss", lambda *a: asked.append(a[-1]) or inner(*a))
+    monkeypatch.setattr(linear, "_chunk_loss", lambda *a: asked.append(a[5]) or inner(*a))  # need_grad
     with torch.no_grad():
         loss = klloss.margin_kd_loss_from_hidden(x["h"], x["w"], x["h_t"], x["w_t"], x["y"], chunk_size=4)
     assert asked == [False] * 4

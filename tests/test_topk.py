@@ -447,3 +447,19 @@ def test_bad_arguments_are_named():
         klloss.topk_store(z, y, k=13)
     with pytest.raises(ValueError, match=r"label values must lie in \[0, C\)"):
         klloss.topk_store(z, torch.full_like(y, -1), k=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"margin_scale": 0.0}, r"^margin_scale must be > 0, got 0.0$"),
+        ({"margin_scale": math.nan}, r"^margin_scale must be a real number > 0, got nan$"),
+        ({"margin_scale": "1.5"}, r"^margin_scale must be a real number, got str$"),
+    ],
+)
+def test_a_bad_margin_scale_is_named_as_the_caller_wrote_it(options, message):
+    # the options are checked by klloss.Options, whose field is the article's beta
+    s, z, y = make(seed=35)
+    store = klloss.topk_store(z, y, k=3)
+    with pytest.raises((TypeError, ValueError), match=message):
+        klloss.margin_kd_loss_topk(s, *store, y, tail="bucket", **options)

@@ -162,23 +162,37 @@ def _hidden_part(name):
         env.get("gpu") or f"{env['cpu_model']} ({env['cpu_capability']}), {env['torch_threads']} thread(s)"
     )
     extra = f", Liger-Kernel {env['liger-kernel']}" if "liger-kernel" in env else ""
+    table = bench.hidden_table(record)
+    kept = "pre-allocated: peak / float32 logits"
+    both = kept in table.columns  # a CPU result: the gradients None before the step, and pre-allocated
     lines = [
         f"`data/bench/hidden/{name}.json` ({record['benchmark']}): {where}, torch {env['torch']}{extra}, "
-        f"{env['date']}; {state}: {sentence}. Median of {record['rounds']} rounds.",
+        f"{env['date']}; {state}: {sentence}. Median of {record['rounds']} rounds."
+        + (
+            " Peaks with the gradients None before the step; the last column with them pre-allocated."
+            if both
+            else ""
+        ),
         "",
-        "| size | variant | median s | x logits path | peak above inputs (MiB) | peak / N V 4 B |",
-        "|---|---|---|---|---|---|",
+        "| size | variant | median s | x logits path | peak above inputs (MiB) | peak / N V 4 B |"
+        + (" pre-allocated: peak / N V 4 B |" if both else ""),
+        "|---|---|---|---|---|---|" + ("---|" if both else ""),
     ]
-    for (size, variant), row in bench.hidden_table(record).iterrows():
-        peak, ratio = row["peak above inputs (MiB)"], row["peak / float32 logits"]
-        measured = peak == peak and peak is not None
-        peak, ratio = (f"{peak:.0f}", f"{ratio:.2f}") if measured else ("not measured", "not measured")
+    shown = lambda x, form: form.format(x) if x == x and x is not None else "not measured"  # noqa: E731
+    for (size, variant), row in table.iterrows():
+        peak = shown(row["peak above inputs (MiB)"], "{:.0f}")
+        ratio = shown(row["peak / float32 logits"], "{:.2f}")
         times = f"{row['s']:.3f} | {row['x logits + margin_kd_loss']:.2f}"
-        lines.append(f"| {size} | {variant} | {times} | {peak} | {ratio} |")
+        more = f" {shown(row[kept], '{:.2f}')} |" if both else ""
+        lines.append(f"| {size} | {variant} | {times} | {peak} | {ratio} |{more}")
     lines.append("")
     for t in record["targets"]:
         verdict = "met" if t["met"] else "**missed**"
         lines.append(f"- {t['variant']}: {t['target']} = {t['ratio']:.2f}, at most {t['bound']:g}: {verdict}")
+    if "met_at" in record:
+        lines.append(
+            f"- every target met together at: {', '.join(record['met_at']) or 'no chunk size measured'}"
+        )
     return lines
 
 
