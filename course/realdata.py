@@ -79,13 +79,21 @@ def compare_by_fraction(runs, pairs, metrics, fractions):
     return out
 
 
+DECIMALS = {"pp": 2, "nats": 4}
+"""The decimals every mean and interval of a unit is printed with: a hundredth of a point is
+under a tenth of one test image of accuracy; a ten-thousandth of a nat is a hundredth of the NLL
+margin."""
+
+
 def number(value, unit="pp"):
-    """A difference as the reader sees it: in pp (or nats), signed, with enough digits to show
-    its size and sign."""
+    """A difference as the reader sees it, in one fixed format per unit: pp (the value times 100)
+    with :data:`DECIMALS` ``["pp"]`` decimals, or nats with ``["nats"]``, signed; a value that is 0
+    up to the rounding of a mean of zeros prints unsigned, so an exact tie shows as one."""
+    decimals = DECIMALS[unit]
     value = 100 * value if unit == "pp" else value
     if abs(value) < 1e-12:  # a mean of differences that are all 0, up to the sum's rounding
-        return "0"
-    return f"{value:+.2f}" if abs(value) >= 0.01 else f"{value:+.1e}"
+        return f"{0:.{decimals}f}"
+    return f"{value:+.{decimals}f}"
 
 
 def p_value(p):
@@ -137,10 +145,10 @@ def readable_by_fraction(table, unit="pp"):
 
 
 def grid(tables, rows, columns=("alpha",), names=None):
-    """A compact view of settled tables: one row per (metric, loss, baseline) in ``rows``, one
-    column per value of the index levels ``columns``; each cell the mean difference and the
-    verdict, as "+0.42 higher". ``tables``: {metric: settled table}; ``names``: shorter names of
-    some losses, for the rows' labels."""
+    """A compact view of settled tables: one row per (metric, loss, baseline) in ``rows``, the
+    metric with its unit (:data:`UNITS`); for each value of the index levels ``columns``, two
+    columns: the mean difference (:func:`number`) and the verdict. ``tables``: {metric: settled
+    table}; ``names``: shorter names of some losses, for the rows' labels."""
     names = names or {}
     import pandas as pd
 
@@ -148,11 +156,16 @@ def grid(tables, rows, columns=("alpha",), names=None):
     for metric, loss, baseline in rows:
         table = tables[metric].xs((loss, baseline), level=["loss", "baseline"])
         unit = UNITS[metric]
-        cells = {key: f"{number(row['mean'], unit)} {verdict(row)}" for key, row in table.iterrows()}
-        out[(metric, f"{names.get(loss, loss)} {MINUS} {names.get(baseline, baseline)}")] = cells
+        cells = {}
+        for key, row in table.iterrows():
+            key = key if isinstance(key, tuple) else (key,)
+            cells[(*key, "mean")] = number(row["mean"], unit)
+            cells[(*key, "verdict")] = verdict(row)
+        label = f"{names.get(loss, loss)} {MINUS} {names.get(baseline, baseline)}"
+        out[(f"{metric} ({unit})", label)] = cells
     frame = pd.DataFrame(out).T
     frame.index.names = ["metric", f"first {MINUS} second"]
-    frame.columns.names = list(columns)
+    frame.columns.names = [*columns, None]
     if "flipped" in columns:
         frame = frame.rename(
             columns=lambda f: f"{f:.0%}" if isinstance(f, float) and f < 1 else f, level="flipped"

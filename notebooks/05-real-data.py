@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from IPython.display import display
 from scipy import stats
 
@@ -57,7 +58,7 @@ print(f"{len(main)} students: {len(SEEDS)} seeds for each (alpha, loss)")
 # %% [markdown] id="data-teacher-student"
 # ## Data, teacher and student
 #
-# A fixed, stratified 70/30 split of the images. The teacher is an MLP with one wide hidden layer; the student has a hidden layer of a few units, a small fraction of the teacher's parameters. The teacher and two students are trained again here and must give the stored numbers: bit for bit on the CPU model that stored them, within `ex.REPRODUCTION["main"]` on another (far below any difference read here).
+# A fixed, stratified 70/30 split of the images. The teacher is an MLP with one wide hidden layer; the student has a hidden layer of a few units, a small fraction of the teacher's parameters. The teacher and two students are trained again here and must give the stored numbers: bit for bit on the CPU model that stored them, within `ex.REPRODUCTION["main"]` on another (far below any difference read here). That holds for this teacher, trained on the true labels. The wrong teachers below are another matter: on another CPU model a single student of theirs can come out differently, as a student of another seed would ([05c](05c-real-data-wrong-teachers.ipynb#limitations)).
 
 # %%
 data = ex.load_digits_split(config)
@@ -94,15 +95,70 @@ print(
 )
 assert train_accuracy == 1 and max(moved.values()) == moved[min(BETAS)] < 0.01
 
+# %% [markdown] id="one-step"
+# ## One training step
+#
+# `ex.run` trains every student below. One of its steps, written out: the first mini-batch (the training rows shuffled by a generator seeded with the seed), the loss, and one step of Adam, the optimiser of every student. The cell checks the losses against `ex.klloss_kd(alpha, beta)` and `ex.plain_kd(alpha, T)`, which trained the students, and the step against `ex.train`'s.
+
+# %%
+alpha, beta, seed = 0.5, 1.5, 0
+with torch.no_grad():
+    z_rows = teacher(data.x_train)  # the teacher's logits on every training row, once, as ex.run does
+order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed))  # epoch 1's shuffle
+batch = order[: config.batch_size]  # its first mini-batch
+x, y, z = data.x_train[batch], data.y_train[batch], z_rows[batch]
+
+
+def ours(s, z, y):  # (1 − α)·CE + α·klloss_v2(z, s, z, y, β)/k
+    return (1 - alpha) * F.cross_entropy(s, y) + alpha * klloss.klloss_v2(z, s, z, y, beta, impl=ex.IMPL) / k
+
+
+def kd(s, z, y):  # (1 − α)·CE + α·T²·KL(p_T ‖ q_T), the KL written out
+    log_p, log_q = (z / T).log_softmax(1), (s / T).log_softmax(1)
+    return (1 - alpha) * F.cross_entropy(s, y) + alpha * T**2 * (log_p.exp() * (log_p - log_q)).sum(1).mean()
+
+
+def one_step(loss_of):
+    """A fresh student, seeded as ex.train_student seeds it, after one Adam step on the batch."""
+    torch.manual_seed(seed)
+    student = ex.mlp(data.x_train.shape[1], config.student_hidden, data.classes)
+    optimiser = torch.optim.Adam(student.parameters(), lr=config.lr)
+    loss = loss_of(student(x), z, y)
+    optimiser.zero_grad()
+    loss.backward()  # the teacher's z carries no gradient: only the student learns
+    optimiser.step()
+    return loss.item(), [w.detach() for w in student.parameters()]
+
+
+for mine, trained in ((ours, ex.klloss_kd(alpha, beta)), (kd, ex.plain_kd(alpha, T))):
+    (loss_mine, after_mine), (loss_trained, after_trained) = one_step(mine), one_step(trained)
+    step_gap = max((a - b).abs().max().item() for a, b in zip(after_mine, after_trained, strict=True))
+    exact = loss_mine == loss_trained and step_gap == 0
+    print(
+        f"{mine.__name__}: loss on the batch {loss_mine:.4f};",
+        "equal in value and in every parameter after the step"
+        if exact
+        else "equal up to float32 round-off: loss and every parameter after the step within 1e-6",
+    )
+    assert abs(loss_mine - loss_trained) < 1e-6 * loss_trained and step_gap < 1e-6
+# ex.train itself, on a data set of this one batch: one epoch is one step (its rows in another order)
+torch.manual_seed(seed)
+by_train = ex.mlp(data.x_train.shape[1], config.student_hidden, data.classes)
+one_batch = dataclasses.replace(data, x_train=x, y_train=y)
+ex.train(by_train, ex.klloss_kd(alpha, beta), one_batch, z, dataclasses.replace(config, epochs=1), seed)
+gap = max((a - b).abs().max().item() for a, b in zip(one_step(ours)[1], by_train.parameters(), strict=True))
+print("ex.train's step gives the same parameters up to float32 round-off:", "< 1e-6" if gap < 1e-6 else gap)
+assert gap < 1e-6
+
 # %% [markdown] id="teacher-sure"
-# The teacher gets every training image right and is almost sure of each, so klloss_v2's weights have little to act on: its target $q^*$ differs from the teacher's $p$ by under 1 % of the probability mass (printed above; [05b](05b-real-data-appendix.ipynb#mass) shows why, and [which rows they weigh up](05b-real-data-appendix.ipynb#row-weights)). Keep that in mind when reading "equivalent" below.
+# **What the design decides in advance.** The teacher gets every training image right and is almost sure of each, so klloss_v2's weights have little to act on: its target $q^*$ differs from the teacher's $p$ by under 1 % of the probability mass (printed under the set-up; [05b](05b-real-data-appendix.ipynb#mass) shows why, and [which rows they weigh up](05b-real-data-appendix.ipynb#row-weights)). So "equivalent to KD at $T = 1$" is close to what one should expect here. [Notebook 04](04-what-it-teaches.ipynb)'s exercise 6 finds the loss does most with a teacher neither flat nor certain, and this experiment has no such teacher. Second: with the wrong teachers below, every student also learns the true labels (the CE part, weight $1 - \alpha$), which favours "better no teacher than a wrong one".
 #
 # ## How the students are compared
 #
 # One student per (loss, α, seed), with the same initialisation and the same order of mini-batches for every loss: each student has a twin trained with every other loss. So we compare seed by seed, as [notebook 04a](04a-statistics-primer.ipynb) explains: the mean of the paired differences, its 95 % Student-t interval, the t-test of a difference, and the equivalence test (TOST) against a margin per metric, with Holm's adjustment over every p-value of the family. The tables print the primer's verdict words:
 #
 # - **higher** or **lower**: the t-test's p-value is below 0.05 after Holm's adjustment;
-# - **equivalent**: not that, but the equivalence test's p-value is: the difference lies within ± the margin;
+# - **equivalent**: the t-test does not pass after Holm's adjustment, but the equivalence test does: the difference lies within ± the margin;
 # - **higher, within the margin** (or lower): both tests pass after the adjustment, a real difference smaller than the margin;
 # - **not settled**: neither test passes after the adjustment. A 95 % interval can exclude zero on its own and the verdict still be "not settled".
 #
@@ -125,7 +181,7 @@ print(f"{n_main} comparisons in this family, each tested twice: Holm over {2 * n
 # %% [markdown] id="against-kd"
 # ## klloss_v2 against KD at T = 1 and at T = 4
 #
-# Test accuracy, first loss minus second, one row per comparison and α:
+# Test accuracy, first loss minus second, one row per comparison and α. Every mean and interval is in percentage points (pp) with two decimals; NLL differences are in nats with four.
 
 # %%
 to_kd1 = [(KD4, KD1)] + [(kl(b), KD1) for b in BETAS]
@@ -152,6 +208,24 @@ def verdicts(table, pairs):
 assert verdicts(acc, [(KD4, KD1)]) == {"higher"}
 assert verdicts(acc, to_kd1[1:]) == {"equivalent"}
 assert verdicts(acc, to_kd4) == {"lower"}
+# beta = 1000 against KD at T = 1: the same test accuracy on almost every seed, different probabilities on all
+same = {
+    a: {
+        m: int((ex.paired_differences(main, m, kl(1000), KD1).loc[a] == 0).sum())
+        for m in ("accuracy", "p_true")
+    }
+    for a in ALPHAS
+}
+largest_p_true = ex.paired_differences(main, "p_true", kl(1000), KD1).abs().max().max()
+print(
+    f"beta = 1000 minus KD, T = 1: seeds with exactly the same test accuracy, of {len(SEEDS)}:",
+    {a: same[a]["accuracy"] for a in ALPHAS},
+)
+print(
+    f"  with the same p_true: {[same[a]['p_true'] for a in ALPHAS]}; largest |difference in p_true| {100 * largest_p_true:.3f} pp"
+)
+assert same[ALPHAS[0]]["accuracy"] == len(SEEDS) and math.isnan(acc.loc[(ALPHAS[0], kl(1000), KD1), "t"])
+assert all(same[a]["p_true"] == 0 for a in ALPHAS) and largest_p_true < 1e-3
 
 # %% [markdown] id="accuracy-verdicts"
 # What the tables show (each asserted in the cell above):
@@ -160,7 +234,9 @@ assert verdicts(acc, to_kd4) == {"lower"}
 # - **klloss_v2 is equivalent to KD at $T = 1$** in accuracy, at every β and both α: the equivalence test passes after the adjustment, so the difference lies within the accuracy margin, under three test images. This is shown, not merely a difference that was not found.
 # - **klloss_v2 is less accurate than KD at $T = 4$**, at every β and both α. No β reaches ordinary KD with a temperature, and the article's loss has none.
 #
-# Confidence, NLL and calibration, klloss_v2 minus KD at $T = 1$ (the mean difference and the verdict, per α):
+# **Why β = 1000 gives differences of exactly 0** (not a bug): its weights $w_c = k + m_c/1000$ are within a fraction of a percent of $k$, so its students take almost the same steps as their KD twins, from the same start on the same mini-batches. Their $p_{\text{true}}$ still differs on every seed, but too little to change a prediction: on every seed at α = 0.5, and all but one at α = 0.9, both get the same test images right (printed above). With every difference 0 the standard deviation is 0, so t is 0/0, printed "n/a".
+#
+# Confidence, NLL and calibration, klloss_v2 minus KD at $T = 1$: per α, the mean difference (its unit beside the metric's name) and the verdict:
 
 # %%
 rows = [(metric, kl(b), KD1) for metric in ("p_true", "nll", "ece") for b in BETAS]
@@ -185,6 +261,8 @@ assert not verdicts(tests["ece"], [(kl(b), KD1) for b in BETAS]) & {"higher", "l
 
 # %% [markdown] id="confidence-verdicts"
 # - **At β ≤ 1.5 the student is slightly less confident** on the true class than its KD twin, and has a **slightly lower NLL**, at both α: the t-test passes after the adjustment, and so does the equivalence test: a real difference, smaller than the margin. One exception: the NLL at β = 0.5 with α = 0.9. Its 95 % interval lies inside the NLL margin too, and its equivalence p-value is below 0.05 on its own, but not after Holm's adjustment (both printed above).
+#
+#   Less confident, yet a lower NLL? $p_{\text{true}}$ averages $q_y$ over the test images, the NLL averages $-\log q_y$, which is large where $q_y$ is near 0, as on confident mistakes: a less confident student can pay less there. The stored runs keep no per-image probabilities, so this notebook cannot show that this is what happens. [05b](05b-real-data-appendix.ipynb#less-confident) examines the confidence further.
 # - **At β = 1000** every difference is equivalent to zero; **calibration** (ECE) shows no difference that passes the t-test after the adjustment, at any β.
 #
 # Why less confident: [notebook 04](04-what-it-teaches.ipynb)'s target gives the true label less than the teacher does, $q^*_y \le p_y$. The appendix measures [how much of that prediction the students show](05b-real-data-appendix.ipynb#less-confident), and trains with [the target and the row weight apart](05b-real-data-appendix.ipynb#ablation): on this teacher the target does it all. Putting klloss_v2's weights under a temperature, [our softened variant](05b-real-data-appendix.ipynb#softened), does not help either.
@@ -192,7 +270,7 @@ assert not verdicts(tests["ece"], [(kl(b), KD1) for b in BETAS]) & {"higher", "l
 # %% [markdown] id="teacher-that-wrong"
 # ## A teacher that is wrong
 #
-# Negative weights, the loss's worst failure (notebooks [03](03-beta-and-offset.ipynb) and [04](04-what-it-teaches.ipynb)), need training rows the teacher gets wrong, and confidently: a class must lead the label by more than $k\beta$. The teacher above gets none wrong. So `make experiments` also trains **teachers on labels of which 0 %, 10 %, 20 % and 40 % were flipped** to another class, long enough that they fit them: they are confidently wrong on those rows. The students still learn from the true labels, with fewer seeds (printed below). The teachers:
+# Negative weights, the loss's worst failure (notebooks [03](03-beta-and-offset.ipynb) and [04](04-what-it-teaches.ipynb)), need training rows the teacher gets wrong, and confidently: a class must lead the label by more than $k\beta$. The teacher above gets none wrong. So `make experiments` also trains **teachers on labels of which 0 %, 10 %, 20 % and 40 % were flipped** to another class, long enough that they fit them: they are confidently wrong on those rows. The students still learn from the true labels, through their CE part (weight $1 - \alpha$), with fewer seeds (printed below). These verdicts are statistics over seeds, run on one CPU model: a wrong teacher's single student is not reproducible across CPU models (see `ex.REPRODUCTION`), so a re-run elsewhere differs as another set of seeds would. The teachers:
 
 # %%
 wrong = {w["fraction"]: w for w in stored["wrong_teacher"]}
@@ -211,6 +289,12 @@ teachers = pd.DataFrame(
 ).T
 teachers.index.name = "labels flipped"
 display(teachers.round(3))
+teacher_wrong = {f: 1 - w["teacher"]["train_accuracy"] for f, w in wrong.items()}
+print(
+    "the teacher is wrong on this share of its training rows:",
+    {f"{f:.0%}": f"{v:.1%}" for f, v in teacher_wrong.items()},
+)
+assert all(v >= 0.9 * f for f, v in teacher_wrong.items())
 neg = {f: {float(b): v for b, v in w["teacher"]["negative_weight_rows"].items()} for f, w in wrong.items()}
 assert (teachers["fits its labels"] == 1).all()
 for f in wrong:  # negative weights only on rows the teacher learned wrong: at beta = 0.5 on most of them
@@ -230,6 +314,10 @@ growth = {
     for a in ALPHAS
 }
 print(f"{len(plan.noise_seeds)} seeds per (labels flipped, alpha, loss)")
+print(
+    "share of training rows with some w < 0 at beta = 1.5:",
+    {f"{f:.0%}": f"{neg[f][1.5]:.1%}" for f in flipped},
+)
 print("runs whose training loss ends negative, per (labels flipped, loss):", negative_final.to_dict())
 print(
     f"beta = 0.5: the students' largest |s| is {min(growth.values()):.0f}x to {max(growth.values()):.0f}x KD's (median over seeds)"
@@ -295,13 +383,18 @@ assert kl_kd4.pop((min(flipped), ALPHAS[1])) == "not settled" and set(kl_kd4.val
 kd4_kd1 = wrong_verdicts("accuracy", KD4, KD1)
 assert kd4_kd1.pop((top, ALPHAS[0])) == "lower" and set(kd4_kd1.values()) == {"not settled"}
 assert set(wrong_verdicts("ece", KD4, KD1).values()) == {"lower"}
+n_wrong = 2 * sum(len(table) for table in wrong_tests.values())  # p-values in the family
+for key in [(min(flipped), ALPHAS[0], kl(1.5), KD1), (flipped[1], ALPHAS[0], "CE only", kl(1.5))]:
+    holm_p, bonferroni_p = acc_w.loc[key, "p_holm"], min(1.0, n_wrong * acc_w.loc[key, "p"])
+    print(f"{key}: near 0.05, Holm p {holm_p:.3f}, Bonferroni p {bonferroni_p:.3f}")
+    assert 0.01 < holm_p < ex.LEVEL < bonferroni_p < 0.1
 
 # %% [markdown] id="wrong-teachers-show"
 # What the wrong teachers show (each asserted in the cell above):
 #
 # - **β = 0.5 fails.** The NLL is higher than KD's at $T = 1$ everywhere. The accuracy is lower at 40 % flipped (the t-test passes after Holm's adjustment); at 10 % and 20 % every 95 % interval lies below zero, but the t-test does not pass after the adjustment with this few seeds.
-# - **β = 1.5 helps, a little.** With about 1 % of rows negative, the student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped, and has a lower NLL at every share; at 40 % neither test passes for accuracy after the adjustment, and its logits already grow ([05c](05c-real-data-wrong-teachers.ipynb#wrong-family)). Why: a row the teacher gets wrong counts less, by $W_i/k < 1$ ([05c](05c-real-data-wrong-teachers.ipynb#wrong-row)).
-# - **Better no teacher than a wrong one.** Cross-entropy alone is more accurate than KD at $T = 1$ everywhere, and than klloss_v2 at β = 1.5 at 20 % and 40 % flipped.
+# - **β = 1.5 helps, a little.** With at most about 1 % of rows negative (shares printed above), the student is more accurate than with KD at $T = 1$ at 10 % and 20 % flipped (at 10 % with α = 0.5 only just: Holm p close to 0.05, printed above), and has a lower NLL at every share; at 40 % neither test passes for accuracy after the adjustment, and its logits already grow ([05c](05c-real-data-wrong-teachers.ipynb#wrong-family)). Why: a row the teacher gets wrong counts less, by $W_i/k < 1$ ([05c](05c-real-data-wrong-teachers.ipynb#wrong-row)).
+# - **Better no teacher than a wrong one.** Cross-entropy alone is more accurate than KD at $T = 1$ everywhere, and than klloss_v2 at β = 1.5 at 20 % and 40 % flipped (at 20 % with α = 0.5 only just). The design favours this: the other students learn the true labels with weight $1 - \alpha$ only.
 # - **KD at $T = 4$, the winner on the right teacher, loses here.** It is less accurate than no teacher at all everywhere, and than klloss_v2 at β = 1.5 in every setting but one. Against KD at $T = 1$ the t-test passes only at 40 % flipped with α = 0.5. Its calibration (ECE) is better than KD's at $T = 1$ with any labels flipped.
 #
 # <a id="recipe"></a>
@@ -369,8 +462,8 @@ assert "lower" not in wrong_verdicts("accuracy", clamped[1.5], kl(1.5), ours_tes
 #
 # On this small benchmark (one dataset, small MLPs, seeds as the only source of variation; [the limitations in full](05c-real-data-wrong-teachers.ipynb#limitations)):
 #
-# - **With a teacher that is right and sure**, klloss_v2 does what KD at $T = 1$ does: its accuracy is equivalent, and at β ≤ 1.5 its student is slightly less confident with a slightly lower NLL, within the margins but for one NLL. It never reaches KD at $T = 4$.
-# - **With a teacher that is confidently wrong, β decides.** Small enough for many rows to get a negative weight, and training fails (β = 0.5). A little larger (β = 1.5), and the rows the teacher gets wrong count less: it beats KD at $T = 1$ at 10 % and 20 % flipped. It never beats leaving the wrong teacher out.
+# - **With a teacher that is right and sure**, klloss_v2 does what KD at $T = 1$ does: its accuracy is equivalent, and at β ≤ 1.5 its student is slightly less confident with a slightly lower NLL, within the margins but for one NLL. It never reaches KD at $T = 4$. This was to be expected: on this teacher $q^*$ moves under 1 % of the mass. A teacher neither flat nor certain, where [notebook 04](04-what-it-teaches.ipynb) expects the loss to do most, is not tested here.
+# - **With a teacher that is confidently wrong, β decides.** Small enough for many rows to get a negative weight, and training fails (β = 0.5). A little larger (β = 1.5), and the rows the teacher gets wrong count less: it beats KD at $T = 1$ at 10 % and 20 % flipped, though at 10 % with α = 0.5 only with a Holm-adjusted p-value close to 0.05 (Bonferroni's is above it: exercise 2). It never beats leaving the wrong teacher out, and the design favours that: every student learns the true labels too.
 # - **KD at $T = 4$ wins with the right teacher and loses with a wrong one.**
 # - **If you use it**, compute `klloss.negative_weight_share` on your teacher's training logits first, and choose $k\beta$ at or above the largest lead with headroom; or clamp the weights (`klloss.margin_kd_loss(..., clamp=True)`).
 
@@ -445,20 +538,19 @@ assert changed == {
 assert {bonferroni[m][key] for m, key in changed if m == "accuracy"} == {"not settled"}
 
 # %% [markdown] id="exercise-3-small"
-# **Exercise 3 · The same experiment, small.** *(open-ended)* `make experiments-small` trains this notebook's losses (CE only, KD at $T = 1$ and $T = 4$, klloss_v2 at β = 1.5) with 5 seeds, taught by the clean teacher and by the teacher trained on 40 % flipped labels, in about a minute, into `data/experiments/digits-small.json` (read it with `ex.load_stored(ex.STORED_SMALL)`). Predict first: which of this notebook's accuracy verdicts survive with 5 seeds instead of 30 (and 10)? Then settle the small record's families with the same functions (`rd.clean_pairs`, `rd.wrong_pairs`, `ex.settle`), and say why the intervals widen. To go further, run `python -m tools.run_experiments --small --seeds 0-2` (3 seeds) and read the same table from `ex.STORED_SMALL_VARIED`.
+# **Exercise 3 · The same experiment, small.** *(open-ended)* `make experiments-small` trains this notebook's losses (CE only, KD at $T = 1$ and $T = 4$, klloss_v2 at β = 1.5) with 5 seeds, taught by the clean teacher and by the teacher trained on 40 % flipped labels, in about a minute, into `data/experiments/digits-small.json` (read it with `ex.load_stored(ex.STORED_SMALL)`). Predict first: which of this notebook's accuracy verdicts survive with 5 seeds instead of 30 (and 10)? Then settle the small record as the notebook does: one family with every metric of the clean teacher (`ex.compare` on each metric with the pairs `rd.clean_pairs([1.5], T)`), one with accuracy, NLL and ECE of the wrong teacher (`rd.compare_by_fraction` with `rd.wrong_pairs([1.5], T)`), each settled by `ex.settle`; then read the accuracy rows. Say why the intervals widen. To go further, run `.venv/bin/python -m tools.run_experiments --small --seeds 0-2` (3 seeds): a varied run is written to `build/experiments/`, never over the committed file; read it with `ex.load_stored(ex.STORED_SMALL_VARIED)`.
 
 # %% [markdown] id="solution-small" tags=["solution"]
-# **Solution 3.** The 95 % interval's half-width is $t_{n-1,\,0.975}\,s/\sqrt n$. From 30 seeds to 5, $t$ grows and $\sqrt n$ shrinks, so for the same spread of the differences the interval is several times wider (the factor, and the measured ratios, are printed below). The small families are smaller, so Holm's factors are smaller too, but that does not make up for it. On the clean teacher no accuracy verdict survives: neither KD at $T = 4$'s gain nor klloss_v2's equivalence to KD at $T = 1$. The confidence and NLL differences that the full run found real but within the margin now come out "equivalent": too small to detect with 5 seeds, inside the margin all the same. With the teacher trained on 40 % flipped labels the large differences survive (no teacher beats KD at both temperatures; KD at $T = 4$ is less accurate than at $T = 1$ at α = 0.5), and klloss_v2's gain over KD at $T = 4$ does not. With 3 seeds, $t_{2,\,0.975}$ is larger still.
+# **Solution 3.** The 95 % interval's half-width is $t_{n-1,\,0.975}\,s/\sqrt n$. From 30 seeds to 5, $t$ grows and $\sqrt n$ shrinks, so for the same spread of the differences the interval is several times wider (the factor, and the measured ratios, are printed below). The solution reads only the committed small record, and asserts only verdicts whose adjusted p-values are all below 0.01 or above 0.2: a verdict resting on a p-value near 0.05 could flip in a re-run on another CPU. On the clean teacher no accuracy verdict survives: neither KD at $T = 4$'s gain nor klloss_v2's equivalence to KD at $T = 1$. One case: klloss_v2 at β = 1.5 minus KD at $T = 1$, α = 0.5. Its 95 % interval lies inside the accuracy margin, its equivalence p-value is the accuracy rows' smallest, yet it does not survive Holm's adjustment (printed below). With the teacher trained on 40 % flipped labels the large differences survive (no teacher beats KD at both temperatures). With 3 seeds, $t_{2,\,0.975}$ is larger still.
 
 # %% tags=["solution"]
-small = ex.load_stored(ex.STORED_SMALL)
+small = ex.load_stored(ex.STORED_SMALL)  # the committed record, never a varied run
 small_main, small_wrong = ex.frame(small["main"]["runs"]), rd.wrong_runs(small)
 small_tests = ex.settle({m: ex.compare(small_main, m, rd.clean_pairs([1.5], T)) for m in METRICS})
 small_wrong_tests = ex.settle(
     rd.compare_by_fraction(small_wrong, rd.wrong_pairs([1.5], T), ["accuracy", "nll", "ece"], [0.4])
 )
 clean_rows = [("accuracy", *pair) for pair in rd.clean_pairs([1.5], T)]
-clean_rows += [("p_true", kl(1.5), KD1), ("nll", kl(1.5), KD1)]
 wrong_rows = [
     ("accuracy", *pair) for pair in [("CE only", KD1), ("CE only", KD4), (KD4, KD1), (kl(1.5), KD4)]
 ]
@@ -477,14 +569,26 @@ half = {
 ratio = (half["small"] / half["full"].loc[half["small"].index]).round(1)
 print(f"{n_small} seeds against {len(SEEDS)}: t s / sqrt(n) grows {factor:.1f}x for the same spread s")
 print("measured, accuracy half-widths small / full:", ratio.to_dict())
-assert (ratio > 1).all() and (small_tests["accuracy"]["verdict"] == "not settled").all()
-for metric in ("p_true", "nll"):  # real but within the margin with 30 seeds; equivalent with 5
-    key = (list(ALPHAS), kl(1.5), KD1)
-    assert (small_tests[metric].loc[key, "verdict"] == "equivalent").all()
-    assert (tests[metric].loc[key, "verdict"] == "lower").all()
-verdict_at_40 = small_wrong_tests["accuracy"]["verdict"]
-found = {
-    (loss, base): verdict_at_40.loc[(0.4, list(ALPHAS), loss, base)].tolist() for _, loss, base in wrong_rows
-}
-assert found[("CE only", KD1)] == found[("CE only", KD4)] == ["higher", "higher"]
-assert found[(KD4, KD1)][0] == "lower" and found[(kl(1.5), KD4)] == ["not settled", "not settled"]
+assert (ratio > 1).all()
+
+
+def robust(table):
+    """The rows whose adjusted p-values are all below 0.01 or above 0.2: verdicts a re-run could not flip."""
+    adjusted = table[["p_holm", "p_equivalence_holm"]]
+    return table[((adjusted < 0.01) | (adjusted > 0.2)).all(axis=1)]
+
+
+clean_acc, wrong_acc = robust(small_tests["accuracy"]), robust(small_wrong_tests["accuracy"].loc[0.4])
+assert len(clean_acc) == len(small_tests["accuracy"]) and (clean_acc["verdict"] == "not settled").all()
+assert (wrong_acc.loc[(list(ALPHAS), "CE only", [KD1, KD4]), "verdict"] == "higher").all()
+case = small_tests["accuracy"].loc[(ALPHAS[0], kl(1.5), KD1)]
+print(
+    f"klloss_v2, beta = 1.5 minus KD, T = 1, alpha = {ALPHAS[0]}: 95% CI [{rd.number(case['ci_low'])}, "
+    f"{rd.number(case['ci_high'])}] pp, margin ±{100 * ex.MARGINS['accuracy']:g} pp; equivalence p "
+    f"{case['p_equivalence']:.4f}, after Holm {case['p_equivalence_holm']:.2f}"
+)
+assert -ex.MARGINS["accuracy"] < case["ci_low"] and case["ci_high"] < ex.MARGINS["accuracy"]
+assert (
+    case["p_equivalence"] == small_tests["accuracy"]["p_equivalence"].min()
+    and case["p_equivalence_holm"] > 0.2
+)

@@ -62,7 +62,8 @@ def parse(argv):
     which.add_argument(
         "--small",
         action="store_true",
-        help=f"run course.experiments.SMALL (or it varied by the options below) into {ex.STORED_SMALL}",
+        help=f"run course.experiments.SMALL into {ex.STORED_SMALL}; varied by the options below, into "
+        f"{ex.STORED_SMALL_VARIED} (never over the committed file)",
     )
     parser.add_argument("--seeds", type=seeds, help="with --small: the students' seeds, as 0,1,2 or 0-9")
     parser.add_argument("--betas", type=numbers, help="with --small: klloss_v2's betas, as 1.5 or 0.5,1.5")
