@@ -366,7 +366,7 @@ ZH = {
     "scale only": "只用缩放",
     "accuracy std": "准确率标准差",
     "p_true std": "p_true 标准差",
-    "mean p(true class), test": "测试集上真实类别的平均概率",
+    "mean p(true class), test": "真实类别概率（测试）",
     "test ECE": "测试 ECE",
     "paired difference in test ECE (pp)": "测试 ECE 的配对差（百分点）",
     "training set": "训练集",
@@ -378,7 +378,7 @@ ZH = {
     "observed CI": "实测的置信区间",
     "observed / pure": "实测 / 纯 klloss 的预测",
     "observed / mixed": "实测 / 混合损失的预测",
-    "{metric}: ours minus KD, T = {t}": "{metric}：我们的变体减去 KD（T = {t}）",
+    "{metric}: ours minus KD, T = {t}": "{metric}：我们的 − KD（T = {t}）",
     "OUR EXTENSION (not the article's loss): klloss_v2's weights on p and q softened by T = {t}": (
         "我们的扩展（不是原文的损失）：klloss_v2 的权重作用在按 T = {t} 软化的 p 和 q 上"
     ),

@@ -414,7 +414,10 @@ assert (conf.loc[[(a, kl(1000), KD1) for a in ALPHAS], "verdict"] == "equivalent
 # So there are two predictions of the klloss_v2 student's probability on the true class *relative to its KD ($T = 1$) twin*: the pure-klloss one ($q^*_y - p_y$) and the mixed-loss one (the difference of the two mixed optima). Both are computed on each split from the stored teacher's logits there, and compared with what the students did **on the same split**: the mean over seeds of the paired difference in mean $q_y$, with its 95 % t-interval.
 
 # %%
-splits = {"training set": (z_train, data.y_train, "train_p_true"), "test set": (z_test, data.y_test, "p_true")}
+splits = {
+    "training set": (z_train, data.y_train, "train_p_true"),
+    "test set": (z_test, data.y_test, "p_true"),
+}
 rows = []
 for split, (z, y, column) in splits.items():
     index = torch.arange(len(y))
