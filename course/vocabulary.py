@@ -387,6 +387,7 @@ ZH = {
         "我们的消融：只用目标 q*、只用行权重 W/k、两者都用，各减去 KD（95% t 置信区间）"
     ),
     "verdicts changed": "改变的结论数",
+    "margin (pp)": "等价界值（百分点）",
     # ---- 05c ----
     "fits its (flipped) labels": "拟合自身的（翻转）标签",
     "right on true labels (train)": "在真实标签上判对（训练集）",
@@ -410,6 +411,7 @@ ZH = {
     "mean W/k there": "这些行上 W/k 的均值",
     "mean q*_y / p_y there": "这些行上 q*_y / p_y 的均值",
     "largest": "最大值",
+    "k beta": "kβ",
     "beta at k = 8": "k = 8 时的 β",
     "quantile of the lead": "领先量的分位数",
     "t-test p": "t 检验的 p 值",
