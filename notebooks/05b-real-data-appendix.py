@@ -414,7 +414,10 @@ assert (conf.loc[[(a, kl(1000), KD1) for a in ALPHAS], "verdict"] == "equivalent
 # So there are two predictions of the klloss_v2 student's probability on the true class *relative to its KD ($T = 1$) twin*: the pure-klloss one ($q^*_y - p_y$) and the mixed-loss one (the difference of the two mixed optima). Both are computed on each split from the stored teacher's logits there, and compared with what the students did **on the same split**: the mean over seeds of the paired difference in mean $q_y$, with its 95 % t-interval.
 
 # %%
-splits = {"train": (z_train, data.y_train, "train_p_true"), "test": (z_test, data.y_test, "p_true")}
+splits = {
+    "training set": (z_train, data.y_train, "train_p_true"),
+    "test set": (z_test, data.y_test, "p_true"),
+}
 rows = []
 for split, (z, y, column) in splits.items():
     index = torch.arange(len(y))
@@ -448,7 +451,7 @@ display(prediction.round(3))
 at_smallest = prediction.xs(min(BETAS), level="beta")
 for (split, alpha), row in at_smallest.iterrows():
     print(
-        f"{split:>5}, alpha = {alpha}: observed / pure prediction {row['observed / pure']:.2f}, "
+        f"{split:>12}, alpha = {alpha}: observed / pure prediction {row['observed / pure']:.2f}, "
         f"observed / mixed prediction {row['observed / mixed']:.2f}"
     )
 # every prediction and every observation points the same way: less confident than the KD twin
@@ -459,12 +462,12 @@ assert (share[ALPHAS[0]] < share[ALPHAS[1]]).all()
 # on the training set (where the prediction is made) the mixed-loss prediction is mostly realised;
 # on the test set less of either prediction is
 mixed_share = prediction["observed / mixed"]
-assert (mixed_share.loc["train"] > 0.7).all() and (
-    mixed_share.loc["test"].to_numpy() < mixed_share.loc["train"].to_numpy()
+assert (mixed_share.loc["training set"] > 0.7).all() and (
+    mixed_share.loc["test set"].to_numpy() < mixed_share.loc["training set"].to_numpy()
 ).all()
 # the prediction itself is larger on the test set, where the teacher is less certain
 pure_prediction = prediction["predicted, pure (pp)"]
-assert (pure_prediction.loc["test"].to_numpy() < pure_prediction.loc["train"].to_numpy()).all()
+assert (pure_prediction.loc["test set"].to_numpy() < pure_prediction.loc["training set"].to_numpy()).all()
 
 # %% [markdown] id="measured-same-split-direction"
 # Measured on the same split, the direction is always the one [notebook 04](04-what-it-teaches.ipynb) predicts. The size depends on α, and on which prediction one holds it to:
