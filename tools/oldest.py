@@ -38,6 +38,7 @@ LEFT_OUT = (
     "test_bench_hidden.py",
     "test_explorer.py",
     "test_glossary.py",
+    "test_outputs_zh.py",
     "test_plotting.py",
 )
 
