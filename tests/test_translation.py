@@ -592,3 +592,12 @@ def test_the_chinese_opening_says_what_comes_first_as_the_index_reads_it(path):
     if english["need"]:
         assert chinese["need"], f"{path.name}: no **预备知识：** line"
     assert "你需要先读" not in _read(path).cells[0].source
+
+
+def test_no_control_character_hides_in_a_translation_or_a_notebook_script():
+    # a "\a" written through a shell or a Python string without r"" becomes BEL, and MathJax shows
+    # "Math input error" where $1 - \alpha$ was meant
+    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+    for path in sorted((ROOT / "notebooks").glob("*.zh.md")) + sorted((ROOT / "notebooks").glob("*.py")):
+        found = control.search(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name}: control character {found.group()!r} at {found.start()}"
