@@ -7,6 +7,8 @@ every family with these functions, so a verdict reads the same wherever it is pr
 adjustment depends on the whole family, and each family here is the one both notebooks adjust.
 """
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -18,6 +20,40 @@ CE = "CE only"
 UNITS = {"accuracy": "pp", "p_true": "pp", "nll": "nats", "ece": "pp"}
 """How each metric's differences are printed: in percentage points, or NLL in nats."""
 MINUS, ALPHA = "\N{MINUS SIGN}", "\N{GREEK SMALL LETTER ALPHA}"
+
+
+def load_runs():
+    """``(config, plan, stored)``: the stored experiment (:func:`course.experiments.load_stored`)
+    with the configuration and plan of this code, which it must be exactly (else ``ValueError``:
+    run ``make experiments``). Every number the notebooks print comes from ``stored``."""
+    config, plan = ex.Config(), ex.Plan()
+    stored = ex.load_stored()
+    provenance = stored["provenance"]
+    if provenance["config"] != dataclasses.asdict(config) or provenance["plan"] != json.loads(
+        json.dumps(dataclasses.asdict(plan))
+    ):
+        raise ValueError(f"{ex.STORED} was not written by this code's Config and Plan: run make experiments")
+    return config, plan, stored
+
+
+def wrong_teachers(stored):
+    """The teachers trained on flipped labels, one row per share flipped: how well each fits the
+    labels it saw and the true ones, its test accuracy, and its share of training rows with a
+    negative weight at each beta of the plan."""
+    import pandas as pd
+
+    rows = {}
+    for part in stored["wrong_teacher"]:
+        teacher = part["teacher"]
+        rows[part["fraction"]] = {
+            "fits its (flipped) labels": teacher["train_accuracy_on_labels_seen"],
+            "right on true labels (train)": teacher["train_accuracy"],
+            "test accuracy": teacher["test"]["accuracy"],
+            **{f"rows with w < 0, beta = {b}": v for b, v in teacher["negative_weight_rows"].items()},
+        }
+    table = pd.DataFrame(rows).T
+    table.index.name = "labels flipped"
+    return table
 
 
 def kd(temperature):

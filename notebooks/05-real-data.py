@@ -19,7 +19,6 @@
 
 # %%
 import dataclasses
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -39,12 +38,8 @@ from course import realdata as rd
 ex.seeds_everything(0)  # every run below also seeds its own generator from its seed
 pd.set_option("display.precision", 4)
 course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
-config, plan = ex.Config(), ex.Plan()
-stored = ex.load_stored()
+config, plan, stored = rd.load_runs()  # the stored runs, exactly this code's configuration and plan
 provenance = stored["provenance"]
-# the stored runs are exactly this notebook's configuration and plan
-assert provenance["config"] == dataclasses.asdict(config)
-assert provenance["plan"] == json.loads(json.dumps(dataclasses.asdict(plan)))
 main = ex.frame(stored["main"]["runs"])
 SEEDS, BETAS, ALPHAS, T = plan.seeds, plan.betas, plan.alphas, config.temperature
 KD1, KD4, kl, k = rd.KD1, rd.kd(T), rd.kl, klloss.ARTICLE_OFFSET
@@ -276,18 +271,7 @@ assert not verdicts(tests["ece"], [(kl(b), KD1) for b in BETAS]) & {"higher", "l
 wrong = {w["fraction"]: w for w in stored["wrong_teacher"]}
 wrong_runs = rd.wrong_runs(stored)
 flipped = [f for f in wrong if f > 0]
-teachers = pd.DataFrame(
-    {
-        f"{f:.0%}": {
-            "fits its labels": w["teacher"]["train_accuracy_on_labels_seen"],
-            "right on true labels": w["teacher"]["train_accuracy"],
-            "test accuracy": w["teacher"]["test"]["accuracy"],
-            **{f"rows with w < 0, beta = {b}": v for b, v in w["teacher"]["negative_weight_rows"].items()},
-        }
-        for f, w in wrong.items()
-    }
-).T
-teachers.index.name = "labels flipped"
+teachers = rd.wrong_teachers(stored).rename(index="{:.0%}".format)
 display(teachers.round(3))
 teacher_wrong = {f: 1 - w["teacher"]["train_accuracy"] for f, w in wrong.items()}
 print(
@@ -296,7 +280,7 @@ print(
 )
 assert all(v >= 0.9 * f for f, v in teacher_wrong.items())
 neg = {f: {float(b): v for b, v in w["teacher"]["negative_weight_rows"].items()} for f, w in wrong.items()}
-assert (teachers["fits its labels"] == 1).all()
+assert (teachers["fits its (flipped) labels"] == 1).all()
 for f in wrong:  # negative weights only on rows the teacher learned wrong: at beta = 0.5 on most of them
     assert neg[f][5.0] == neg[f][1000.0] == 0 and neg[f][1.5] < 0.011 and 0.75 * f <= neg[f][0.5] <= f + 1e-3
 

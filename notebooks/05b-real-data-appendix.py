@@ -10,8 +10,6 @@
 # This notebook reads the same stored runs as [notebook 05](05-real-data.ipynb) (`data/experiments/digits.json`) and settles the same family of comparisons with the same functions (`course/realdata.py`), so every verdict here is the one [notebook 05](05-real-data.ipynb) prints. It trains nothing: [notebook 05](05-real-data.ipynb) checks that the stored numbers are the ones the code gives.
 
 # %%
-import dataclasses
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -32,11 +30,7 @@ from course.i18n import markdown
 ex.seeds_everything(0)  # the figures' jitter draws from its own generators
 pd.set_option("display.precision", 4)
 course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
-config, plan = ex.Config(), ex.Plan()
-stored = ex.load_stored()
-# the stored runs are exactly this configuration and plan
-assert stored["provenance"]["config"] == dataclasses.asdict(config)
-assert stored["provenance"]["plan"] == json.loads(json.dumps(dataclasses.asdict(plan)))
+config, plan, stored = rd.load_runs()  # the stored runs, exactly this code's configuration and plan
 main = ex.frame(stored["main"]["runs"])
 data = ex.load_digits_split(config)  # the split only: the teacher's logits are stored
 SEEDS, BETAS, ALPHAS, SOFT_BETAS, T = plan.seeds, plan.betas, plan.alphas, plan.soft_betas, config.temperature

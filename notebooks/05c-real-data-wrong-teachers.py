@@ -10,8 +10,6 @@
 # This notebook reads the same stored runs as [notebook 05](05-real-data.ipynb) (`data/experiments/digits.json`) and settles the same families of comparisons with the same functions (`course/realdata.py`), so every verdict here is the one [notebook 05](05-real-data.ipynb) prints. It trains nothing: [notebook 05](05-real-data.ipynb) checks that the stored numbers are the ones the code gives.
 
 # %%
-import dataclasses
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -32,11 +30,7 @@ from course.i18n import markdown
 ex.seeds_everything(0)
 pd.set_option("display.precision", 4)
 course.i18n.translate_outputs()  # tables and figures in the reader's language, the Chinese kept for notebooks/zh/
-config, plan = ex.Config(), ex.Plan()
-stored = ex.load_stored()
-# the stored runs are exactly this configuration and plan
-assert stored["provenance"]["config"] == dataclasses.asdict(config)
-assert stored["provenance"]["plan"] == json.loads(json.dumps(dataclasses.asdict(plan)))
+config, plan, stored = rd.load_runs()  # the stored runs, exactly this code's configuration and plan
 data = ex.load_digits_split(config)  # the split only: the teachers' logits are stored
 SEEDS, BETAS, ALPHAS, SOFT_BETAS, T = plan.seeds, plan.betas, plan.alphas, plan.soft_betas, config.temperature
 KD1, KD4, k, kl = rd.KD1, rd.kd(T), klloss.ARTICLE_OFFSET, rd.kl
@@ -76,18 +70,7 @@ print(
 
 # %%
 wrong_runs = rd.wrong_runs(stored)  # every run, with the share of labels flipped for its teacher
-teachers = pd.DataFrame(
-    {
-        f: {
-            "fits its (flipped) labels": w["teacher"]["train_accuracy_on_labels_seen"],
-            "right on true labels (train)": w["teacher"]["train_accuracy"],
-            "test accuracy": w["teacher"]["test"]["accuracy"],
-            **{f"rows with w < 0, beta = {b}": v for b, v in w["teacher"]["negative_weight_rows"].items()},
-        }
-        for f, w in wrong.items()
-    }
-).T
-teachers.index.name = "labels flipped"
+teachers = rd.wrong_teachers(stored)
 print(
     f"{len(plan.noise_seeds)} seeds per (labels flipped, alpha, loss); teachers trained {config.wrong_teacher_epochs} epochs, learning rate {config.wrong_teacher_lr:g}"
 )
