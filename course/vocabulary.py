@@ -146,11 +146,12 @@ ZH = {
     ),
     "red: positive term ($q < p$)": "红色：正项（q < p）",
     # ---- 02 ----
-    "compared with": "对照",
-    "same step": "同一步骤",
+    "compared with": "与之比较的正确值",
+    "max_abs_error": "最大绝对误差",
+    "same step": "同一步骤的正确值",
     "pairs (w, output)": "(w, output) 对",
     "per-class w p (log p - log q)": "逐类的 w p (log p − log q)",
-    "broken": "违反的性质",
+    "broken": "违反的不变量",
     "repeats": "重复了",
     "log-softmax <= 0": "log-softmax ≤ 0",
     "rows log-sum-exp to 0": "每行的 log-sum-exp 为 0",
@@ -169,16 +170,16 @@ ZH = {
     "w = m / beta + 8": "w = m / β + 8",
     "{step} as row {r}": "{step}（作为第 {r} 行）",
     "{step}: {check}": "{step}：{check}",
-    "checks the printed steps break": "原文打印的步骤违反的检查",
-    "no longer broken": "不再违反的检查",
+    "checks the printed steps break": "原文打印的步骤违反的检验",
+    "no longer broken": "不再违反的检验",
     "decimals": "小数位数",
     "printed {step}": "原文打印的 {step}",
-    "{step} row {r}": "{step} 第 {r} 行",
+    "{step} row {r}": "{step} 样本 {r}",
     "printed value": "原文打印的值",
     "the printed target_prob and output are the printed log_input; row 1 of the printed log_target is row 0 "
     "of the printed log_input (one colour scale)": (
-        "原文打印的 target_prob 和 output 就是原文打印的 log_input；原文打印的 log_target 的第 1 行"
-        "是原文打印的 log_input 的第 0 行（同一色标）"
+        "原文打印的 target_prob 和 output 就是原文打印的 log_input；原文打印的 log_target 中样本 1 的那一行，"
+        "就是原文打印的 log_input 中样本 0 的那一行（同一色标）"
     ),
     "which printed rows are digit-for-digit copies of an earlier printed row": "哪些打印的行与前面打印的某一行逐位相同",
     "printed earlier": "先打印的",
@@ -187,15 +188,15 @@ ZH = {
     "different": "不同",
     "output: per-class KL terms": "output：逐类 KL 项",
     "margin m": "间隔 m",
-    "'final loss': factors w and\np(log p - log q) of each product": "“final loss”：每个乘积的因子 w\n与 p(log p − log q)",
+    "'final loss': factors w and\np(log p - log q) of each product": "“最终计算的损失”：每个乘积的因子 w\n与 p(log p − log q)",
     "'loss sum' (printed 2 x 5) vs\nper-class weighted terms w p (log p - log q)": (
-        "“loss sum”（打印成 2 × 5）对照\n逐类加权项 w p (log p − log q)"
+        "“损失总和”（打印成 2 × 5）对照\n逐类加权项 w p (log p − log q)"
     ),
-    "'loss mean' vs the loss L": "“loss mean”对照损失 L",
+    "'loss mean' vs the loss L": "“损失平均”对照损失 L",
     "printed = correct": "打印值 = 正确值",
     "printed against correct: a correct printing lies on the grey diagonal": "打印值对照正确值：打印正确的点落在灰色对角线上",
     # ---- 03 ----
-    "rows with a negative weight": "带负权重的行",
+    "rows with a negative weight": "带负权重的样本",
     "k beta by the rule": "按规则取的 kβ",
     "sigma": "σ",
     "relative weight w / k = 1 + m/(kβ)": "相对权重 w / k = 1 + m/(kβ)",
@@ -249,7 +250,7 @@ ZH = {
     "{pair} difference": "{pair} 差异",
     "difference in test accuracy": "测试准确率之差",
     "± Δ, the equivalence margin": "± Δ，等价界值",
-    "one seed": "一个种子",
+    "one seed": "每点一个种子",
     "95% t-interval": "95% t 置信区间",
     "90% t-interval": "90% t 置信区间",
     "B − A unpaired, 95%": "B − A 不配对，95%",
@@ -316,7 +317,7 @@ ZH = {
     "L = 0 at β = {b} (k = {k})": "β = {b} 时 L = 0（k = {k}）",
     # ---- 05 (the comparisons' tables and the wrong teachers) ----
     "alpha": "α",
-    "baseline": "对照",
+    "baseline": "基线（被减的损失）",
     "metric": "指标",
     "first − second": "前者 − 后者",
     "accuracy": "准确率",
@@ -334,9 +335,9 @@ ZH = {
     "paired difference in {metric} (pp)": "{metric}的配对差（百分点）",
     "± the metric's equivalence margin": "± 该指标的等价界值",
     "mean, 95 % t-interval": "均值与 95% t 置信区间",
-    "fits its labels": "拟合自身的标签",
+    "fits its labels": "与自身训练标签一致",
     "right on true labels": "在真实标签上判对",
-    "rows with w < 0": "有 w < 0 的行",
+    "rows with w < 0": "有 w < 0 的样本",
     "labels flipped": "标签翻转比例",
     "flipped": "翻转比例",
     "{p} % flipped": "{p}% 翻转",
@@ -346,18 +347,18 @@ ZH = {
     "CE only − {other}": "只用交叉熵 − {other}",
     # ---- 05b ----
     "clean teacher": "干净的教师",
-    "train rows": "训练行",
-    "test rows": "测试行",
+    "train rows": "训练样本",
+    "test rows": "测试样本",
     "wrong": "错误",
-    "rows": "行",
+    "rows": "样本数",
     "mean W/k": "W/k 的均值",
     "share with mu < 0": "μ < 0 的占比",
     "mean q*_y / p_y": "q*_y / p_y 的均值",
     "p_y: the teacher's probability on the true label (at T)": "p_y：教师给真实标签的概率（温度 T 下）",
-    "W_i / k: the row's weight against KD's (log scale)": "W_i / k：该行权重是 KD 的几倍（对数刻度）",
-    "teacher right ({n} rows)": "教师判对（{n} 行）",
-    "teacher wrong ({n} rows)": "教师判错（{n} 行）",
-    "W/k = 1: the row weighs as in KD": "W/k = 1：该行权重与 KD 相同",
+    "W_i / k: the row's weight against KD's (log scale)": "W_i / k：该样本的权重是 KD 的几倍（对数刻度）",
+    "teacher right ({n} rows)": "教师判对（{n} 个样本）",
+    "teacher wrong ({n} rows)": "教师判错（{n} 个样本）",
+    "W/k = 1: the row weighs as in KD": "W/k = 1：该样本的权重与 KD 相同",
     "{setting} (our softened extension)": "{setting}（我们的软化扩展）",
     "teacher on {p} % flipped labels": "用 {p}% 翻转标签训练的教师",
     "ours: {what}": "我们的：{what}",
@@ -389,11 +390,11 @@ ZH = {
     "verdicts changed": "改变的结论数",
     "margin (pp)": "等价界值（百分点）",
     # ---- 05c ----
-    "fits its (flipped) labels": "拟合自身的（翻转）标签",
+    "fits its (flipped) labels": "与自身（翻转后的）训练标签一致",
     "right on true labels (train)": "在真实标签上判对（训练集）",
     "at β = {b}: {share}": "β = {b} 时：{share}",
-    "fraction of training rows": "训练行的占比",
-    "rows where some weight is negative (teacher vs true label)": "有负权重的行（教师对照真实标签）",
+    "fraction of training rows": "训练样本的占比",
+    "rows where some weight is negative (teacher vs true label)": "有负权重的样本（教师对照真实标签）",
     "{p}% of labels flipped": "{p}% 的标签被翻转",
     "epoch": "epoch",
     "mean training loss (symlog)": "平均训练损失（对称对数刻度）",
@@ -405,11 +406,11 @@ ZH = {
     "{name} (zero difference)": "{name}（差为零）",
     "test NLL in nats (log scale; lower is better)": "测试 NLL，单位 nats（对数刻度；越低越好）",
     "students' test NLL": "各学生的测试 NLL",
-    "rows the teacher gets wrong": "教师判错的行",
+    "rows the teacher gets wrong": "教师判错的样本",
     "of them with mu < 0 and every w >= 0": "其中 μ < 0 且每个 w ≥ 0 的",
     "with a negative weight (no q*)": "其中有负权重的（没有 q*）",
-    "mean W/k there": "这些行上 W/k 的均值",
-    "mean q*_y / p_y there": "这些行上 q*_y / p_y 的均值",
+    "mean W/k there": "这些样本上 W/k 的均值",
+    "mean q*_y / p_y there": "这些样本上 q*_y / p_y 的均值",
     "largest": "最大值",
     "k beta": "kβ",
     "beta at k = 8": "k = 8 时的 β",
@@ -454,6 +455,18 @@ def _split(text, separator):
     return [*parts, text[start:]]
 
 
+# a loss's name and its setting, "klloss_v2, beta = 0.5" or "KD, T = 1": written the Chinese way
+# ("klloss_v2，β = 0.5", "KD，T = 1") even in a label with no English word in it
+SETTINGS = re.compile(r"(, )?\b(beta|β|T) = (?=[\d.∞])")
+SETTING_ZH = {"beta": "β", "β": "β", "T": "T"}
+
+
+def _settings(text):
+    """``text`` with each "beta = 0.5" written "β = 0.5", and the comma before a setting
+    (", beta = 0.5", ", T = 1") full width."""
+    return SETTINGS.sub(lambda m: f"{'，' if m.group(1) else ''}{SETTING_ZH[m.group(2)]} = ", text)
+
+
 # a list in a label: its items are translated one by one and joined the Chinese way
 SEPARATORS = {"; ": "；", ", ": "，"}
 
@@ -467,7 +480,7 @@ def say(text, lang="zh"):
     if text in ZH:
         return ZH[text]
     if not english_words(text):
-        return text
+        return _settings(text)
     for separator, chinese in SEPARATORS.items():
         parts = _split(text, separator)
         if len(parts) > 1:

@@ -311,7 +311,7 @@ print(
 # %% [markdown] id="weights-terms-they-multiply"
 # ## The weights and the terms they multiply, as pictures
 #
-# Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger. Most of that enlargement is the offset: the teacher ranks the label first on both samples, so every weight is at least $k = 8$, and each weighted term is its KL term times $k$ times $w/k \ge 1$. The margins add at most a factor of the largest $w/k$ on the sample, printed below the figure.
+# Left, the weights: the label's cell (outlined) sits at the offset $k$, the rest above it. Middle, the KL terms: blue where the student gives a class more probability than the teacher ($q_c > p_c$, a negative term). Right, their product, whose sum over both rows (divided by $N$) is the loss. The middle and right panels share one colour scale, symmetric around zero, so the weighting's effect is visible: the same signs, larger. Most of that enlargement is the offset: the teacher ranks the label first on both samples, so every weight is at least $k = 8$, and each weighted term is its KL term times $k$ times $w/k \ge 1$. The margins add at most a factor of the largest $w/k$ on the sample, printed above the figure.
 
 # %% id="weights-terms-they-multiply-code"
 q = tr.log_input.exp()

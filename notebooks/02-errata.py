@@ -74,7 +74,7 @@ assert {"log-softmax <= 0", "rows log-sum-exp to 0"} <= set(broken)
 # %% [markdown] id="log_target-teacher-log-softmax"
 # ### log_target, the teacher's log-softmax $\log p$
 #
-# The same two invariants fail. Its second row is, digit for digit, the *first row of the printed log_input*, a different tensor of a different network.
+# The same two invariants fail. Its second row (sample 1) is, digit for digit, the *first row (sample 0) of the printed log_input*, a different tensor of a different network.
 
 # %%
 display(errata.side_by_side("log_target"))
@@ -285,7 +285,7 @@ assert counts[0] > counts[4] / 2  # most checks still prove the printing wrong a
 # %% [markdown] id="printed-tensors-all-at-once"
 # ## For the curious: which printed rows are copies of others *(optional)*
 #
-# Forensics, not needed for what follows or for the exercises: where the wrong numbers came from. The top row draws four printed tensors on one colour scale: the printed target_prob and output are the printed log_input again, and the second row of the printed log_target is the first row of the printed log_input. The matrix below it compares every printed row of every 2 × 5 step with every earlier one, digit for digit, and marks the identical pairs. The bottom panels put each printed step's numbers (vertical) against the true values (horizontal): a correct printing would lie on the diagonal.
+# Forensics, not needed for what follows or for the exercises: where the wrong numbers came from. The top row draws four printed tensors on one colour scale: the printed target_prob and output are the printed log_input again, and the second row (sample 1) of the printed log_target is the first row (sample 0) of the printed log_input. The matrix below it compares every printed row of every 2 × 5 step with every earlier one, digit for digit, and marks the identical pairs. The bottom panels put each printed step's numbers (vertical) against the true values (horizontal): a correct printing would lie on the diagonal.
 
 # %%
 steps = [k for k, s in printed.items() if s.group == "steps"]

@@ -23,7 +23,7 @@ import jupytext
 import nbformat
 import pytest
 
-from course import explorer, glossary, i18n
+from course import explorer, glossary, i18n, vocabulary
 from tools import build_site, refresh, translate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +78,7 @@ def _chinese_texts():
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "notebooks").glob("*.zh.md"))}
     texts["README.zh.md"] = (ROOT / "README.zh.md").read_text(encoding="utf-8")
     texts["course/glossary.py"] = "\n".join(meaning for _, meaning, _, _ in glossary.ZH.values())
+    texts["course/vocabulary.py"] = "\n".join(vocabulary.ZH.values())
     return texts
 
 
@@ -94,6 +95,10 @@ def test_every_chinese_page_uses_one_term_per_idea(name):
     assert not used, f"{name}: variants used (write the term instead): {used}"
 
 
+# where （开放题） goes: right after the bold heading, outside it, no space
+OPEN = next(pattern for pattern in glossary.AVOID_PATTERNS if "开放题" in pattern)
+
+
 def test_the_terms_of_issue_27_are_caught_where_they_are_written_wrong():
     # each wording a native reader flagged is caught; the right one is not
     wrong = {
@@ -107,11 +112,25 @@ def test_the_terms_of_issue_27_are_caught_where_they_are_written_wrong():
         "95 % 的重复": r"\d\s+%",
         "90% 区间落在界值之内": r"\d%\s*区间",
         "结论是「未定」": "「",
+        # a second native reader's report
+        "**解答 4.** 标签排第一时": r"解答 \d+\.",
+        "**练习 2 · 换一个界值（开放题）。** 准确率": OPEN,
+        "**练习 2 · 换一个界值。** （开放题）准确率": OPEN,
+        "**练习 2 · 换一个界值。**(开放题)准确率": OPEN,
+        "- **更高，在界值之内**（higher, within the margin）": r"(?:更高|更低)，在界值之内",
+        "- **只用 CE**：只从标签学习": "只用 CE",
+        "在干净教师上": "干净教师",
+        "训练行按种子打乱": "训练行",
     }
     for text, variant in wrong.items():
         prose = _prose(text)
         assert (variant in prose) if variant in glossary.AVOID else re.search(variant, prose), text
-    right = "把间隔除以 β，熵趋近 log C；最优学生分布 $q^*$；95% 置信区间，相差 2 个百分点；结论是“未定”。"
+    right = (
+        "把间隔除以 β，熵趋近 log C；最优学生分布 $q^*$；95% 置信区间，相差 2 个百分点；结论是“未定”。"
+        "**解答 4。** **练习 2 · 换一个界值。**（开放题）**练习 3 · 呢\uff1f**（开放题）"
+        "只用交叉熵（不用教师），"
+        "干净的教师，训练样本；更高，在界值内；差落在界值之内。"
+    )
     prose = _prose(right)
     assert not [v for v in glossary.AVOID if v in prose]
     assert not [v for v in glossary.AVOID_PATTERNS if re.search(v, prose)]
@@ -171,6 +190,22 @@ def test_q_star_confidence_intervals_and_quotes_keep_their_one_wording(path):
         assert variant not in text, f"{path.stem}: {variant!r}"
     for pattern in (r"最优学生(?!分布)", r"\bpp\b", r"\d\s+%", r"\d%\s*区间"):
         assert not re.search(pattern, text), f"{path.stem}: {pattern!r}"
+
+
+# q* named as "the target" beside its symbol: it is 最优学生分布 q* (目标 only in "以 q* 为目标的 KD"
+# and in the ablation's name 只用目标); formulas are part of what this looks at, so AVOID cannot
+Q_STAR_AS_TARGET = re.compile(r"目标\s*\$q\^\*")
+
+
+@pytest.mark.parametrize("path", TRANSLATIONS, ids=lambda p: p.stem)
+def test_q_star_is_never_called_the_target_beside_its_symbol(path):
+    found = [m.group(0) for m in Q_STAR_AS_TARGET.finditer(path.read_text(encoding="utf-8"))]
+    assert not found, f"{path.name}: write 最优学生分布 $q^*$, not {found}"
+
+
+def test_the_q_star_check_can_fail():
+    assert Q_STAR_AS_TARGET.search("它的目标 $q^*$ 与教师的 $p$")
+    assert not Q_STAR_AS_TARGET.search("以重新加权的教师分布 $q^*$ 为目标的 KD；最优学生分布 $q^*$")
 
 
 NOTEBOOK_MENTION = {
