@@ -79,6 +79,19 @@ def median_ratio(runs, column, loss, baseline, fractions, alphas):
     return out
 
 
+def train_on_batch(data, config, x, y, z, loss, seed):
+    """A student trained by :func:`course.experiments.train` for one epoch on a data set of the one
+    mini-batch ``(x, y)`` with teacher logits ``z``: one optimiser step (notebook 05 compares it
+    with the step written out)."""
+    import torch
+
+    torch.manual_seed(seed)  # as ex.train_student seeds the student
+    student = ex.mlp(data.x_train.shape[1], config.student_hidden, data.classes)
+    one_batch = dataclasses.replace(data, x_train=x, y_train=y)
+    ex.train(student, loss, one_batch, z, dataclasses.replace(config, epochs=1), seed)
+    return student
+
+
 def kd(temperature):
     """The name of plain KD at ``temperature`` in the stored runs."""
     return f"KD, T = {temperature:g}"
