@@ -56,6 +56,42 @@ def wrong_teachers(stored):
     return table
 
 
+def mass_moved(z, labels, betas):
+    """{beta: how much probability mass klloss_v2's target moves}: the total variation between
+    q* (notebook 04) and the teacher's p, averaged over the rows of ``z`` (notebook 05b explains)."""
+    from . import analysis
+
+    p = z.softmax(1)
+    return {
+        b: 0.5 * (analysis.stationary_student(z, z, labels, b) - p).abs().sum(1).mean().item() for b in betas
+    }
+
+
+def median_ratio(runs, column, loss, baseline, fractions, alphas):
+    """{(flipped, alpha): median of ``column`` over the seeds of ``loss`` / that of ``baseline``}."""
+    out = {}
+    for f in fractions:
+        for a in alphas:
+            part = runs[(runs["flipped"] == f) & (runs["alpha"] == a)]
+            out[f, a] = (
+                part[part["loss"] == loss][column].median() / part[part["loss"] == baseline][column].median()
+            )
+    return out
+
+
+def train_on_batch(data, config, x, y, z, loss, seed):
+    """A student trained by :func:`course.experiments.train` for one epoch on a data set of the one
+    mini-batch ``(x, y)`` with teacher logits ``z``: one optimiser step (notebook 05 compares it
+    with the step written out)."""
+    import torch
+
+    torch.manual_seed(seed)  # as ex.train_student seeds the student
+    student = ex.mlp(data.x_train.shape[1], config.student_hidden, data.classes)
+    one_batch = dataclasses.replace(data, x_train=x, y_train=y)
+    ex.train(student, loss, one_batch, z, dataclasses.replace(config, epochs=1), seed)
+    return student
+
+
 def kd(temperature):
     """The name of plain KD at ``temperature`` in the stored runs."""
     return f"KD, T = {temperature:g}"
