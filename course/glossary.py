@@ -43,7 +43,7 @@ GLOSSARY = (
     (
         "β",
         "beta",
-        "scalar in [2⁻¹²⁶, ∞]",
+        "a positive number (or ∞)",
         "margin scale: the margin is divided by β, so a larger β pulls every weight towards k. "
         "Not a temperature: p = softmax(z) and q = softmax(s) are the same for every β (compare T). "
         "DKD uses the letter β for something else, the weight of its non-target term",
@@ -552,7 +552,7 @@ def _cell(text):
 SHAPES_ZH = {
     "scalar": "标量",
     "scalar > 0": "标量 > 0",
-    "scalar in [2⁻¹²⁶, ∞]": "[2⁻¹²⁶, ∞] 中的标量",
+    "a positive number (or ∞)": "正数（或 ∞）",
     "scalar in [0, 1]": "[0, 1] 中的标量",
 }
 

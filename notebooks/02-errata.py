@@ -45,6 +45,8 @@ assert (course.ROOT / "klloss" / "article_data" / "article_printed.json").is_fil
 # ## The echoed inputs are right
 #
 # Before computing anything, the article echoes its inputs. Those match the sample it defines (and the `target` it passes is the teacher's logits again).
+#
+# One fact about where the printed run comes from: the listing of `klloss_v2` in the article has no print statement in it, yet its printed run starts by printing the inputs. So the printed run cannot come from the listed code as written. `tests/test_data.py` checks this on our copy of the article's text: it takes the listing from the function's definition to its return, checks that this span runs from the student's log-softmax to the added offset (so it is the whole computation), and checks that the word `print` occurs nowhere in it.
 
 # %%
 for key in ("logits_t", "input", "target", "label"):
@@ -208,6 +210,8 @@ assert summary["right intermediates"] == 0
 
 # %% [markdown] id="every-number-article-prints"
 # Every number the article prints after its inputs is wrong, and the final loss it reports is off by the factor printed above.
+#
+# When you check a published worked example, start with the invariants that must hold within the printed rounding (a log-softmax is at most 0 and its exponentials sum to 1; the label's margin is 0). They need neither the author's code nor a rerun, and one that fails shows that the printed numbers are wrong, whatever code produced them.
 
 # %% [markdown] id="exercises"
 # ## Exercises

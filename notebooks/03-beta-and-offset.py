@@ -184,7 +184,8 @@ assert w[0, 1] < 0 and w[0, 2] == 0 and w[0, 0] == k
 
 # %% [markdown] id="at-article-threshold-logits"
 # At the article's β the threshold is $k\beta = 12$ logits. Whether any weight turns negative on real data depends on the teacher: it happens on exactly those samples where the teacher ranks a wrong class above the label by more than $k\beta$, so only with a teacher that makes confident mistakes, and more often the smaller β is. ([Notebook 05](05-real-data.ipynb) shows both cases on real data: its teacher trained on the true labels has no negative weight at any β tried there, down to β = 0.5, while teachers trained on flipped labels have them on a sizeable share of their training rows at β = 0.5.) Larger β or a larger offset pushes the threshold away, at the price of making the loss closer to plain KL.
-#
+
+# %% [markdown] id="loss-as-function-offset"
 # ## The loss as a function of β and of the offset, and its limits
 #
 # Split the weight into its two parts:

@@ -93,12 +93,14 @@ assert at_teacher.abs().max() > 1e-3
 # Convex is not the same as bounded below. **$w \ge 0$ is what keeps the loss bounded below**: then $L \ge \sum_c w_c p_c \log p_c$, because every $-\log q_c \ge 0$. With one $w_c < 0$, sending $s_c \to -\infty$ (the other logits fixed) sends $-w_c p_c s_c$ to $-\infty$ while lse stays bounded. Below, a teacher that ranks class 1 above the label by 12.3 logits, more than $k\beta$ (printed): one negative weight, yet $W > 0$, so the loss is convex, and unbounded below.
 
 # %%
-convex_teacher = torch.tensor([[0.0, 12.3, 11.0, 11.0, 11.0, 11.0]], dtype=torch.float64)
+unbounded_teacher = torch.tensor(  # W > 0 (convex) with one w_c < 0: the loss is unbounded below
+    [[0.0, 12.3, 11.0, 11.0, 11.0, 11.0]], dtype=torch.float64
+)
 label0 = torch.tensor([0])
-w_c = klloss.weight(klloss.margin(convex_teacher, label0), beta, k)  # w = m / beta + k
-p_c = torch.softmax(convex_teacher, 1)  # p = softmax(z)
+w_c = klloss.weight(klloss.margin(unbounded_teacher, label0), beta, k)  # w = m / beta + k
+p_c = torch.softmax(unbounded_teacher, 1)  # p = softmax(z)
 big_w_c = (w_c * p_c).sum().item()  # W = sum_c w_c p_c
-print(f"k beta = {k * beta:g}; class 1 leads the label by {convex_teacher[0, 1].item():g}")
+print(f"k beta = {k * beta:g}; class 1 leads the label by {unbounded_teacher[0, 1].item():g}")
 print("weights:", w_c.round(decimals=4).tolist(), f"  W = {big_w_c:.4f}")
 assert w_c.min() < 0 < big_w_c
 
@@ -113,7 +115,7 @@ def hessian(teacher, label, student):
 smallest = []
 for _ in range(20):
     point = 5 * torch.randn(6, dtype=torch.float64)
-    h = hessian(convex_teacher, label0, point)
+    h = hessian(unbounded_teacher, label0, point)
     q_point = torch.softmax(point, 0)
     # Hessian = W (diag q - q q^T)
     torch.testing.assert_close(h, big_w_c * (torch.diag(q_point) - torch.outer(q_point, q_point)))
@@ -129,7 +131,7 @@ pushed = {}
 for t in (0, 10, 100, 1000):
     student_t = torch.zeros(1, 6, dtype=torch.float64)
     student_t[0, 1] = -t  # s_1 = -t
-    pushed[t] = klloss.klloss_v2(convex_teacher, student_t, convex_teacher, label0, beta).item()
+    pushed[t] = klloss.klloss_v2(unbounded_teacher, student_t, unbounded_teacher, label0, beta).item()
 print("loss as s_1 = -t:", {t: round(v, 3) for t, v in pushed.items()})
 slope = (pushed[1000] - pushed[100]) / 900
 # dL/dt -> w_1 p_1 < 0 (lse no longer depends on s_1)
@@ -360,12 +362,12 @@ assert (w >= 0).all()
 
 # %%
 print("weights:", w_c.round(decimals=4).tolist(), f" W = {big_w_c:.4f} > 0")
-losses_neg = analysis.descend(convex_teacher, convex_teacher, label0, beta, steps=2000, lr=1.0).losses
+losses_neg = analysis.descend(unbounded_teacher, unbounded_teacher, label0, beta, steps=2000, lr=1.0).losses
 for step in (0, 10, 100, 1000, 2000):
     print(f"step {step:>4}: loss {losses_neg[step].item():9.3f}")
 assert np.all(np.diff(losses_neg.numpy()) < 0) and losses_neg[-1] < losses_neg[0] - 10
 try:
-    analysis.min_loss(convex_teacher, convex_teacher, label0, beta)
+    analysis.min_loss(unbounded_teacher, unbounded_teacher, label0, beta)
     raise AssertionError("min_loss accepted a negative weight")
 except ValueError as error:
     print("min_loss:", error)

@@ -7,7 +7,7 @@
 #
 # **You need first:** the mean and the standard deviation of a list of numbers, and what a probability is; no earlier notebook. A calculator (or Python) for the steps worked by hand. Read it before [notebook 05](05-real-data.ipynb), which applies all of it to klloss_v2.
 #
-# Train the same network twice with two different seeds (the seed sets the initial weights and the order of the batches), and its test accuracy changes. So when one training loss gives a higher accuracy than another, is the loss better, or was its seed luckier? [Notebook 05](05-real-data.ipynb) answers with four tools, taught here on a table small enough to check by hand: five seeds, three training losses A, B and C, test accuracies to three digits. **The numbers are invented** for teaching, but shaped like [notebook 05](05-real-data.ipynb)'s: the seed moves the accuracy more than the loss does. Each step is computed by hand first (with `math`, and one quantile from `scipy.stats` where you would read a printed table), then by the functions [notebook 05](05-real-data.ipynb) calls, and an `assert` checks that the two agree.
+# Train the same network twice with two different seeds (the seed sets the initial weights and the order of the batches), and its test accuracy changes. So when one training loss gives a higher accuracy than another, is the loss better, or was its seed luckier? [Notebook 05](05-real-data.ipynb) answers with four tools, taught here on a table small enough to check by hand: five seeds, three training losses A, B and C, test accuracies to three digits. **The numbers are invented** for teaching, and shaped like [notebook 05](05-real-data.ipynb)'s runs of two losses that train almost alike: the seed moves the accuracy more than the loss does. Section 1 then measures, on [notebook 05](05-real-data.ipynb)'s stored runs, how far that holds for losses that train differently. Each step is computed by hand first (with `math`, and one quantile from `scipy.stats` where you would read a printed table), then by the functions [notebook 05](05-real-data.ipynb) calls, and an `assert` checks that the two agree.
 
 # %%
 import itertools
@@ -49,7 +49,7 @@ display(shown(accuracy, "{:.3f}"))
 # %% [markdown] id="1-pair-seed"
 # ## 1 · Pair by seed
 #
-# Read down each column of the table above: the seed moves the accuracy far more than the loss does. The best seed is the same for all three losses, and so is the worst (the cell below checks it). Whatever a seed does to the initial weights and to the order of the batches, it does to A and to B alike. So compare the two seed by seed: the difference $d_i = b_i - a_i$ on seed $i$, in which the seed's own effect cancels. This is the **paired design**; [notebook 05](05-real-data.ipynb) trains every loss on the same seeds for this reason.
+# Read down each column of the table above: the seed moves the accuracy far more than the loss does. The best seed is the same for all three losses, and so is the worst (the cell below checks it): in this table, a seed that is good for A is good for B too. So compare the two seed by seed: the difference $d_i = b_i - a_i$ on seed $i$, in which whatever the seed does to both losses alike cancels. This is the **paired design**; [notebook 05](05-real-data.ipynb) trains every loss on the same seeds for this reason.
 #
 # The unpaired alternative treats A's five accuracies and B's five as two separate samples: the difference of their means, with a standard error from both spreads, $\mathrm{se} = \sqrt{\mathrm{sd}(a)^2/n + \mathrm{sd}(b)^2/n}$, and Student's t with $2n - 2$ degrees of freedom (section 2 explains the t). The mean difference is the same both ways; its uncertainty is not.
 
@@ -102,7 +102,73 @@ print(
 assert d_b.var(ddof=1) < 0.01 * (a.var(ddof=1) + b.var(ddof=1))  # the covariance removes nearly all of it
 
 # %% [markdown] id="same-data-same-difference"
-# On the same data, the same mean difference: the unpaired interval contains zero and shows nothing, the paired one excludes it. The last line says why. The variance of a difference is $\mathrm{var}(a) + \mathrm{var}(b) - 2\,\mathrm{cov}(a, b)$, and a seed that is good for A is good for B too, so the covariance removes nearly all of the seeds' spread. Pairing needs both losses trained on the same seeds, each seed once per loss; then it costs nothing.
+# On the same data, the same mean difference: the unpaired interval contains zero and shows nothing, the paired one excludes it. The last line says why. The variance of a difference is $\mathrm{var}(a) + \mathrm{var}(b) - 2\,\mathrm{cov}(a, b)$, and a seed that is good for A is good for B too, so the covariance removes nearly all of the seeds' spread. Pairing needs both losses trained on the same seeds, each seed once per loss. How much it gains depends on how strongly the seed moves both losses alike, as the next cell measures.
+
+# %% [markdown] id="what-pairing-gains"
+# ### What pairing gains on [notebook 05](05-real-data.ipynb)'s runs
+#
+# In the invented table the correlation over seeds is close to 1, and pairing narrows the interval many times. That is not a law. Write $\rho$ for the correlation of the two losses' accuracies over seeds. When both spread alike, $\mathrm{var}(b - a) = 2\,\mathrm{var}(a)\,(1 - \rho)$, so the paired standard error is about $\sqrt{1 - \rho}$ times the unpaired one. It pays one price: its t quantile has $n - 1$ degrees of freedom, not $2n - 2$. The cell below reads [notebook 05](05-real-data.ipynb)'s stored runs (every loss trained on the same seeds; the table prints how many) and computes, for three of its comparisons, $\rho$ and the two 95% half-widths:
+#
+# - klloss_v2 at β = 1.5 against KD at T = 1: the two losses train almost alike, the seed moves both alike, and pairing narrows the interval several times over;
+# - KD at T = 4 against KD at T = 1, at either α: the temperature changes the training enough that a seed good for one is hardly good for the other. The correlation is weak but positive, so the variance of the difference is still below $\mathrm{var}(a) + \mathrm{var}(b)$, and pairing still narrows the interval here, only slightly.
+#
+# So train on the same seeds and pair: when the correlation is positive, the variance of the difference is the smaller one. But what pairing gains is measured for each comparison, not assumed.
+
+# %%
+runs = ex.frame(ex.load_stored()["main"]["runs"])  # notebook 05's stored runs, one row per loss, α and seed
+accuracy_margin = ex.MARGINS["accuracy"]
+
+
+def pairing_gain(loss, baseline, alpha):
+    """Correlation over seeds of two losses' test accuracies, and the unpaired and paired 95% half-widths."""
+    per_seed = runs[runs["alpha"] == alpha].pivot_table(index="seed", columns="loss", values="accuracy")
+    x, y = per_seed[baseline].to_numpy(), per_seed[loss].to_numpy()
+    # the paired differences are the ones notebook 05 tests
+    assert np.allclose(
+        ex.paired_differences(runs, "accuracy", loss, baseline).loc[alpha], y - x, rtol=0, atol=0
+    )
+    paired = ex.paired_test(y - x, margin=accuracy_margin)
+    unpaired = stats.ttest_ind(y, x).confidence_interval(0.95)
+    half_paired = (paired["ci_high"] - paired["ci_low"]) / 2
+    half_unpaired = (unpaired.high - unpaired.low) / 2
+    spread = (x.var(ddof=1) + y.var(ddof=1), (y - x).var(ddof=1))  # unpaired sum, variance of the difference
+    return {
+        "seeds": len(per_seed),
+        "correlation over seeds": float(np.corrcoef(x, y)[0, 1]),
+        "unpaired 95% ±": half_unpaired,
+        "paired 95% ±": half_paired,
+        "unpaired / paired": half_unpaired / half_paired,
+    }, spread
+
+
+comparisons = {
+    "klloss_v2, beta = 1.5 − KD, T = 1 (α = 0.5)": ("klloss_v2, beta = 1.5", "KD, T = 1", 0.5),
+    "KD, T = 4 − KD, T = 1 (α = 0.5)": ("KD, T = 4", "KD, T = 1", 0.5),
+    "KD, T = 4 − KD, T = 1 (α = 0.9)": ("KD, T = 4", "KD, T = 1", 0.9),
+}
+gains, spreads = {}, {}
+for label, args in comparisons.items():
+    gains[label], spreads[label] = pairing_gain(*args)
+gain = pd.DataFrame(gains).T
+formats = {"seeds": "{:.0f}", "correlation over seeds": "{:.3f}", "unpaired / paired": "{:.2f}"}
+display(gain.apply(lambda column: column.map(formats.get(column.name, "{:.4f}").format)))
+seeds_stored = int(gain["seeds"].iloc[0])
+print(
+    f"t quantiles at {seeds_stored} seeds: paired t({seeds_stored - 1}, 0.975) = {t_quantile(0.95, seeds_stored - 1):.3f},"
+    f"  unpaired t({2 * seeds_stored - 2}, 0.975) = {t_quantile(0.95, 2 * seeds_stored - 2):.3f}"
+)
+close, temperature = gain.iloc[0], gain.iloc[1:]
+assert close["correlation over seeds"] > 0.95 and close["unpaired / paired"] > 4  # several times narrower
+assert (temperature["correlation over seeds"] < 0.35).all() and (temperature["unpaired / paired"] < 1.3).all()
+for label, (unpaired_sum, paired_var) in spreads.items():
+    assert (
+        gains[label]["correlation over seeds"] > 0 and paired_var < unpaired_sum
+    )  # positive ρ: smaller variance
+    assert gains[label]["unpaired / paired"] > 1  # and here a narrower interval, in every comparison
+    # the ratio is close to 1/√(1 − ρ), times the ratio of the two t quantiles
+    rho = gains[label]["correlation over seeds"]
+    approx = t_quantile(0.95, 2 * seeds_stored - 2) / t_quantile(0.95, seeds_stored - 1) / math.sqrt(1 - rho)
+    assert math.isclose(gains[label]["unpaired / paired"], approx, rel_tol=0.05)
 
 # %% [markdown] id="2-student-t-interval"
 # ## 2 · The Student-t interval of the mean difference
@@ -367,7 +433,7 @@ assert math.isclose(settled.loc["B − A", "p_holm"], adjusted["B − A differen
 assert J * settled.loc["B − A", "p"] >= LEVEL > J * settled.loc["B − A", "p_equivalence"]
 
 # %% [markdown] id="one-family-both-kinds"
-# **Why one family for both kinds of test, and what it costs.** Every verdict a reader takes away ("higher", "lower", "equivalent") rests on one test of the family, so adjusting the tests of difference and of equivalence together puts all of those verdicts under the one guarantee: at most a 5% chance that any of them is wrong. It is conservative: the family counts both tests of a comparison, though at most one of their null hypotheses can hold. The cost is power. Each p-value pays a larger Holm factor than it would in a family of the differences alone, so a difference whose 95% interval excludes 0 (unadjusted p below 0.05) can stay "not settled". The cell shows it on a made-up family of two comparisons (p-values chosen by hand, not measured):
+# **Why one family for both kinds of test, and what it costs.** Every verdict a reader takes away ("higher", "lower", "equivalent") rests on one test of the family, so adjusting the tests of difference and of equivalence together puts all of those verdicts under the one guarantee: at most a 5% chance that the family rejects any null hypothesis that is true, that is, reads a difference or an equivalence that is not there. It says nothing about the other error, a real difference or a real equivalence left "not settled". It is conservative: the family counts both tests of a comparison, though at most one of their null hypotheses can hold. The cost is power. Each p-value pays a larger Holm factor than it would in a family of the differences alone, so a difference whose 95% interval excludes 0 (unadjusted p below 0.05) can stay "not settled". The cell shows it on a made-up family of two comparisons (p-values chosen by hand, not measured):
 
 # %%
 made_up = pd.DataFrame(
