@@ -243,6 +243,7 @@ def test_index_gives_the_reading_path_with_computed_reading_times(site):
         for cls, marker in (("learn", "**You will learn:**"), ("need", "**You need first:**")):
             assert (f'class="{cls}"' in item[0]) == (marker in first), f"{path.name}: {marker}"
     assert f"about {total} min" in index
+    assert "](" not in index, "a Markdown link left unrendered on the index (a title or summary line)"
 
 
 def _chinese_minutes(cells):
@@ -306,6 +307,7 @@ def test_the_chinese_index_gives_the_reading_path_in_chinese(site):
         assert f"{minutes} 分钟" in item[0], path.name
         total += minutes if build_site.number(path) in build_site.CORE else 0
     assert f"阅读约 {total} 分钟" in index
+    assert "](" not in index, "a Markdown link left unrendered on the Chinese index (a title or summary line)"
     assert "每分钟 255 字" in index
     assert "每分钟 200 词" in index
     assert '<a class="klloss-lang" href="../index.html" hreflang="en" lang="en">English</a>' in index
