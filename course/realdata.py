@@ -181,8 +181,9 @@ def verdict(row):
 
 
 def readable(table, pairs=None, unit="pp"):
-    """A settled table as the reader sees it: mean difference, 95 % t-interval, t, p and its
-    Holm-adjusted value, seeds either side, verdict (only ``pairs``, if given)."""
+    """A settled table as the reader sees it: mean difference, 95 % t-interval, t, the t-test's p
+    and the equivalence test's (TOST) p, each also Holm-adjusted, seeds either side, verdict (only
+    ``pairs``, if given): every verdict can be read off its row."""
     import pandas as pd
 
     if pairs is not None:
@@ -197,6 +198,8 @@ def readable(table, pairs=None, unit="pp"):
             "t": ["n/a" if math.isnan(t) else f"{t:.2f}" for t in table["t"]],
             "p": [p_value(p) for p in table["p"]],
             "p (Holm)": [p_value(p) for p in table["p_holm"]],
+            "p (TOST)": [p_value(p) for p in table["p_equivalence"]],
+            "p (TOST, Holm)": [p_value(p) for p in table["p_equivalence_holm"]],
             "seeds above": table["above"],
             "seeds below": table["below"],
             "verdict": [verdict(row) for _, row in table.iterrows()],

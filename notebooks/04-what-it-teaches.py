@@ -497,7 +497,7 @@ print(
 
 
 # %% [markdown] id="dkd-splits-kd-into"
-# **DKD** (decoupled KD, Zhao et al. 2022) splits KD into a target-class part and a non-target part,
+# **DKD** *(optional: this part, up to label smoothing, and exercise 5 can be skipped on a first reading; nothing else depends on them)*. DKD (decoupled KD, Zhao et al. 2022) splits KD into a target-class part and a non-target part,
 #
 # $$\mathrm{KL}(p\|q) = \mathrm{TCKD} + (1 - p_y)\,\mathrm{NCKD},$$
 #

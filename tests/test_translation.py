@@ -636,3 +636,21 @@ def test_no_control_character_hides_in_a_translation_or_a_notebook_script():
     for path in sorted((ROOT / "notebooks").glob("*.zh.md")) + sorted((ROOT / "notebooks").glob("*.py")):
         found = control.search(path.read_text(encoding="utf-8"))
         assert not found, f"{path.name}: control character {found.group()!r} at {found.start()}"
+
+
+def test_no_bold_is_left_as_literal_asterisks_on_a_chinese_page():
+    # CommonMark closes ** only when it is right-flanking: after a full-width "）" it must be
+    # followed by a space or punctuation, so "（样本 0）**逐位" shows the asterisks; render every
+    # Markdown entry (formulas and code set to a letter) and look for what was not taken as emphasis
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark")
+    for path in sorted((ROOT / "notebooks").glob("*.zh.md")):
+        for (kind, key), entry in i18n.read(path).items():
+            if kind == "code":
+                continue
+            text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|`[^`]*`", "X", entry.text, flags=re.S)
+            shown = re.sub(r"<[^>]+>", "", renderer.render(text))
+            assert "**" not in shown, (
+                f"{path.name} {key}: literal ** in {shown[shown.index('**') - 30 :][:60]!r}"
+            )
