@@ -586,13 +586,14 @@ def test_cjk_glyphs_come_from_the_font_the_set_up_installs(browser, site):
                 assert family.startswith(f'"{CJK_FONT}"'), f"{name} {selector}: {family}"
         finally:
             page.context.close()
-    # the article's words on the English errata page, among English text
-    page, _, _ = _open(browser, site, "02-errata.html")
+    # Chinese words on an English page, among English text: the glossary's Chinese column in 01
+    words = course.glossary.ZH["output"][0]
+    page, _, _ = _open(browser, site, "01-walkthrough.html")
     try:
-        element = page.locator("li", has_text="softmax后的概率差异").first
-        element.evaluate("e => e.setAttribute('data-probe', 'article-words')")
+        element = page.locator("td", has_text=words).first
+        element.evaluate("e => e.setAttribute('data-probe', 'chinese-words')")
         fonts = {f["familyName"]: f["glyphCount"] for f in _platform_fonts(page, "[data-probe]")}
-        assert fonts.get(CJK_FONT, 0) >= len("softmax后的概率差异") - len("softmax"), fonts
+        assert fonts.get(CJK_FONT, 0) >= len(CJK.findall(words)) > 0, fonts
         element.scroll_into_view_if_needed()
         SHOTS.mkdir(parents=True, exist_ok=True)
         element.screenshot(path=str(SHOTS / "chinese-words.png"))
