@@ -366,6 +366,46 @@ def test_the_sliders_work_from_the_keyboard(page, lang, sample):
     assert math.isclose(shown, _oracle_loss(sample, explorer.BETAS[-1], 0.0), rel_tol=1e-3)
 
 
+# a formula of the readout lines: an operand, then one or more " op operand" (op one of = < > + and U+2212),
+# operands ending at a space or at punctuation, Chinese or English
+FORMULA = re.compile(r"[^\s，：；（）,:;()]+(?: [=<>+\u2212] [^\s，：；（）,:;()]+)+")
+# for each element of the readout lines: its text, whether it sits in a span that does not wrap,
+# and how many line boxes it takes
+LINE_BOXES = """() => Array.from(document.querySelectorAll(
+    '.klloss-explorer-why .klloss-nowrap, .klloss-explorer-why, #explorer-loss')).map(e => {
+  const range = document.createRange(); range.selectNodeContents(e);
+  const rects = Array.from(range.getClientRects()).filter(r => r.width > 0);
+  const tops = new Set(rects.map(r => Math.round(r.top)));
+  return {text: e.textContent, nowrap: e.classList.contains('klloss-nowrap'), lines: tops.size,
+          whole: e.classList.contains('klloss-explorer-why')};
+})"""
+
+
+def test_no_formula_of_the_readout_breaks_across_lines_on_a_narrow_screen(page, lang):
+    # on a phone-wide page the readout lines wrap, but never inside a formula (β < 0.775, KL = ...)
+    page.set_viewport_size({"width": 320, "height": 900})
+    for beta, offset in SETTINGS:
+        _set(page, beta, offset)
+        boxes = page.evaluate(LINE_BOXES)
+        whole = next(b for b in boxes if b["whole"])
+        spans = [b for b in boxes if b["nowrap"]]
+        formulas = FORMULA.findall(whole["text"])
+        assert formulas, whole["text"]
+        assert [b["text"] for b in spans] == formulas, (beta, offset, whole["text"])
+        assert all(b["lines"] == 1 for b in spans), (beta, offset, spans)
+        assert whole["lines"] > 1, "the line did not wrap at this width, so the test shows nothing"
+        readout = next(b for b in boxes if not b["whole"] and not b["nowrap"])
+        assert readout["lines"] == 1, (beta, offset, readout)
+    # the measure sees a break: with the spans allowed to wrap, a narrow enough line breaks one
+    page.add_style_tag(
+        content=".klloss-nowrap { white-space: normal !important; }"
+        " .klloss-explorer-why { display: block; width: 40px; }"
+    )
+    _set(page, 1.5, 8.0)
+    after = page.evaluate(LINE_BOXES)
+    assert any(b["lines"] > 1 for b in after if b["nowrap"]), after
+
+
 @pytest.mark.parametrize("lang", sorted(PAGES))
 def test_without_javascript_the_page_says_so_and_shows_the_static_figure(browser, site, lang):  # noqa: F811
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
