@@ -74,6 +74,56 @@ def test_the_chinese_types_no_number_the_english_does_not(path):
             assert chinese == english, f"{path.stem} cell {key!r}: {only}"
 
 
+# a formula: $$...$$ or $...$; its words (\text{...}) may be translated, its punctuation may differ
+FORMULA = re.compile(r"\$\$(.*?)\$\$|\$([^$]*)\$", re.S)
+TEXT_IN_FORMULA = re.compile(r"\\text\{[^{}]*\}")
+# where a sentence may cut a formula in two ("$\beta$ 小于 $-M/(k\,\mathrm{KL})$ 时"): the relations
+RELATION = re.compile(r"\s*(?:=|<|>|\\le|\\ge|\\to)\s*")
+
+
+def _formulas(text):
+    """The formulas of a Markdown text, each with its \\text{} words and its closing punctuation
+    left out and its spaces made single."""
+    found = (a or b for a, b in FORMULA.findall(text))
+    return {
+        re.sub(r"\s+", " ", TEXT_IN_FORMULA.sub(r"\\text{}", f)).strip().rstrip(".,;").strip() for f in found
+    }
+
+
+def _formulas_left_out(english, chinese):
+    """The English formulas that the Chinese does not write: neither whole, nor as its parts
+    between relations, each part a formula of the Chinese or a number of its text."""
+    theirs = _formulas(chinese) | set(NUMBER.findall(chinese))
+    return [
+        f
+        for f in sorted(_formulas(english) - theirs)
+        if not all(part in theirs for part in RELATION.split(f) if part)
+    ]
+
+
+@pytest.mark.parametrize("path", EDITION, ids=lambda p: p.stem)
+def test_the_chinese_keeps_every_formula_of_the_english(path):
+    cells = {cell.id: cell.source for cell in _read(path).cells if cell.cell_type == "markdown"}
+    left = {
+        key: found
+        for (kind, key), entry in _entries(path).items()
+        if kind == "cell" and (found := _formulas_left_out(cells.get(key, ""), entry.text))
+    }
+    assert not left, f"{path.stem}: formulas of the English that the Chinese leaves out, by cell: {left}"
+
+
+def test_the_formula_check_can_fail():
+    english = r"At $k = 0$ every term is $p_c(\log p_c - \log q_c) = 0$, and $\beta = -M/(k\,\mathrm{KL})$."
+    assert _formulas_left_out(english, r"每一项都为 0，$\beta$ 小于 $-M/(k\,\mathrm{KL})$ 时。") == [
+        "k = 0",
+        r"p_c(\log p_c - \log q_c) = 0",
+    ]
+    # a cut formula, translated words in \text{} and a Chinese full stop pass
+    chinese = r"$k = 0$ 时每一项 $p_c(\log p_c - \log q_c) = 0$；$\beta$ 等于 $-M/(k\,\mathrm{KL})$。"
+    assert _formulas_left_out(english, chinese) == []
+    assert _formulas_left_out(r"$\text{95\% interval}$.", r"$\text{95% 置信区间}$。") == []
+
+
 def _chinese_texts():
     texts = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "notebooks").glob("*.zh.md"))}
     texts["README.zh.md"] = (ROOT / "README.zh.md").read_text(encoding="utf-8")
