@@ -369,6 +369,7 @@ ZH = {
     "klloss_v2 at T = {t}": "T = {t} 下的 klloss_v2",
     "target only": "只用目标",
     "scale only": "只用缩放",
+    "target and scale": "两者都用",
     "accuracy std": "准确率标准差",
     "p_true std": "p_true 标准差",
     "mean p(true class), test": "真实类别概率（测试）",

@@ -269,20 +269,17 @@ print(
 
 
 number, p_value, readable = rd.number, rd.p_value, rd.readable
-display(
-    markdown("title-accuracy", "**Test accuracy: first minus second**"), readable(tests["accuracy"], PAIRS)
-)
-display(
-    markdown("title-p-true", "**Mean probability on the true class (test): first minus second**"),
-    readable(tests["p_true"], PAIRS),
-)
-display(
-    markdown("title-nll", "**Test negative log-likelihood (lower is better), in nats: first minus second**"),
-    readable(tests["nll"], PAIRS, unit="nats"),
-)
-display(
-    markdown("title-ece", "**Test ECE (lower is better): first minus second**"), readable(tests["ece"], PAIRS)
-)
+# one title per metric, for this family and for the ablation's below
+TITLES = {
+    "accuracy": markdown("title-accuracy", "**Test accuracy: first minus second**"),
+    "p_true": markdown("title-p-true", "**Mean probability on the true class (test): first minus second**"),
+    "nll": markdown(
+        "title-nll", "**Test negative log-likelihood (lower is better), in nats: first minus second**"
+    ),
+    "ece": markdown("title-ece", "**Test ECE (lower is better): first minus second**"),
+}
+for metric in METRICS:
+    display(TITLES[metric], readable(tests[metric], PAIRS, unit="nats" if metric == "nll" else "pp"))
 
 # %% [markdown] id="same-differences-one-dot"
 # The same differences, one dot per seed, with each mean and its 95 % t-interval (black); the grey band is the metric's equivalence margin. A dot to the right of zero is a seed where the first loss gave the higher value:
@@ -467,7 +464,7 @@ assert (pure_prediction.loc["test set"].to_numpy() < pure_prediction.loc["traini
 # Measured on the same split, the direction is always the one [notebook 04](04-what-it-teaches.ipynb) predicts. The size depends on α, and on which prediction one holds it to:
 #
 # - Against the **pure-klloss** optimum, the share realised grows with α, at every β and on both splits (asserted): at α = 0.9 the cross-entropy term that pulls the other way has a fifth of the weight it has at α = 0.5. So "much less than predicted" holds on both splits at α = 0.5; at α = 0.9 it holds on the test split only, not on the training split (the printed ratios).
-# - The **mixed-loss** optimum already includes that pull. On the training set, where both predictions are made, the students realise most of it (over 70 % at every β and α, asserted). On the test set they realise less of either prediction: the prediction there is larger (the teacher is less certain on test images, so the weights have more mass to move), while a student this small, trained on other images, responds only partly.
+# - The **mixed-loss** optimum already includes that pull. On the training set, the images the students were fitted to, they realise most of it (over 70 % at every β and α, asserted). On the test set they realise less of either prediction: the prediction there is larger (the teacher is less certain on test images, so the weights have more mass to move), while a student this small, trained on other images, responds only partly.
 #
 # <a id="softened"></a>
 # ## A softer teacher: what if the weights acted on softened distributions? *(our extension, not the article's loss)*
@@ -563,12 +560,14 @@ assert (
 #
 # - **target only**: KD towards $q^*_i$, $D = T^2\,\mathrm{KL}(q^*_i\|q_i)$: the loss with each row divided by its $W_i/k$;
 # - **scale only**: KD with each row weighted, $D = T^2\,(W_i/k)\,\mathrm{KL}(p_i\|q_i)$;
-# - **both**: klloss_v2 itself (at $T = 4$, our softened extension), whose gradient is the one of $(W_i/k)\,\mathrm{KL}(q^*_i\|q_i)$;
+# - **target and scale**: klloss_v2 itself (at $T = 4$, our softened extension), whose gradient is the one of $(W_i/k)\,\mathrm{KL}(q^*_i\|q_i)$;
 #
 # each against plain KD at the same temperature, on the same seeds and both α. This is its own family of comparisons, Holm-adjusted together.
 
 # %%
-GROUPS = rd.ablation_groups(plan.ablation, T)  # (T, beta): target only, scale only, both; minus KD at T
+GROUPS = rd.ablation_groups(
+    plan.ablation, T
+)  # (T, beta): target only, scale only, target and scale; minus KD at T
 ABLATION = [pair for _, group in GROUPS for pair in group]
 ablation = ex.settle({metric: ex.compare(main, metric, ABLATION) for metric in METRICS})
 n_ablation = sum(len(table) for table in ablation.values())
@@ -577,12 +576,11 @@ print(
 )
 for metric in METRICS:
     unit = "nats" if metric == "nll" else "pp"
-    title = markdown("title-ablation", "**{metric}: first minus second**", metric=metric)
-    display(title, readable(ablation[metric], unit=unit))
+    display(TITLES[metric], readable(ablation[metric], unit=unit))
 
 # %%
 fig, axes = plt.subplots(1, len(METRICS), figsize=(16, 4.6), sharey=True, layout="constrained")
-parts_colour = {"target only": "tab:purple", "scale only": "tab:green", "both": "black"}
+parts_colour = {"target only": "tab:purple", "scale only": "tab:green", "target and scale": "black"}
 labels = []
 for ax, metric in zip(axes, METRICS, strict=True):
     scale = 100 if UNITS[metric] == "pp" else 1
@@ -630,7 +628,7 @@ for temperature, beta in plan.ablation:
             f"T = {temperature:g}, beta = {beta:g}, {metric:>8}:",
             {
                 name: sorted({ablation[metric].loc[(a, loss, kd), "verdict"] for a in ALPHAS})
-                for name, loss in [("target only", target), ("scale only", scale), ("both", both)]
+                for name, loss in [("target only", target), ("scale only", scale), ("target and scale", both)]
             },
         )
     # the target carries the confidence and NLL effects of both, at every (T, beta) and both alpha

@@ -55,6 +55,8 @@ FORBIDDEN = (
 CELL = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
 TAG = re.compile(r"<[^>]+>")
 QUOTED = re.compile(r"“[^”]*”")
+GLOSS = re.compile(r"（[ -~]+）")
+CODE_OR_FORMULA = re.compile(r"`[^`]*`|\$\$.*?\$\$|\$[^$]*\$", re.S)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 COMMENTED = ("00-cheat-sheet", "01-walkthrough")  # their code comments are in Chinese, as in d2l-zh
 
@@ -75,7 +77,8 @@ def english_left(texts):
 
 
 def shown_texts(nb, name):
-    """What a reader of ``nb`` reads in its tables, its figures and their alt text: (where, text)."""
+    """What a reader of ``nb`` reads in its tables, its figures and their alt text, and in its Markdown
+    outputs outside code and formulas: (where, text)."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data, where = output.get("data", {}), f"{name} cell {cell.id}"
@@ -83,6 +86,14 @@ def shown_texts(nb, name):
                 data.get("text/html", "") if "<table" in data.get("text/html", "") else ""
             ):
                 yield where + " table", html.unescape(TAG.sub("", cell_html)).strip()
+            # a table's title, a verdict written out; not the glossary, whose column of English terms
+            # is its point, nor an English gloss in full-width brackets after a Chinese term
+            made_by = output.get("metadata", {}).get("text/markdown", {}).get(i18n.METADATA_KEY, {})
+            if "text/markdown" in data and made_by.get("render") != "glossary":
+                yield (
+                    where + " Markdown output",
+                    GLOSS.sub(" ", CODE_OR_FORMULA.sub(" ", data["text/markdown"])),
+                )
             if "image/png" in data:
                 yield where + " alt text", data.get("text/plain", "")
                 spec = output.get("metadata", {}).get(i18n.METADATA_KEY, {})
@@ -150,6 +161,15 @@ def test_the_check_finds_the_english_it_looks_for():
     assert not missing
     table = nbformat.v4.new_output("display_data", {"text/html": zh._repr_html_(), "text/plain": "x"})
     cell.outputs = [table]
+    assert not english_left(shown_texts(nb, "synthetic"))
+    # a table's title made by code with the metric's code name in it (05b's ablation, once); an
+    # English gloss in brackets, code and formulas are let through
+    title = nbformat.v4.new_output("display_data", {"text/markdown": "**accuracy：前者减后者**"})
+    cell.outputs = [title]
+    assert [f.split("'")[1] for f in english_left(shown_texts(nb, "synthetic"))] == ["accuracy"]
+    title.data["text/markdown"] = (
+        "**测试准确率：前者减后者**，结论“未定”（not settled），`accuracy`，$p_{\\text{mean}}$"
+    )
     assert not english_left(shown_texts(nb, "synthetic"))
 
 
