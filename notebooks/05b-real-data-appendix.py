@@ -425,8 +425,8 @@ for split, (z, y, column) in splits.items():
             rows.append(
                 {
                     "split": split,
-                    "alpha": alpha,
-                    "beta": beta,
+                    "α": alpha,
+                    "β": beta,
                     "predicted, pure (pp)": 100 * pure,
                     "predicted, mixed (pp)": 100 * mixed,
                     "observed (pp)": 100 * observed["mean"],
@@ -435,11 +435,11 @@ for split, (z, y, column) in splits.items():
                     "observed / mixed": observed["mean"] / mixed,
                 }
             )
-prediction = pd.DataFrame(rows).set_index(["split", "alpha", "beta"])
+prediction = pd.DataFrame(rows).set_index(["split", "α", "β"])
 display(prediction.round(3))
 
 # %%
-at_smallest = prediction.xs(min(BETAS), level="beta")
+at_smallest = prediction.xs(min(BETAS), level="β")
 for (split, alpha), row in at_smallest.iterrows():
     print(
         f"{split:>12}, alpha = {alpha}: observed / pure prediction {row['observed / pure']:.2f}, "
@@ -448,7 +448,7 @@ for (split, alpha), row in at_smallest.iterrows():
 # every prediction and every observation points the same way: less confident than the KD twin
 assert (prediction[["predicted, pure (pp)", "predicted, mixed (pp)", "observed (pp)"]] < 0).all().all()
 # the share of the pure prediction that is realised grows with alpha, at every beta, on both splits
-share = prediction["observed / pure"].unstack("alpha")
+share = prediction["observed / pure"].unstack("α")
 assert (share[ALPHAS[0]] < share[ALPHAS[1]]).all()
 # on the training set (where the prediction is made) the mixed-loss prediction is mostly realised;
 # on the test set less of either prediction is

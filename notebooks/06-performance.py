@@ -338,7 +338,8 @@ for name, (state, sentence) in states.items():
 # %%
 for name, record in stored.items():
     print(f"== data/bench/{name}.json ({states[name][0]})")
-    display(bench.ratio_table(record).round(2))
+    # two decimals, and — where a form was not measured at that size
+    display(bench.ratio_table(record).apply(lambda col: col.map(lambda x: "—" if pd.isna(x) else f"{x:.2f}")))
     for target in record["targets"]:
         bound = f"{target['bound']:.3g}" + ("" if "variant" in target else f" ({target['sense']})")
         print(
@@ -406,7 +407,7 @@ assert saved_by_none > 0
 # What the fused torch implementation does (`klloss/_fused.py`, the path plain eager calls on a CPU take when the fused form covers their options: the dispatch point in `klloss/loss.py` says which); the counts and memory above are the parts of it that every machine shares. The savings below are a CPU's: the CPU files above say at which sizes eager klloss_v2 cost less than plain KD, the GPU files that it never did there.
 #
 # - **The gradient is computed in the forward.** [Notebook 04](04-what-it-teaches.ipynb)'s closed form $G = qW - wp$ needs $p$ and $q$, which the forward has anyway: one fused update of the weighted teacher's buffer, $-wp + q\,W$. The backward is then one multiplication by the upstream gradient, into a new tensor even for a plain `loss.backward()`: the caller owns what backward returns and may change it in place, while a retained graph needs $G$ unchanged. The only (N, C) tensor kept for it is $G$.
-# - **The weighted teacher is kept negated, $-wp$, and the log-ratio as $\log q - \log p$**, so that the batch-mean loss is their dot product, $\sum_{ic} (-w_{ic} p_{ic})(\log q_{ic} - \log p_{ic})$: one BLAS dot product, not a product, a row sum and a total. The margin is formed first, $z'_y - z'_c$, and scaled after, and the log-probabilities are taken as they are, so a constant added to the logits changes no error (the reference does the same; `tests/test_edges.py`).
+# - **The weighted teacher is kept negated, $-wp$, and the log-ratio as $\log q - \log p$**, so that a row's loss is the sum of their products, $\sum_{c} (-w_{ic} p_{ic})(\log q_{ic} - \log p_{ic})$, formed in place in the log-ratio's buffer; the batch mean then sums the rows' losses. (One dot product over all $N C$ terms would save a pass, but it lost digits at a language model's size: section 9.) The margin is formed first, $z'_y - z'_c$, and scaled after, and the log-probabilities are taken as they are, so a constant added to the logits changes no error (the reference does the same; `tests/test_edges.py`).
 # - **Few fresh (N, C) tensors.** After the two log-softmaxes and $p$, every temporary is reused in place; on a CPU each fresh large tensor costs page faults.
 # - **Exact zeros only where they are needed.** A class with $p_c = 0$ must add 0 even where its weight is infinite (a teacher logit of $-\infty$), which takes masks. The first pass runs without them; only when its loss is not finite (an infinite weight or log-probability met $p_c = 0$, or the loss is truly infinite) does a second pass apply them. On the CPU, reading that one number waits for nothing.
 # - **Labels checked once, on the host, before any work**: one `aminmax` over the labels says both that each is a class or `ignore_index` and whether any row is ignored, so that a batch without padding builds no mask.
