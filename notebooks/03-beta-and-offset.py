@@ -297,7 +297,7 @@ assert torch.all(klloss.trace(**args).weight >= k)
 # **Exercise 1 · When does the sample's loss turn negative?** Using only `klloss.klloss_v2` (no decomposition), find the β at which the loss on the sample is 0 by bisection, then check your answer against the formula $\beta = -M/(k\,\mathrm{KL})$.
 
 # %% [markdown] id="solution-loss-with-increasing" tags=["solution"]
-# **Solution.** The loss is $k\,\mathrm{KL} + M/\beta$ with $M < 0$: increasing in β, negative for small β and positive for large β, so bisection on $\log\beta$ between 0.01 and 100 finds the one zero. Setting $k\,\mathrm{KL} + M/\beta = 0$ gives $\beta = -M/(k\,\mathrm{KL})$.
+# **Solution 1.** The loss is $k\,\mathrm{KL} + M/\beta$ with $M < 0$: increasing in β, negative for small β and positive for large β, so bisection on $\log\beta$ between 0.01 and 100 finds the one zero. Setting $k\,\mathrm{KL} + M/\beta = 0$ gives $\beta = -M/(k\,\mathrm{KL})$.
 
 # %% tags=["solution"]
 low, high = 0.01, 100.0
@@ -318,7 +318,7 @@ print(f"bisection: beta = {middle:.6f};  -M / (k KL) = {formula:.6f}")
 # **Exercise 2 · Keeping a wrong teacher's weights non-negative.** A teacher ranks a wrong class 20 logits above the label. At the article's $k = 8$, what is the smallest β that keeps every weight $\ge 0$, so that the loss stays bounded below? At the article's β = 1.5, what is the smallest offset $k$? Check both with `klloss.weight` and `analysis.min_loss`.
 
 # %% [markdown] id="solution-wrong-class-has" tags=["solution"]
-# **Solution.** The wrong class has $m = -20$ and weight $k - 20/\beta$, which is $\ge 0$ when $k\beta \ge 20$: $\beta \ge 20/8 = 2.5$ at $k = 8$, and $k \ge 20/1.5 \approx 13.33$ at β = 1.5. Just below either bound the weight is negative and `min_loss` refuses, because the loss has no lower bound.
+# **Solution 2.** The wrong class has $m = -20$ and weight $k - 20/\beta$, which is $\ge 0$ when $k\beta \ge 20$: $\beta \ge 20/8 = 2.5$ at $k = 8$, and $k \ge 20/1.5 \approx 13.33$ at β = 1.5. Just below either bound the weight is negative and `min_loss` refuses, because the loss has no lower bound.
 
 # %% tags=["solution"]
 wrong = torch.tensor([[0.0, 20.0, 5.0]], dtype=torch.float64)  # label 0; class 1 leads by 20
@@ -346,7 +346,7 @@ for name, beta_bound, offset_bound in [("beta", 20 / k, k), ("k", sample.beta, 2
 # **Exercise 3 · Only kβ shapes the loss.** Show that $L(\beta, k) = k\,L(k\beta, 1)$: the offset scales the loss, and the product $k\beta$ alone decides its shape. Check it on the sample for $(\beta, k) = (1.5, 8), (3, 4), (12, 1), (0.75, 16)$.
 
 # %% [markdown] id="solution-so-all-four" tags=["solution"]
-# **Solution.** $w = m/\beta + k = k\,(1 + m/(k\beta))$, so $L(\beta, k) = k\sum_c (1 + m_c/(k\beta))\,p_c\log(p_c/q_c)/N = k\,L(k\beta, 1)$. All four settings have $k\beta = 12$, so $L/k$ is the same for all of them.
+# **Solution 3.** $w = m/\beta + k = k\,(1 + m/(k\beta))$, so $L(\beta, k) = k\sum_c (1 + m_c/(k\beta))\,p_c\log(p_c/q_c)/N = k\,L(k\beta, 1)$. All four settings have $k\beta = 12$, so $L/k$ is the same for all of them.
 
 # %% tags=["solution"]
 shape = {}
@@ -365,7 +365,7 @@ print("L / k for (beta, k) with k*beta = 12:", {key: round(v, 6) for key, v in s
 # **Exercise 4 · How large must β be for plain KL?** For which β is the loss on the sample within 1% of its β → ∞ limit $k\,\mathrm{KL}$? Check just above and just below your answer.
 
 # %% [markdown] id="solution-so-exactly-when" tags=["solution"]
-# **Solution.** $L - k\,\mathrm{KL} = M/\beta$, so $|L - k\,\mathrm{KL}| \le 0.01\,k\,\mathrm{KL}$ exactly when $\beta \ge 100\,|M|/(k\,\mathrm{KL})$: a hundred times the β at which the loss is 0 (exercise 1).
+# **Solution 4.** $L - k\,\mathrm{KL} = M/\beta$, so $|L - k\,\mathrm{KL}| \le 0.01\,k\,\mathrm{KL}$ exactly when $\beta \ge 100\,|M|/(k\,\mathrm{KL})$: a hundred times the β at which the loss is 0 (exercise 1).
 
 # %% tags=["solution"]
 limit_value = k * parts.kl.item()

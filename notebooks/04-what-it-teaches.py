@@ -708,7 +708,7 @@ except ValueError as error:
 # **Exercise 1 · The gradient into the teacher.** The published form lets gradient reach `target` (§8). With the weights held fixed (they come from the detached `logits_t`), derive $\partial L/\partial z_j$ for one sample through $p = \mathrm{softmax}(z)$, and check it against autograd on the sample.
 
 # %% [markdown] id="solution-with" tags=["solution"]
-# **Solution.** $L = \sum_c w_c p_c(\log p_c - \log q_c)$ and $\partial p_c/\partial z_j = p_c(\delta_{cj} - p_j)$. With $d_c = \partial L/\partial p_c = w_c(\log p_c - \log q_c + 1)$,
+# **Solution 1.** $L = \sum_c w_c p_c(\log p_c - \log q_c)$ and $\partial p_c/\partial z_j = p_c(\delta_{cj} - p_j)$. With $d_c = \partial L/\partial p_c = w_c(\log p_c - \log q_c + 1)$,
 #
 # $$\frac{\partial L}{\partial z_j} = \sum_c d_c\, p_c(\delta_{cj} - p_j) = p_j\Big(d_j - \sum_c p_c d_c\Big).$$
 #
@@ -729,7 +729,7 @@ print("dL/dz_j = p_j (d_j - sum_c p_c d_c) / N matches autograd (1e-12); rows su
 # **Exercise 2 · $q^*$ a second way.** §3 found $q^*$ where the gradient in the student's logits vanishes. Derive it without logits: minimise $L(q) = \sum_c w_c p_c\log p_c - \sum_c w_c p_c \log q_c$ over distributions $q$ (all $w_c \ge 0$), with a Lagrange multiplier for $\sum_c q_c = 1$, and say why the point you find is the *global* minimum. Then illustrate it on the sample: no student among 2000 random ones near $q^*$, nor among 2000 far from it, does better. (Samples illustrate a global claim; the proof is what carries it.)
 
 # %% [markdown] id="solution-set-derivative-zero" tags=["solution"]
-# **Solution.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the global minimum: $L(q)$ is a sum of $-w_c p_c \log q_c$ with $w_c p_c \ge 0$, convex on the convex set of distributions, so a stationary point is a global minimiser; or, by the identity of §6, $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$ for every $q$, with equality only at $q = q^*$. The random students below only illustrate this: however many, they cannot prove it.
+# **Solution 2.** Set the derivative of $L(q) + \lambda(\sum_c q_c - 1)$ in $q_c$ to zero: $-w_c p_c / q_c + \lambda = 0$, so $q_c = w_c p_c/\lambda$; summing over $c$ gives $\lambda = \sum_c w_c p_c = W$, hence $q^*_c = w_c p_c / W$. It is the global minimum: $L(q)$ is a sum of $-w_c p_c \log q_c$ with $w_c p_c \ge 0$, convex on the convex set of distributions, so a stationary point is a global minimiser; or, by the identity of §6, $L - L_{\min} = W\,\mathrm{KL}(q^*\|q) \ge 0$ for every $q$, with equality only at $q = q^*$. The random students below only illustrate this: however many, they cannot prove it.
 
 # %% tags=["solution"]
 best = klloss.klloss_v2(**{**args, "input": q_star.log()})
@@ -745,7 +745,7 @@ for name, spread in [("near q* (log q* plus logits of size 0.05)", 0.05), ("far 
 # **Exercise 3 · How far below zero can $L_{\min}$ go?** §5 showed $L_{\min} \le 0$. For a row whose weights are all $\ge 0$, show the lower bound $L_{\min} \ge -W \log(w_{\max}/W)$, with $w_{\max} = \max_c w_c$, and check it on random teachers: draw 1000 and keep those whose weights are all $\ge 0$ (the cell prints how many). (Hint: the identity of §6 at $q = p$.)
 
 # %% [markdown] id="solution-strictly-convex-jensen" tags=["solution"]
-# **Solution.** At $q = p$ the loss is 0, so the identity of §6 gives $L_{\min} = -W\,\mathrm{KL}(q^*\|p)$. With $q^*_c/p_c = w_c/W$, $\mathrm{KL}(q^*\|p) = \sum_c q^*_c \log(w_c/W) \le \log(w_{\max}/W)$, an average of logarithms being at most the largest (a class with $w_c = 0$ has $q^*_c = 0$ and adds nothing). Multiplying by $-W < 0$ turns it round: $L_{\min} \ge -W\log(w_{\max}/W)$. The bound is 0, and tight, when all weights are equal.
+# **Solution 3.** At $q = p$ the loss is 0, so the identity of §6 gives $L_{\min} = -W\,\mathrm{KL}(q^*\|p)$. With $q^*_c/p_c = w_c/W$, $\mathrm{KL}(q^*\|p) = \sum_c q^*_c \log(w_c/W) \le \log(w_{\max}/W)$, an average of logarithms being at most the largest (a class with $w_c = 0$ has $q^*_c = 0$ and adds nothing). Multiplying by $-W < 0$ turns it round: $L_{\min} \ge -W\log(w_{\max}/W)$. The bound is 0, and tight, when all weights are equal.
 
 # %% tags=["solution"]
 teachers = 3 * torch.randn(1000, 5, dtype=torch.float64)
@@ -769,7 +769,7 @@ print(
 # and check both bounds on the sample and across β.
 
 # %% [markdown] id="solution-average-weights-so" tags=["solution"]
-# **Solution.** $q^*_y/p_y = k/W$ (§4) and $W = \sum_c p_c w_c$ is an average of the weights, so $k = \min_c w_c \le W \le \max_c w_c = k + \max_c m_c/\beta$ (all $m_c \ge 0$, and the label's $m_y = 0$). Dividing $k$ by these bounds gives the result.
+# **Solution 4.** $q^*_y/p_y = k/W$ (§4) and $W = \sum_c p_c w_c$ is an average of the weights, so $k = \min_c w_c \le W \le \max_c w_c = k + \max_c m_c/\beta$ (all $m_c \ge 0$, and the label's $m_y = 0$). Dividing $k$ by these bounds gives the result.
 
 # %% tags=["solution"]
 for b in (0.1, beta, 10.0, 100.0):
@@ -788,7 +788,7 @@ for b in (0.1, beta, 10.0, 100.0):
 # check it against `klloss_v2` per sample at several β, and find the β at which its binary part is exactly $k$ times TCKD.
 
 # %% [markdown] id="solution-split-label-rest" tags=["solution"]
-# **Solution.** Split $L_i = \sum_c w_c p_c \log(p_c/q_c)$ into the label's term, $w_y = k$: $k\,p_y\log(p_y/q_y)$, and the rest. For $c \ne y$, $p_c = (1 - p_y)\hat p_c$ and $q_c = (1 - q_y)\hat q_c$, so $\log(p_c/q_c) = \log\frac{1-p_y}{1-q_y} + \log\frac{\hat p_c}{\hat q_c}$. The first piece does not depend on $c$: summed with the weights $w_c p_c$ over $c \ne y$ it gives $(W - k p_y)\log\frac{1-p_y}{1-q_y}$. The second gives $\sum_{c\ne y} w_c (1 - p_y)\hat p_c \log(\hat p_c/\hat q_c)$.
+# **Solution 5.** Split $L_i = \sum_c w_c p_c \log(p_c/q_c)$ into the label's term, $w_y = k$: $k\,p_y\log(p_y/q_y)$, and the rest. For $c \ne y$, $p_c = (1 - p_y)\hat p_c$ and $q_c = (1 - q_y)\hat q_c$, so $\log(p_c/q_c) = \log\frac{1-p_y}{1-q_y} + \log\frac{\hat p_c}{\hat q_c}$. The first piece does not depend on $c$: summed with the weights $w_c p_c$ over $c \ne y$ it gives $(W - k p_y)\log\frac{1-p_y}{1-q_y}$. The second gives $\sum_{c\ne y} w_c (1 - p_y)\hat p_c \log(\hat p_c/\hat q_c)$.
 #
 # The binary part is $k\,\mathrm{TCKD} = k\,p_y\log\frac{p_y}{q_y} + k(1-p_y)\log\frac{1-p_y}{1-q_y}$ exactly when $W - k p_y = k(1 - p_y)$, that is $W = k$: as β → ∞ (all $w = k$), or on a row whose teacher-weighted mean margin $\mu = \sum_c p_c m_c$ is 0. At every finite β on the sample $\mu > 0$, so $W > k$: the non-target side of the binary part gets the weight $W - k p_y$, more than KD's $k(1 - p_y)$, and the binary part differs from $k\,\mathrm{TCKD}$ by $(W - k)\log\frac{1-p_y}{1-q_y}$ (negative on the sample, where the student gives the label less than the teacher does).
 
@@ -826,7 +826,7 @@ torch.testing.assert_close(finite_beta_dkd(math.inf)[1], k * (1 - p[rows, y]) * 
 # **Exercise 6 · A sharper or a softer teacher.** *(open-ended)* Multiply the sample teacher's logits by a factor $a > 0$: the same ranking, held with more ($a > 1$) or less ($a < 1$) certainty. At the article's β, how does the optimum's confidence on the label relative to the teacher's, $q^*_y/p_y = k/W$, behave as $a \to 0$ and as $a \to \infty$? Predict first, then compute it for $a$ from 0.001 to 1000. Where does the optimum lose the most confidence, and what does that say about a teacher that is right and almost certain on every training row, as in [notebook 05](05-real-data.ipynb)?
 
 # %% [markdown] id="solution-sharper-softer" tags=["solution"]
-# **Solution.** $q^*_y/p_y = k/W$ with $W = k + \mu/\beta$ and $\mu = \sum_c p_c m_c$, and scaling the logits by $a$ scales every margin by $a$. As $a \to 0$ the margins vanish and $\mu \to 0$: the ratio tends to 1 (a flat teacher, uniform $p$, equal weights). As $a \to \infty$ the teacher (which ranks the label first on both samples) puts all its mass on the label, whose margin is 0; each other class's $p_c$ falls like $e^{-a m_c}$ while its margin grows only like $a$, so $\mu \to 0$ again, and the ratio tends to 1. In between, $\mu > 0$ and the optimum puts less on the label than the teacher does: the loss of confidence is largest at an intermediate sharpness (printed below), where the teacher is neither flat nor certain. A teacher that is right and almost certain on every row sits at the sharp end: there is almost no mass off the label for the weights to move, so the loss can do little but what KD does. [Notebook 05](05-real-data.ipynb) measures exactly that on real data.
+# **Solution 6.** $q^*_y/p_y = k/W$ with $W = k + \mu/\beta$ and $\mu = \sum_c p_c m_c$, and scaling the logits by $a$ scales every margin by $a$. As $a \to 0$ the margins vanish and $\mu \to 0$: the ratio tends to 1 (a flat teacher, uniform $p$, equal weights). As $a \to \infty$ the teacher (which ranks the label first on both samples) puts all its mass on the label, whose margin is 0; each other class's $p_c$ falls like $e^{-a m_c}$ while its margin grows only like $a$, so $\mu \to 0$ again, and the ratio tends to 1. In between, $\mu > 0$ and the optimum puts less on the label than the teacher does: the loss of confidence is largest at an intermediate sharpness (printed below), where the teacher is neither flat nor certain. A teacher that is right and almost certain on every row sits at the sharp end: there is almost no mass off the label for the weights to move, so the loss can do little but what KD does. [Notebook 05](05-real-data.ipynb) measures exactly that on real data.
 
 # %% tags=["solution"]
 scales = np.logspace(-3, 3, 61)  # a from 0.001 to 1000

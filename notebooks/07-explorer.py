@@ -175,7 +175,7 @@ print(f"largest |w| over every setting and row: {largest:.4g} (the colour scale 
 # | library | for | against |
 # |---|---|---|
 # | ipywidgets | the usual notebook sliders | dead without a kernel; the exported page fetches the widget code from a CDN |
-# | Plotly (plotly.js embedded) | familiar charts | its sliders are drawn in SVG, not keyboard-operable inputs; it has no dataflow, so the loss would be hand-written JS or precomputed frames; the largest bundle of the four |
+# | Plotly (plotly.js embedded) | familiar charts | its sliders are drawn in SVG, not keyboard-operable inputs; it has no dataflow, so the loss would be hand-written JS or precomputed frames; of the four that embed a file in the page, the largest file |
 # | Bokeh (`CustomJS`, inline resources) | real widgets, Python API | its widgets live in shadow DOM, where the page's ids cannot reach them; the loss would be hand-written JS; embedded output carries generated ids |
 # | Vega-Lite via Altair | concise charts from Python | binds to native inputs (it runs on Vega) but names its derived data itself, so the page cannot read the loss by name; needs the Vega-Lite compiler in the page or a large converter package at build time |
 # | **Vega** | declarative dataflow with named data and signals bound to native `<input type="range">` elements; one minified file | the chart specification is longer than Vega-Lite's |
@@ -198,7 +198,7 @@ assert explorer.html(sample) == explorer.html(sample)  # nothing random, nothing
 # **Exercise 1 · Where the wrong row turns negative.** At the article's β = 1.5, for which offsets on the slider does the relabelled sample (third row) get a negative weight? Find them with the sliders, then from $m < -k\beta$.
 
 # %% [markdown] id="solution-weight-negative-exactly" tags=["solution"]
-# **Solution.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins, that threshold, and the offsets on the slider below it.
+# **Solution 1.** A weight $k + m/\beta$ is negative exactly when $k < -m/\beta$, so the class with the most negative margin of the third row turns negative first, at the largest offset. The cell prints the row's margins, that threshold, and the offsets on the slider below it.
 
 # %% tags=["solution"]
 wrong = rows[-1]

@@ -187,3 +187,40 @@ def test_every_notebook_but_the_cheat_sheet_has_two_exercises_one_open_ended(lan
         ]
         assert len(headings) >= 2, f"{path.name}: {len(headings)} exercise(s)"
         assert any(OPEN_ENDED[lang] in line for line in headings), f"{path.name}: no open-ended exercise"
+
+
+# a worked solution opens with its bold heading, numbered as the exercise it answers
+SOLUTION = {"en": re.compile(r"\*\*Solution( \d+)?\.\*\*"), "zh": re.compile(r"\*\*解答( \d+)?。\*\*")}
+NUMBERED = {"en": re.compile(r"\*\*Exercise (\d+) ·"), "zh": re.compile(r"\*\*练习 (\d+) ·")}
+
+
+def _solution_numbers(cells, lang):
+    """(exercise number, the number its solution's heading gives or None), in the reading order."""
+    exercise, found = None, []
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        for match in sorted(
+            [*NUMBERED[lang].finditer(text), *SOLUTION[lang].finditer(text)], key=lambda m: m.start()
+        ):
+            if match.re is NUMBERED[lang]:
+                exercise = int(match.group(1))
+            else:
+                found.append((exercise, int(match.group(1)) if match.group(1) else None))
+    return found
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_solution_is_numbered_as_its_exercise(lang):
+    for path in sorted(SOURCES[lang].glob("*.ipynb")):
+        found = _solution_numbers(json.loads(path.read_text(encoding="utf-8"))["cells"], lang)
+        assert all(exercise == number for exercise, number in found), f"{path.name}: {found}"
+
+
+def test_the_numbering_check_can_fail():
+    cells = [
+        {"cell_type": "markdown", "source": ["**Exercise 1 · a**\n\n**Solution.** x\n\n**Exercise 2 · b**"]}
+    ]
+    cells.append({"cell_type": "markdown", "source": ["**Solution 1.** y"]})
+    assert _solution_numbers(cells, "en") == [(1, None), (2, 1)]
