@@ -50,9 +50,11 @@ the store gives exactly, and what it does not:
   Every term carries :math:`p_B`: the error vanishes with the tail's mass.
 
 :math:`p_B` is computed from the stored log-probabilities, :math:`-\mathrm{expm1}(\log \sum_S
-p_c)`: store them in float32 or wider (bfloat16 would leave an error of about 1 % in it). The
-stored classes must be distinct and the teacher's K most probable (:func:`topk_store` builds
-them); the bucket's floor relies on it. Explained in ``docs/training.md``.
+p_c)`, so they must be float32 or float64 (in 16 bits the tail's mass is lost). The stored
+classes must be distinct and the teacher's K most probable (:func:`topk_store` builds them from
+the raw teacher logits); the bucket's floor relies on it. On the CPU, a store that is not what it
+says is refused by name: 16-bit numbers, values that are not log-probabilities, a class twice in a
+row, a label's log-probability that the stored ones contradict. Explained in ``docs/training.md``.
 """
 
 import math
@@ -116,7 +118,8 @@ def topk_store(teacher_logits, labels, k, *, chunk_size=1024, ignore_index=-100)
     temperature 1, the label's log-probability), computed ``chunk_size`` rows at a time in float32
     (float64 for a float64 teacher).
 
-    * ``teacher_logits`` -- :math:`z`, (..., V), any float dtype; ``labels`` -- (...), in [0, V)
+    * ``teacher_logits`` -- :math:`z`, (..., V), any float dtype, as the teacher gives them (not
+      divided by a temperature: :func:`margin_kd_loss_topk` applies its own); ``labels`` -- (...), in [0, V)
       or ``ignore_index`` (those rows get a NaN ``label_logprob``);
     * ``k`` -- K, in [1, V]; ties between equal logits are broken in any order.
     """
@@ -174,8 +177,59 @@ def _check_topk_tensors(s, idx, logp, label_logp, y):
             raise ValueError(
                 f"{name} must be on the same device as student_logits ({s.device}), got {x.device}"
             )
+    for name, x in (("topk_logprobs", logp), ("label_logprob", label_logp)):
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(
+                f"{name} must be float32 or float64, got {x.dtype}: in 16 bits the tail's mass "
+                "1 - sum of the stored p_c, and with it the bucket's bound, is lost "
+                "(topk_store keeps float32)"
+            )
     if _checks.host_readable(idx) and idx.numel() and not (idx.min() >= 0 and idx.max() < v):
         raise ValueError(f"topk_indices values must lie in [0, V) = [0, {v})")
+
+
+def _check_store_values(idx, logp, label_logp, y, ignore_index):
+    """On kept rows, where that is free to read (:func:`klloss._checks.host_readable`): the store
+    holds distinct classes and log-probabilities (each <= 0, their probabilities summing to at most
+    1), and its label's log-probability is the one the top K imply for these labels (equal to the
+    stored one where the label is among them, at most the smallest stored one where it is not).
+    Each up to a rounding allowance; a NaN (an undefined teacher) passes, and gives NaN."""
+    if not (_checks.host_readable(idx) and _checks.host_readable(y)) or not idx.numel():
+        return
+    kept = reference.rows_kept(y, ignore_index)
+    idx, logp, label_logp, y = idx[kept], logp[kept].double(), label_logp[kept].double(), y[kept]
+    slack = lambda x: 1e-3 * (1 + x.abs())  # noqa: E731 -- far above float32 rounding, far below an error
+    total = torch.logsumexp(logp, -1)  # log sum_S p_c
+    if bool(
+        (logp > slack(logp)).any() or (total > slack(total)).any() or (label_logp > slack(label_logp)).any()
+    ):
+        raise ValueError(
+            "topk_logprobs and label_logprob must be log-probabilities at temperature 1 (each <= 0, the "
+            "stored ones summing to at most 1), got a row with a value above 0 or probabilities summing to "
+            f"{float(total.exp().max()):.4g}: pass log-probabilities, not logits or probabilities "
+            "(topk_store builds them from the raw teacher logits)"
+        )
+    ordered = idx.sort(-1).values
+    if bool((ordered[..., 1:] == ordered[..., :-1]).any()):
+        raise ValueError(
+            "topk_indices must hold K distinct classes in each row, got a row with a class twice"
+        )
+    at = idx == y.unsqueeze(-1)  # where the label is among the top K
+    stored = torch.where(at, logp, 0.0).sum(-1)
+    inside = at.any(-1)
+    floor = logp.min(
+        -1
+    ).values  # the K-th log-probability: the label's, where it is not stored, is at most that
+    wrong = torch.where(
+        inside, (label_logp - stored).abs() > slack(stored), label_logp > floor + slack(floor)
+    )
+    if bool(wrong.any()):
+        raise ValueError(
+            f"label_logprob disagrees with topk_logprobs for these labels in {int(wrong.sum())} kept "
+            "row(s): where the label is among the stored classes it must equal the stored log-probability, "
+            "elsewhere be at most the smallest one; were the store and labels made from the same labels, "
+            "shifted the same way?"
+        )
 
 
 def _weight(m, options):
@@ -251,7 +305,7 @@ def margin_kd_loss_topk(
     * ``labels`` -- :math:`y`, (...), in [0, V) or ``ignore_index``;
     * ``tail`` -- ``"renormalize"`` or ``"bucket"``, no default: they approximate different things
       (module docstring); ``"bucket"`` needs ``temperature=1``;
-    * the other options as in :func:`klloss.margin_kd_loss`.
+    * the other options as in :func:`klloss.margin_kd_loss`, but ``return_parts``.
 
     Plain torch, differentiated by autograd: memory of a few (N, V) tensors of the student's.
     """
@@ -269,6 +323,7 @@ def margin_kd_loss_topk(
     teachers = (("topk_logprobs", logp), ("label_logprob", label_logp))
     _checks.check_roles(("student_logits", s), teachers, CALL)
     _checks.check_labels(y, s.shape[-1], options)
+    _check_store_values(idx, logp.detach(), label_logp.detach(), y, options.ignore_index)
     v, k = s.shape[-1], idx.shape[-1]
     flat = (s.reshape(-1, v), idx.reshape(-1, k), logp.detach().reshape(-1, k))
     per_row = _rows(*flat, label_logp.detach().reshape(-1), y.reshape(-1), options, tail).reshape(y.shape)

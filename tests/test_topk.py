@@ -449,6 +449,40 @@ def test_bad_arguments_are_named():
         klloss.topk_store(z, torch.full_like(y, -1), k=2)
 
 
+def test_a_store_that_is_not_what_it_says_is_refused_by_name():
+    # the store's values are checked on kept rows: each misuse below gave a number before
+    s, z, y = make(seed=36, n=12, v=20)
+    store = klloss.topk_store(z, y, k=5)
+    call = lambda idx, logp, label_logp, labels=y: klloss.margin_kd_loss_topk(  # noqa: E731
+        s, idx, logp, label_logp, labels, tail="bucket"
+    )
+    call(*store)  # the store as built
+    with pytest.raises(TypeError, match=r"topk_logprobs must be float32 or float64, got torch\.bfloat16"):
+        call(store.indices, store.logprobs.bfloat16(), store.label_logprob)
+    with pytest.raises(TypeError, match=r"label_logprob must be float32 or float64, got torch\.float16"):
+        call(store.indices, store.logprobs, store.label_logprob.half())
+    logits, at = z.topk(5, -1), z.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    for logp, label_logp in [(logits.values, at), (store.logprobs.exp(), store.label_logprob.exp())]:
+        with pytest.raises(
+            ValueError, match="must be log-probabilities at temperature 1"
+        ):  # logits, probabilities
+            call(logits.indices, logp, label_logp)
+    twice = torch.cat([store.indices[:, :1], store.indices[:, :-1]], -1)
+    with pytest.raises(ValueError, match="topk_indices must hold K distinct classes"):
+        call(twice, store.logprobs, store.label_logprob)
+    shifted = torch.where(y == IGNORE, IGNORE, (y + 1) % 20)  # a store made from other labels
+    with pytest.raises(
+        ValueError, match=r"label_logprob disagrees with topk_logprobs .* shifted the same way"
+    ):
+        call(*klloss.topk_store(z, shifted, k=5))
+    # an ignored row may hold anything; a store from another computation of log p passes within rounding
+    logprobs = store.logprobs.clone()
+    logprobs[y == IGNORE] = 5.0
+    call(store.indices, logprobs, store.label_logprob)
+    label_logp = -F.cross_entropy(z.float(), y, reduction="none", ignore_index=IGNORE)
+    call(store.indices, F.log_softmax(z.float(), -1).gather(-1, store.indices), label_logp)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
