@@ -169,6 +169,8 @@ STATS = 6
 _OPS_DEFINED = False
 
 if triton is not None:
+    # 2**-64, exact in float32: scales two factors whose product is tested against 2**127
+    _TWO_TO_MINUS_64 = tl.constexpr(2.0**-64)
 
     @triton.jit
     def _weight(
@@ -270,7 +272,7 @@ if triton is not None:
             # w e d at the edge of float32's range or past it (a huge weight on this block's
             # maximum, which a later maximum may discard): chosen 0 and flagged, not computed;
             # |w e| |d| > 2**127 tested on both scaled by 2**-64, a product that cannot overflow
-            over = (tl.abs(w_e) * 5.421010862427522e-20) * (tl.abs(d) * 5.421010862427522e-20) > 0.5
+            over = (tl.abs(w_e) * _TWO_TO_MINUS_64) * (tl.abs(d) * _TWO_TO_MINUS_64) > 0.5
             w_e_d = tl.where(over, 0.0, w_e) * d  # w e^(z - M_z') d
             # a term past the range stays in B unless e^(M_z - M_z') = 0 discards the old B
             overflowed = (overflowed & (alpha != 0.0)) | (tl.max(over.to(tl.int32), 0) > 0)

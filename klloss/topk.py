@@ -198,7 +198,8 @@ def _check_store_values(idx, logp, label_logp, y, ignore_index):
         return
     kept = reference.rows_kept(y, ignore_index)
     idx, logp, label_logp, y = idx[kept], logp[kept].double(), label_logp[kept].double(), y[kept]
-    slack = lambda x: 1e-3 * (1 + x.abs())  # noqa: E731 -- far above float32 rounding, far below an error
+    # the rounding allowance: far above float32's, far below an error of the store
+    slack = lambda x: 1e-3 * (1 + x.abs())  # noqa: E731
     total = torch.logsumexp(logp, -1)  # log sum_S p_c
     if bool(
         (logp > slack(logp)).any() or (total > slack(total)).any() or (label_logp > slack(label_logp)).any()
@@ -217,9 +218,8 @@ def _check_store_values(idx, logp, label_logp, y, ignore_index):
     at = idx == y.unsqueeze(-1)  # where the label is among the top K
     stored = torch.where(at, logp, 0.0).sum(-1)
     inside = at.any(-1)
-    floor = logp.min(
-        -1
-    ).values  # the K-th log-probability: the label's, where it is not stored, is at most that
+    # the K-th log-probability: the label's, where it is not stored, is at most that
+    floor = logp.min(-1).values
     wrong = torch.where(
         inside, (label_logp - stored).abs() > slack(stored), label_logp > floor + slack(floor)
     )

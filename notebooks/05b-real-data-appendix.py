@@ -279,7 +279,7 @@ TITLES = {
     "ece": markdown("title-ece", "**Test ECE (lower is better): first minus second**"),
 }
 for metric in METRICS:
-    display(TITLES[metric], readable(tests[metric], PAIRS, unit="nats" if metric == "nll" else "pp"))
+    display(TITLES[metric], readable(tests[metric], PAIRS, unit=UNITS[metric]))
 
 # %% [markdown] id="same-differences-one-dot"
 # The same differences, one dot per seed, with each mean and its 95 % t-interval (black); the grey band is the metric's equivalence margin. A dot to the right of zero is a seed where the first loss gave the higher value:
@@ -565,9 +565,8 @@ assert (
 # each against plain KD at the same temperature, on the same seeds and both α. This is its own family of comparisons, Holm-adjusted together.
 
 # %%
-GROUPS = rd.ablation_groups(
-    plan.ablation, T
-)  # (T, beta): target only, scale only, target and scale; minus KD at T
+# (T, beta): target only, scale only, target and scale; each minus KD at T
+GROUPS = rd.ablation_groups(plan.ablation, T)
 ABLATION = [pair for _, group in GROUPS for pair in group]
 ablation = ex.settle({metric: ex.compare(main, metric, ABLATION) for metric in METRICS})
 n_ablation = sum(len(table) for table in ablation.values())
@@ -575,8 +574,7 @@ print(
     f"{n_ablation} comparisons, each tested for a difference and for equivalence: Holm over {2 * n_ablation} p-values"
 )
 for metric in METRICS:
-    unit = "nats" if metric == "nll" else "pp"
-    display(TITLES[metric], readable(ablation[metric], unit=unit))
+    display(TITLES[metric], readable(ablation[metric], unit=UNITS[metric]))
 
 # %%
 fig, axes = plt.subplots(1, len(METRICS), figsize=(16, 4.6), sharey=True, layout="constrained")

@@ -462,10 +462,9 @@ def test_a_store_that_is_not_what_it_says_is_refused_by_name():
     with pytest.raises(TypeError, match=r"label_logprob must be float32 or float64, got torch\.float16"):
         call(store.indices, store.logprobs, store.label_logprob.half())
     logits, at = z.topk(5, -1), z.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    # logits, then probabilities, in place of log-probabilities
     for logp, label_logp in [(logits.values, at), (store.logprobs.exp(), store.label_logprob.exp())]:
-        with pytest.raises(
-            ValueError, match="must be log-probabilities at temperature 1"
-        ):  # logits, probabilities
+        with pytest.raises(ValueError, match="must be log-probabilities at temperature 1"):
             call(logits.indices, logp, label_logp)
     twice = torch.cat([store.indices[:, :1], store.indices[:, :-1]], -1)
     with pytest.raises(ValueError, match="topk_indices must hold K distinct classes"):
