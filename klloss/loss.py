@@ -36,13 +36,13 @@ def _triton():
 
 
 # What "auto" picks, and why. Forward + backward, 1 thread, side by side in one run of `make bench`
-# on an AMD EPYC (AVX512 and capped at AVX2, both at 6704731), with nothing else running
+# on an AMD EPYC (AVX512 and capped at AVX2, both at 05ad50a), with nothing else running
 # (data/bench/cpu-amd-epyc-{avx512,avx2}.json); a fast path stays only where it beats the
 # reference by 1.2x or more on the workload it is for:
-#   CPU, plain eager: fused, faster than the eager reference at all six sizes measured, by 1.44x
-#     (4096 x 10) to 2.7x (1024 x 1000); under AVX2 by 1.67x to 2.64x
+#   CPU, plain eager: fused, faster than the eager reference at all six sizes measured, by 1.5x
+#     (4096 x 10) to 2.54x (1024 x 1000); under AVX2 by 1.69x to 2.8x
 #   CPU, under torch.compile: the reference, compiled, faster than the eager reference by 1.7x
-#     (64 x 10) to 4.5x (4096 x 10); under AVX2 by 1.5x to 2.8x
+#     (64 x 10) to 4.65x (4096 x 10); under AVX2 by 1.53x to 3.05x
 #   CUDA: Triton when importable and it takes every tensor, else the reference. Not measured at
 #     this code: no GPU was at hand (tools/device_check.sh measures it, docs/gpu.md)
 def _path(logits_t, input, target, label, impl):
